@@ -1,0 +1,56 @@
+//! Permissions, principals and the one `authorize` call every handler makes before data.
+//!
+//! A handler gets at data only through an [`Authorized<P>`], which only [`authorize`] makes.
+
+mod permission;
+mod policy;
+mod principal;
+
+use std::marker::PhantomData;
+
+pub use permission::{Permission, Requirement, perm};
+pub use policy::{Decision, Subject, decide};
+pub use principal::{Access, Principal, RouteAccess};
+
+use crate::domain::ProjectId;
+use crate::error::AppError;
+
+/// Proof that `authorize` allowed permission `P` on one project for one principal.
+#[derive(Debug, Clone)]
+pub struct Authorized<P: Requirement> {
+    principal: Principal,
+    project: ProjectId,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Requirement> Authorized<P> {
+    /// The project the permission holds on.
+    pub fn project(&self) -> &ProjectId {
+        &self.project
+    }
+
+    /// Who was authorized.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+/// Checks that the route declared `P` and that the policy allows it for `principal` on `project`.
+pub fn authorize<P: Requirement>(principal: &Principal, project: &ProjectId) -> Result<Authorized<P>, AppError> {
+    if principal.route_permission() != P::PERMISSION {
+        // A handler asking for something its route does not declare is a bug, not a denial.
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "handler authorized {} but its route declares {}",
+            P::PERMISSION,
+            principal.route_permission()
+        )));
+    }
+    match decide(principal.subject(), P::PERMISSION, project) {
+        Decision::Allow => Ok(Authorized {
+            principal: principal.clone(),
+            project: project.clone(),
+            _permission: PhantomData,
+        }),
+        Decision::Deny(reason) => Err(AppError::Forbidden(reason)),
+    }
+}

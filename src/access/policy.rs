@@ -1,0 +1,95 @@
+//! The one policy function: who may do what on which project. Pure: no I/O, no clock.
+
+use super::Permission;
+use crate::domain::ProjectId;
+
+/// Who is asking, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A project's service account, authenticated by one of its API tokens.
+    ServiceAccount {
+        /// The account's id.
+        id: String,
+        /// The account's user name.
+        name: String,
+        /// The project it belongs to.
+        project: ProjectId,
+        /// The token it used.
+        token_id: String,
+    },
+    /// A client that presented a project's public ingestion token (as Mixpanel SDKs do).
+    ProjectToken {
+        /// The project the token names.
+        project: ProjectId,
+    },
+}
+
+/// The policy's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// Refused, with the reason given to the caller and to the audit log.
+    Deny(String),
+}
+
+/// What each kind of subject may do in its own project until roles arrive.
+fn built_in_permissions(subject: &Subject) -> &'static [Permission] {
+    match subject {
+        Subject::ServiceAccount { .. } => {
+            &[Permission::EventsIngest, Permission::EventsRead, Permission::ProfilesRead]
+        }
+        Subject::ProjectToken { .. } => &[Permission::EventsIngest],
+    }
+}
+
+/// Decides whether `subject` holds `permission` on `project`. Default deny.
+pub fn decide(subject: &Subject, permission: Permission, project: &ProjectId) -> Decision {
+    let home = match subject {
+        Subject::ServiceAccount { project, .. } | Subject::ProjectToken { project } => project,
+    };
+    if home != project {
+        return Decision::Deny(format!("missing permission {permission} on project {project}"));
+    }
+    if built_in_permissions(subject).contains(&permission) {
+        Decision::Allow
+    } else {
+        Decision::Deny(format!("missing permission {permission} on project {project}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> ProjectId {
+        ProjectId::parse(s).unwrap()
+    }
+
+    fn account(project: &str) -> Subject {
+        Subject::ServiceAccount {
+            id: "sa".into(),
+            name: "shop-service".into(),
+            project: p(project),
+            token_id: "t".into(),
+        }
+    }
+
+    #[test]
+    fn service_accounts_read_and_ingest_only_their_project() {
+        let sa = account("shop");
+        assert_eq!(decide(&sa, Permission::EventsRead, &p("shop")), Decision::Allow);
+        assert_eq!(decide(&sa, Permission::EventsIngest, &p("shop")), Decision::Allow);
+        assert!(matches!(decide(&sa, Permission::EventsRead, &p("bank")), Decision::Deny(_)));
+        assert!(matches!(decide(&sa, Permission::AuditExport, &p("shop")), Decision::Deny(_)));
+    }
+
+    #[test]
+    fn public_tokens_only_ingest() {
+        let t = Subject::ProjectToken { project: p("shop") };
+        assert_eq!(decide(&t, Permission::EventsIngest, &p("shop")), Decision::Allow);
+        for perm in Permission::ALL.into_iter().filter(|x| *x != Permission::EventsIngest) {
+            assert!(matches!(decide(&t, perm, &p("shop")), Decision::Deny(_)), "{perm}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Who is calling, and what the route they called declares it needs.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::{Permission, Subject};
+use crate::auth::tokens::{self, ApiSecret};
+use crate::domain::ProjectId;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::ProjectStore;
+
+/// What a route requires: every route in the registry declares one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Open to anyone; the reason says why that is safe.
+    Public(&'static str),
+    /// Needs this permission on the project in the path (or the one the credentials name).
+    Requires(Permission),
+}
+
+/// The route's declared access, placed in each resource's app data by the route registry.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteAccess(pub Access);
+
+impl RouteAccess {
+    /// The declared access of the route serving `req`.
+    pub fn of(req: &HttpRequest) -> Result<Access, AppError> {
+        req.app_data::<RouteAccess>()
+            .map(|r| r.0)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("route {} has no declared access", req.path())))
+    }
+}
+
+impl FromRequest for RouteAccess {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Self::of(req).map(RouteAccess))
+    }
+}
+
+/// An authenticated caller on a route that declares a permission.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    subject: Subject,
+    route_permission: Permission,
+}
+
+impl Principal {
+    /// Who the caller is.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// The permission the route being served declares.
+    pub fn route_permission(&self) -> Permission {
+        self.route_permission
+    }
+
+    /// The project whose public ingestion token a record carried.
+    pub fn from_project_token(project: ProjectId, route: RouteAccess) -> Result<Self, AppError> {
+        Self::new(Subject::ProjectToken { project }, route.0)
+    }
+
+    fn new(subject: Subject, access: Access) -> Result<Self, AppError> {
+        match access {
+            Access::Requires(route_permission) => Ok(Self { subject, route_permission }),
+            Access::Public(_) => Err(AppError::Internal(anyhow::anyhow!(
+                "a public route asked for a principal"
+            ))),
+        }
+    }
+}
+
+/// The credentials in an `Authorization` header.
+enum Credentials {
+    Bearer(ApiSecret),
+    Basic { user: String, secret: ApiSecret },
+}
+
+fn credentials(req: &HttpRequest) -> Result<Credentials, AppError> {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .ok_or_else(|| AppError::Unauthorized("this route needs credentials: send Authorization: Bearer <token>".into()))?
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("the Authorization header is not text".into()))?;
+    let (scheme, value) = header
+        .split_once(' ')
+        .ok_or_else(|| AppError::Unauthorized("the Authorization header has no scheme".into()))?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Credentials::Bearer(ApiSecret::from_presented(value.trim())));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD
+            .decode(value.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| AppError::Unauthorized("the Basic credentials are not valid base64 text".into()))?;
+        let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+        // Mixpanel's legacy form puts the secret in the user name with an empty password.
+        return Ok(if password.is_empty() {
+            Credentials::Bearer(ApiSecret::from_presented(user))
+        } else {
+            Credentials::Basic { user: user.to_owned(), secret: ApiSecret::from_presented(password) }
+        });
+    }
+    Err(AppError::Unauthorized(format!("unsupported authorization scheme {scheme:?}")))
+}
+
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let access = RouteAccess::of(&req)?;
+            let credentials = credentials(&req)?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no state in app data")))?;
+            let store: &dyn ProjectStore = state.store.as_ref();
+            let subject = match credentials {
+                Credentials::Bearer(secret) => tokens::authenticate(store, &secret, None).await?,
+                Credentials::Basic { user, secret } => tokens::authenticate(store, &secret, Some(&user)).await?,
+            };
+            Self::new(subject, access)
+        })
+    }
+}

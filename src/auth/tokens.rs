@@ -1,0 +1,116 @@
+//! API tokens: 256-bit random secrets, shown once and stored only as SHA-256 hashes.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::access::Subject;
+use crate::clock::Clock;
+use crate::error::AppError;
+use crate::store::{NewToken, ProjectStore, ServiceAccount};
+
+/// The prefix that makes a leaked secret easy to recognise by scanners.
+const SECRET_PREFIX: &str = "ags_";
+
+/// A token secret in clear: redacted in Debug, compared in constant time.
+#[derive(Clone)]
+pub struct ApiSecret(String);
+
+impl ApiSecret {
+    /// A fresh secret from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        Self(format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Wraps a secret a client presented.
+    pub fn from_presented(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+
+    /// The secret, to show once to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What the store keeps.
+    pub fn hash(&self) -> Vec<u8> {
+        Sha256::digest(self.0.as_bytes()).to_vec()
+    }
+}
+
+impl fmt::Debug for ApiSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiSecret(<redacted>)")
+    }
+}
+
+impl PartialEq for ApiSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+/// A random id for tokens and accounts (not secret).
+pub fn random_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// Makes a new token for `account`; the secret is returned once and never stored.
+pub fn new_token(account: &ServiceAccount, clock: &dyn Clock) -> (NewToken, ApiSecret) {
+    let secret = ApiSecret::generate();
+    let token = NewToken {
+        id: random_id(),
+        service_account_id: account.id.clone(),
+        secret_hash: secret.hash(),
+        created_at: clock.now(),
+    };
+    (token, secret)
+}
+
+/// Finds the live service account behind a presented secret.
+///
+/// `expected_name` is the Basic-auth user name, when one was given: it must match the account.
+pub async fn authenticate(
+    store: &dyn ProjectStore,
+    secret: &ApiSecret,
+    expected_name: Option<&str>,
+) -> Result<Subject, AppError> {
+    let invalid = || AppError::Unauthorized("the token is not valid".into());
+    let record = store.token_by_hash(&secret.hash()).await?.ok_or_else(invalid)?;
+    if record.revoked_at.is_some() {
+        return Err(AppError::Unauthorized("the token has been revoked".into()));
+    }
+    if let Some(name) = expected_name {
+        let same: bool = name.as_bytes().ct_eq(record.service_account.name.as_bytes()).into();
+        if !same {
+            return Err(invalid());
+        }
+    }
+    Ok(Subject::ServiceAccount {
+        id: record.service_account.id,
+        name: record.service_account.name,
+        project: record.service_account.project_id,
+        token_id: record.id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_redacted_and_hashed() {
+        let a = ApiSecret::generate();
+        let b = ApiSecret::generate();
+        assert_ne!(a, b);
+        assert!(a.expose().starts_with("ags_") && a.expose().len() == 4 + 43);
+        assert_eq!(format!("{a:?}"), "ApiSecret(<redacted>)");
+        assert_eq!(a.hash(), ApiSecret::from_presented(a.expose()).hash());
+        assert_eq!(a.hash().len(), 32);
+    }
+}

@@ -1,0 +1,175 @@
+//! Identifiers and values shared by every domain, parsed once at the edge.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a value could not be parsed into one of the domain types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// A project's id: a lowercase slug used in URLs and as the store key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProjectId(String);
+
+impl ProjectId {
+    /// Accepts 1 to 64 characters of `a-z`, `0-9` and `-`, starting with a letter or digit.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ParseError(format!(
+                "invalid project id {s:?}: use 1 to 64 characters of a-z, 0-9 and '-', not starting with '-'"
+            )))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ProjectId {
+    type Error = ParseError;
+    fn try_from(s: String) -> Result<Self, ParseError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ProjectId> for String {
+    fn from(p: ProjectId) -> String {
+        p.0
+    }
+}
+
+impl fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Longest distinct_id, event name or property key we store, as Mixpanel allows.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// An end user's identifier within a project, as the analytics SDKs send it.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DistinctId(String);
+
+impl DistinctId {
+    /// Accepts 1 to 255 bytes with no control characters.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.trim().is_empty() {
+            return Err(ParseError("distinct_id must not be empty".into()));
+        }
+        if s.len() > MAX_NAME_LEN {
+            return Err(ParseError(format!("distinct_id is longer than {MAX_NAME_LEN} bytes")));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(ParseError("distinct_id must not contain control characters".into()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// An end-user identifier is personal data: keep it out of logs by default.
+impl fmt::Debug for DistinctId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DistinctId(..)")
+    }
+}
+
+impl TryFrom<String> for DistinctId {
+    type Error = ParseError;
+    fn try_from(s: String) -> Result<Self, ParseError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<DistinctId> for String {
+    fn from(d: DistinctId) -> String {
+        d.0
+    }
+}
+
+/// A point in time as milliseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// Wraps milliseconds since the epoch.
+    pub const fn from_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// Parses RFC 3339 (`2024-05-01T12:00:00Z`) or an integer number of epoch milliseconds.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let s = s.trim();
+        if let Ok(ms) = s.parse::<i64>() {
+            return if ms >= 0 {
+                Ok(Self(ms))
+            } else {
+                Err(ParseError(format!("time {s} is before 1970")))
+            };
+        }
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Self(t.timestamp_millis()))
+            .map_err(|_| ParseError(format!("time {s:?} is neither RFC 3339 nor epoch milliseconds")))
+    }
+
+    /// RFC 3339 text in UTC with millisecond precision.
+    pub fn to_rfc3339(self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_ids_are_slugs() {
+        assert!(ProjectId::parse("shop").is_ok());
+        assert!(ProjectId::parse("shop-2").is_ok());
+        for bad in ["", "Shop", "-shop", "a b", "shop/x", &"a".repeat(65)] {
+            assert!(ProjectId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn distinct_ids_reject_empty_long_and_control() {
+        assert!(DistinctId::parse("user-1").is_ok());
+        assert!(DistinctId::parse(" ").is_err());
+        assert!(DistinctId::parse("a\nb").is_err());
+        assert!(DistinctId::parse(&"x".repeat(256)).is_err());
+        assert_eq!(format!("{:?}", DistinctId::parse("alice").unwrap()), "DistinctId(..)");
+    }
+
+    #[test]
+    fn timestamps_parse_both_forms() {
+        assert_eq!(Timestamp::parse("1700000000000").unwrap().millis(), 1_700_000_000_000);
+        assert_eq!(Timestamp::parse("2023-11-14T22:13:20Z").unwrap().millis(), 1_700_000_000_000);
+        assert_eq!(Timestamp::from_millis(1_700_000_000_000).to_rfc3339(), "2023-11-14T22:13:20.000Z");
+        assert!(Timestamp::parse("yesterday").is_err());
+        assert!(Timestamp::parse("-5").is_err());
+    }
+}

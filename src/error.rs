@@ -1,0 +1,137 @@
+//! The one place where errors become `application/problem+json` responses (RFC 9457).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Map, Value};
+
+use crate::store::StoreError;
+
+/// Every error a request can end in; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Malformed or invalid input (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or invalid credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist, or the caller may not know it does (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what is stored (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than allowed (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Well-formed, but the content cannot be processed (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A dependency (the database, the audit log) cannot serve now (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A problem with extra members, such as an ingestion batch's failed records.
+    #[error("{detail}")]
+    Detailed {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The human-readable explanation.
+        detail: String,
+        /// Extension members added to the problem object.
+        extensions: Map<String, Value>,
+    },
+    /// A bug or an unexpected failure (500); the detail is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    fn title(status: StatusCode) -> &'static str {
+        status.canonical_reason().unwrap_or("Error")
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Detailed { status, .. } => *status,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = match self {
+            Self::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = Map::new();
+        body.insert("type".into(), "about:blank".into());
+        body.insert("title".into(), Self::title(status).into());
+        body.insert("status".into(), status.as_u16().into());
+        body.insert("detail".into(), detail.clone().into());
+        // Mixpanel's SDKs read `error` when `status` is not 1; a problem always carries it.
+        body.insert("error".into(), detail.into());
+        if let Self::Detailed { extensions, .. } = self {
+            for (k, v) in extensions {
+                body.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let mut resp = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            resp.insert_header(("WWW-Authenticate", "Bearer realm=\"auditgate\""));
+        }
+        resp.content_type(PROBLEM_JSON)
+            .body(Value::Object(body).to_string())
+    }
+}
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(msg) => Self::Unavailable(format!("the database is unavailable: {msg}")),
+            StoreError::Conflict(msg) => Self::Conflict(msg),
+            StoreError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// Turns actix's own extractor errors (bad JSON, query strings, paths, sizes) into problems.
+pub fn from_actix(err: actix_web::Error) -> actix_web::Error {
+    let status = err.as_response_error().status_code();
+    let detail = err.to_string();
+    let app = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(detail),
+        StatusCode::NOT_FOUND => AppError::NotFound(detail),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::Detailed {
+            status,
+            detail,
+            extensions: Map::new(),
+        },
+        s if s.is_client_error() => AppError::BadRequest(detail),
+        _ => AppError::Internal(anyhow::anyhow!(detail)),
+    };
+    app.into()
+}
+
+/// A plain response in the problem format, for default services (404 and 405).
+pub fn problem_response(err: AppError) -> HttpResponse {
+    err.error_response()
+}

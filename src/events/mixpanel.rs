@@ -1,0 +1,318 @@
+//! Mixpanel's ingestion formats: the request body and one record, parsed and checked.
+//!
+//! Bodies come as form fields (`data=<json or base64 json>&verbose=1`, what the SDKs send) or
+//! as raw JSON; `data` holds one record or a list. Records are checked one by one so a bad one
+//! never costs the good ones.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::profile::{OPERATIONS, ProfileOp, ProfileUpdate};
+use crate::domain::{DistinctId, MAX_NAME_LEN, Timestamp};
+use crate::store::NewEvent;
+
+/// Most properties an event or profile operation may carry, as Mixpanel allows.
+pub const MAX_PROPERTIES: usize = 255;
+/// Deepest nesting of lists and objects inside one property value.
+pub const MAX_DEPTH: usize = 3;
+
+/// A decoded request body.
+#[derive(Debug)]
+pub struct Payload {
+    /// The records, in the order sent.
+    pub records: Vec<Value>,
+    /// Whether the client asked for a JSON answer (`verbose=1`).
+    pub verbose: bool,
+}
+
+/// Why a body could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(pub String);
+
+/// Decodes a form-encoded or raw JSON body into its records.
+pub fn decode_body(body: &[u8], form: bool) -> Result<Payload, BodyError> {
+    let text = std::str::from_utf8(body).map_err(|e| BodyError(format!("the body is not valid UTF-8: {e}")))?;
+    let trimmed = text.trim_start();
+    let (data, verbose) = if form || !(trimmed.starts_with('[') || trimmed.starts_with('{')) {
+        let fields: Vec<(String, String)> = serde_urlencoded::from_str(text)
+            .map_err(|e| BodyError(format!("the form body cannot be read: {e}")))?;
+        let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let data = get("data").ok_or_else(|| BodyError("the form has no `data` field".into()))?;
+        (decode_data(data)?, get("verbose") == Some("1"))
+    } else {
+        (text.to_owned(), true)
+    };
+    let value: Value =
+        serde_json::from_str(&data).map_err(|e| BodyError(format!("`data` is not valid JSON: {e}")))?;
+    let records = match value {
+        Value::Array(items) => items,
+        obj @ Value::Object(_) => vec![obj],
+        _ => return Err(BodyError("`data` must be a JSON object or a list of objects".into())),
+    };
+    Ok(Payload { records, verbose })
+}
+
+/// `data` is JSON, or JSON in base64 as older SDKs send it.
+fn decode_data(data: &str) -> Result<String, BodyError> {
+    let t = data.trim_start();
+    if t.starts_with('[') || t.starts_with('{') {
+        return Ok(data.to_owned());
+    }
+    STANDARD
+        .decode(data.trim())
+        .or_else(|_| URL_SAFE.decode(data.trim()))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| BodyError("`data` is neither JSON nor base64-encoded JSON".into()))
+}
+
+/// Why one record was refused, in the shape of Mixpanel's `failed_records`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordError {
+    /// The record's position in the batch.
+    pub index: usize,
+    /// Its `$insert_id`, when it had a readable one.
+    #[serde(rename = "$insert_id", skip_serializing_if = "Option::is_none")]
+    pub insert_id: Option<String>,
+    /// The field at fault, as a JSON path.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Which endpoint a record arrived on: `/import` demands more than `/track`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Live tracking; time defaults to now.
+    Track,
+    /// Historical import; time and `$insert_id` are required.
+    Import,
+}
+
+/// The moment and tolerance records are judged by.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeRules {
+    /// Now.
+    pub now: Timestamp,
+    /// How far ahead of now an event may be stamped.
+    pub max_future_ms: i64,
+}
+
+/// An event record, parsed: the token it names, if any, and the event to store.
+#[derive(Debug)]
+pub struct ParsedEvent {
+    /// `properties.token`.
+    pub token: Option<String>,
+    /// The event.
+    pub event: NewEvent,
+}
+
+fn fail(index: usize, insert_id: &Option<String>, field: &str, message: impl Into<String>) -> RecordError {
+    RecordError { index, insert_id: insert_id.clone(), field: field.to_owned(), message: message.into() }
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Checks property count, key lengths and nesting depth.
+fn check_properties(props: &Map<String, Value>, field: &str) -> Result<(), String> {
+    if props.len() > MAX_PROPERTIES {
+        return Err(format!("{field} has {} properties; at most {MAX_PROPERTIES} are allowed", props.len()));
+    }
+    for (k, v) in props {
+        if k.is_empty() || k.len() > MAX_NAME_LEN {
+            return Err(format!("{field} has a property name that is empty or longer than {MAX_NAME_LEN} bytes"));
+        }
+        if depth(v) > MAX_DEPTH {
+            return Err(format!("{field}.{k} is nested deeper than {MAX_DEPTH} levels"));
+        }
+    }
+    Ok(())
+}
+
+/// Mixpanel times are seconds (possibly fractional) or milliseconds since the epoch.
+fn event_time(v: &Value) -> Result<Timestamp, String> {
+    let n = v.as_f64().ok_or("must be a number of seconds or milliseconds since the epoch")?;
+    if !n.is_finite() || n < 0.0 {
+        return Err("must be a positive number of seconds or milliseconds since the epoch".into());
+    }
+    // Below 1e11 a number can only be seconds: 1e11 ms is 1973, 1e11 s is the year 5138.
+    let ms = if n < 1e11 { n * 1000.0 } else { n };
+    if ms > 4.0e15 {
+        return Err("is too far in the future".into());
+    }
+    Ok(Timestamp::from_millis(ms as i64))
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn insert_id_of(props: Option<&Map<String, Value>>) -> Option<String> {
+    props.and_then(|p| p.get("$insert_id")).and_then(text)
+}
+
+/// Parses and checks one event record.
+pub fn parse_event(index: usize, record: &Value, endpoint: Endpoint, rules: TimeRules) -> Result<ParsedEvent, RecordError> {
+    let obj = record.as_object();
+    let props = obj.and_then(|o| o.get("properties")).and_then(Value::as_object);
+    let insert_id = insert_id_of(props);
+    let Some(obj) = obj else {
+        return Err(fail(index, &None, "", "each record must be a JSON object"));
+    };
+    let name = match obj.get("event") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_NAME_LEN => s.clone(),
+        Some(Value::String(_)) => {
+            return Err(fail(index, &insert_id, "event", format!("must be 1 to {MAX_NAME_LEN} bytes")));
+        }
+        Some(_) => return Err(fail(index, &insert_id, "event", "must be a string")),
+        None => return Err(fail(index, &insert_id, "event", "is required")),
+    };
+    let Some(props) = props else {
+        return Err(fail(index, &insert_id, "properties", "is required and must be an object"));
+    };
+    let mut props = props.clone();
+    check_properties(&props, "properties").map_err(|m| fail(index, &insert_id, "properties", m))?;
+    let token = props.remove("token").and_then(|t| t.as_str().map(str::to_owned));
+    let distinct_id = match props.remove("distinct_id").as_ref().and_then(text) {
+        Some(d) => DistinctId::parse(&d).map_err(|e| fail(index, &insert_id, "properties.distinct_id", e.0))?,
+        None => return Err(fail(index, &insert_id, "properties.distinct_id", "is required")),
+    };
+    let time = match props.remove("time") {
+        Some(t) => event_time(&t).map_err(|m| fail(index, &insert_id, "properties.time", m))?,
+        None if endpoint == Endpoint::Track => rules.now,
+        None => return Err(fail(index, &insert_id, "properties.time", "is required on /import")),
+    };
+    if time.millis() > rules.now.millis() + rules.max_future_ms {
+        return Err(fail(index, &insert_id, "properties.time", "is too far in the future"));
+    }
+    props.remove("$insert_id");
+    if let Some(id) = &insert_id {
+        let ok = !id.is_empty() && id.len() <= 36 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(fail(index, &insert_id, "properties.$insert_id", "must be 1 to 36 letters, digits or '-'"));
+        }
+    } else if endpoint == Endpoint::Import {
+        return Err(fail(index, &None, "properties.$insert_id", "is required on /import"));
+    }
+    Ok(ParsedEvent { token, event: NewEvent { event: name, distinct_id, time, insert_id, properties: props } })
+}
+
+/// A profile record, parsed: its `$token` and the update.
+#[derive(Debug)]
+pub struct ParsedUpdate {
+    /// `$token`.
+    pub token: Option<String>,
+    /// The update.
+    pub update: ProfileUpdate,
+}
+
+/// Parses and checks one engage record: `$token`, `$distinct_id` and exactly one operation.
+pub fn parse_update(index: usize, record: &Value) -> Result<ParsedUpdate, RecordError> {
+    let none = None;
+    let obj = record.as_object().ok_or_else(|| fail(index, &none, "", "each record must be a JSON object"))?;
+    let token = obj.get("$token").and_then(|t| t.as_str().map(str::to_owned));
+    let distinct_id = obj
+        .get("$distinct_id")
+        .and_then(text)
+        .ok_or_else(|| fail(index, &none, "$distinct_id", "is required"))
+        .and_then(|d| DistinctId::parse(&d).map_err(|e| fail(index, &none, "$distinct_id", e.0)))?;
+    let ops: Vec<&str> = OPERATIONS.iter().copied().filter(|op| obj.contains_key(*op)).collect();
+    let [op] = ops[..] else {
+        return Err(fail(index, &none, "", format!("a record needs exactly one of {}", OPERATIONS.join(", "))));
+    };
+    let arg = &obj[op];
+    if let Value::Object(m) = arg {
+        check_properties(m, op).map_err(|m| fail(index, &none, op, m))?;
+    }
+    let op = ProfileOp::parse(op, arg).map_err(|m| fail(index, &none, op, m))?;
+    Ok(ParsedUpdate { token, update: ProfileUpdate { distinct_id, op } })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+    fn rules() -> TimeRules {
+        TimeRules { now: Timestamp::from_millis(NOW), max_future_ms: 3_600_000 }
+    }
+
+    #[test]
+    fn bodies_decode_from_form_base64_and_raw_json() {
+        let raw = br#"[{"event":"a"},{"event":"b"}]"#;
+        assert_eq!(decode_body(raw, false).unwrap().records.len(), 2);
+        let form = serde_urlencoded::to_string([("data", r#"{"event":"a"}"#), ("verbose", "1")]).unwrap();
+        let p = decode_body(form.as_bytes(), true).unwrap();
+        assert!(p.verbose && p.records.len() == 1);
+        let b64 = STANDARD.encode(r#"{"event":"a"}"#);
+        assert_eq!(decode_body(format!("data={}", urlencode(&b64)).as_bytes(), true).unwrap().records.len(), 1);
+        assert!(decode_body(b"data=%7Bnot json", true).is_err());
+        assert!(decode_body(&[0xff, 0xfe], false).is_err());
+        assert!(decode_body(b"42", false).is_err());
+    }
+
+    fn urlencode(s: &str) -> String {
+        serde_urlencoded::to_string([("x", s)]).unwrap()[2..].to_owned()
+    }
+
+    #[test]
+    fn events_take_seconds_or_millis_and_strip_reserved_properties() {
+        let r = json!({"event": "Buy", "properties": {"token": "t", "distinct_id": 7, "time": 1_699_999_999.5, "$insert_id": "abc-1", "price": 3}});
+        let p = parse_event(0, &r, Endpoint::Import, rules()).unwrap();
+        assert_eq!(p.token.as_deref(), Some("t"));
+        assert_eq!(p.event.distinct_id.as_str(), "7");
+        assert_eq!(p.event.time.millis(), 1_699_999_999_500);
+        assert_eq!(p.event.insert_id.as_deref(), Some("abc-1"));
+        assert_eq!(Value::Object(p.event.properties), json!({"price": 3}));
+        let ms = json!({"event": "Buy", "properties": {"distinct_id": "u", "time": NOW}});
+        assert_eq!(parse_event(0, &ms, Endpoint::Track, rules()).unwrap().event.time.millis(), NOW);
+    }
+
+    #[test]
+    fn bad_records_name_the_field() {
+        let cases = [
+            (json!("x"), ""),
+            (json!({"properties": {"distinct_id": "u"}}), "event"),
+            (json!({"event": "", "properties": {"distinct_id": "u"}}), "event"),
+            (json!({"event": "a"}), "properties"),
+            (json!({"event": "a", "properties": {}}), "properties.distinct_id"),
+            (json!({"event": "a", "properties": {"distinct_id": "u", "time": "noon"}}), "properties.time"),
+            (json!({"event": "a", "properties": {"distinct_id": "u", "time": (NOW + 7_200_000)}}), "properties.time"),
+            (json!({"event": "a", "properties": {"distinct_id": "u", "$insert_id": "no spaces"}}), "properties.$insert_id"),
+            (json!({"event": "a", "properties": {"distinct_id": "u", "deep": {"a": {"b": {"c": 1}}}}}), "properties"),
+        ];
+        for (i, (record, field)) in cases.iter().enumerate() {
+            let e = parse_event(i, record, Endpoint::Track, rules()).unwrap_err();
+            assert_eq!(e.field, *field, "case {i}: {}", e.message);
+            assert_eq!(e.index, i);
+        }
+        let no_time = json!({"event": "a", "properties": {"distinct_id": "u", "$insert_id": "x"}});
+        assert_eq!(parse_event(0, &no_time, Endpoint::Import, rules()).unwrap_err().field, "properties.time");
+    }
+
+    #[test]
+    fn engage_records_need_exactly_one_operation() {
+        let ok = json!({"$token": "t", "$distinct_id": "u", "$set": {"plan": "pro"}});
+        assert_eq!(parse_update(0, &ok).unwrap().token.as_deref(), Some("t"));
+        let two = json!({"$distinct_id": "u", "$set": {}, "$unset": []});
+        assert!(parse_update(0, &two).is_err());
+        let none = json!({"$distinct_id": "u"});
+        assert!(parse_update(0, &none).is_err());
+        assert_eq!(parse_update(0, &json!({"$set": {}})).unwrap_err().field, "$distinct_id");
+    }
+}

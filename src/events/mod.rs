@@ -1,0 +1,196 @@
+//! The event data service: store and read events and profiles, only with a capability.
+
+pub mod mixpanel;
+pub mod profile;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::access::{Authorized, perm};
+use crate::domain::{DistinctId, Timestamp};
+use crate::error::AppError;
+use crate::store::{
+    CountGroup, EventCursor, EventFilter, InsertOutcome, NewEvent, Profile, SharedStore, StoredEvent,
+};
+use profile::ProfileUpdate;
+
+/// Largest page of events one query returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Refuses projects that do not exist or were soft-deleted, as if they never existed.
+async fn live_project<P: crate::access::Requirement>(store: &SharedStore, auth: &Authorized<P>) -> Result<(), AppError> {
+    match store.project(auth.project()).await? {
+        Some(p) if p.deleted_at.is_none() => Ok(()),
+        _ => Err(AppError::NotFound(format!("project {} does not exist", auth.project()))),
+    }
+}
+
+/// Stores a batch of events in the authorized project.
+pub async fn ingest(
+    store: &SharedStore,
+    auth: &Authorized<perm::EventsIngest>,
+    events: &[NewEvent],
+    now: Timestamp,
+) -> Result<InsertOutcome, AppError> {
+    live_project(store, auth).await?;
+    Ok(store.insert_events(auth.project(), events, now).await?)
+}
+
+/// Applies profile updates in the authorized project.
+pub async fn update_profiles(
+    store: &SharedStore,
+    auth: &Authorized<perm::EventsIngest>,
+    updates: &[ProfileUpdate],
+    now: Timestamp,
+) -> Result<u64, AppError> {
+    live_project(store, auth).await?;
+    Ok(store.apply_profile_updates(auth.project(), updates, now).await?)
+}
+
+/// Which events a reader asks for, before the project is bound by authorization.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only this person.
+    pub distinct_id: Option<DistinctId>,
+    /// Only this event name.
+    pub event: Option<String>,
+    /// From this time (inclusive).
+    pub from: Option<Timestamp>,
+    /// To this time (exclusive).
+    pub to: Option<Timestamp>,
+}
+
+impl EventQuery {
+    fn bind<P: crate::access::Requirement>(&self, auth: &Authorized<P>) -> EventFilter {
+        EventFilter {
+            project: auth.project().clone(),
+            distinct_id: self.distinct_id.clone(),
+            event: self.event.clone(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
+/// An opaque position between pages: base64url of `time.id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(pub EventCursor);
+
+impl Cursor {
+    /// Reads a cursor a client sent back.
+    pub fn parse(s: &str) -> Result<Self, AppError> {
+        let bad = || AppError::BadRequest("cursor is not one this service issued".into());
+        let text = URL_SAFE_NO_PAD.decode(s).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad)?;
+        let (t, id) = text.split_once('.').ok_or_else(bad)?;
+        Ok(Self(EventCursor {
+            time: Timestamp::from_millis(t.parse().map_err(|_| bad())?),
+            id: id.parse().map_err(|_| bad())?,
+        }))
+    }
+
+    /// The text sent to the client.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}.{}", self.0.time.millis(), self.0.id))
+    }
+}
+
+/// An event as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EventView {
+    /// The event name.
+    pub event: String,
+    /// The end user.
+    pub distinct_id: String,
+    /// When it happened, RFC 3339.
+    pub time: String,
+    /// When it happened, epoch milliseconds.
+    pub time_ms: i64,
+    /// The deduplication key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insert_id: Option<String>,
+    /// The properties.
+    #[schema(value_type = Object)]
+    pub properties: Map<String, Value>,
+}
+
+impl From<StoredEvent> for EventView {
+    fn from(e: StoredEvent) -> Self {
+        Self {
+            event: e.event,
+            distinct_id: e.distinct_id,
+            time: e.time.to_rfc3339(),
+            time_ms: e.time.millis(),
+            insert_id: e.insert_id,
+            properties: e.properties,
+        }
+    }
+}
+
+/// One page of events.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    /// The events, oldest first.
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Reads one page of events in the authorized project.
+pub async fn query(
+    store: &SharedStore,
+    auth: &Authorized<perm::EventsRead>,
+    q: &EventQuery,
+    after: Option<Cursor>,
+    limit: u32,
+) -> Result<EventPage, AppError> {
+    live_project(store, auth).await?;
+    let limit = limit.clamp(1, MAX_PAGE);
+    // One extra row tells whether another page follows.
+    let mut rows = store.query_events(&q.bind(auth), after.map(|c| c.0), limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|e| Cursor(EventCursor { time: e.time, id: e.id }).encode()))
+        .flatten();
+    Ok(EventPage { events: rows.into_iter().map(EventView::from).collect(), next_cursor })
+}
+
+/// Counts events in the authorized project.
+pub async fn count(
+    store: &SharedStore,
+    auth: &Authorized<perm::EventsRead>,
+    q: &EventQuery,
+    group: CountGroup,
+) -> Result<Vec<(String, i64)>, AppError> {
+    live_project(store, auth).await?;
+    Ok(store.count_events(&q.bind(auth), group).await?)
+}
+
+/// Reads one person's profile in the authorized project.
+pub async fn profile(
+    store: &SharedStore,
+    auth: &Authorized<perm::ProfilesRead>,
+    distinct_id: &DistinctId,
+) -> Result<Profile, AppError> {
+    live_project(store, auth).await?;
+    store
+        .profile(auth.project(), distinct_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no profile for that distinct_id".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor(EventCursor { time: Timestamp::from_millis(1_700_000_000_000), id: 42 });
+        assert_eq!(Cursor::parse(&c.encode()).unwrap(), c);
+        assert!(Cursor::parse("not-a-cursor!").is_err());
+        assert!(Cursor::parse(&URL_SAFE_NO_PAD.encode("1.x")).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The pure core of the audit log: encoding, hashing and verification, with no I/O.

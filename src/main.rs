@@ -1,0 +1,12 @@
+//! The `auditgate` binary: everything lives in the library.
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    match auditgate::cli::run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auditgate: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

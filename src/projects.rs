@@ -1,0 +1,64 @@
+//! Creating projects and their service-account tokens (used by the CLI and the tests).
+
+use crate::auth::tokens::{self, ApiSecret};
+use crate::clock::Clock;
+use crate::domain::ProjectId;
+use crate::store::{NewProject, Project, ServiceAccount, Store, StoreError, StoreResult};
+
+/// Days events are kept unless a project says otherwise (five years).
+pub const DEFAULT_RETENTION_DAYS: i64 = 1825;
+
+/// A new project and the credentials shown once to whoever created it.
+#[derive(Debug)]
+pub struct CreatedProject {
+    /// The project.
+    pub project: Project,
+    /// Its service account.
+    pub service_account: ServiceAccount,
+    /// The id of the account's first token.
+    pub token_id: String,
+    /// The account's secret, shown once.
+    pub secret: ApiSecret,
+}
+
+/// Creates a project with a service account named `<id>-service` and one token.
+pub async fn create(store: &dyn Store, clock: &dyn Clock, id: ProjectId, name: Option<String>) -> StoreResult<CreatedProject> {
+    let project = Project {
+        name: name.unwrap_or_else(|| id.to_string()),
+        ingest_token: hex::encode(random_bytes::<16>()),
+        retention_days: DEFAULT_RETENTION_DAYS,
+        created_at: clock.now(),
+        deleted_at: None,
+        id,
+    };
+    let service_account = ServiceAccount {
+        id: tokens::random_id(),
+        project_id: project.id.clone(),
+        name: format!("{}-service", project.id),
+    };
+    let (token, secret) = tokens::new_token(&service_account, clock);
+    let token_id = token.id.clone();
+    store
+        .create_project(&NewProject { project: project.clone(), service_account: service_account.clone(), token })
+        .await?;
+    Ok(CreatedProject { project, service_account, token_id, secret })
+}
+
+/// Creates another token for a project's service account.
+pub async fn create_token(store: &dyn Store, clock: &dyn Clock, project: &ProjectId) -> StoreResult<(String, ApiSecret)> {
+    let account = store
+        .service_accounts(project)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("project {project} has no service account")))?;
+    let (token, secret) = tokens::new_token(&account, clock);
+    store.create_token(&token).await?;
+    Ok((token.id, secret))
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::fill(&mut b);
+    b
+}

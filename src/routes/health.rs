@@ -1,0 +1,36 @@
+//! Liveness, readiness and metrics for operators.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use prometheus::{Encoder, TextEncoder};
+use serde_json::json;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "The database answers"),
+    (status = 503, description = "The database does not answer", content_type = "application/problem+json"),
+))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let timeout = Duration::from_millis(state.settings.database.acquire_timeout_ms);
+    match tokio::time::timeout(timeout, state.store.ping()).await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": state.store.backend()}))),
+        Ok(Err(e)) => Err(AppError::Unavailable(format!("the database does not answer: {e}"))),
+        Err(_) => Err(AppError::Unavailable("the database did not answer in time".into())),
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let mut buf = Vec::new();
+    let encoder = TextEncoder::new();
+    encoder.encode(&state.metrics.gather(), &mut buf).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok().content_type(encoder.format_type()).body(buf))
+}

@@ -1,0 +1,225 @@
+//! Mixpanel-compatible ingestion: `/track`, `/engage` and `/import`.
+//!
+//! `/track` and `/engage` authenticate each record by the project token inside it, as the
+//! SDKs expect; `/import` authenticates the caller as a service account (HTTP Basic).
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, json};
+
+use crate::access::{Authorized, Principal, RouteAccess, authorize, perm};
+use crate::domain::ProjectId;
+use crate::error::AppError;
+use crate::events::mixpanel::{self, Endpoint, ParsedEvent, ParsedUpdate, Payload, RecordError};
+use crate::events::{self, profile::ProfileUpdate};
+use crate::state::AppState;
+use crate::store::NewEvent;
+
+fn read_payload(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Payload, AppError> {
+    let form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let payload = mixpanel::decode_body(body, form).map_err(|e| AppError::BadRequest(e.0))?;
+    let max = state.settings.ingest.max_batch;
+    if payload.records.len() > max {
+        return Err(AppError::PayloadTooLarge(format!(
+            "{} records in one request; at most {max} are accepted",
+            payload.records.len()
+        )));
+    }
+    if payload.records.is_empty() {
+        return Err(AppError::BadRequest("the request holds no records".into()));
+    }
+    Ok(payload)
+}
+
+/// How a batch ended: what was stored and what was refused.
+struct BatchResult {
+    endpoint: &'static str,
+    verbose: bool,
+    total: usize,
+    accepted: u64,
+    failed: Vec<RecordError>,
+}
+
+const TOKEN_FIELDS: [&str; 2] = ["properties.token", "$token"];
+
+impl BatchResult {
+    fn respond(mut self) -> Result<HttpResponse, AppError> {
+        if self.failed.is_empty() {
+            return Ok(match (self.endpoint, self.verbose) {
+                ("import", verbose) => HttpResponse::Ok().json(json!({
+                    "code": 200,
+                    "num_records_imported": self.accepted,
+                    // The SDKs want 1; Mixpanel's raw Import API says "OK".
+                    "status": if verbose { json!(1) } else { json!("OK") },
+                })),
+                (_, true) => HttpResponse::Ok().json(json!({"status": 1, "error": null})),
+                (_, false) => HttpResponse::Ok().content_type("text/plain").body("1"),
+            });
+        }
+        self.failed.sort_by_key(|f| f.index);
+        let only_tokens = self.endpoint != "import"
+            && self.accepted == 0
+            && self.failed.iter().all(|f| TOKEN_FIELDS.contains(&f.field.as_str()));
+        let (status, detail) = if only_tokens {
+            (StatusCode::UNAUTHORIZED, "no record carries a valid project token".to_owned())
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("{} of {} records failed validation; the others were stored", self.failed.len(), self.total),
+            )
+        };
+        let mut extensions = Map::new();
+        extensions.insert("code".into(), status.as_u16().into());
+        extensions.insert("num_records_imported".into(), self.accepted.into());
+        extensions.insert("failed_records".into(), serde_json::to_value(&self.failed).map_err(anyhow::Error::from)?);
+        Err(AppError::Detailed { status, detail, extensions })
+    }
+}
+
+/// Groups records by the project token they carry and authorizes each group; records without
+/// a known token join `failed`.
+async fn authorize_by_token<T>(
+    state: &AppState,
+    route: RouteAccess,
+    items: Vec<(usize, Option<String>, Option<String>, T)>,
+    token_field: &str,
+    failed: &mut Vec<RecordError>,
+) -> Result<Vec<(Authorized<perm::EventsIngest>, Vec<T>)>, AppError> {
+    let mut groups: BTreeMap<String, Vec<(usize, Option<String>, T)>> = BTreeMap::new();
+    for (index, insert_id, token, item) in items {
+        match token {
+            Some(t) => groups.entry(t).or_default().push((index, insert_id, item)),
+            None => failed.push(RecordError { index, insert_id, field: token_field.into(), message: "is required".into() }),
+        }
+    }
+    let mut out = Vec::new();
+    for (token, members) in groups {
+        match state.store.project_by_ingest_token(&token).await? {
+            Some(project) if project.deleted_at.is_none() => {
+                let principal = Principal::from_project_token(project.id.clone(), route)?;
+                let auth = authorize::<perm::EventsIngest>(&principal, &project.id)?;
+                out.push((auth, members.into_iter().map(|(_, _, item)| item).collect()));
+            }
+            _ => failed.extend(members.into_iter().map(|(index, insert_id, _)| RecordError {
+                index,
+                insert_id,
+                field: token_field.into(),
+                message: "is not the token of any project".into(),
+            })),
+        }
+    }
+    Ok(out)
+}
+
+#[utoipa::path(post, path = "/track", tag = "ingest",
+    request_body(content = String, description = "Form field `data` (JSON or base64 JSON) or a raw JSON list of events", content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "`{\"status\": 1}` (verbose) or `1`"), (status = 400), (status = 401), (status = 413)))]
+pub async fn track(
+    req: HttpRequest,
+    body: web::Bytes,
+    route: RouteAccess,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let payload = read_payload(&req, &body, &state)?;
+    let rules = state.time_rules();
+    let mut failed = Vec::new();
+    let mut items = Vec::new();
+    for (i, record) in payload.records.iter().enumerate() {
+        match mixpanel::parse_event(i, record, Endpoint::Track, rules) {
+            Ok(ParsedEvent { token, event }) => items.push((i, event.insert_id.clone(), token, event)),
+            Err(e) => failed.push(e),
+        }
+    }
+    let mut accepted = 0;
+    for (auth, batch) in authorize_by_token(&state, route, items, "properties.token", &mut failed).await? {
+        let outcome = events::ingest(&state.store, &auth, &batch, rules.now).await?;
+        accepted += outcome.inserted + outcome.duplicates;
+    }
+    BatchResult { endpoint: "track", verbose: payload.verbose, total: payload.records.len(), accepted, failed }.respond()
+}
+
+#[utoipa::path(post, path = "/engage", tag = "ingest",
+    request_body(content = String, description = "Form field `data` or raw JSON: profile updates (`$set`, `$set_once`, `$add`, `$append`, `$union`, `$remove`, `$unset`, `$delete`)", content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "`{\"status\": 1}` (verbose) or `1`"), (status = 400), (status = 401), (status = 413)))]
+pub async fn engage(
+    req: HttpRequest,
+    body: web::Bytes,
+    route: RouteAccess,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let payload = read_payload(&req, &body, &state)?;
+    let mut failed = Vec::new();
+    let mut items: Vec<(usize, Option<String>, Option<String>, ProfileUpdate)> = Vec::new();
+    for (i, record) in payload.records.iter().enumerate() {
+        match mixpanel::parse_update(i, record) {
+            Ok(ParsedUpdate { token, update }) => items.push((i, None, token, update)),
+            Err(e) => failed.push(e),
+        }
+    }
+    let now = state.clock.now();
+    let mut accepted = 0;
+    for (auth, batch) in authorize_by_token(&state, route, items, "$token", &mut failed).await? {
+        accepted += events::update_profiles(&state.store, &auth, &batch, now).await?;
+    }
+    BatchResult { endpoint: "engage", verbose: payload.verbose, total: payload.records.len(), accepted, failed }.respond()
+}
+
+/// `/import`'s query string.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// The project to import into; defaults to the service account's own.
+    project_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/import", tag = "ingest", params(ImportParams),
+    request_body(content = String, description = "Form field `data` or a raw JSON list of events, each with `time` and `$insert_id`", content_type = "application/json"),
+    responses((status = 200, description = "`code`, `num_records_imported`, `status`"), (status = 400, description = "Some records failed: `failed_records` says which and why"), (status = 401), (status = 403), (status = 413)),
+    security(("basic" = [])))]
+pub async fn import(
+    req: HttpRequest,
+    body: web::Bytes,
+    principal: Principal,
+    params: web::Query<ImportParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let project = match &params.project_id {
+        Some(p) => ProjectId::parse(p).map_err(|e| AppError::BadRequest(format!("project_id: {e}")))?,
+        None => match principal.subject() {
+            crate::access::Subject::ServiceAccount { project, .. } => project.clone(),
+            crate::access::Subject::ProjectToken { project } => project.clone(),
+        },
+    };
+    let auth = authorize::<perm::EventsIngest>(&principal, &project)?;
+    let payload = read_payload(&req, &body, &state)?;
+    let expected_token = state.store.project(auth.project()).await?.map(|p| p.ingest_token);
+    let rules = state.time_rules();
+    let mut failed = Vec::new();
+    let mut batch: Vec<NewEvent> = Vec::new();
+    for (i, record) in payload.records.iter().enumerate() {
+        match mixpanel::parse_event(i, record, Endpoint::Import, rules) {
+            Ok(ParsedEvent { token: Some(t), event }) if Some(&t) != expected_token.as_ref() => failed.push(RecordError {
+                index: i,
+                insert_id: event.insert_id,
+                field: "properties.token".into(),
+                message: "does not belong to the project being imported into".into(),
+            }),
+            Ok(ParsedEvent { event, .. }) => batch.push(event),
+            Err(e) => failed.push(e),
+        }
+    }
+    let mut accepted = 0;
+    if !batch.is_empty() {
+        let outcome = events::ingest(&state.store, &auth, &batch, rules.now).await?;
+        accepted = outcome.inserted + outcome.duplicates;
+    }
+    BatchResult { endpoint: "import", verbose: payload.verbose, total: payload.records.len(), accepted, failed }.respond()
+}

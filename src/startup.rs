@@ -1,0 +1,120 @@
+//! Building the application: store, middleware, routes, and the HTTP server.
+
+use std::net::TcpListener;
+
+use actix_web::body::{MessageBody, to_bytes};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::{App, HttpMessage, HttpResponse, HttpServer, ResponseError, web};
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::error::{AppError, PROBLEM_JSON, from_actix};
+use crate::state::AppState;
+use crate::store::{self, SharedStore};
+
+/// A built application, bound to its port but not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: SharedStore,
+}
+
+impl Application {
+    /// Connects the store, runs migrations, and binds the listener (port 0 picks a free one).
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let store = store::connect(&settings.database).await?;
+        store.migrate().await?;
+        Self::build_with_store(settings, clock, store)
+    }
+
+    /// Binds the listener around an already connected and migrated store.
+    pub fn build_with_store(settings: Settings, clock: SharedClock, store: SharedStore) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind_addr())?;
+        let port = listener.local_addr()?.port();
+        let metrics = prometheus::Registry::new();
+        let prom = actix_web_prom::PrometheusMetricsBuilder::new("auditgate")
+            .registry(metrics.clone())
+            .mask_unmatched_patterns("UNKNOWN")
+            .build()
+            .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        let shutdown = settings.server.shutdown_timeout_secs;
+        let state = web::Data::new(AppState { store: store.clone(), clock, settings, metrics });
+        let server = HttpServer::new(move || {
+            let limit = state.settings.server.max_body_bytes;
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(limit))
+                .app_data(web::JsonConfig::default().limit(limit).error_handler(|e, _| from_actix(e.into())))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| from_actix(e.into())))
+                .app_data(web::PathConfig::default().error_handler(|e, _| from_actix(e.into())))
+                .configure(crate::routes::configure)
+                .default_service(web::to(not_found))
+                .wrap(from_fn(problems_and_request_id))
+                .wrap(security_headers())
+                .wrap(prom.clone())
+                .wrap(TracingLogger::default())
+        })
+        .shutdown_timeout(shutdown)
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server, store })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The store the server uses.
+    pub fn store(&self) -> SharedStore {
+        self.store.clone()
+    }
+
+    /// Serves until the server is stopped or receives SIGTERM/SIGINT, then drains.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    AppError::NotFound("no such route (or not with this method)".into()).error_response()
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+}
+
+/// Adds `x-request-id` to every response, and rewrites any error body that is not yet a
+/// problem (actix's own payload or routing errors) into one, so clients see one error format.
+async fn problems_and_request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let res = next.call(req).await?;
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let status = res.status();
+    let mut res = if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let (req, resp) = res.into_parts();
+        let text = to_bytes(resp.into_body()).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let detail = if text.trim().is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text };
+        let problem = AppError::Detailed { status, detail, extensions: Default::default() };
+        ServiceResponse::new(req, problem.error_response())
+    } else {
+        res.map_into_boxed_body()
+    };
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), id);
+    }
+    Ok(res)
+}
+

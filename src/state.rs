@@ -1,0 +1,26 @@
+//! What every handler shares.
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::events::mixpanel::TimeRules;
+use crate::store::SharedStore;
+
+/// The service's shared state, built once at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: SharedStore,
+    /// The time.
+    pub clock: SharedClock,
+    /// The validated configuration.
+    pub settings: Settings,
+    /// Metrics exposed at `/metrics`.
+    pub metrics: prometheus::Registry,
+}
+
+impl AppState {
+    /// The rules ingested records' times are judged by, as of now.
+    pub fn time_rules(&self) -> TimeRules {
+        TimeRules { now: self.clock.now(), max_future_ms: self.settings.ingest.max_future_secs * 1000 }
+    }
+}

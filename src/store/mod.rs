@@ -1,0 +1,297 @@
+//! All SQL lives here: one family of store traits, implemented once over sqlx for both
+//! SQLite (`sqlite.rs`) and PostgreSQL (`postgres.rs`); the portable queries are in `sql.rs`.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::config::DatabaseSettings;
+use crate::domain::{DistinctId, ProjectId, Timestamp};
+use crate::events::profile::ProfileUpdate;
+
+pub use sql::SqlStore;
+
+/// Why a store call failed, in the terms callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or a connection could not be had in time.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A uniqueness rule was broken (the thing already exists).
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything else.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::Conflict(db.message().to_owned())
+            }
+            _ => Self::Other(e.into()),
+        }
+    }
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A project: the unit of data ownership and access.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    /// The slug.
+    pub id: ProjectId,
+    /// A display name.
+    pub name: String,
+    /// The public token SDKs put in every record (Mixpanel's "project token").
+    pub ingest_token: String,
+    /// Days events are kept.
+    pub retention_days: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was soft-deleted, if it was.
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// A machine identity that belongs to one project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceAccount {
+    /// A random id.
+    pub id: String,
+    /// The project it acts in.
+    pub project_id: ProjectId,
+    /// The unique user name used in HTTP Basic authentication.
+    pub name: String,
+}
+
+/// A token to create: only the hash of its secret is stored.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// A random id, shown to people so they can revoke it.
+    pub id: String,
+    /// The owner.
+    pub service_account_id: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A project to create with its first service account and token, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    /// The project row.
+    pub project: Project,
+    /// Its service account.
+    pub service_account: ServiceAccount,
+    /// That account's first token.
+    pub token: NewToken,
+}
+
+/// A stored token, as seen when authenticating with it.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    /// The token's id.
+    pub id: String,
+    /// Its owner.
+    pub service_account: ServiceAccount,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// An event ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The event name.
+    pub event: String,
+    /// The end user.
+    pub distinct_id: DistinctId,
+    /// When it happened.
+    pub time: Timestamp,
+    /// Mixpanel's `$insert_id`, the per-project deduplication key.
+    pub insert_id: Option<String>,
+    /// The remaining properties, as a JSON object.
+    pub properties: Map<String, Value>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The store's sequence, used for keyset pagination.
+    pub id: i64,
+    /// The event name.
+    pub event: String,
+    /// The end user.
+    pub distinct_id: String,
+    /// When it happened.
+    pub time: Timestamp,
+    /// The deduplication key, if one was sent.
+    pub insert_id: Option<String>,
+    /// The properties.
+    pub properties: Map<String, Value>,
+}
+
+/// How many of a batch were stored and how many were already there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// New rows.
+    pub inserted: u64,
+    /// Rows skipped because their `$insert_id` was already stored.
+    pub duplicates: u64,
+}
+
+/// A position in the (time, id) order, after which a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    /// The last event's time.
+    pub time: Timestamp,
+    /// The last event's id.
+    pub id: i64,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone)]
+pub struct EventFilter {
+    /// Only this project.
+    pub project: ProjectId,
+    /// Only this end user.
+    pub distinct_id: Option<DistinctId>,
+    /// Only events with this name.
+    pub event: Option<String>,
+    /// Events at or after this time.
+    pub from: Option<Timestamp>,
+    /// Events strictly before this time.
+    pub to: Option<Timestamp>,
+}
+
+/// How to group a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountGroup {
+    /// One total.
+    Total,
+    /// By event name.
+    Event,
+    /// By UTC day.
+    Day,
+}
+
+/// A person's profile (Mixpanel's "user profile" or "people" record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// The end user.
+    pub distinct_id: String,
+    /// The properties.
+    pub properties: Map<String, Value>,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Projects, service accounts and their tokens.
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    /// Creates a project, its service account and first token; `Conflict` if the id is taken.
+    async fn create_project(&self, new: &NewProject) -> StoreResult<()>;
+    /// Every project, oldest first, soft-deleted ones included.
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    /// One project by id.
+    async fn project(&self, id: &ProjectId) -> StoreResult<Option<Project>>;
+    /// The project whose public ingestion token this is.
+    async fn project_by_ingest_token(&self, token: &str) -> StoreResult<Option<Project>>;
+    /// The service accounts of a project.
+    async fn service_accounts(&self, project: &ProjectId) -> StoreResult<Vec<ServiceAccount>>;
+    /// Stores a new token.
+    async fn create_token(&self, token: &NewToken) -> StoreResult<()>;
+    /// Revokes a token; false if there is no such live token.
+    async fn revoke_token(&self, id: &str, at: Timestamp) -> StoreResult<bool>;
+    /// The token whose secret hashes to `hash`.
+    async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>>;
+    /// All tokens of a project, revoked ones included.
+    async fn tokens(&self, project: &ProjectId) -> StoreResult<Vec<TokenRecord>>;
+}
+
+/// Events and profiles.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores events, skipping those whose `$insert_id` the project already has.
+    async fn insert_events(
+        &self,
+        project: &ProjectId,
+        events: &[NewEvent],
+        received_at: Timestamp,
+    ) -> StoreResult<InsertOutcome>;
+    /// A page of events in (time, id) order, starting after `after`.
+    async fn query_events(
+        &self,
+        filter: &EventFilter,
+        after: Option<EventCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>>;
+    /// Counts events, grouped; keys are event names, `YYYY-MM-DD` days, or `total`.
+    async fn count_events(&self, filter: &EventFilter, group: CountGroup) -> StoreResult<Vec<(String, i64)>>;
+    /// One person's profile.
+    async fn profile(&self, project: &ProjectId, distinct_id: &DistinctId) -> StoreResult<Option<Profile>>;
+    /// Applies profile updates in order, in one transaction; returns how many were applied.
+    async fn apply_profile_updates(
+        &self,
+        project: &ProjectId,
+        updates: &[ProfileUpdate],
+        at: Timestamp,
+    ) -> StoreResult<u64>;
+}
+
+/// The whole store, as the service holds it.
+#[async_trait]
+pub trait Store: ProjectStore + EventStore {
+    /// "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
+    /// Runs the pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// The store shared by the service.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the database named by `settings.url` (creating a SQLite file and its folder).
+pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SharedStore> {
+    if settings.url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::connect(settings).await?))
+    } else {
+        Ok(Arc::new(postgres::connect(settings).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    fn names(dir: &str) -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let sqlite = names(&format!("{root}/migrations/sqlite"));
+        let postgres = names(&format!("{root}/migrations/postgres"));
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, postgres, "migrations/sqlite and migrations/postgres differ");
+    }
+}

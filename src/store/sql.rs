@@ -1,0 +1,446 @@
+//! The portable queries, written once for every sqlx backend. Both dialects accept `$n`
+//! placeholders, `ON CONFLICT` and integer division, so only connecting and locking differ.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::{AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type};
+
+use super::*;
+
+/// What a backend adds to the portable queries.
+pub trait Backend: Database {
+    /// "sqlite" or "postgres".
+    const NAME: &'static str;
+    /// Rows changed by a statement (sqlx has no common trait for it).
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// The embedded migrations for this backend.
+    fn migrator() -> &'static sqlx::migrate::Migrator;
+}
+
+/// A store over one sqlx pool.
+pub struct SqlStore<DB: Database> {
+    pub(super) pool: Pool<DB>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// Wraps a connected pool.
+    pub fn new(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool, for benchmarks that compare against raw sqlx.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+}
+
+/// Rows per multi-row INSERT: 7 parameters a row stays under SQLite's 32766-variable limit.
+const INSERT_CHUNK: usize = 1000;
+
+const PROJECT_COLUMNS: &str = "id, name, ingest_token, retention_days, created_at, deleted_at";
+const TOKEN_SELECT: &str = "SELECT t.id, t.created_at, t.revoked_at, s.id AS sa_id, s.project_id, s.name \
+     FROM api_tokens t JOIN service_accounts s ON s.id = t.service_account_id";
+
+fn json_object(text: &str) -> StoreResult<Map<String, Value>> {
+    match serde_json::from_str(text).context("stored JSON is not an object")? {
+        Value::Object(map) => Ok(map),
+        _ => Err(anyhow::anyhow!("stored JSON is not an object").into()),
+    }
+}
+
+fn project_id(text: String) -> StoreResult<ProjectId> {
+    ProjectId::parse(&text).map_err(|e| StoreError::Other(e.into()))
+}
+
+fn opt_time(ms: Option<i64>) -> Option<Timestamp> {
+    ms.map(Timestamp::from_millis)
+}
+
+fn day_key(day: i64) -> String {
+    Timestamp::from_millis(day * 86_400_000).to_rfc3339()[..10].to_owned()
+}
+
+/// Appends the WHERE clause shared by event reads and counts.
+fn push_filter<DB: Database>(qb: &mut QueryBuilder<DB>, f: &EventFilter)
+where
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    qb.push(" WHERE project_id = ").push_bind(f.project.as_str().to_owned());
+    if let Some(d) = &f.distinct_id {
+        qb.push(" AND distinct_id = ").push_bind(d.as_str().to_owned());
+    }
+    if let Some(e) = &f.event {
+        qb.push(" AND event = ").push_bind(e.clone());
+    }
+    if let Some(t) = f.from {
+        qb.push(" AND time_ms >= ").push_bind(t.millis());
+    }
+    if let Some(t) = f.to {
+        qb.push(" AND time_ms < ").push_bind(t.millis());
+    }
+}
+
+#[async_trait]
+impl<DB> ProjectStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    async fn create_project(&self, new: &NewProject) -> StoreResult<()> {
+        let p = &new.project;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO projects (id, name, ingest_token, retention_days, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(p.id.as_str().to_owned())
+        .bind(p.name.clone())
+        .bind(p.ingest_token.clone())
+        .bind(p.retention_days)
+        .bind(p.created_at.millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("project {} already exists", p.id)),
+            other => other,
+        })?;
+        let sa = &new.service_account;
+        sqlx::query("INSERT INTO service_accounts (id, project_id, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(sa.id.clone())
+            .bind(sa.project_id.as_str().to_owned())
+            .bind(sa.name.clone())
+            .bind(p.created_at.millis())
+            .execute(&mut *tx)
+            .await?;
+        insert_token(&mut *tx, &new.token).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, id");
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(project_from_row::<DB>).collect()
+    }
+
+    async fn project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.as_str().to_owned()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(project_from_row::<DB>).transpose()
+    }
+
+    async fn project_by_ingest_token(&self, token: &str) -> StoreResult<Option<Project>> {
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_token = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(token.to_owned()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(project_from_row::<DB>).transpose()
+    }
+
+    async fn service_accounts(&self, project: &ProjectId) -> StoreResult<Vec<ServiceAccount>> {
+        let rows = sqlx::query("SELECT id, project_id, name FROM service_accounts WHERE project_id = $1 ORDER BY name")
+            .bind(project.as_str().to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ServiceAccount {
+                    id: r.try_get("id")?,
+                    project_id: project_id(r.try_get("project_id")?)?,
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_token(&self, token: &NewToken) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_token(&mut *conn, token).await
+    }
+
+    async fn revoke_token(&self, id: &str, at: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(at.millis())
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
+        let sql = format!("{TOKEN_SELECT} WHERE t.secret_hash = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(hash.to_vec()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(token_from_row::<DB>).transpose()
+    }
+
+    async fn tokens(&self, project: &ProjectId) -> StoreResult<Vec<TokenRecord>> {
+        let sql = format!("{TOKEN_SELECT} WHERE s.project_id = $1 ORDER BY t.created_at, t.id");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(project.as_str().to_owned()).fetch_all(&self.pool).await?;
+        rows.iter().map(token_from_row::<DB>).collect()
+    }
+}
+
+async fn insert_token<'c, DB, E>(conn: E, t: &NewToken) -> StoreResult<()>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query("INSERT INTO api_tokens (id, service_account_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(t.id.clone())
+        .bind(t.service_account_id.clone())
+        .bind(t.secret_hash.clone())
+        .bind(t.created_at.millis())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn project_from_row<DB>(r: &DB::Row) -> StoreResult<Project>
+where
+    DB: Database,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    Ok(Project {
+        id: project_id(r.try_get("id")?)?,
+        name: r.try_get("name")?,
+        ingest_token: r.try_get("ingest_token")?,
+        retention_days: r.try_get("retention_days")?,
+        created_at: Timestamp::from_millis(r.try_get("created_at")?),
+        deleted_at: opt_time(r.try_get("deleted_at")?),
+    })
+}
+
+fn token_from_row<DB>(r: &DB::Row) -> StoreResult<TokenRecord>
+where
+    DB: Database,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    Ok(TokenRecord {
+        id: r.try_get("id")?,
+        service_account: ServiceAccount {
+            id: r.try_get("sa_id")?,
+            project_id: project_id(r.try_get("project_id")?)?,
+            name: r.try_get("name")?,
+        },
+        created_at: Timestamp::from_millis(r.try_get("created_at")?),
+        revoked_at: opt_time(r.try_get("revoked_at")?),
+    })
+}
+
+fn event_from_row<DB>(r: &DB::Row) -> StoreResult<StoredEvent>
+where
+    DB: Database,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    let properties: String = r.try_get("properties")?;
+    Ok(StoredEvent {
+        id: r.try_get("id")?,
+        event: r.try_get("event")?,
+        distinct_id: r.try_get("distinct_id")?,
+        time: Timestamp::from_millis(r.try_get("time_ms")?),
+        insert_id: r.try_get("insert_id")?,
+        properties: json_object(&properties)?,
+    })
+}
+
+#[async_trait]
+impl<DB> EventStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn insert_events(
+        &self,
+        project: &ProjectId,
+        events: &[NewEvent],
+        received_at: Timestamp,
+    ) -> StoreResult<InsertOutcome> {
+        let mut inserted = 0;
+        let mut tx = self.pool.begin().await?;
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
+            );
+            qb.push_values(chunk, |mut row, e| {
+                row.push_bind(project.as_str().to_owned())
+                    .push_bind(e.event.clone())
+                    .push_bind(e.distinct_id.as_str().to_owned())
+                    .push_bind(e.time.millis())
+                    .push_bind(e.insert_id.clone())
+                    .push_bind(Value::Object(e.properties.clone()).to_string())
+                    .push_bind(received_at.millis());
+            });
+            qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING");
+            let done = qb.build().execute(&mut *tx).await?;
+            inserted += DB::rows_affected(&done);
+        }
+        tx.commit().await?;
+        Ok(InsertOutcome { inserted, duplicates: events.len() as u64 - inserted })
+    }
+
+    async fn query_events(
+        &self,
+        filter: &EventFilter,
+        after: Option<EventCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new("SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events");
+        push_filter(&mut qb, filter);
+        if let Some(c) = after {
+            qb.push(" AND (time_ms > ")
+                .push_bind(c.time.millis())
+                .push(" OR (time_ms = ")
+                .push_bind(c.time.millis())
+                .push(" AND id > ")
+                .push_bind(c.id)
+                .push("))");
+        }
+        qb.push(" ORDER BY time_ms, id LIMIT ").push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row::<DB>).collect()
+    }
+
+    async fn count_events(&self, filter: &EventFilter, group: CountGroup) -> StoreResult<Vec<(String, i64)>> {
+        let key = match group {
+            CountGroup::Total => "'total'",
+            CountGroup::Event => "event",
+            CountGroup::Day => "time_ms / 86400000",
+        };
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(format!("SELECT {key} AS k, COUNT(*) AS n FROM events"));
+        push_filter(&mut qb, filter);
+        if group != CountGroup::Total {
+            qb.push(format!(" GROUP BY {key} ORDER BY {key}"));
+        }
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let k = match group {
+                    CountGroup::Day => day_key(r.try_get::<i64, _>(0)?),
+                    _ => r.try_get::<String, _>(0)?,
+                };
+                Ok((k, r.try_get::<i64, _>(1)?))
+            })
+            .collect()
+    }
+
+    async fn profile(&self, project: &ProjectId, distinct_id: &DistinctId) -> StoreResult<Option<Profile>> {
+        let row = sqlx::query(
+            "SELECT distinct_id, properties, updated_at FROM profiles WHERE project_id = $1 AND distinct_id = $2",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(distinct_id.as_str().to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let properties: String = r.try_get("properties")?;
+            Ok(Profile {
+                distinct_id: r.try_get("distinct_id")?,
+                properties: json_object(&properties)?,
+                updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn apply_profile_updates(
+        &self,
+        project: &ProjectId,
+        updates: &[ProfileUpdate],
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        for update in updates {
+            let pid = project.as_str().to_owned();
+            let did = update.distinct_id.as_str().to_owned();
+            let current: Option<String> =
+                sqlx::query("SELECT properties FROM profiles WHERE project_id = $1 AND distinct_id = $2")
+                    .bind(pid.clone())
+                    .bind(did.clone())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get(0))
+                    .transpose()?;
+            let current = current.as_deref().map(json_object).transpose()?;
+            match update.apply(current) {
+                Some(props) => {
+                    sqlx::query(
+                        "INSERT INTO profiles (project_id, distinct_id, properties, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (project_id, distinct_id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
+                    )
+                    .bind(pid)
+                    .bind(did)
+                    .bind(Value::Object(props).to_string())
+                    .bind(at.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM profiles WHERE project_id = $1 AND distinct_id = $2")
+                        .bind(pid)
+                        .bind(did)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(updates.len() as u64)
+    }
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Backend,
+    SqlStore<DB>: ProjectStore + EventStore,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    sqlx::migrate::Migrator: Send + Sync,
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    fn backend(&self) -> &'static str {
+        <DB as Backend>::NAME
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        DB::migrator().run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
+            other => StoreError::Other(other.into()),
+        })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
