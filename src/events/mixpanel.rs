@@ -294,7 +294,7 @@ mod tests {
             (json!({"event": "a", "properties": {"distinct_id": "u", "time": "noon"}}), "properties.time"),
             (json!({"event": "a", "properties": {"distinct_id": "u", "time": (NOW + 7_200_000)}}), "properties.time"),
             (json!({"event": "a", "properties": {"distinct_id": "u", "$insert_id": "no spaces"}}), "properties.$insert_id"),
-            (json!({"event": "a", "properties": {"distinct_id": "u", "deep": {"a": {"b": {"c": 1}}}}}), "properties"),
+            (json!({"event": "a", "properties": {"distinct_id": "u", "deep": {"a": {"b": {"c": {"d": 1}}}}}}), "properties"),
         ];
         for (i, (record, field)) in cases.iter().enumerate() {
             let e = parse_event(i, record, Endpoint::Track, rules()).unwrap_err();
