@@ -94,7 +94,11 @@ pub async fn run() -> anyhow::Result<()> {
                 settings.validate()?;
             }
             let app = Application::build(settings.clone(), Arc::new(clock)).await?;
-            tracing::info!(port = app.port(), backend = app.store().backend(), "auditgate listening");
+            tracing::info!(
+                port = app.port(),
+                backend = app.store().backend(),
+                "auditgate listening"
+            );
             app.run_until_stopped().await?;
             tracing::info!("drained and stopped");
         }
@@ -136,20 +140,46 @@ pub async fn run() -> anyhow::Result<()> {
                 .collect();
             let text = list
                 .iter()
-                .map(|p| format!("{:<24} {:<24} retention {} days{}", p.id, p.name, p.retention_days, if p.deleted_at.is_some() { " (deleted)" } else { "" }))
+                .map(|p| {
+                    format!(
+                        "{:<24} {:<24} retention {} days{}",
+                        p.id,
+                        p.name,
+                        p.retention_days,
+                        if p.deleted_at.is_some() {
+                            " (deleted)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
-            print(cli.json, json!(rows), if text.is_empty() { "no projects" } else { &text });
+            print(
+                cli.json,
+                json!(rows),
+                if text.is_empty() {
+                    "no projects"
+                } else {
+                    &text
+                },
+            );
         }
         Command::Token(TokenCommand::Create { project }) => {
             let store = open(&settings).await?;
             let project = ProjectId::parse(&project)?;
-            store.project(&project).await?.with_context(|| format!("no project {project}"))?;
+            store
+                .project(&project)
+                .await?
+                .with_context(|| format!("no project {project}"))?;
             let (id, secret) = projects::create_token(store.as_ref(), &clock, &project).await?;
             print(
                 cli.json,
                 json!({"id": id, "project": project, "secret": secret.expose()}),
-                &format!("token {id} created for {project}\n  secret: {}\nThe secret is shown only now.", secret.expose()),
+                &format!(
+                    "token {id} created for {project}\n  secret: {}\nThe secret is shown only now.",
+                    secret.expose()
+                ),
             );
         }
         Command::Token(TokenCommand::Revoke { id }) => {
@@ -157,7 +187,11 @@ pub async fn run() -> anyhow::Result<()> {
             if !store.revoke_token(&id, clock.now()).await? {
                 anyhow::bail!("no live token with id {id}");
             }
-            print(cli.json, json!({"id": id, "revoked": true}), &format!("token {id} revoked"));
+            print(
+                cli.json,
+                json!({"id": id, "revoked": true}),
+                &format!("token {id} revoked"),
+            );
         }
         Command::Token(TokenCommand::List { project }) => {
             let store = open(&settings).await?;
@@ -168,7 +202,19 @@ pub async fn run() -> anyhow::Result<()> {
                 .collect();
             let text = tokens
                 .iter()
-                .map(|t| format!("{}  {}  created {}{}", t.id, t.service_account.name, t.created_at.to_rfc3339(), if t.revoked_at.is_some() { "  revoked" } else { "" }))
+                .map(|t| {
+                    format!(
+                        "{}  {}  created {}{}",
+                        t.id,
+                        t.service_account.name,
+                        t.created_at.to_rfc3339(),
+                        if t.revoked_at.is_some() {
+                            "  revoked"
+                        } else {
+                            ""
+                        }
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             print(cli.json, json!(rows), &text);

@@ -105,8 +105,9 @@ impl Settings {
         } else {
             builder.add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
         };
-        builder = builder
-            .add_source(config::File::from(base.join(format!("{environment}.toml"))).required(false));
+        builder = builder.add_source(
+            config::File::from(base.join(format!("{environment}.toml"))).required(false),
+        );
         if let Some(file) = explicit_file {
             builder = builder.add_source(config::File::from(PathBuf::from(file)).required(true));
         }
@@ -134,14 +135,26 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if self.server.bind.parse::<SocketAddr>().is_err() {
-            return invalid("server.bind", format!("{:?} is not an address like 127.0.0.1:8080", self.server.bind));
+            return invalid(
+                "server.bind",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            );
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024".into());
         }
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return invalid("database.url", format!("{url:?} must start with sqlite: or postgres://"));
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "database.url",
+                format!("{url:?} must start with sqlite: or postgres://"),
+            );
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1".into());
@@ -177,9 +190,19 @@ mod tests {
     fn bad_values_name_their_key() {
         let mut s = Settings::defaults();
         s.database.url = "mysql://x".into();
-        assert!(s.validate().unwrap_err().to_string().contains("database.url"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database.url")
+        );
         let mut s = Settings::defaults();
         s.server.bind = "nowhere".into();
-        assert!(s.validate().unwrap_err().to_string().contains("server.bind"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("server.bind")
+        );
     }
 }

@@ -19,7 +19,8 @@ impl ProjectId {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-');
         if ok {
             Ok(Self(s.to_owned()))
@@ -70,10 +71,14 @@ impl DistinctId {
             return Err(ParseError("distinct_id must not be empty".into()));
         }
         if s.len() > MAX_NAME_LEN {
-            return Err(ParseError(format!("distinct_id is longer than {MAX_NAME_LEN} bytes")));
+            return Err(ParseError(format!(
+                "distinct_id is longer than {MAX_NAME_LEN} bytes"
+            )));
         }
         if s.chars().any(char::is_control) {
-            return Err(ParseError("distinct_id must not contain control characters".into()));
+            return Err(ParseError(
+                "distinct_id must not contain control characters".into(),
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -131,7 +136,11 @@ impl Timestamp {
         }
         chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| Self(t.timestamp_millis()))
-            .map_err(|_| ParseError(format!("time {s:?} is neither RFC 3339 nor epoch milliseconds")))
+            .map_err(|_| {
+                ParseError(format!(
+                    "time {s:?} is neither RFC 3339 nor epoch milliseconds"
+                ))
+            })
     }
 
     /// RFC 3339 text in UTC with millisecond precision.
@@ -161,14 +170,26 @@ mod tests {
         assert!(DistinctId::parse(" ").is_err());
         assert!(DistinctId::parse("a\nb").is_err());
         assert!(DistinctId::parse(&"x".repeat(256)).is_err());
-        assert_eq!(format!("{:?}", DistinctId::parse("alice").unwrap()), "DistinctId(..)");
+        assert_eq!(
+            format!("{:?}", DistinctId::parse("alice").unwrap()),
+            "DistinctId(..)"
+        );
     }
 
     #[test]
     fn timestamps_parse_both_forms() {
-        assert_eq!(Timestamp::parse("1700000000000").unwrap().millis(), 1_700_000_000_000);
-        assert_eq!(Timestamp::parse("2023-11-14T22:13:20Z").unwrap().millis(), 1_700_000_000_000);
-        assert_eq!(Timestamp::from_millis(1_700_000_000_000).to_rfc3339(), "2023-11-14T22:13:20.000Z");
+        assert_eq!(
+            Timestamp::parse("1700000000000").unwrap().millis(),
+            1_700_000_000_000
+        );
+        assert_eq!(
+            Timestamp::parse("2023-11-14T22:13:20Z").unwrap().millis(),
+            1_700_000_000_000
+        );
+        assert_eq!(
+            Timestamp::from_millis(1_700_000_000_000).to_rfc3339(),
+            "2023-11-14T22:13:20.000Z"
+        );
         assert!(Timestamp::parse("yesterday").is_err());
         assert!(Timestamp::parse("-5").is_err());
     }

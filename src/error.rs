@@ -106,7 +106,9 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(msg) => Self::Unavailable(format!("the database is unavailable: {msg}")),
+            StoreError::Unavailable(msg) => {
+                Self::Unavailable(format!("the database is unavailable: {msg}"))
+            }
             StoreError::Conflict(msg) => Self::Conflict(msg),
             StoreError::Other(e) => Self::Internal(e),
         }

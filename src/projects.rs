@@ -22,7 +22,12 @@ pub struct CreatedProject {
 }
 
 /// Creates a project with a service account named `<id>-service` and one token.
-pub async fn create(store: &dyn Store, clock: &dyn Clock, id: ProjectId, name: Option<String>) -> StoreResult<CreatedProject> {
+pub async fn create(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    id: ProjectId,
+    name: Option<String>,
+) -> StoreResult<CreatedProject> {
     let project = Project {
         name: name.unwrap_or_else(|| id.to_string()),
         ingest_token: hex::encode(random_bytes::<16>()),
@@ -39,19 +44,34 @@ pub async fn create(store: &dyn Store, clock: &dyn Clock, id: ProjectId, name: O
     let (token, secret) = tokens::new_token(&service_account, clock);
     let token_id = token.id.clone();
     store
-        .create_project(&NewProject { project: project.clone(), service_account: service_account.clone(), token })
+        .create_project(&NewProject {
+            project: project.clone(),
+            service_account: service_account.clone(),
+            token,
+        })
         .await?;
-    Ok(CreatedProject { project, service_account, token_id, secret })
+    Ok(CreatedProject {
+        project,
+        service_account,
+        token_id,
+        secret,
+    })
 }
 
 /// Creates another token for a project's service account.
-pub async fn create_token(store: &dyn Store, clock: &dyn Clock, project: &ProjectId) -> StoreResult<(String, ApiSecret)> {
+pub async fn create_token(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    project: &ProjectId,
+) -> StoreResult<(String, ApiSecret)> {
     let account = store
         .service_accounts(project)
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("project {project} has no service account")))?;
+        .ok_or_else(|| {
+            StoreError::Other(anyhow::anyhow!("project {project} has no service account"))
+        })?;
     let (token, secret) = tokens::new_token(&account, clock);
     store.create_token(&token).await?;
     Ok((token.id, secret))

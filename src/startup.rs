@@ -31,7 +31,11 @@ impl Application {
     }
 
     /// Binds the listener around an already connected and migrated store.
-    pub fn build_with_store(settings: Settings, clock: SharedClock, store: SharedStore) -> anyhow::Result<Self> {
+    pub fn build_with_store(
+        settings: Settings,
+        clock: SharedClock,
+        store: SharedStore,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.bind_addr())?;
         let port = listener.local_addr()?.port();
         let metrics = prometheus::Registry::new();
@@ -41,13 +45,22 @@ impl Application {
             .build()
             .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let shutdown = settings.server.shutdown_timeout_secs;
-        let state = web::Data::new(AppState { store: store.clone(), clock, settings, metrics });
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            clock,
+            settings,
+            metrics,
+        });
         let server = HttpServer::new(move || {
             let limit = state.settings.server.max_body_bytes;
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(limit))
-                .app_data(web::JsonConfig::default().limit(limit).error_handler(|e, _| from_actix(e.into())))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(limit)
+                        .error_handler(|e, _| from_actix(e.into())),
+                )
                 .app_data(web::QueryConfig::default().error_handler(|e, _| from_actix(e.into())))
                 .app_data(web::PathConfig::default().error_handler(|e, _| from_actix(e.into())))
                 .configure(crate::routes::configure)
@@ -60,7 +73,11 @@ impl Application {
         .shutdown_timeout(shutdown)
         .listen(listener)?
         .run();
-        Ok(Self { port, server, store })
+        Ok(Self {
+            port,
+            server,
+            store,
+        })
     }
 
     /// The port the server listens on.
@@ -105,16 +122,27 @@ async fn problems_and_request_id(
     let status = res.status();
     let mut res = if (status.is_client_error() || status.is_server_error()) && !is_problem {
         let (req, resp) = res.into_parts();
-        let text = to_bytes(resp.into_body()).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        let detail = if text.trim().is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text };
-        let problem = AppError::Detailed { status, detail, extensions: Default::default() };
+        let text = to_bytes(resp.into_body())
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let detail = if text.trim().is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            text
+        };
+        let problem = AppError::Detailed {
+            status,
+            detail,
+            extensions: Default::default(),
+        };
         ServiceResponse::new(req, problem.error_response())
     } else {
         res.map_into_boxed_body()
     };
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), id);
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), id);
     }
     Ok(res)
 }
-

@@ -21,6 +21,9 @@ pub struct AppState {
 impl AppState {
     /// The rules ingested records' times are judged by, as of now.
     pub fn time_rules(&self) -> TimeRules {
-        TimeRules { now: self.clock.now(), max_future_ms: self.settings.ingest.max_future_secs * 1000 }
+        TimeRules {
+            now: self.clock.now(),
+            max_future_ms: self.settings.ingest.max_future_secs * 1000,
+        }
     }
 }

@@ -36,7 +36,10 @@ impl<P: Requirement> Authorized<P> {
 }
 
 /// Checks that the route declared `P` and that the policy allows it for `principal` on `project`.
-pub fn authorize<P: Requirement>(principal: &Principal, project: &ProjectId) -> Result<Authorized<P>, AppError> {
+pub fn authorize<P: Requirement>(
+    principal: &Principal,
+    project: &ProjectId,
+) -> Result<Authorized<P>, AppError> {
     if principal.route_permission() != P::PERMISSION {
         // A handler asking for something its route does not declare is a bug, not a denial.
         return Err(AppError::Internal(anyhow::anyhow!(

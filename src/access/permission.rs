@@ -114,8 +114,19 @@ macro_rules! requirements {
 pub mod perm {
     use super::{Permission, Requirement};
     requirements!(
-        EventsIngest, EventsRead, EventsReadSensitive, EventsExport, ProfilesRead, SubjectsExport,
-        SubjectsErase, ProjectAdmin, RolesAssign, AuditRead, AuditExport, KeysRotate, UsersAdmin,
+        EventsIngest,
+        EventsRead,
+        EventsReadSensitive,
+        EventsExport,
+        ProfilesRead,
+        SubjectsExport,
+        SubjectsErase,
+        ProjectAdmin,
+        RolesAssign,
+        AuditRead,
+        AuditExport,
+        KeysRotate,
+        UsersAdmin,
     );
 }
 

@@ -36,9 +36,11 @@ pub enum Decision {
 /// What each kind of subject may do in its own project until roles arrive.
 fn built_in_permissions(subject: &Subject) -> &'static [Permission] {
     match subject {
-        Subject::ServiceAccount { .. } => {
-            &[Permission::EventsIngest, Permission::EventsRead, Permission::ProfilesRead]
-        }
+        Subject::ServiceAccount { .. } => &[
+            Permission::EventsIngest,
+            Permission::EventsRead,
+            Permission::ProfilesRead,
+        ],
         Subject::ProjectToken { .. } => &[Permission::EventsIngest],
     }
 }
@@ -49,12 +51,16 @@ pub fn decide(subject: &Subject, permission: Permission, project: &ProjectId) ->
         Subject::ServiceAccount { project, .. } | Subject::ProjectToken { project } => project,
     };
     if home != project {
-        return Decision::Deny(format!("missing permission {permission} on project {project}"));
+        return Decision::Deny(format!(
+            "missing permission {permission} on project {project}"
+        ));
     }
     if built_in_permissions(subject).contains(&permission) {
         Decision::Allow
     } else {
-        Decision::Deny(format!("missing permission {permission} on project {project}"))
+        Decision::Deny(format!(
+            "missing permission {permission} on project {project}"
+        ))
     }
 }
 
@@ -78,18 +84,39 @@ mod tests {
     #[test]
     fn service_accounts_read_and_ingest_only_their_project() {
         let sa = account("shop");
-        assert_eq!(decide(&sa, Permission::EventsRead, &p("shop")), Decision::Allow);
-        assert_eq!(decide(&sa, Permission::EventsIngest, &p("shop")), Decision::Allow);
-        assert!(matches!(decide(&sa, Permission::EventsRead, &p("bank")), Decision::Deny(_)));
-        assert!(matches!(decide(&sa, Permission::AuditExport, &p("shop")), Decision::Deny(_)));
+        assert_eq!(
+            decide(&sa, Permission::EventsRead, &p("shop")),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&sa, Permission::EventsIngest, &p("shop")),
+            Decision::Allow
+        );
+        assert!(matches!(
+            decide(&sa, Permission::EventsRead, &p("bank")),
+            Decision::Deny(_)
+        ));
+        assert!(matches!(
+            decide(&sa, Permission::AuditExport, &p("shop")),
+            Decision::Deny(_)
+        ));
     }
 
     #[test]
     fn public_tokens_only_ingest() {
         let t = Subject::ProjectToken { project: p("shop") };
-        assert_eq!(decide(&t, Permission::EventsIngest, &p("shop")), Decision::Allow);
-        for perm in Permission::ALL.into_iter().filter(|x| *x != Permission::EventsIngest) {
-            assert!(matches!(decide(&t, perm, &p("shop")), Decision::Deny(_)), "{perm}");
+        assert_eq!(
+            decide(&t, Permission::EventsIngest, &p("shop")),
+            Decision::Allow
+        );
+        for perm in Permission::ALL
+            .into_iter()
+            .filter(|x| *x != Permission::EventsIngest)
+        {
+            assert!(
+                matches!(decide(&t, perm, &p("shop")), Decision::Deny(_)),
+                "{perm}"
+            );
         }
     }
 }

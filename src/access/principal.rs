@@ -32,9 +32,12 @@ pub struct RouteAccess(pub Access);
 impl RouteAccess {
     /// The declared access of the route serving `req`.
     pub fn of(req: &HttpRequest) -> Result<Access, AppError> {
-        req.app_data::<RouteAccess>()
-            .map(|r| r.0)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("route {} has no declared access", req.path())))
+        req.app_data::<RouteAccess>().map(|r| r.0).ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!(
+                "route {} has no declared access",
+                req.path()
+            ))
+        })
     }
 }
 
@@ -72,7 +75,10 @@ impl Principal {
 
     fn new(subject: Subject, access: Access) -> Result<Self, AppError> {
         match access {
-            Access::Requires(route_permission) => Ok(Self { subject, route_permission }),
+            Access::Requires(route_permission) => Ok(Self {
+                subject,
+                route_permission,
+            }),
             Access::Public(_) => Err(AppError::Internal(anyhow::anyhow!(
                 "a public route asked for a principal"
             ))),
@@ -90,7 +96,11 @@ fn credentials(req: &HttpRequest) -> Result<Credentials, AppError> {
     let header = req
         .headers()
         .get(AUTHORIZATION)
-        .ok_or_else(|| AppError::Unauthorized("this route needs credentials: send Authorization: Bearer <token>".into()))?
+        .ok_or_else(|| {
+            AppError::Unauthorized(
+                "this route needs credentials: send Authorization: Bearer <token>".into(),
+            )
+        })?
         .to_str()
         .map_err(|_| AppError::Unauthorized("the Authorization header is not text".into()))?;
     let (scheme, value) = header
@@ -104,16 +114,23 @@ fn credentials(req: &HttpRequest) -> Result<Credentials, AppError> {
             .decode(value.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| AppError::Unauthorized("the Basic credentials are not valid base64 text".into()))?;
+            .ok_or_else(|| {
+                AppError::Unauthorized("the Basic credentials are not valid base64 text".into())
+            })?;
         let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
         // Mixpanel's legacy form puts the secret in the user name with an empty password.
         return Ok(if password.is_empty() {
             Credentials::Bearer(ApiSecret::from_presented(user))
         } else {
-            Credentials::Basic { user: user.to_owned(), secret: ApiSecret::from_presented(password) }
+            Credentials::Basic {
+                user: user.to_owned(),
+                secret: ApiSecret::from_presented(password),
+            }
         });
     }
-    Err(AppError::Unauthorized(format!("unsupported authorization scheme {scheme:?}")))
+    Err(AppError::Unauthorized(format!(
+        "unsupported authorization scheme {scheme:?}"
+    )))
 }
 
 impl FromRequest for Principal {
@@ -131,7 +148,9 @@ impl FromRequest for Principal {
             let store: &dyn ProjectStore = state.store.as_ref();
             let subject = match credentials {
                 Credentials::Bearer(secret) => tokens::authenticate(store, &secret, None).await?,
-                Credentials::Basic { user, secret } => tokens::authenticate(store, &secret, Some(&user)).await?,
+                Credentials::Basic { user, secret } => {
+                    tokens::authenticate(store, &secret, Some(&user)).await?
+                }
             };
             Self::new(subject, access)
         })

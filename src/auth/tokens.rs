@@ -81,12 +81,18 @@ pub async fn authenticate(
     expected_name: Option<&str>,
 ) -> Result<Subject, AppError> {
     let invalid = || AppError::Unauthorized("the token is not valid".into());
-    let record = store.token_by_hash(&secret.hash()).await?.ok_or_else(invalid)?;
+    let record = store
+        .token_by_hash(&secret.hash())
+        .await?
+        .ok_or_else(invalid)?;
     if record.revoked_at.is_some() {
         return Err(AppError::Unauthorized("the token has been revoked".into()));
     }
     if let Some(name) = expected_name {
-        let same: bool = name.as_bytes().ct_eq(record.service_account.name.as_bytes()).into();
+        let same: bool = name
+            .as_bytes()
+            .ct_eq(record.service_account.name.as_bytes())
+            .into();
         if !same {
             return Err(invalid());
         }

@@ -23,8 +23,10 @@ pub const MAX_DEPTH: usize = 3;
 pub struct Payload {
     /// The records, in the order sent.
     pub records: Vec<Value>,
-    /// Whether the client asked for a JSON answer (`verbose=1`).
+    /// Whether the client asked for a JSON answer (`verbose=1`, or a raw JSON body).
     pub verbose: bool,
+    /// Whether the body was a form, as the SDKs send.
+    pub form: bool,
 }
 
 /// Why a body could not be read at all.
@@ -34,8 +36,10 @@ pub struct BodyError(pub String);
 
 /// Decodes a form-encoded or raw JSON body into its records.
 pub fn decode_body(body: &[u8], form: bool) -> Result<Payload, BodyError> {
-    let text = std::str::from_utf8(body).map_err(|e| BodyError(format!("the body is not valid UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| BodyError(format!("the body is not valid UTF-8: {e}")))?;
     let trimmed = text.trim_start();
+    let form = form || !(trimmed.starts_with('[') || trimmed.starts_with('{'));
     let (data, verbose) = if form || !(trimmed.starts_with('[') || trimmed.starts_with('{')) {
         let fields: Vec<(String, String)> = serde_urlencoded::from_str(text)
             .map_err(|e| BodyError(format!("the form body cannot be read: {e}")))?;
@@ -45,14 +49,22 @@ pub fn decode_body(body: &[u8], form: bool) -> Result<Payload, BodyError> {
     } else {
         (text.to_owned(), true)
     };
-    let value: Value =
-        serde_json::from_str(&data).map_err(|e| BodyError(format!("`data` is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(&data)
+        .map_err(|e| BodyError(format!("`data` is not valid JSON: {e}")))?;
     let records = match value {
         Value::Array(items) => items,
         obj @ Value::Object(_) => vec![obj],
-        _ => return Err(BodyError("`data` must be a JSON object or a list of objects".into())),
+        _ => {
+            return Err(BodyError(
+                "`data` must be a JSON object or a list of objects".into(),
+            ));
+        }
     };
-    Ok(Payload { records, verbose })
+    Ok(Payload {
+        records,
+        verbose,
+        form,
+    })
 }
 
 /// `data` is JSON, or JSON in base64 as older SDKs send it.
@@ -110,8 +122,18 @@ pub struct ParsedEvent {
     pub event: NewEvent,
 }
 
-fn fail(index: usize, insert_id: &Option<String>, field: &str, message: impl Into<String>) -> RecordError {
-    RecordError { index, insert_id: insert_id.clone(), field: field.to_owned(), message: message.into() }
+fn fail(
+    index: usize,
+    insert_id: &Option<String>,
+    field: &str,
+    message: impl Into<String>,
+) -> RecordError {
+    RecordError {
+        index,
+        insert_id: insert_id.clone(),
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 fn depth(v: &Value) -> usize {
@@ -125,14 +147,21 @@ fn depth(v: &Value) -> usize {
 /// Checks property count, key lengths and nesting depth.
 fn check_properties(props: &Map<String, Value>, field: &str) -> Result<(), String> {
     if props.len() > MAX_PROPERTIES {
-        return Err(format!("{field} has {} properties; at most {MAX_PROPERTIES} are allowed", props.len()));
+        return Err(format!(
+            "{field} has {} properties; at most {MAX_PROPERTIES} are allowed",
+            props.len()
+        ));
     }
     for (k, v) in props {
         if k.is_empty() || k.len() > MAX_NAME_LEN {
-            return Err(format!("{field} has a property name that is empty or longer than {MAX_NAME_LEN} bytes"));
+            return Err(format!(
+                "{field} has a property name that is empty or longer than {MAX_NAME_LEN} bytes"
+            ));
         }
         if depth(v) > MAX_DEPTH {
-            return Err(format!("{field}.{k} is nested deeper than {MAX_DEPTH} levels"));
+            return Err(format!(
+                "{field}.{k} is nested deeper than {MAX_DEPTH} levels"
+            ));
         }
     }
     Ok(())
@@ -140,7 +169,9 @@ fn check_properties(props: &Map<String, Value>, field: &str) -> Result<(), Strin
 
 /// Mixpanel times are seconds (possibly fractional) or milliseconds since the epoch.
 fn event_time(v: &Value) -> Result<Timestamp, String> {
-    let n = v.as_f64().ok_or("must be a number of seconds or milliseconds since the epoch")?;
+    let n = v
+        .as_f64()
+        .ok_or("must be a number of seconds or milliseconds since the epoch")?;
     if !n.is_finite() || n < 0.0 {
         return Err("must be a positive number of seconds or milliseconds since the epoch".into());
     }
@@ -165,49 +196,104 @@ fn insert_id_of(props: Option<&Map<String, Value>>) -> Option<String> {
 }
 
 /// Parses and checks one event record.
-pub fn parse_event(index: usize, record: &Value, endpoint: Endpoint, rules: TimeRules) -> Result<ParsedEvent, RecordError> {
-    let obj = record.as_object();
-    let props = obj.and_then(|o| o.get("properties")).and_then(Value::as_object);
-    let insert_id = insert_id_of(props);
-    let Some(obj) = obj else {
+pub fn parse_event(
+    index: usize,
+    record: Value,
+    endpoint: Endpoint,
+    rules: TimeRules,
+) -> Result<ParsedEvent, RecordError> {
+    let Value::Object(mut obj) = record else {
         return Err(fail(index, &None, "", "each record must be a JSON object"));
     };
+    let insert_id = insert_id_of(obj.get("properties").and_then(Value::as_object));
     let name = match obj.get("event") {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_NAME_LEN => s.clone(),
         Some(Value::String(_)) => {
-            return Err(fail(index, &insert_id, "event", format!("must be 1 to {MAX_NAME_LEN} bytes")));
+            return Err(fail(
+                index,
+                &insert_id,
+                "event",
+                format!("must be 1 to {MAX_NAME_LEN} bytes"),
+            ));
         }
         Some(_) => return Err(fail(index, &insert_id, "event", "must be a string")),
         None => return Err(fail(index, &insert_id, "event", "is required")),
     };
-    let Some(props) = props else {
-        return Err(fail(index, &insert_id, "properties", "is required and must be an object"));
+    let Some(Value::Object(mut props)) = obj.remove("properties") else {
+        return Err(fail(
+            index,
+            &insert_id,
+            "properties",
+            "is required and must be an object",
+        ));
     };
-    let mut props = props.clone();
     check_properties(&props, "properties").map_err(|m| fail(index, &insert_id, "properties", m))?;
-    let token = props.remove("token").and_then(|t| t.as_str().map(str::to_owned));
+    let token = props
+        .remove("token")
+        .and_then(|t| t.as_str().map(str::to_owned));
     let distinct_id = match props.remove("distinct_id").as_ref().and_then(text) {
-        Some(d) => DistinctId::parse(&d).map_err(|e| fail(index, &insert_id, "properties.distinct_id", e.0))?,
-        None => return Err(fail(index, &insert_id, "properties.distinct_id", "is required")),
+        Some(d) => DistinctId::parse(&d)
+            .map_err(|e| fail(index, &insert_id, "properties.distinct_id", e.0))?,
+        None => {
+            return Err(fail(
+                index,
+                &insert_id,
+                "properties.distinct_id",
+                "is required",
+            ));
+        }
     };
     let time = match props.remove("time") {
         Some(t) => event_time(&t).map_err(|m| fail(index, &insert_id, "properties.time", m))?,
         None if endpoint == Endpoint::Track => rules.now,
-        None => return Err(fail(index, &insert_id, "properties.time", "is required on /import")),
+        None => {
+            return Err(fail(
+                index,
+                &insert_id,
+                "properties.time",
+                "is required on /import",
+            ));
+        }
     };
     if time.millis() > rules.now.millis() + rules.max_future_ms {
-        return Err(fail(index, &insert_id, "properties.time", "is too far in the future"));
+        return Err(fail(
+            index,
+            &insert_id,
+            "properties.time",
+            "is too far in the future",
+        ));
     }
     props.remove("$insert_id");
     if let Some(id) = &insert_id {
-        let ok = !id.is_empty() && id.len() <= 36 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let ok = !id.is_empty()
+            && id.len() <= 36
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
-            return Err(fail(index, &insert_id, "properties.$insert_id", "must be 1 to 36 letters, digits or '-'"));
+            return Err(fail(
+                index,
+                &insert_id,
+                "properties.$insert_id",
+                "must be 1 to 36 letters, digits or '-'",
+            ));
         }
     } else if endpoint == Endpoint::Import {
-        return Err(fail(index, &None, "properties.$insert_id", "is required on /import"));
+        return Err(fail(
+            index,
+            &None,
+            "properties.$insert_id",
+            "is required on /import",
+        ));
     }
-    Ok(ParsedEvent { token, event: NewEvent { event: name, distinct_id, time, insert_id, properties: props } })
+    Ok(ParsedEvent {
+        token,
+        event: NewEvent {
+            event: name,
+            distinct_id,
+            time,
+            insert_id,
+            properties: props,
+        },
+    })
 }
 
 /// A profile record, parsed: its `$token` and the update.
@@ -222,23 +308,39 @@ pub struct ParsedUpdate {
 /// Parses and checks one engage record: `$token`, `$distinct_id` and exactly one operation.
 pub fn parse_update(index: usize, record: &Value) -> Result<ParsedUpdate, RecordError> {
     let none = None;
-    let obj = record.as_object().ok_or_else(|| fail(index, &none, "", "each record must be a JSON object"))?;
-    let token = obj.get("$token").and_then(|t| t.as_str().map(str::to_owned));
+    let obj = record
+        .as_object()
+        .ok_or_else(|| fail(index, &none, "", "each record must be a JSON object"))?;
+    let token = obj
+        .get("$token")
+        .and_then(|t| t.as_str().map(str::to_owned));
     let distinct_id = obj
         .get("$distinct_id")
         .and_then(text)
         .ok_or_else(|| fail(index, &none, "$distinct_id", "is required"))
         .and_then(|d| DistinctId::parse(&d).map_err(|e| fail(index, &none, "$distinct_id", e.0)))?;
-    let ops: Vec<&str> = OPERATIONS.iter().copied().filter(|op| obj.contains_key(*op)).collect();
+    let ops: Vec<&str> = OPERATIONS
+        .iter()
+        .copied()
+        .filter(|op| obj.contains_key(*op))
+        .collect();
     let [op] = ops[..] else {
-        return Err(fail(index, &none, "", format!("a record needs exactly one of {}", OPERATIONS.join(", "))));
+        return Err(fail(
+            index,
+            &none,
+            "",
+            format!("a record needs exactly one of {}", OPERATIONS.join(", ")),
+        ));
     };
     let arg = &obj[op];
     if let Value::Object(m) = arg {
         check_properties(m, op).map_err(|m| fail(index, &none, op, m))?;
     }
     let op = ProfileOp::parse(op, arg).map_err(|m| fail(index, &none, op, m))?;
-    Ok(ParsedUpdate { token, update: ProfileUpdate { distinct_id, op } })
+    Ok(ParsedUpdate {
+        token,
+        update: ProfileUpdate { distinct_id, op },
+    })
 }
 
 #[cfg(test)]
@@ -249,18 +351,28 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000_000;
     fn rules() -> TimeRules {
-        TimeRules { now: Timestamp::from_millis(NOW), max_future_ms: 3_600_000 }
+        TimeRules {
+            now: Timestamp::from_millis(NOW),
+            max_future_ms: 3_600_000,
+        }
     }
 
     #[test]
     fn bodies_decode_from_form_base64_and_raw_json() {
         let raw = br#"[{"event":"a"},{"event":"b"}]"#;
         assert_eq!(decode_body(raw, false).unwrap().records.len(), 2);
-        let form = serde_urlencoded::to_string([("data", r#"{"event":"a"}"#), ("verbose", "1")]).unwrap();
+        let form =
+            serde_urlencoded::to_string([("data", r#"{"event":"a"}"#), ("verbose", "1")]).unwrap();
         let p = decode_body(form.as_bytes(), true).unwrap();
         assert!(p.verbose && p.records.len() == 1);
         let b64 = STANDARD.encode(r#"{"event":"a"}"#);
-        assert_eq!(decode_body(format!("data={}", urlencode(&b64)).as_bytes(), true).unwrap().records.len(), 1);
+        assert_eq!(
+            decode_body(format!("data={}", urlencode(&b64)).as_bytes(), true)
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
         assert!(decode_body(b"data=%7Bnot json", true).is_err());
         assert!(decode_body(&[0xff, 0xfe], false).is_err());
         assert!(decode_body(b"42", false).is_err());
@@ -273,14 +385,21 @@ mod tests {
     #[test]
     fn events_take_seconds_or_millis_and_strip_reserved_properties() {
         let r = json!({"event": "Buy", "properties": {"token": "t", "distinct_id": 7, "time": 1_699_999_999.5, "$insert_id": "abc-1", "price": 3}});
-        let p = parse_event(0, &r, Endpoint::Import, rules()).unwrap();
+        let p = parse_event(0, r, Endpoint::Import, rules()).unwrap();
         assert_eq!(p.token.as_deref(), Some("t"));
         assert_eq!(p.event.distinct_id.as_str(), "7");
         assert_eq!(p.event.time.millis(), 1_699_999_999_500);
         assert_eq!(p.event.insert_id.as_deref(), Some("abc-1"));
         assert_eq!(Value::Object(p.event.properties), json!({"price": 3}));
         let ms = json!({"event": "Buy", "properties": {"distinct_id": "u", "time": NOW}});
-        assert_eq!(parse_event(0, &ms, Endpoint::Track, rules()).unwrap().event.time.millis(), NOW);
+        assert_eq!(
+            parse_event(0, ms, Endpoint::Track, rules())
+                .unwrap()
+                .event
+                .time
+                .millis(),
+            NOW
+        );
     }
 
     #[test]
@@ -288,21 +407,44 @@ mod tests {
         let cases = [
             (json!("x"), ""),
             (json!({"properties": {"distinct_id": "u"}}), "event"),
-            (json!({"event": "", "properties": {"distinct_id": "u"}}), "event"),
+            (
+                json!({"event": "", "properties": {"distinct_id": "u"}}),
+                "event",
+            ),
             (json!({"event": "a"}), "properties"),
-            (json!({"event": "a", "properties": {}}), "properties.distinct_id"),
-            (json!({"event": "a", "properties": {"distinct_id": "u", "time": "noon"}}), "properties.time"),
-            (json!({"event": "a", "properties": {"distinct_id": "u", "time": (NOW + 7_200_000)}}), "properties.time"),
-            (json!({"event": "a", "properties": {"distinct_id": "u", "$insert_id": "no spaces"}}), "properties.$insert_id"),
-            (json!({"event": "a", "properties": {"distinct_id": "u", "deep": {"a": {"b": {"c": {"d": 1}}}}}}), "properties"),
+            (
+                json!({"event": "a", "properties": {}}),
+                "properties.distinct_id",
+            ),
+            (
+                json!({"event": "a", "properties": {"distinct_id": "u", "time": "noon"}}),
+                "properties.time",
+            ),
+            (
+                json!({"event": "a", "properties": {"distinct_id": "u", "time": (NOW + 7_200_000)}}),
+                "properties.time",
+            ),
+            (
+                json!({"event": "a", "properties": {"distinct_id": "u", "$insert_id": "no spaces"}}),
+                "properties.$insert_id",
+            ),
+            (
+                json!({"event": "a", "properties": {"distinct_id": "u", "deep": {"a": {"b": {"c": {"d": 1}}}}}}),
+                "properties",
+            ),
         ];
         for (i, (record, field)) in cases.iter().enumerate() {
-            let e = parse_event(i, record, Endpoint::Track, rules()).unwrap_err();
+            let e = parse_event(i, record.clone(), Endpoint::Track, rules()).unwrap_err();
             assert_eq!(e.field, *field, "case {i}: {}", e.message);
             assert_eq!(e.index, i);
         }
         let no_time = json!({"event": "a", "properties": {"distinct_id": "u", "$insert_id": "x"}});
-        assert_eq!(parse_event(0, &no_time, Endpoint::Import, rules()).unwrap_err().field, "properties.time");
+        assert_eq!(
+            parse_event(0, no_time, Endpoint::Import, rules())
+                .unwrap_err()
+                .field,
+            "properties.time"
+        );
     }
 
     #[test]
@@ -313,6 +455,9 @@ mod tests {
         assert!(parse_update(0, &two).is_err());
         let none = json!({"$distinct_id": "u"});
         assert!(parse_update(0, &none).is_err());
-        assert_eq!(parse_update(0, &json!({"$set": {}})).unwrap_err().field, "$distinct_id");
+        assert_eq!(
+            parse_update(0, &json!({"$set": {}})).unwrap_err().field,
+            "$distinct_id"
+        );
     }
 }

@@ -12,7 +12,8 @@ use crate::access::{Authorized, perm};
 use crate::domain::{DistinctId, Timestamp};
 use crate::error::AppError;
 use crate::store::{
-    CountGroup, EventCursor, EventFilter, InsertOutcome, NewEvent, Profile, SharedStore, StoredEvent,
+    CountGroup, EventCursor, EventFilter, InsertOutcome, NewEvent, Profile, SharedStore,
+    StoredEvent,
 };
 use profile::ProfileUpdate;
 
@@ -20,10 +21,16 @@ use profile::ProfileUpdate;
 pub const MAX_PAGE: u32 = 1000;
 
 /// Refuses projects that do not exist or were soft-deleted, as if they never existed.
-async fn live_project<P: crate::access::Requirement>(store: &SharedStore, auth: &Authorized<P>) -> Result<(), AppError> {
+async fn live_project<P: crate::access::Requirement>(
+    store: &SharedStore,
+    auth: &Authorized<P>,
+) -> Result<(), AppError> {
     match store.project(auth.project()).await? {
         Some(p) if p.deleted_at.is_none() => Ok(()),
-        _ => Err(AppError::NotFound(format!("project {} does not exist", auth.project()))),
+        _ => Err(AppError::NotFound(format!(
+            "project {} does not exist",
+            auth.project()
+        ))),
     }
 }
 
@@ -46,7 +53,9 @@ pub async fn update_profiles(
     now: Timestamp,
 ) -> Result<u64, AppError> {
     live_project(store, auth).await?;
-    Ok(store.apply_profile_updates(auth.project(), updates, now).await?)
+    Ok(store
+        .apply_profile_updates(auth.project(), updates, now)
+        .await?)
 }
 
 /// Which events a reader asks for, before the project is bound by authorization.
@@ -82,7 +91,11 @@ impl Cursor {
     /// Reads a cursor a client sent back.
     pub fn parse(s: &str) -> Result<Self, AppError> {
         let bad = || AppError::BadRequest("cursor is not one this service issued".into());
-        let text = URL_SAFE_NO_PAD.decode(s).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad)?;
+        let text = URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
         let (t, id) = text.split_once('.').ok_or_else(bad)?;
         Ok(Self(EventCursor {
             time: Timestamp::from_millis(t.parse().map_err(|_| bad())?),
@@ -149,13 +162,26 @@ pub async fn query(
     live_project(store, auth).await?;
     let limit = limit.clamp(1, MAX_PAGE);
     // One extra row tells whether another page follows.
-    let mut rows = store.query_events(&q.bind(auth), after.map(|c| c.0), limit + 1).await?;
+    let mut rows = store
+        .query_events(&q.bind(auth), after.map(|c| c.0), limit + 1)
+        .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more
-        .then(|| rows.last().map(|e| Cursor(EventCursor { time: e.time, id: e.id }).encode()))
+        .then(|| {
+            rows.last().map(|e| {
+                Cursor(EventCursor {
+                    time: e.time,
+                    id: e.id,
+                })
+                .encode()
+            })
+        })
         .flatten();
-    Ok(EventPage { events: rows.into_iter().map(EventView::from).collect(), next_cursor })
+    Ok(EventPage {
+        events: rows.into_iter().map(EventView::from).collect(),
+        next_cursor,
+    })
 }
 
 /// Counts events in the authorized project.
@@ -188,7 +214,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = Cursor(EventCursor { time: Timestamp::from_millis(1_700_000_000_000), id: 42 });
+        let c = Cursor(EventCursor {
+            time: Timestamp::from_millis(1_700_000_000_000),
+            id: 42,
+        });
         assert_eq!(Cursor::parse(&c.encode()).unwrap(), c);
         assert!(Cursor::parse("not-a-cursor!").is_err());
         assert!(Cursor::parse(&URL_SAFE_NO_PAD.encode("1.x")).is_err());

@@ -35,8 +35,16 @@ pub struct ProfileUpdate {
 }
 
 /// The operation names a record may carry, exactly one per record.
-pub const OPERATIONS: [&str; 8] =
-    ["$set", "$set_once", "$add", "$append", "$union", "$remove", "$unset", "$delete"];
+pub const OPERATIONS: [&str; 8] = [
+    "$set",
+    "$set_once",
+    "$add",
+    "$append",
+    "$union",
+    "$remove",
+    "$unset",
+    "$delete",
+];
 
 impl ProfileOp {
     /// Parses the operation named `name` with its JSON argument.
@@ -68,7 +76,11 @@ impl ProfileOp {
                 Value::Array(items) => Self::Unset(
                     items
                         .iter()
-                        .map(|v| v.as_str().map(str::to_owned).ok_or("$unset takes a list of property names"))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_owned)
+                                .ok_or("$unset takes a list of property names")
+                        })
                         .collect::<Result<_, _>>()?,
                 ),
                 _ => return Err("$unset takes a list of property names".into()),
@@ -142,7 +154,9 @@ impl ProfileUpdate {
 
 /// The list under `key`, created (or replacing a scalar) as needed.
 fn list<'a>(p: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
-    let slot = p.entry(key.to_owned()).or_insert_with(|| Value::Array(vec![]));
+    let slot = p
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Array(vec![]));
     if !slot.is_array() {
         *slot = Value::Array(vec![]);
     }
@@ -160,19 +174,41 @@ mod tests {
             distinct_id: DistinctId::parse("u").unwrap(),
             op: ProfileOp::parse(op, &arg).unwrap(),
         };
-        u.apply(current.map(|v| v.as_object().unwrap().clone())).map(Value::Object)
+        u.apply(current.map(|v| v.as_object().unwrap().clone()))
+            .map(Value::Object)
     }
 
     #[test]
     fn operations_follow_mixpanel() {
         let p = Some(json!({"plan": "free", "n": 1, "tags": ["a"]}));
-        assert_eq!(apply("$set", json!({"plan": "pro"}), p.clone()).unwrap()["plan"], "pro");
-        assert_eq!(apply("$set_once", json!({"plan": "pro", "x": 1}), p.clone()).unwrap()["plan"], "free");
-        assert_eq!(apply("$add", json!({"n": 2, "m": 1.5}), p.clone()).unwrap(), json!({"plan": "free", "n": 3, "m": 1.5, "tags": ["a"]}));
-        assert_eq!(apply("$append", json!({"tags": "b"}), p.clone()).unwrap()["tags"], json!(["a", "b"]));
-        assert_eq!(apply("$union", json!({"tags": ["a", "c"]}), p.clone()).unwrap()["tags"], json!(["a", "c"]));
-        assert_eq!(apply("$remove", json!({"tags": "a"}), p.clone()).unwrap()["tags"], json!([]));
-        assert_eq!(apply("$unset", json!(["plan", "tags"]), p.clone()).unwrap(), json!({"n": 1}));
+        assert_eq!(
+            apply("$set", json!({"plan": "pro"}), p.clone()).unwrap()["plan"],
+            "pro"
+        );
+        assert_eq!(
+            apply("$set_once", json!({"plan": "pro", "x": 1}), p.clone()).unwrap()["plan"],
+            "free"
+        );
+        assert_eq!(
+            apply("$add", json!({"n": 2, "m": 1.5}), p.clone()).unwrap(),
+            json!({"plan": "free", "n": 3, "m": 1.5, "tags": ["a"]})
+        );
+        assert_eq!(
+            apply("$append", json!({"tags": "b"}), p.clone()).unwrap()["tags"],
+            json!(["a", "b"])
+        );
+        assert_eq!(
+            apply("$union", json!({"tags": ["a", "c"]}), p.clone()).unwrap()["tags"],
+            json!(["a", "c"])
+        );
+        assert_eq!(
+            apply("$remove", json!({"tags": "a"}), p.clone()).unwrap()["tags"],
+            json!([])
+        );
+        assert_eq!(
+            apply("$unset", json!(["plan", "tags"]), p.clone()).unwrap(),
+            json!({"n": 1})
+        );
         assert_eq!(apply("$delete", json!(""), p.clone()), None);
         assert_eq!(apply("$unset", json!(["plan"]), None), None);
     }

@@ -1,1 +1,8 @@
-//! The pure core of the audit log: encoding, hashing and verification, with no I/O.
+//! The pure core of the audit log: entry encoding, the hash chain, RFC 6962 Merkle trees,
+//! signed notes and checkpoints, and bundle verification. No async, no I/O, no clock, no
+//! database: the service and the offline verifier share exactly this code.
+
+pub mod checkpoint;
+pub mod entry;
+pub mod merkle;
+pub mod note;

@@ -21,9 +21,16 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let timeout = Duration::from_millis(state.settings.database.acquire_timeout_ms);
     match tokio::time::timeout(timeout, state.store.ping()).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": state.store.backend()}))),
-        Ok(Err(e)) => Err(AppError::Unavailable(format!("the database does not answer: {e}"))),
-        Err(_) => Err(AppError::Unavailable("the database did not answer in time".into())),
+        Ok(Ok(())) => {
+            Ok(HttpResponse::Ok()
+                .json(json!({"status": "ready", "database": state.store.backend()})))
+        }
+        Ok(Err(e)) => Err(AppError::Unavailable(format!(
+            "the database does not answer: {e}"
+        ))),
+        Err(_) => Err(AppError::Unavailable(
+            "the database did not answer in time".into(),
+        )),
     }
 }
 
@@ -31,6 +38,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
-    encoder.encode(&state.metrics.gather(), &mut buf).map_err(|e| AppError::Internal(e.into()))?;
-    Ok(HttpResponse::Ok().content_type(encoder.format_type()).body(buf))
+    encoder
+        .encode(&state.metrics.gather(), &mut buf)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type(encoder.format_type())
+        .body(buf))
 }

@@ -42,45 +42,75 @@ fn read_payload(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Payl
 /// How a batch ended: what was stored and what was refused.
 struct BatchResult {
     endpoint: &'static str,
+    /// Whether any record or the caller proved a project (else the answer is 401).
+    authenticated: bool,
     verbose: bool,
+    form: bool,
     total: usize,
     accepted: u64,
     failed: Vec<RecordError>,
 }
 
-const TOKEN_FIELDS: [&str; 2] = ["properties.token", "$token"];
-
 impl BatchResult {
+    fn new(
+        endpoint: &'static str,
+        authenticated: bool,
+        (verbose, form, total): (bool, bool, usize),
+        accepted: u64,
+        failed: Vec<RecordError>,
+    ) -> Self {
+        Self {
+            endpoint,
+            authenticated,
+            verbose,
+            form,
+            total,
+            accepted,
+            failed,
+        }
+    }
+
     fn respond(mut self) -> Result<HttpResponse, AppError> {
         if self.failed.is_empty() {
             return Ok(match (self.endpoint, self.verbose) {
-                ("import", verbose) => HttpResponse::Ok().json(json!({
+                ("import", _) => HttpResponse::Ok().json(json!({
                     "code": 200,
                     "num_records_imported": self.accepted,
-                    // The SDKs want 1; Mixpanel's raw Import API says "OK".
-                    "status": if verbose { json!(1) } else { json!("OK") },
+                    // The SDKs (form bodies) want 1; Mixpanel's raw JSON Import API says "OK".
+                    "status": if self.form { json!(1) } else { json!("OK") },
                 })),
                 (_, true) => HttpResponse::Ok().json(json!({"status": 1, "error": null})),
                 (_, false) => HttpResponse::Ok().content_type("text/plain").body("1"),
             });
         }
         self.failed.sort_by_key(|f| f.index);
-        let only_tokens = self.endpoint != "import"
-            && self.accepted == 0
-            && self.failed.iter().all(|f| TOKEN_FIELDS.contains(&f.field.as_str()));
-        let (status, detail) = if only_tokens {
-            (StatusCode::UNAUTHORIZED, "no record carries a valid project token".to_owned())
+        let (status, detail) = if !self.authenticated {
+            (
+                StatusCode::UNAUTHORIZED,
+                "no record carries a valid project token".to_owned(),
+            )
         } else {
             (
                 StatusCode::BAD_REQUEST,
-                format!("{} of {} records failed validation; the others were stored", self.failed.len(), self.total),
+                format!(
+                    "{} of {} records failed validation; the others were stored",
+                    self.failed.len(),
+                    self.total
+                ),
             )
         };
         let mut extensions = Map::new();
         extensions.insert("code".into(), status.as_u16().into());
         extensions.insert("num_records_imported".into(), self.accepted.into());
-        extensions.insert("failed_records".into(), serde_json::to_value(&self.failed).map_err(anyhow::Error::from)?);
-        Err(AppError::Detailed { status, detail, extensions })
+        extensions.insert(
+            "failed_records".into(),
+            serde_json::to_value(&self.failed).map_err(anyhow::Error::from)?,
+        );
+        Err(AppError::Detailed {
+            status,
+            detail,
+            extensions,
+        })
     }
 }
 
@@ -97,7 +127,12 @@ async fn authorize_by_token<T>(
     for (index, insert_id, token, item) in items {
         match token {
             Some(t) => groups.entry(t).or_default().push((index, insert_id, item)),
-            None => failed.push(RecordError { index, insert_id, field: token_field.into(), message: "is required".into() }),
+            None => failed.push(RecordError {
+                index,
+                insert_id,
+                field: token_field.into(),
+                message: "is required".into(),
+            }),
         }
     }
     let mut out = Vec::new();
@@ -108,12 +143,16 @@ async fn authorize_by_token<T>(
                 let auth = authorize::<perm::EventsIngest>(&principal, &project.id)?;
                 out.push((auth, members.into_iter().map(|(_, _, item)| item).collect()));
             }
-            _ => failed.extend(members.into_iter().map(|(index, insert_id, _)| RecordError {
-                index,
-                insert_id,
-                field: token_field.into(),
-                message: "is not the token of any project".into(),
-            })),
+            _ => failed.extend(
+                members
+                    .into_iter()
+                    .map(|(index, insert_id, _)| RecordError {
+                        index,
+                        insert_id,
+                        field: token_field.into(),
+                        message: "is not the token of any project".into(),
+                    }),
+            ),
         }
     }
     Ok(out)
@@ -132,18 +171,30 @@ pub async fn track(
     let rules = state.time_rules();
     let mut failed = Vec::new();
     let mut items = Vec::new();
-    for (i, record) in payload.records.iter().enumerate() {
+    let total = payload.records.len();
+    for (i, record) in payload.records.into_iter().enumerate() {
         match mixpanel::parse_event(i, record, Endpoint::Track, rules) {
-            Ok(ParsedEvent { token, event }) => items.push((i, event.insert_id.clone(), token, event)),
+            Ok(ParsedEvent { token, event }) => {
+                items.push((i, event.insert_id.clone(), token, event))
+            }
             Err(e) => failed.push(e),
         }
     }
     let mut accepted = 0;
-    for (auth, batch) in authorize_by_token(&state, route, items, "properties.token", &mut failed).await? {
+    let groups = authorize_by_token(&state, route, items, "properties.token", &mut failed).await?;
+    let authenticated = !groups.is_empty();
+    for (auth, batch) in groups {
         let outcome = events::ingest(&state.store, &auth, &batch, rules.now).await?;
         accepted += outcome.inserted + outcome.duplicates;
     }
-    BatchResult { endpoint: "track", verbose: payload.verbose, total: payload.records.len(), accepted, failed }.respond()
+    BatchResult::new(
+        "track",
+        authenticated,
+        (payload.verbose, payload.form, total),
+        accepted,
+        failed,
+    )
+    .respond()
 }
 
 #[utoipa::path(post, path = "/engage", tag = "ingest",
@@ -166,10 +217,19 @@ pub async fn engage(
     }
     let now = state.clock.now();
     let mut accepted = 0;
-    for (auth, batch) in authorize_by_token(&state, route, items, "$token", &mut failed).await? {
+    let groups = authorize_by_token(&state, route, items, "$token", &mut failed).await?;
+    let authenticated = !groups.is_empty();
+    for (auth, batch) in groups {
         accepted += events::update_profiles(&state.store, &auth, &batch, now).await?;
     }
-    BatchResult { endpoint: "engage", verbose: payload.verbose, total: payload.records.len(), accepted, failed }.respond()
+    BatchResult::new(
+        "engage",
+        authenticated,
+        (payload.verbose, payload.form, payload.records.len()),
+        accepted,
+        failed,
+    )
+    .respond()
 }
 
 /// `/import`'s query string.
@@ -192,7 +252,9 @@ pub async fn import(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let project = match &params.project_id {
-        Some(p) => ProjectId::parse(p).map_err(|e| AppError::BadRequest(format!("project_id: {e}")))?,
+        Some(p) => {
+            ProjectId::parse(p).map_err(|e| AppError::BadRequest(format!("project_id: {e}")))?
+        }
         None => match principal.subject() {
             crate::access::Subject::ServiceAccount { project, .. } => project.clone(),
             crate::access::Subject::ProjectToken { project } => project.clone(),
@@ -200,13 +262,21 @@ pub async fn import(
     };
     let auth = authorize::<perm::EventsIngest>(&principal, &project)?;
     let payload = read_payload(&req, &body, &state)?;
-    let expected_token = state.store.project(auth.project()).await?.map(|p| p.ingest_token);
+    let expected_token = state
+        .store
+        .project(auth.project())
+        .await?
+        .map(|p| p.ingest_token);
     let rules = state.time_rules();
     let mut failed = Vec::new();
     let mut batch: Vec<NewEvent> = Vec::new();
-    for (i, record) in payload.records.iter().enumerate() {
+    let total = payload.records.len();
+    for (i, record) in payload.records.into_iter().enumerate() {
         match mixpanel::parse_event(i, record, Endpoint::Import, rules) {
-            Ok(ParsedEvent { token: Some(t), event }) if Some(&t) != expected_token.as_ref() => failed.push(RecordError {
+            Ok(ParsedEvent {
+                token: Some(t),
+                event,
+            }) if Some(&t) != expected_token.as_ref() => failed.push(RecordError {
                 index: i,
                 insert_id: event.insert_id,
                 field: "properties.token".into(),
@@ -221,5 +291,12 @@ pub async fn import(
         let outcome = events::ingest(&state.store, &auth, &batch, rules.now).await?;
         accepted = outcome.inserted + outcome.duplicates;
     }
-    BatchResult { endpoint: "import", verbose: payload.verbose, total: payload.records.len(), accepted, failed }.respond()
+    BatchResult::new(
+        "import",
+        true,
+        (payload.verbose, payload.form, total),
+        accepted,
+        failed,
+    )
+    .respond()
 }

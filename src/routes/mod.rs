@@ -25,7 +25,12 @@ pub struct RouteDef {
 }
 
 fn def(method: Method, path: &'static str, access: Access, handler: fn() -> Route) -> RouteDef {
-    RouteDef { method, path, access, handler }
+    RouteDef {
+        method,
+        path,
+        access,
+        handler,
+    }
 }
 
 /// Every route the service serves.
@@ -33,24 +38,57 @@ pub fn registry() -> Vec<RouteDef> {
     use Access::{Public, Requires};
     use Permission::*;
     vec![
-        def(Method::GET, "/healthz", Public("liveness only, no data"), || web::get().to(health::healthz)),
-        def(Method::GET, "/readyz", Public("readiness only, no data"), || web::get().to(health::readyz)),
-        def(Method::GET, "/metrics", Public("request counts and latencies, no customer data"), || {
-            web::get().to(health::metrics)
+        def(
+            Method::GET,
+            "/healthz",
+            Public("liveness only, no data"),
+            || web::get().to(health::healthz),
+        ),
+        def(
+            Method::GET,
+            "/readyz",
+            Public("readiness only, no data"),
+            || web::get().to(health::readyz),
+        ),
+        def(
+            Method::GET,
+            "/metrics",
+            Public("request counts and latencies, no customer data"),
+            || web::get().to(health::metrics),
+        ),
+        def(
+            Method::GET,
+            "/openapi.json",
+            Public("the API description"),
+            || web::get().to(openapi::document),
+        ),
+        def(Method::POST, "/track", Requires(EventsIngest), || {
+            web::post().to(ingest::track)
         }),
-        def(Method::GET, "/openapi.json", Public("the API description"), || web::get().to(openapi::document)),
-        def(Method::POST, "/track", Requires(EventsIngest), || web::post().to(ingest::track)),
-        def(Method::POST, "/engage", Requires(EventsIngest), || web::post().to(ingest::engage)),
-        def(Method::POST, "/import", Requires(EventsIngest), || web::post().to(ingest::import)),
-        def(Method::GET, "/api/v1/projects/{project}/events", Requires(EventsRead), || {
-            web::get().to(query::events)
+        def(Method::POST, "/engage", Requires(EventsIngest), || {
+            web::post().to(ingest::engage)
         }),
-        def(Method::GET, "/api/v1/projects/{project}/events/count", Requires(EventsRead), || {
-            web::get().to(query::count)
+        def(Method::POST, "/import", Requires(EventsIngest), || {
+            web::post().to(ingest::import)
         }),
-        def(Method::GET, "/api/v1/projects/{project}/profiles/{distinct_id}", Requires(ProfilesRead), || {
-            web::get().to(query::profile)
-        }),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/events",
+            Requires(EventsRead),
+            || web::get().to(query::events),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/events/count",
+            Requires(EventsRead),
+            || web::get().to(query::count),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/profiles/{distinct_id}",
+            Requires(ProfilesRead),
+            || web::get().to(query::profile),
+        ),
     ]
 }
 

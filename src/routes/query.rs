@@ -84,7 +84,9 @@ pub async fn events(
     let q = filters.parse()?;
     let limit = paging.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(AppError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     let after = paging.cursor.as_deref().map(Cursor::parse).transpose()?;
     let page = events::query(&state.store, &auth, &q, after, limit).await?;
@@ -136,12 +138,23 @@ pub async fn count(
         None => (CountGroup::Total, "total"),
         Some("event") => (CountGroup::Event, "event"),
         Some("day") => (CountGroup::Day, "day"),
-        Some(other) => return Err(AppError::BadRequest(format!("group_by must be event or day, not {other:?}"))),
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "group_by must be event or day, not {other:?}"
+            )));
+        }
     };
     let rows = events::count(&state.store, &auth, &filters.parse()?, group).await?;
     let total = rows.iter().map(|(_, n)| n).sum();
-    let counts = rows.into_iter().map(|(key, count)| CountRow { key, count }).collect();
-    Ok(HttpResponse::Ok().json(CountResponse { group_by: name, counts, total }))
+    let counts = rows
+        .into_iter()
+        .map(|(key, count)| CountRow { key, count })
+        .collect();
+    Ok(HttpResponse::Ok().json(CountResponse {
+        group_by: name,
+        counts,
+        total,
+    }))
 }
 
 /// A person's profile.

@@ -1,9 +1,9 @@
 //! All SQL lives here: one family of store traits, implemented once over sqlx for both
 //! SQLite (`sqlite.rs`) and PostgreSQL (`postgres.rs`); the portable queries are in `sql.rs`.
 
-mod postgres;
+pub mod postgres;
 mod sql;
-mod sqlite;
+pub mod sqlite;
 
 use std::sync::Arc;
 
@@ -240,9 +240,17 @@ pub trait EventStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>>;
     /// Counts events, grouped; keys are event names, `YYYY-MM-DD` days, or `total`.
-    async fn count_events(&self, filter: &EventFilter, group: CountGroup) -> StoreResult<Vec<(String, i64)>>;
+    async fn count_events(
+        &self,
+        filter: &EventFilter,
+        group: CountGroup,
+    ) -> StoreResult<Vec<(String, i64)>>;
     /// One person's profile.
-    async fn profile(&self, project: &ProjectId, distinct_id: &DistinctId) -> StoreResult<Option<Profile>>;
+    async fn profile(
+        &self,
+        project: &ProjectId,
+        distinct_id: &DistinctId,
+    ) -> StoreResult<Option<Profile>>;
     /// Applies profile updates in order, in one transaction; returns how many were applied.
     async fn apply_profile_updates(
         &self,
@@ -261,6 +269,8 @@ pub trait Store: ProjectStore + EventStore {
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Closes every connection; later calls fail as if the database were gone.
+    async fn close(&self);
 }
 
 /// The store shared by the service.
@@ -292,6 +302,9 @@ mod tests {
         let sqlite = names(&format!("{root}/migrations/sqlite"));
         let postgres = names(&format!("{root}/migrations/postgres"));
         assert!(!sqlite.is_empty());
-        assert_eq!(sqlite, postgres, "migrations/sqlite and migrations/postgres differ");
+        assert_eq!(
+            sqlite, postgres,
+            "migrations/sqlite and migrations/postgres differ"
+        );
     }
 }

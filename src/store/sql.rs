@@ -4,7 +4,10 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
-use sqlx::{AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type};
+use sqlx::{
+    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
+    QueryBuilder, Row, Type,
+};
 
 use super::*;
 
@@ -67,9 +70,11 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
-    qb.push(" WHERE project_id = ").push_bind(f.project.as_str().to_owned());
+    qb.push(" WHERE project_id = ")
+        .push_bind(f.project.as_str().to_owned());
     if let Some(d) = &f.distinct_id {
-        qb.push(" AND distinct_id = ").push_bind(d.as_str().to_owned());
+        qb.push(" AND distinct_id = ")
+            .push_bind(d.as_str().to_owned());
     }
     if let Some(e) = &f.event {
         qb.push(" AND event = ").push_bind(e.clone());
@@ -127,27 +132,37 @@ where
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
         let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, id");
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(project_from_row::<DB>).collect()
     }
 
     async fn project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
         let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.as_str().to_owned()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.as_str().to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(project_from_row::<DB>).transpose()
     }
 
     async fn project_by_ingest_token(&self, token: &str) -> StoreResult<Option<Project>> {
         let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_token = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(token.to_owned()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(token.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(project_from_row::<DB>).transpose()
     }
 
     async fn service_accounts(&self, project: &ProjectId) -> StoreResult<Vec<ServiceAccount>> {
-        let rows = sqlx::query("SELECT id, project_id, name FROM service_accounts WHERE project_id = $1 ORDER BY name")
-            .bind(project.as_str().to_owned())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, project_id, name FROM service_accounts WHERE project_id = $1 ORDER BY name",
+        )
+        .bind(project.as_str().to_owned())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(ServiceAccount {
@@ -165,23 +180,31 @@ where
     }
 
     async fn revoke_token(&self, id: &str, at: Timestamp) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(at.millis())
-            .bind(id.to_owned())
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at.millis())
+        .bind(id.to_owned())
+        .execute(&self.pool)
+        .await?;
         Ok(DB::rows_affected(&done) == 1)
     }
 
     async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
         let sql = format!("{TOKEN_SELECT} WHERE t.secret_hash = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(hash.to_vec()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(token_from_row::<DB>).transpose()
     }
 
     async fn tokens(&self, project: &ProjectId) -> StoreResult<Vec<TokenRecord>> {
         let sql = format!("{TOKEN_SELECT} WHERE s.project_id = $1 ORDER BY t.created_at, t.id");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(project.as_str().to_owned()).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(project.as_str().to_owned())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(token_from_row::<DB>).collect()
     }
 }
@@ -296,7 +319,7 @@ where
                     .push_bind(e.distinct_id.as_str().to_owned())
                     .push_bind(e.time.millis())
                     .push_bind(e.insert_id.clone())
-                    .push_bind(Value::Object(e.properties.clone()).to_string())
+                    .push_bind(serde_json::to_string(&e.properties).expect("a JSON map serializes"))
                     .push_bind(received_at.millis());
             });
             qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING");
@@ -304,7 +327,10 @@ where
             inserted += DB::rows_affected(&done);
         }
         tx.commit().await?;
-        Ok(InsertOutcome { inserted, duplicates: events.len() as u64 - inserted })
+        Ok(InsertOutcome {
+            inserted,
+            duplicates: events.len() as u64 - inserted,
+        })
     }
 
     async fn query_events(
@@ -313,8 +339,9 @@ where
         after: Option<EventCursor>,
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let mut qb: QueryBuilder<DB> =
-            QueryBuilder::new("SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events");
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events",
+        );
         push_filter(&mut qb, filter);
         if let Some(c) = after {
             qb.push(" AND (time_ms > ")
@@ -325,18 +352,24 @@ where
                 .push_bind(c.id)
                 .push("))");
         }
-        qb.push(" ORDER BY time_ms, id LIMIT ").push_bind(i64::from(limit));
+        qb.push(" ORDER BY time_ms, id LIMIT ")
+            .push_bind(i64::from(limit));
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row::<DB>).collect()
     }
 
-    async fn count_events(&self, filter: &EventFilter, group: CountGroup) -> StoreResult<Vec<(String, i64)>> {
+    async fn count_events(
+        &self,
+        filter: &EventFilter,
+        group: CountGroup,
+    ) -> StoreResult<Vec<(String, i64)>> {
         let key = match group {
             CountGroup::Total => "'total'",
             CountGroup::Event => "event",
             CountGroup::Day => "time_ms / 86400000",
         };
-        let mut qb: QueryBuilder<DB> = QueryBuilder::new(format!("SELECT {key} AS k, COUNT(*) AS n FROM events"));
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new(format!("SELECT {key} AS k, COUNT(*) AS n FROM events"));
         push_filter(&mut qb, filter);
         if group != CountGroup::Total {
             qb.push(format!(" GROUP BY {key} ORDER BY {key}"));
@@ -353,7 +386,11 @@ where
             .collect()
     }
 
-    async fn profile(&self, project: &ProjectId, distinct_id: &DistinctId) -> StoreResult<Option<Profile>> {
+    async fn profile(
+        &self,
+        project: &ProjectId,
+        distinct_id: &DistinctId,
+    ) -> StoreResult<Option<Profile>> {
         let row = sqlx::query(
             "SELECT distinct_id, properties, updated_at FROM profiles WHERE project_id = $1 AND distinct_id = $2",
         )
@@ -382,14 +419,15 @@ where
         for update in updates {
             let pid = project.as_str().to_owned();
             let did = update.distinct_id.as_str().to_owned();
-            let current: Option<String> =
-                sqlx::query("SELECT properties FROM profiles WHERE project_id = $1 AND distinct_id = $2")
-                    .bind(pid.clone())
-                    .bind(did.clone())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.try_get(0))
-                    .transpose()?;
+            let current: Option<String> = sqlx::query(
+                "SELECT properties FROM profiles WHERE project_id = $1 AND distinct_id = $2",
+            )
+            .bind(pid.clone())
+            .bind(did.clone())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
             let current = current.as_deref().map(json_object).transpose()?;
             match update.apply(current) {
                 Some(props) => {
@@ -442,5 +480,9 @@ where
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 }

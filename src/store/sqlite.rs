@@ -4,7 +4,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
 
 use super::sql::{Backend, SqlStore};
 use super::{StoreError, StoreResult};
@@ -28,9 +31,14 @@ impl Backend for Sqlite {
 pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite>> {
     let options = SqliteConnectOptions::from_str(&settings.url)
         .map_err(|e| StoreError::Other(anyhow::anyhow!("database.url: {e}")))?;
-    if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    if let Some(dir) = options
+        .get_filename()
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
     }
     let options = options
         .create_if_missing(true)

@@ -1,0 +1,156 @@
+//! The `auditgate` binary: configuration errors, project and token commands, graceful drain.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn auditgate(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_auditgate"));
+    c.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("AUDITGATE__DATABASE__URL", "sqlite:data/test.db");
+    c
+}
+
+fn run_json(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = auditgate(dir).arg("--json").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn projects_and_tokens_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run_json(dir.path(), &["project", "create", "shop"]);
+    assert_eq!(created["id"], "shop");
+    assert_eq!(created["ingest_token"].as_str().unwrap().len(), 32);
+    assert!(created["secret"].as_str().unwrap().starts_with("ags_"));
+    let text = auditgate(dir.path())
+        .args(["project", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).starts_with("shop"));
+    let list = run_json(dir.path(), &["project", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let token = run_json(dir.path(), &["token", "create", "--project", "shop"]);
+    let id = token["id"].as_str().unwrap();
+    run_json(dir.path(), &["token", "revoke", id]);
+    let again = auditgate(dir.path())
+        .args(["token", "revoke", id])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "revoking twice is an error");
+    let tokens = run_json(dir.path(), &["token", "list", "--project", "shop"]);
+    assert_eq!(
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["revoked"] == true)
+            .count(),
+        1
+    );
+    let dup = auditgate(dir.path())
+        .args(["project", "create", "shop"])
+        .output()
+        .unwrap();
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let bad = auditgate(dir.path())
+        .args(["project", "create", "Not Valid"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid project id"));
+}
+
+#[test]
+fn configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = auditgate(dir.path())
+        .env("AUDITGATE__DATABASE__URL", "mysql://x")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("database.url"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = auditgate(dir.path())
+        .env("AUDITGATE__SERVER__MAX_BODY_BYTES", "lots")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("max_body_bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = auditgate(dir.path())
+        .env("AUDITGATE__SERVER__BINDD", "x")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bindd"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.path().join("extra.toml"), "[ingest]\nmax_batch = 0\n").unwrap();
+    let out = auditgate(dir.path())
+        .args(["--config", "extra.toml", "migrate"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.max_batch"));
+}
+
+#[test]
+fn serve_logs_json_on_request_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = auditgate(dir.path())
+        .env("AUDITGATE__LOG__FORMAT", "json")
+        .env("AUDITGATE__SERVER__SHUTDOWN_TIMEOUT_SECS", "5")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("serve exited early").unwrap();
+        let log: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        if let Some(port) = log["port"].as_u64() {
+            break port;
+        }
+    };
+    let health = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).unwrap();
+    assert_eq!(health.status(), 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a drained shutdown exits 0");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("drained and stopped")),
+        "{rest:?}"
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real application over HTTP on port 0.
+
+mod bad_input;
+mod cli;
+mod health;
+mod helpers;
+mod ingest;
+mod query;
+mod routes;
+mod sdk;
+mod store;

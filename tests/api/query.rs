@@ -1,0 +1,204 @@
+use serde_json::{Value, json};
+
+use auditgate::clock::Clock;
+
+use crate::helpers::{Backend, TestApp, assert_problem, spawn_app, spawn_app_on};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Imports `n` events spread one minute apart, ending an hour ago, alternating two people.
+async fn seed(app: &TestApp, n: usize) -> i64 {
+    let start = app.clock.now().millis() - 3_600_000 - n as i64 * 60_000;
+    let batch: Vec<_> = (0..n)
+        .map(|i| {
+            json!({"event": if i % 3 == 0 { "Buy" } else { "View" }, "properties": {
+                "distinct_id": if i % 2 == 0 { "alice" } else { "bob" },
+                "time": start + i as i64 * 60_000, "$insert_id": format!("e{i}"), "i": i}})
+        })
+        .collect();
+    assert_eq!(app.import(&json!(batch)).await.status(), 200);
+    start
+}
+
+#[tokio::test]
+async fn pages_walk_every_event_once_in_time_order() {
+    let app = spawn_app().await;
+    seed(&app, 250).await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let page: Value = app
+            .get(&format!("/api/v1/projects/shop/events?limit=100{cursor}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["properties"]["i"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, (0..250).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn filters_narrow_by_person_event_and_time() {
+    let app = spawn_app().await;
+    let start = seed(&app, 30).await;
+    let get = |q: String| {
+        let app = &app;
+        async move {
+            let page: Value = app
+                .get(&format!("/api/v1/projects/shop/events?{q}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["properties"]["i"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        get("distinct_id=bob".into()).await,
+        (1..30).step_by(2).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        get("event=Buy".into()).await,
+        (0..30).step_by(3).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        get(format!(
+            "from={}&to={}",
+            start + 10 * 60_000,
+            start + 13 * 60_000
+        ))
+        .await,
+        vec![10, 11, 12]
+    );
+    let rfc = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let q = format!(
+        "from={}&to={}&distinct_id=alice",
+        rfc(start + 10 * 60_000),
+        rfc(start + 14 * 60_000)
+    );
+    assert_eq!(get(q.replace('+', "%2B")).await, vec![10, 12]);
+}
+
+#[tokio::test]
+async fn counts_group_by_event_and_day() {
+    let app = spawn_app().await;
+    let now = app.clock.now().millis();
+    let batch = json!([
+        {"event": "Buy", "properties": {"distinct_id": "a", "time": now - 2 * DAY_MS, "$insert_id": "1"}},
+        {"event": "Buy", "properties": {"distinct_id": "a", "time": now - DAY_MS, "$insert_id": "2"}},
+        {"event": "View", "properties": {"distinct_id": "b", "time": now - DAY_MS, "$insert_id": "3"}},
+    ]);
+    assert_eq!(app.import(&batch).await.status(), 200);
+    let c: Value = app
+        .get("/api/v1/projects/shop/events/count")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["total"], 3);
+    let c: Value = app
+        .get("/api/v1/projects/shop/events/count?group_by=event")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        c["counts"],
+        json!([{"key": "Buy", "count": 2}, {"key": "View", "count": 1}])
+    );
+    let c: Value = app
+        .get("/api/v1/projects/shop/events/count?group_by=day")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    assert_eq!(
+        c["counts"],
+        json!([{"key": day(now - 2 * DAY_MS), "count": 1}, {"key": day(now - DAY_MS), "count": 2}])
+    );
+}
+
+#[tokio::test]
+async fn profiles_are_read_by_distinct_id() {
+    let app = spawn_app().await;
+    let u = json!({"$token": app.token(), "$distinct_id": "alice", "$set": {"$email": "a@example.com"}});
+    app.post_form("/engage", &u).await;
+    let p: Value = app
+        .get("/api/v1/projects/shop/profiles/alice")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["properties"]["$email"], "a@example.com");
+    assert_problem(app.get("/api/v1/projects/shop/profiles/nobody").await, 404).await;
+}
+
+#[tokio::test]
+async fn a_project_token_reads_nothing_of_another_project() {
+    let app = spawn_app().await;
+    seed(&app, 3).await;
+    let other = app.other_project("bank").await;
+    for path in [
+        "/api/v1/projects/shop/events",
+        "/api/v1/projects/shop/events/count",
+        "/api/v1/projects/shop/profiles/alice",
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(other.secret.expose())
+            .send()
+            .await
+            .unwrap();
+        let body = assert_problem(r, 403).await;
+        assert!(!body.to_string().contains("alice"), "no data in a refusal");
+    }
+}
+
+#[tokio::test]
+async fn ingest_and_query_work_on_postgres() {
+    let Some(app) = spawn_app_on(Backend::Postgres, "ingest_and_query_work_on_postgres").await
+    else {
+        return;
+    };
+    seed(&app, 120).await;
+    assert_eq!(app.all_events().await.len(), 120);
+    let c: Value = app
+        .get("/api/v1/projects/shop/events/count?group_by=event")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["total"], 120);
+    let body: Value = app.get_anonymous("/readyz").await.json().await.unwrap();
+    assert_eq!(body["database"], "postgres");
+}

@@ -1,0 +1,90 @@
+//! Default deny: every route declares its access, and the declarations hold.
+
+use std::collections::BTreeSet;
+
+use auditgate::access::Access;
+use auditgate::routes::{openapi::ApiDoc, registry};
+use utoipa::OpenApi;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[test]
+fn every_route_is_declared_once_and_documented() {
+    let routes = registry();
+    let declared: BTreeSet<_> = routes
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(
+        declared.len(),
+        routes.len(),
+        "a method and path appear twice in the registry"
+    );
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+    let documented: BTreeSet<_> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    assert_eq!(
+        declared, documented,
+        "the registry and the OpenAPI document list different routes"
+    );
+    for r in &routes {
+        if let Access::Public(why) = r.access {
+            assert!(
+                !why.is_empty(),
+                "{} {} is public without a reason",
+                r.method,
+                r.path
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_protected_route_refuses_anonymous_callers() {
+    let app = spawn_app().await;
+    let routes = registry();
+    assert!(
+        routes
+            .iter()
+            .any(|r| matches!(r.access, Access::Requires(_)))
+    );
+    for r in routes {
+        let path = r
+            .path
+            .replace("{project}", "shop")
+            .replace("{distinct_id}", "alice");
+        let url = format!("{}{path}", app.address);
+        let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
+        let req = app.client.request(method, &url);
+        let resp = match r.method.as_str() {
+            "POST" => req
+                .body(r#"{"event": "x", "properties": {"distinct_id": "u"}}"#)
+                .send()
+                .await
+                .unwrap(),
+            _ => req.send().await.unwrap(),
+        };
+        match r.access {
+            Access::Requires(p) => {
+                let body = assert_problem(resp, 401).await;
+                assert!(
+                    body.get("events").is_none(),
+                    "{} {path} ({p}) leaked data",
+                    r.method
+                );
+            }
+            Access::Public(_) => {
+                assert!(resp.status().is_success(), "{} {path} is public", r.method)
+            }
+        }
+    }
+}
