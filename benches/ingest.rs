@@ -69,8 +69,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn run(label: &'static str, url: String) {
+async fn run(label: &'static str, url: String, keys: &std::path::Path) {
     let mut settings = Settings::defaults();
+    settings.audit.signing_key_file = keys.join("audit-signing.key");
+    settings.audit.pseudonym_key_file = keys.join("pseudonym.key");
     settings.server.bind = "127.0.0.1:0".into();
     settings.database.url = url;
     let store: SharedStore = store::connect(&settings.database).await.unwrap();
@@ -89,8 +91,9 @@ async fn run(label: &'static str, url: String) {
     )
     .await
     .unwrap();
-    let app =
-        Application::build_with_store(settings.clone(), Arc::new(clock), store.clone()).unwrap();
+    let app = Application::build_with_store(settings.clone(), Arc::new(clock), store.clone())
+        .await
+        .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
@@ -175,6 +178,7 @@ async fn main() {
     run(
         "sqlite",
         format!("sqlite:{}", dir.path().join("bench.db").display()),
+        dir.path(),
     )
     .await;
     match std::env::var("AUDITGATE_TEST_POSTGRES_URL") {
@@ -187,7 +191,7 @@ async fn main() {
                 .await
                 .unwrap();
             let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
-            run("postgres", url).await;
+            run("postgres", url, dir.path()).await;
             conn.execute(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE {name} WITH (FORCE)"
             )))

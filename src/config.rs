@@ -21,6 +21,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Ingestion limits.
     pub ingest: IngestSettings,
+    /// The audit log.
+    pub audit: AuditSettings,
 }
 
 /// The HTTP listener.
@@ -75,6 +77,22 @@ pub struct IngestSettings {
     pub max_batch: usize,
     /// Seconds into the future an event's time may be.
     pub max_future_secs: i64,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// The origin line of checkpoints and the signing key's name.
+    pub origin: String,
+    /// Where the signing key lives.
+    pub signing_key_file: PathBuf,
+    /// Where the pseudonym secret lives.
+    pub pseudonym_key_file: PathBuf,
+    /// How long a request waits for its entry to be committed.
+    pub write_timeout_ms: u64,
+    /// Most entries per commit group.
+    pub max_group: usize,
 }
 
 /// A configuration problem, naming the key at fault.
@@ -161,6 +179,19 @@ impl Settings {
         }
         if !(1..=2000).contains(&self.ingest.max_batch) {
             return invalid("ingest.max_batch", "must be between 1 and 2000".into());
+        }
+        let origin = &self.audit.origin;
+        if origin.is_empty() || origin.chars().any(|c| c.is_whitespace() || c == '+') {
+            return invalid(
+                "audit.origin",
+                format!("{origin:?} must be non-empty, without spaces or '+'"),
+            );
+        }
+        if self.audit.write_timeout_ms == 0 {
+            return invalid("audit.write_timeout_ms", "must be at least 1".into());
+        }
+        if !(1..=10_000).contains(&self.audit.max_group) {
+            return invalid("audit.max_group", "must be between 1 and 10000".into());
         }
         if self.ingest.max_future_secs < 0 {
             return invalid("ingest.max_future_secs", "must not be negative".into());

@@ -9,6 +9,8 @@ pub mod ledger;
 #[cfg(feature = "server")]
 pub mod access;
 #[cfg(feature = "server")]
+pub mod audit;
+#[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "server")]
 pub mod cli;

@@ -9,6 +9,7 @@ use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpResponse, HttpServer, ResponseError, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::error::{AppError, PROBLEM_JSON, from_actix};
@@ -27,15 +28,16 @@ impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let store = store::connect(&settings.database).await?;
         store.migrate().await?;
-        Self::build_with_store(settings, clock, store)
+        Self::build_with_store(settings, clock, store).await
     }
 
-    /// Binds the listener around an already connected and migrated store.
-    pub fn build_with_store(
+    /// Starts the audit log and binds the listener around an already connected and migrated store.
+    pub async fn build_with_store(
         settings: Settings,
         clock: SharedClock,
         store: SharedStore,
     ) -> anyhow::Result<Self> {
+        let audit = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
         let listener = TcpListener::bind(settings.bind_addr())?;
         let port = listener.local_addr()?.port();
         let metrics = prometheus::Registry::new();
@@ -50,6 +52,7 @@ impl Application {
             clock,
             settings,
             metrics,
+            audit,
         });
         let server = HttpServer::new(move || {
             let limit = state.settings.server.max_body_bytes;

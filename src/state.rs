@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::events::mixpanel::TimeRules;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Metrics exposed at `/metrics`.
     pub metrics: prometheus::Registry,
+    /// The audit log every data access is written to first.
+    pub audit: AuditLog,
 }
 
 impl AppState {

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{Permission, Subject};
+use crate::audit::RequestContext;
 use crate::auth::tokens::{self, ApiSecret};
 use crate::domain::ProjectId;
 use crate::error::AppError;
@@ -146,11 +147,23 @@ impl FromRequest for Principal {
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no state in app data")))?;
             let store: &dyn ProjectStore = state.store.as_ref();
-            let subject = match credentials {
-                Credentials::Bearer(secret) => tokens::authenticate(store, &secret, None).await?,
+            let result = match credentials {
+                Credentials::Bearer(secret) => tokens::authenticate(store, &secret, None).await,
                 Credentials::Basic { user, secret } => {
-                    tokens::authenticate(store, &secret, Some(&user)).await?
+                    tokens::authenticate(store, &secret, Some(&user)).await
                 }
+            };
+            let subject = match result {
+                Ok(subject) => subject,
+                Err(AppError::Unauthorized(reason)) => {
+                    // Presented credentials that fail are an authentication failure: logged.
+                    state
+                        .audit
+                        .rejected(&RequestContext::of(&req), &reason)
+                        .await?;
+                    return Err(AppError::Unauthorized(reason));
+                }
+                Err(e) => return Err(e),
             };
             Self::new(subject, access)
         })

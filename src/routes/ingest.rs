@@ -12,10 +12,12 @@ use serde::Deserialize;
 use serde_json::{Map, json};
 
 use crate::access::{Authorized, Principal, RouteAccess, authorize, perm};
+use crate::audit::RequestContext;
 use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::events::mixpanel::{self, Endpoint, ParsedEvent, ParsedUpdate, Payload, RecordError};
 use crate::events::{self, profile::ProfileUpdate};
+use crate::ledger::entry::Action;
 use crate::state::AppState;
 use crate::store::NewEvent;
 
@@ -114,6 +116,23 @@ impl BatchResult {
     }
 }
 
+/// Records an ingestion batch before it is written, so no write goes untraced; fails closed.
+async fn record_batch(
+    state: &AppState,
+    ctx: &RequestContext,
+    auth: &Authorized<perm::EventsIngest>,
+    action: Action,
+    endpoint: &str,
+    valid: usize,
+    rejected: usize,
+) -> Result<u64, AppError> {
+    let details = json!({"endpoint": endpoint, "valid": valid, "rejected_in_request": rejected});
+    state
+        .audit
+        .record(ctx, auth, action, valid as u64, details, vec![])
+        .await
+}
+
 /// Groups records by the project token they carry and authorizes each group; records without
 /// a known token join `failed`.
 async fn authorize_by_token<T>(
@@ -163,6 +182,7 @@ async fn authorize_by_token<T>(
     responses((status = 200, description = "`{\"status\": 1}` (verbose) or `1`"), (status = 400), (status = 401), (status = 413)))]
 pub async fn track(
     req: HttpRequest,
+    ctx: RequestContext,
     body: web::Bytes,
     route: RouteAccess,
     state: web::Data<AppState>,
@@ -184,6 +204,16 @@ pub async fn track(
     let groups = authorize_by_token(&state, route, items, "properties.token", &mut failed).await?;
     let authenticated = !groups.is_empty();
     for (auth, batch) in groups {
+        record_batch(
+            &state,
+            &ctx,
+            &auth,
+            Action::EventsIngest,
+            "track",
+            batch.len(),
+            failed.len(),
+        )
+        .await?;
         let outcome = events::ingest(&state.store, &auth, &batch, rules.now).await?;
         accepted += outcome.inserted + outcome.duplicates;
     }
@@ -202,6 +232,7 @@ pub async fn track(
     responses((status = 200, description = "`{\"status\": 1}` (verbose) or `1`"), (status = 400), (status = 401), (status = 413)))]
 pub async fn engage(
     req: HttpRequest,
+    ctx: RequestContext,
     body: web::Bytes,
     route: RouteAccess,
     state: web::Data<AppState>,
@@ -220,6 +251,16 @@ pub async fn engage(
     let groups = authorize_by_token(&state, route, items, "$token", &mut failed).await?;
     let authenticated = !groups.is_empty();
     for (auth, batch) in groups {
+        record_batch(
+            &state,
+            &ctx,
+            &auth,
+            Action::ProfilesUpdate,
+            "engage",
+            batch.len(),
+            failed.len(),
+        )
+        .await?;
         accepted += events::update_profiles(&state.store, &auth, &batch, now).await?;
     }
     BatchResult::new(
@@ -246,6 +287,7 @@ pub struct ImportParams {
     security(("basic" = [])))]
 pub async fn import(
     req: HttpRequest,
+    ctx: RequestContext,
     body: web::Bytes,
     principal: Principal,
     params: web::Query<ImportParams>,
@@ -260,7 +302,10 @@ pub async fn import(
             crate::access::Subject::ProjectToken { project } => project.clone(),
         },
     };
-    let auth = authorize::<perm::EventsIngest>(&principal, &project)?;
+    let auth = state
+        .audit
+        .authorize::<perm::EventsIngest>(&ctx, &principal, &project, Action::EventsIngest)
+        .await?;
     let payload = read_payload(&req, &body, &state)?;
     let expected_token = state
         .store
@@ -288,6 +333,16 @@ pub async fn import(
     }
     let mut accepted = 0;
     if !batch.is_empty() {
+        record_batch(
+            &state,
+            &ctx,
+            &auth,
+            Action::EventsIngest,
+            "import",
+            batch.len(),
+            failed.len(),
+        )
+        .await?;
         let outcome = events::ingest(&state.store, &auth, &batch, rules.now).await?;
         accepted = outcome.inserted + outcome.duplicates;
     }

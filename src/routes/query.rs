@@ -2,13 +2,16 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::access::{Principal, authorize, perm};
+use crate::access::{Principal, perm};
+use crate::audit::RequestContext;
 use crate::domain::{DistinctId, ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::events::{self, Cursor, EventPage, EventQuery, MAX_PAGE};
+use crate::ledger::entry::Action;
+use crate::ledger::merkle::Hash;
 use crate::state::AppState;
 use crate::store::CountGroup;
 
@@ -64,6 +67,25 @@ pub struct Paging {
     cursor: Option<String>,
 }
 
+/// What the log records of a read's filters: never the end user's id, only its pseudonym.
+async fn filter_record(
+    state: &AppState,
+    project: &ProjectId,
+    q: &EventQuery,
+) -> Result<(Value, Vec<Hash>), AppError> {
+    let subjects = match &q.distinct_id {
+        Some(d) => vec![state.audit.pseudonym(project, d).await?],
+        None => vec![],
+    };
+    let details = json!({
+        "event": q.event,
+        "from": q.from.map(|t| t.millis()),
+        "to": q.to.map(|t| t.millis()),
+        "distinct_id": q.distinct_id.is_some().then_some("pseudonymised in subjects"),
+    });
+    Ok((details, subjects))
+}
+
 fn project(path: &str) -> Result<ProjectId, AppError> {
     ProjectId::parse(path).map_err(|e| AppError::BadRequest(e.0))
 }
@@ -74,13 +96,17 @@ fn project(path: &str) -> Result<ProjectId, AppError> {
     security(("bearer" = [])))]
 pub async fn events(
     state: web::Data<AppState>,
+    ctx: RequestContext,
     principal: Principal,
     path: web::Path<String>,
     filters: web::Query<Filters>,
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, AppError> {
     let project = project(&path)?;
-    let auth = authorize::<perm::EventsRead>(&principal, &project)?;
+    let auth = state
+        .audit
+        .authorize::<perm::EventsRead>(&ctx, &principal, &project, Action::EventsQuery)
+        .await?;
     let q = filters.parse()?;
     let limit = paging.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -90,6 +116,14 @@ pub async fn events(
     }
     let after = paging.cursor.as_deref().map(Cursor::parse).transpose()?;
     let page = events::query(&state.store, &auth, &q, after, limit).await?;
+    let (mut details, subjects) = filter_record(&state, &project, &q).await?;
+    details["limit"] = json!(limit);
+    details["page_after_cursor"] = json!(after.is_some());
+    let n = page.events.len() as u64;
+    state
+        .audit
+        .record(&ctx, &auth, Action::EventsQuery, n, details, subjects)
+        .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -127,13 +161,17 @@ pub struct CountResponse {
     security(("bearer" = [])))]
 pub async fn count(
     state: web::Data<AppState>,
+    ctx: RequestContext,
     principal: Principal,
     path: web::Path<String>,
     filters: web::Query<Filters>,
     grouping: web::Query<Grouping>,
 ) -> Result<HttpResponse, AppError> {
     let project = project(&path)?;
-    let auth = authorize::<perm::EventsRead>(&principal, &project)?;
+    let auth = state
+        .audit
+        .authorize::<perm::EventsRead>(&ctx, &principal, &project, Action::EventsCount)
+        .await?;
     let (group, name) = match grouping.group_by.as_deref() {
         None => (CountGroup::Total, "total"),
         Some("event") => (CountGroup::Event, "event"),
@@ -144,8 +182,22 @@ pub async fn count(
             )));
         }
     };
-    let rows = events::count(&state.store, &auth, &filters.parse()?, group).await?;
-    let total = rows.iter().map(|(_, n)| n).sum();
+    let q = filters.parse()?;
+    let rows = events::count(&state.store, &auth, &q, group).await?;
+    let total: i64 = rows.iter().map(|(_, n)| n).sum();
+    let (mut details, subjects) = filter_record(&state, &project, &q).await?;
+    details["group_by"] = json!(name);
+    state
+        .audit
+        .record(
+            &ctx,
+            &auth,
+            Action::EventsCount,
+            total.max(0) as u64,
+            details,
+            subjects,
+        )
+        .await?;
     let counts = rows
         .into_iter()
         .map(|(key, count)| CountRow { key, count })
@@ -175,14 +227,24 @@ pub struct ProfileView {
     security(("bearer" = [])))]
 pub async fn profile(
     state: web::Data<AppState>,
+    ctx: RequestContext,
     principal: Principal,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (project_path, distinct_path) = path.into_inner();
     let project = project(&project_path)?;
-    let auth = authorize::<perm::ProfilesRead>(&principal, &project)?;
+    let auth = state
+        .audit
+        .authorize::<perm::ProfilesRead>(&ctx, &principal, &project, Action::ProfilesRead)
+        .await?;
     let distinct_id = DistinctId::parse(&distinct_path).map_err(|e| AppError::BadRequest(e.0))?;
     let p = events::profile(&state.store, &auth, &distinct_id).await?;
+    let subject = state.audit.pseudonym(&project, &distinct_id).await?;
+    let details = json!({"properties": p.properties.len()});
+    state
+        .audit
+        .record(&ctx, &auth, Action::ProfilesRead, 1, details, vec![subject])
+        .await?;
     Ok(HttpResponse::Ok().json(ProfileView {
         distinct_id: p.distinct_id,
         properties: p.properties,

@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 use crate::config::DatabaseSettings;
 use crate::domain::{DistinctId, ProjectId, Timestamp};
 use crate::events::profile::ProfileUpdate;
+use crate::ledger::chain::{Draft, Head};
+use crate::ledger::merkle::Hash;
 
 pub use sql::SqlStore;
 
@@ -260,9 +262,70 @@ pub trait EventStore: Send + Sync {
     ) -> StoreResult<u64>;
 }
 
+/// What an append committed.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The sequence number of each draft, in order.
+    pub seqs: Vec<u64>,
+    /// The log's head after the append.
+    pub head: Head,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Its position.
+    pub seq: u64,
+    /// Its canonical bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The audit log's tables. Nothing here updates or deletes an entry or a checkpoint.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Seals `drafts` onto the log in one transaction that holds the head row, so concurrent
+    /// appenders (even in other processes) never fork the chain. `salts` pairs with `drafts`.
+    async fn append_audit(
+        &self,
+        drafts: Vec<Draft>,
+        salts: Vec<[u8; 16]>,
+        now: Timestamp,
+    ) -> StoreResult<Appended>;
+    /// The current head.
+    async fn audit_head(&self) -> StoreResult<Head>;
+    /// Stores a signed checkpoint (a second one for the same size is ignored).
+    async fn insert_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()>;
+    /// The checkpoint with the largest size.
+    async fn latest_checkpoint(&self) -> StoreResult<Option<(u64, String)>>;
+    /// Checkpoints with sizes in `[from, to]`, smallest first.
+    async fn checkpoints(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>>;
+    /// Entries with `from <= seq < to`, in order.
+    async fn audit_entries(&self, from: u64, to: u64) -> StoreResult<Vec<StoredEntry>>;
+    /// One project's entries with `seq < to`, in order.
+    async fn project_audit_entries(
+        &self,
+        project: &ProjectId,
+        to: u64,
+    ) -> StoreResult<Vec<StoredEntry>>;
+    /// Leaf hashes of entries `[0, size)`.
+    async fn audit_leaves(&self, size: u64) -> StoreResult<Vec<Hash>>;
+    /// Records a public key that signs checkpoints.
+    async fn add_audit_key(&self, vkey: &str, at: Timestamp) -> StoreResult<()>;
+    /// Every public key that ever signed checkpoints, oldest first.
+    async fn audit_keys(&self) -> StoreResult<Vec<String>>;
+    /// The salt for a person's pseudonym, stored as `fresh` if there was none.
+    async fn subject_salt(
+        &self,
+        project: &ProjectId,
+        lookup: &Hash,
+        fresh: [u8; 32],
+        at: Timestamp,
+    ) -> StoreResult<Vec<u8>>;
+}
+
 /// The whole store, as the service holds it.
 #[async_trait]
-pub trait Store: ProjectStore + EventStore {
+pub trait Store: ProjectStore + EventStore + AuditStore {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;
     /// Runs the pending migrations.

@@ -22,6 +22,8 @@ impl Backend for Postgres {
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }
+
+    const BEGIN_WRITE: &'static str = "BEGIN";
 }
 
 /// Connects to the PostgreSQL database named by a `postgres://` URL.

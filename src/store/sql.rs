@@ -10,6 +10,8 @@ use sqlx::{
 };
 
 use super::*;
+use crate::ledger::chain::seal;
+use crate::ledger::merkle::CompactRange;
 
 /// What a backend adds to the portable queries.
 pub trait Backend: Database {
@@ -19,6 +21,9 @@ pub trait Backend: Database {
     fn rows_affected(result: &Self::QueryResult) -> u64;
     /// The embedded migrations for this backend.
     fn migrator() -> &'static sqlx::migrate::Migrator;
+    /// Starts a transaction that will write: SQLite must take its write lock up front, or a
+    /// read-then-write transaction fails with "database is locked" instead of waiting.
+    const BEGIN_WRITE: &'static str;
 }
 
 /// A store over one sqlx pool.
@@ -102,7 +107,7 @@ where
 {
     async fn create_project(&self, new: &NewProject) -> StoreResult<()> {
         let p = &new.project;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         sqlx::query(
             "INSERT INTO projects (id, name, ingest_token, retention_days, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -308,7 +313,7 @@ where
         received_at: Timestamp,
     ) -> StoreResult<InsertOutcome> {
         let mut inserted = 0;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for chunk in events.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                 "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
@@ -415,7 +420,7 @@ where
         updates: &[ProfileUpdate],
         at: Timestamp,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for update in updates {
             let pid = project.as_str().to_owned();
             let did = update.distinct_id.as_str().to_owned();
@@ -456,11 +461,248 @@ where
     }
 }
 
+fn hash_of(bytes: Vec<u8>) -> StoreResult<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a stored hash is not 32 bytes").into())
+}
+
+#[async_trait]
+impl<DB> AuditStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn append_audit(
+        &self,
+        drafts: Vec<Draft>,
+        salts: Vec<[u8; 16]>,
+        now: Timestamp,
+    ) -> StoreResult<Appended> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        // Writing the head row first takes its lock (a row lock in PostgreSQL, the write lock
+        // in SQLite) before anything is read, so appenders serialize on it.
+        let row = sqlx::query("UPDATE audit_head SET size = size WHERE id = 1 RETURNING size, last_link, peaks, last_time")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut head = head_from_row::<DB>(&row)?;
+        let mut next_project_seq: std::collections::HashMap<String, u64> = Default::default();
+        for project in drafts.iter().filter_map(|d| d.project.clone()) {
+            if next_project_seq.contains_key(&project) {
+                continue;
+            }
+            let max: Option<i64> =
+                sqlx::query("SELECT MAX(project_seq) FROM audit_entries WHERE project_id = $1")
+                    .bind(project.clone())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+            next_project_seq.insert(project, max.map_or(0, |m| m as u64 + 1));
+        }
+        let mut sealed = Vec::with_capacity(drafts.len());
+        for (draft, salt) in drafts.into_iter().zip(salts) {
+            let project_seq = match &draft.project {
+                Some(p) => {
+                    let n = next_project_seq.get_mut(p).expect("looked up above");
+                    *n += 1;
+                    *n - 1
+                }
+                None => 0,
+            };
+            sealed.push(seal(&mut head, draft, salt, now.millis(), project_seq));
+        }
+        for chunk in sealed.chunks(INSERT_CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                "INSERT INTO audit_entries (seq, project_id, project_seq, time_ms, action, leaf_hash, link, bytes) ",
+            );
+            qb.push_values(chunk, |mut row, s| {
+                row.push_bind(s.entry.seq as i64)
+                    .push_bind(s.entry.project.clone())
+                    .push_bind(s.entry.project_seq as i64)
+                    .push_bind(s.entry.time_ms)
+                    .push_bind(s.entry.action.as_str().to_owned())
+                    .push_bind(s.leaf.to_vec())
+                    .push_bind(s.link.to_vec())
+                    .push_bind(s.bytes.clone());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE audit_head SET size = $1, last_link = $2, peaks = $3, last_time = $4 WHERE id = 1")
+            .bind(head.size() as i64)
+            .bind(head.last_link.to_vec())
+            .bind(head.range.peaks().concat())
+            .bind(head.last_time)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Appended {
+            seqs: sealed.iter().map(|s| s.entry.seq).collect(),
+            head,
+        })
+    }
+
+    async fn audit_head(&self) -> StoreResult<Head> {
+        let row =
+            sqlx::query("SELECT size, last_link, peaks, last_time FROM audit_head WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        head_from_row::<DB>(&row)
+    }
+
+    async fn insert_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING")
+            .bind(size as i64)
+            .bind(note.to_owned())
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<(u64, String)>> {
+        let row =
+            sqlx::query("SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+            .transpose()
+    }
+
+    async fn checkpoints(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>> {
+        let rows = sqlx::query("SELECT size, note FROM audit_checkpoints WHERE size >= $1 AND size <= $2 ORDER BY size")
+            .bind(from as i64)
+            .bind(to.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn audit_entries(&self, from: u64, to: u64) -> StoreResult<Vec<StoredEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, bytes FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+        )
+        .bind(from as i64)
+        .bind(to.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEntry {
+                    seq: r.try_get::<i64, _>(0)? as u64,
+                    bytes: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn project_audit_entries(
+        &self,
+        project: &ProjectId,
+        to: u64,
+    ) -> StoreResult<Vec<StoredEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, bytes FROM audit_entries WHERE project_id = $1 AND seq < $2 ORDER BY seq",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(to.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEntry {
+                    seq: r.try_get::<i64, _>(0)? as u64,
+                    bytes: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_leaves(&self, size: u64) -> StoreResult<Vec<Hash>> {
+        let rows = sqlx::query("SELECT leaf_hash FROM audit_entries WHERE seq < $1 ORDER BY seq")
+            .bind(size.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| hash_of(r.try_get(0)?)).collect()
+    }
+
+    async fn add_audit_key(&self, vkey: &str, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO audit_keys (vkey, created_at) VALUES ($1, $2) ON CONFLICT (vkey) DO NOTHING")
+            .bind(vkey.to_owned())
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_keys(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT vkey FROM audit_keys ORDER BY created_at, vkey")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn subject_salt(
+        &self,
+        project: &ProjectId,
+        lookup: &Hash,
+        fresh: [u8; 32],
+        at: Timestamp,
+    ) -> StoreResult<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO subject_keys (project_id, lookup, salt, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (project_id, lookup) DO NOTHING",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(lookup.to_vec())
+        .bind(fresh.to_vec())
+        .bind(at.millis())
+        .execute(&self.pool)
+        .await?;
+        let row =
+            sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
+                .bind(project.as_str().to_owned())
+                .bind(lookup.to_vec())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+fn head_from_row<DB>(r: &DB::Row) -> StoreResult<Head>
+where
+    DB: Database,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let size = r.try_get::<i64, _>(0)? as u64;
+    let peaks: Vec<u8> = r.try_get(2)?;
+    let peaks = peaks
+        .chunks(32)
+        .map(|c| hash_of(c.to_vec()))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Head {
+        last_link: hash_of(r.try_get(1)?)?,
+        range: CompactRange::from_parts(size, peaks).map_err(|e| StoreError::Other(e.into()))?,
+        last_time: r.try_get(3)?,
+    })
+}
+
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
 where
     DB: Backend,
-    SqlStore<DB>: ProjectStore + EventStore,
+    SqlStore<DB>: ProjectStore + EventStore + AuditStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     sqlx::migrate::Migrator: Send + Sync,

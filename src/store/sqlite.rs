@@ -25,6 +25,8 @@ impl Backend for Sqlite {
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }
+
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 }
 
 /// Opens (creating if needed) the SQLite file named by `sqlite:<path>`.

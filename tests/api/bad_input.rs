@@ -38,7 +38,7 @@ async fn unknown_projects_are_refused_not_revealed() {
 #[tokio::test]
 async fn oversized_bodies_are_a_413() {
     let db = fresh_db(Backend::Sqlite, "oversized").await.unwrap();
-    let mut settings = test_settings(&db.url);
+    let mut settings = test_settings(&db);
     settings.server.max_body_bytes = 64 * 1024;
     let app = spawn_with(settings, db).await;
     let big = "x".repeat(100 * 1024);

@@ -24,7 +24,8 @@ pub enum Backend {
 /// Where a test's database lives; dropping it removes a SQLite folder.
 pub struct TestDb {
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    /// Holds the SQLite file (if any) and the audit keys.
+    pub dir: tempfile::TempDir,
 }
 
 /// A database URL on the test PostgreSQL server, or `None` (after saying so) when unset.
@@ -49,10 +50,7 @@ pub async fn fresh_db(backend: Backend, test: &str) -> Option<TestDb> {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite:{}", dir.path().join("auditgate.db").display());
-            Some(TestDb {
-                url,
-                _dir: Some(dir),
-            })
+            Some(TestDb { url, dir })
         }
         Backend::Postgres => {
             let server = postgres_server(test)?;
@@ -68,7 +66,7 @@ pub async fn fresh_db(backend: Backend, test: &str) -> Option<TestDb> {
             .unwrap();
             Some(TestDb {
                 url: with_database(&server, &name),
-                _dir: None,
+                dir: tempfile::tempdir().unwrap(),
             })
         }
     }
@@ -105,9 +103,12 @@ fn getrandom(buf: &mut [u8]) {
         .unwrap();
 }
 
-/// Settings for a test: port 0, the given database, small limits where a test needs them.
-pub fn test_settings(db_url: &str) -> Settings {
+/// Settings for a test: port 0, the test's database, and its audit keys in its own folder.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let db_url = db.url.as_str();
     let mut s = Settings::defaults();
+    s.audit.signing_key_file = db.dir.path().join("audit-signing.key");
+    s.audit.pseudonym_key_file = db.dir.path().join("pseudonym.key");
     s.server.bind = "127.0.0.1:0".into();
     s.server.shutdown_timeout_secs = 1;
     s.database.url = db_url.to_owned();
@@ -133,11 +134,13 @@ pub async fn spawn_app() -> TestApp {
 /// The app on the given backend, or `None` when PostgreSQL is not configured.
 pub async fn spawn_app_on(backend: Backend, test: &str) -> Option<TestApp> {
     let db = fresh_db(backend, test).await?;
-    Some(spawn_with(test_settings(&db.url), db).await)
+    Some(spawn_with(test_settings(&db), db).await)
 }
 
 /// The app with custom settings over an existing test database.
 pub async fn spawn_with(settings: Settings, db: TestDb) -> TestApp {
+    // Errors the service logs show up in a failing test's output.
+    auditgate::telemetry::init(auditgate::config::LogFormat::Text, "error");
     let clock = ManualClock::new(SystemClock.now());
     let store = store::connect(&settings.database).await.unwrap();
     store.migrate().await.unwrap();
@@ -149,8 +152,9 @@ pub async fn spawn_with(settings: Settings, db: TestDb) -> TestApp {
     )
     .await
     .unwrap();
-    let app =
-        Application::build_with_store(settings, Arc::new(clock.clone()), store.clone()).unwrap();
+    let app = Application::build_with_store(settings, Arc::new(clock.clone()), store.clone())
+        .await
+        .unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {

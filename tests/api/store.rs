@@ -229,9 +229,7 @@ async fn storage_suite(store: SharedStore) {
 
 async fn open(backend: Backend, test: &str) -> Option<(SharedStore, crate::helpers::TestDb)> {
     let db = fresh_db(backend, test).await?;
-    let store = store::connect(&test_settings(&db.url).database)
-        .await
-        .unwrap();
+    let store = store::connect(&test_settings(&db).database).await.unwrap();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap(); // migrating twice is harmless
     Some((store, db))

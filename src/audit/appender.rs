@@ -1,0 +1,166 @@
+//! The one appender: it serialises the chain, commits entries in groups (many concurrent
+//! requests share one transaction and one checkpoint), and answers each request only after
+//! its entry is durably committed, or with an error within a bounded time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::SharedClock;
+use crate::ledger::chain::Draft;
+use crate::ledger::checkpoint::Checkpoint;
+use crate::ledger::note::SignerKey;
+use crate::store::SharedStore;
+
+/// Why an entry could not be written: the request must fail closed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit log cannot be written: {0}")]
+pub struct AuditUnavailable(pub String);
+
+struct Pending {
+    draft: Draft,
+    reply: oneshot::Sender<Result<u64, AuditUnavailable>>,
+}
+
+/// A handle to the appender task; cheap to clone.
+#[derive(Clone)]
+pub struct Appender {
+    sender: mpsc::Sender<Pending>,
+    timeout: Duration,
+    healthy: Arc<AtomicBool>,
+}
+
+/// What the appender task needs.
+pub struct AppenderConfig {
+    /// The database.
+    pub store: SharedStore,
+    /// The time.
+    pub clock: SharedClock,
+    /// Signs checkpoints.
+    pub signer: SignerKey,
+    /// The checkpoint origin line.
+    pub origin: String,
+    /// How long a request waits for its entry.
+    pub timeout: Duration,
+    /// Most entries per group.
+    pub max_group: usize,
+}
+
+impl Appender {
+    /// Starts the appender task on the current runtime.
+    pub fn start(config: AppenderConfig) -> Self {
+        let (sender, receiver) = mpsc::channel(config.max_group * 4);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let timeout = config.timeout;
+        tokio::spawn(run(config, receiver, healthy.clone()));
+        Self {
+            sender,
+            timeout,
+            healthy,
+        }
+    }
+
+    /// Appends one entry and returns its sequence number once it is durably committed.
+    pub async fn append(&self, draft: Draft) -> Result<u64, AuditUnavailable> {
+        let (reply, answer) = oneshot::channel();
+        let wait = async {
+            self.sender
+                .send(Pending { draft, reply })
+                .await
+                .map_err(|_| AuditUnavailable("the appender has stopped".into()))?;
+            answer
+                .await
+                .map_err(|_| AuditUnavailable("the appender dropped the entry".into()))?
+        };
+        match tokio::time::timeout(self.timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.healthy.store(false, Ordering::SeqCst);
+                Err(AuditUnavailable(format!(
+                    "no commit within {} ms",
+                    self.timeout.as_millis()
+                )))
+            }
+        }
+    }
+
+    /// False after the last append failed or timed out, until one succeeds.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+}
+
+async fn run(
+    config: AppenderConfig,
+    mut receiver: mpsc::Receiver<Pending>,
+    healthy: Arc<AtomicBool>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut group = vec![first];
+        while group.len() < config.max_group {
+            match receiver.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        // A request that already gave up has answered 503 and returned nothing: do not log
+        // an access that did not happen.
+        group.retain(|p| !p.reply.is_closed());
+        if group.is_empty() {
+            continue;
+        }
+        let (drafts, replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|p| (p.draft, p.reply)).unzip();
+        let salts = drafts
+            .iter()
+            .map(|_| {
+                let mut s = [0u8; 16];
+                rand::fill(&mut s);
+                s
+            })
+            .collect();
+        let now = config.clock.now();
+        let append = config.store.append_audit(drafts, salts, now);
+        match tokio::time::timeout(config.timeout, append).await {
+            Ok(Ok(appended)) => {
+                healthy.store(true, Ordering::SeqCst);
+                for (reply, seq) in replies.into_iter().zip(&appended.seqs) {
+                    let _ = reply.send(Ok(*seq));
+                }
+                // Signed only after the commit, so every checkpoint describes a committed prefix
+                // of the one chain: no two can ever be inconsistent.
+                let checkpoint = Checkpoint {
+                    origin: config.origin.clone(),
+                    size: appended.head.size(),
+                    root: appended.head.range.root(),
+                };
+                match checkpoint.sign(&[&config.signer]) {
+                    Ok(note) => {
+                        let store = config.store.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) =
+                                store.insert_checkpoint(checkpoint.size, &note, now).await
+                            {
+                                tracing::error!(error = %e, size = checkpoint.size, "storing a checkpoint failed");
+                            }
+                        });
+                    }
+                    Err(e) => tracing::error!(error = %e, "signing a checkpoint failed"),
+                }
+            }
+            failure => {
+                healthy.store(false, Ordering::SeqCst);
+                let reason = match failure {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no commit within {} ms", config.timeout.as_millis()),
+                };
+                tracing::error!(%reason, entries = replies.len(), "audit append failed; requests fail closed");
+                for reply in replies {
+                    let _ = reply.send(Err(AuditUnavailable(reason.clone())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Building export bundles from the store (the format is `ledger::bundle`).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::domain::ProjectId;
+use crate::ledger::bundle::{FORMAT, Line, Scope};
+use crate::ledger::entry::{Entry, chain_link};
+use crate::ledger::merkle::{CompactRange, MerkleTree};
+use crate::store::Store;
+
+fn b64(h: &[u8]) -> String {
+    STANDARD.encode(h)
+}
+
+async fn key_lines(store: &dyn Store) -> anyhow::Result<Vec<Line>> {
+    Ok(store
+        .audit_keys()
+        .await?
+        .into_iter()
+        .map(|vkey| Line::Key { vkey })
+        .collect())
+}
+
+/// The largest signed size, optionally capped at `to`.
+async fn signed_size(store: &dyn Store, to: Option<u64>) -> anyhow::Result<u64> {
+    let (latest, _) = store
+        .latest_checkpoint()
+        .await?
+        .context("the log has no checkpoint yet")?;
+    let cap = to.unwrap_or(latest).min(latest);
+    let (size, _) = store
+        .checkpoints(0, cap)
+        .await?
+        .pop()
+        .with_context(|| format!("no checkpoint at or below {cap} entries"))?;
+    Ok(size)
+}
+
+/// Every entry in `[from, to)`, where `to` is the largest checkpoint size not above the `to`
+/// asked for, with every checkpoint in that range.
+pub async fn export_log(
+    store: &dyn Store,
+    origin: &str,
+    from: u64,
+    to: Option<u64>,
+) -> anyhow::Result<Vec<Line>> {
+    let to = signed_size(store, to).await?;
+    anyhow::ensure!(
+        from < to,
+        "nothing to export: from {from} is not below the last signed size {to}"
+    );
+    let mut lines = vec![Line::Header {
+        format: FORMAT.into(),
+        origin: origin.into(),
+        scope: Scope::Log,
+        project: None,
+        from,
+        to,
+    }];
+    lines.extend(key_lines(store).await?);
+    if from > 0 {
+        let mut range = CompactRange::new();
+        store
+            .audit_leaves(from)
+            .await?
+            .into_iter()
+            .for_each(|l| range.push(l));
+        let last = store
+            .audit_entries(from - 1, from)
+            .await?
+            .pop()
+            .context("the entry before `from` is missing")?;
+        let entry = Entry::decode(&last.bytes)?;
+        lines.push(Line::Prefix {
+            size: from,
+            peaks: range.peaks().iter().map(|p| b64(p)).collect(),
+            last_link: b64(&chain_link(&last.bytes)),
+            last_time: entry.time_ms,
+        });
+    }
+    let checkpoints: BTreeMap<u64, String> =
+        store.checkpoints(from + 1, to).await?.into_iter().collect();
+    for e in store.audit_entries(from, to).await? {
+        let size = e.seq + 1;
+        lines.push(Line::Entry {
+            seq: e.seq,
+            bytes: b64(&e.bytes),
+            proof: None,
+        });
+        if let Some(note) = checkpoints.get(&size) {
+            lines.push(Line::Checkpoint { note: note.clone() });
+        }
+    }
+    Ok(lines)
+}
+
+/// One project's entries up to the latest checkpoint, each with an inclusion proof, so that
+/// the project's auditor sees nothing of other projects.
+pub async fn export_project(
+    store: &dyn Store,
+    origin: &str,
+    project: &ProjectId,
+) -> anyhow::Result<Vec<Line>> {
+    let size = signed_size(store, None).await?;
+    let note = store
+        .checkpoints(size, size)
+        .await?
+        .pop()
+        .context("the checkpoint vanished")?
+        .1;
+    let mut lines = vec![Line::Header {
+        format: FORMAT.into(),
+        origin: origin.into(),
+        scope: Scope::Project,
+        project: Some(project.to_string()),
+        from: 0,
+        to: size,
+    }];
+    lines.extend(key_lines(store).await?);
+    lines.push(Line::Checkpoint { note });
+    let tree = MerkleTree::from_leaves(store.audit_leaves(size).await?);
+    for e in store.project_audit_entries(project, size).await? {
+        let proof = tree.inclusion_proof(e.seq, size)?;
+        lines.push(Line::Entry {
+            seq: e.seq,
+            bytes: b64(&e.bytes),
+            proof: Some(proof.iter().map(|h| b64(h)).collect()),
+        });
+    }
+    Ok(lines)
+}
+
+/// Lines joined into the bundle's bytes.
+pub fn to_text(lines: &[Line]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&l.to_json());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,307 @@
+//! The audit log as the service uses it: keys, pseudonyms, the fail-closed appender, and the
+//! two calls handlers make: `authorize` (which records refusals) and `record` (which records
+//! the access itself before any data is sent).
+
+pub mod appender;
+pub mod export;
+pub mod keys;
+
+use std::future::{Ready, ready};
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use serde_json::{Value, json};
+use tracing_actix_web::RequestId;
+
+use crate::access::{Authorized, Principal, Requirement, Subject, authorize};
+use crate::clock::SharedClock;
+use crate::config::AuditSettings;
+use crate::domain::{DistinctId, ProjectId};
+use crate::error::AppError;
+use crate::ledger::chain::Draft;
+use crate::ledger::entry::{Action, Actor, ActorKind, AuthMethod, Outcome};
+use crate::ledger::merkle::Hash;
+use crate::ledger::note::{SignerKey, VerifierKey};
+use crate::store::SharedStore;
+use appender::{Appender, AppenderConfig, AuditUnavailable};
+use keys::PseudonymKey;
+
+pub use appender::AuditUnavailable as Unavailable;
+
+impl From<AuditUnavailable> for AppError {
+    fn from(e: AuditUnavailable) -> Self {
+        AppError::Unavailable(format!("{e}; nothing was returned or changed"))
+    }
+}
+
+/// Where a request came from, as the log records it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The peer's IP address (proxies are not trusted for it).
+    pub client_ip: Option<String>,
+    /// The User-Agent, cut to 512 bytes.
+    pub user_agent: Option<String>,
+    /// The request id sent back in `x-request-id`.
+    pub request_id: Option<String>,
+}
+
+impl RequestContext {
+    /// The context of `req`.
+    pub fn of(req: &HttpRequest) -> Self {
+        let user_agent = req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| {
+                let mut end = ua.len().min(512);
+                while !ua.is_char_boundary(end) {
+                    end -= 1;
+                }
+                ua[..end].to_owned()
+            });
+        Self {
+            client_ip: req.peer_addr().map(|a| a.ip().to_string()),
+            user_agent,
+            request_id: req.extensions().get::<RequestId>().map(|id| id.to_string()),
+        }
+    }
+}
+
+impl FromRequest for RequestContext {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self::of(req)))
+    }
+}
+
+/// How the log names a principal.
+pub fn actor_of(subject: &Subject) -> Actor {
+    match subject {
+        Subject::ServiceAccount { name, .. } => Actor {
+            kind: ActorKind::ServiceAccount,
+            id: name.clone(),
+            method: AuthMethod::ApiToken,
+            second_factor: false,
+        },
+        Subject::ProjectToken { project } => Actor {
+            kind: ActorKind::ProjectToken,
+            id: project.to_string(),
+            method: AuthMethod::ProjectToken,
+            second_factor: false,
+        },
+    }
+}
+
+/// The service's audit log.
+#[derive(Clone)]
+pub struct AuditLog {
+    appender: Appender,
+    store: SharedStore,
+    clock: SharedClock,
+    pseudonyms: PseudonymKey,
+    verifier: VerifierKey,
+}
+
+impl AuditLog {
+    /// Loads (or creates) the keys, registers the public key, starts the appender, and writes
+    /// the log's first entry if the log is empty.
+    pub async fn start(
+        store: SharedStore,
+        clock: SharedClock,
+        settings: &AuditSettings,
+    ) -> anyhow::Result<Self> {
+        let signer = keys::load_or_create_signer(&settings.signing_key_file, &settings.origin)?;
+        let pseudonyms = PseudonymKey::load_or_create(&settings.pseudonym_key_file)?;
+        Self::start_with(store, clock, settings, signer, pseudonyms).await
+    }
+
+    /// Starts the log with keys already in hand.
+    pub async fn start_with(
+        store: SharedStore,
+        clock: SharedClock,
+        settings: &AuditSettings,
+        signer: SignerKey,
+        pseudonyms: PseudonymKey,
+    ) -> anyhow::Result<Self> {
+        let verifier = signer.verifier();
+        store
+            .add_audit_key(&verifier.to_string(), clock.now())
+            .await?;
+        let appender = Appender::start(AppenderConfig {
+            store: store.clone(),
+            clock: clock.clone(),
+            signer,
+            origin: settings.origin.clone(),
+            timeout: Duration::from_millis(settings.write_timeout_ms),
+            max_group: settings.max_group,
+        });
+        let log = Self {
+            appender,
+            store,
+            clock,
+            pseudonyms,
+            verifier,
+        };
+        if log.store.audit_head().await?.size() == 0 {
+            let details = json!({"origin": settings.origin, "key": log.verifier.to_string()});
+            log.appender
+                .append(system_draft(Action::LogInit, details))
+                .await?;
+        }
+        Ok(log)
+    }
+
+    /// The public key that signs checkpoints.
+    pub fn verifier_key(&self) -> &VerifierKey {
+        &self.verifier
+    }
+
+    /// Whether the last append succeeded.
+    pub fn is_healthy(&self) -> bool {
+        self.appender.is_healthy()
+    }
+
+    /// Appends an entry; fails closed.
+    pub async fn append(&self, draft: Draft) -> Result<u64, AuditUnavailable> {
+        self.appender.append(draft).await
+    }
+
+    /// The pseudonym of one person in one project (creating their salt on first use).
+    pub async fn pseudonym(
+        &self,
+        project: &ProjectId,
+        person: &DistinctId,
+    ) -> Result<Hash, AppError> {
+        let lookup = self.pseudonyms.lookup(project, person);
+        let mut fresh = [0u8; 32];
+        rand::fill(&mut fresh);
+        let salt = self
+            .store
+            .subject_salt(project, &lookup, fresh, self.clock.now())
+            .await
+            .map_err(|e| AuditUnavailable(e.to_string()))?;
+        Ok(self.pseudonyms.pseudonym(&salt, project, person))
+    }
+
+    /// `access::authorize`, recording a denial entry (naming the missing permission) when refused.
+    pub async fn authorize<P: Requirement>(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        project: &ProjectId,
+        action: Action,
+    ) -> Result<Authorized<P>, AppError> {
+        match authorize::<P>(principal, project) {
+            Err(AppError::Forbidden(reason)) => {
+                let details =
+                    json!({"missing_permission": P::PERMISSION.as_str(), "reason": reason});
+                let draft = draft(
+                    ctx,
+                    actor_of(principal.subject()),
+                    Some(project),
+                    action,
+                    Outcome::Denied,
+                    0,
+                    details,
+                    vec![],
+                );
+                self.append(draft).await?;
+                Err(AppError::Forbidden(reason))
+            }
+            other => other,
+        }
+    }
+
+    /// Records an allowed access before its response is sent; fails closed.
+    pub async fn record<P: Requirement>(
+        &self,
+        ctx: &RequestContext,
+        auth: &Authorized<P>,
+        action: Action,
+        records: u64,
+        details: Value,
+        subjects: Vec<Hash>,
+    ) -> Result<u64, AppError> {
+        let actor = actor_of(auth.principal().subject());
+        let draft = draft(
+            ctx,
+            actor,
+            Some(auth.project()),
+            action,
+            Outcome::Allowed,
+            records,
+            details,
+            subjects,
+        );
+        Ok(self.append(draft).await?)
+    }
+
+    /// Records a refused authentication (a bad or revoked token).
+    pub async fn rejected(&self, ctx: &RequestContext, reason: &str) -> Result<u64, AppError> {
+        let actor = Actor {
+            kind: ActorKind::Anonymous,
+            id: String::new(),
+            method: AuthMethod::None,
+            second_factor: false,
+        };
+        let draft = draft(
+            ctx,
+            actor,
+            None,
+            Action::AuthRejected,
+            Outcome::Denied,
+            0,
+            json!({"reason": reason}),
+            vec![],
+        );
+        Ok(self.append(draft).await?)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draft(
+    ctx: &RequestContext,
+    actor: Actor,
+    project: Option<&ProjectId>,
+    action: Action,
+    outcome: Outcome,
+    records: u64,
+    details: Value,
+    subjects: Vec<Hash>,
+) -> Draft {
+    Draft {
+        project: project.map(ToString::to_string),
+        actor,
+        action,
+        outcome,
+        records,
+        client_ip: ctx.client_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        request_id: ctx.request_id.clone(),
+        subjects,
+        details: details.to_string(),
+    }
+}
+
+/// An entry by the service itself.
+pub fn system_draft(action: Action, details: Value) -> Draft {
+    let actor = Actor {
+        kind: ActorKind::System,
+        id: String::new(),
+        method: AuthMethod::Internal,
+        second_factor: false,
+    };
+    draft(
+        &RequestContext::default(),
+        actor,
+        None,
+        action,
+        Outcome::Allowed,
+        0,
+        details,
+        vec![],
+    )
+}

@@ -1,0 +1,606 @@
+//! The export bundle: one JSON object per line, and its streaming, offline verification.
+//!
+//! A whole-log bundle is `header`, `key`+, [`prefix` when it starts past entry 0], then entries
+//! in sequence order with a `checkpoint` line after the entry that completes each signed tree
+//! size; it ends with a checkpoint. A project bundle is `header`, `key`+, one `checkpoint`, then
+//! that project's entries, each with an inclusion proof to the checkpoint.
+//! `docs/audit-log-format.md` specifies every line and check.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, Checkpoint};
+use super::entry::{Entry, chain_link};
+use super::merkle::{CompactRange, Hash, leaf_hash, verify_inclusion};
+use super::note::VerifierKey;
+
+/// The `format` of the header line.
+pub const FORMAT: &str = "auditgate-bundle/v1";
+
+/// What a bundle covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Every entry in `[from, to)`.
+    Log,
+    /// One project's entries below `to`, each with an inclusion proof.
+    Project,
+}
+
+/// One line of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Line {
+    /// The first line.
+    Header {
+        /// Always [`FORMAT`].
+        format: String,
+        /// The log's origin.
+        origin: String,
+        /// What the bundle covers.
+        scope: Scope,
+        /// The project, for a project bundle.
+        project: Option<String>,
+        /// The first sequence number covered.
+        from: u64,
+        /// One past the last sequence number covered: the size of the final checkpoint.
+        to: u64,
+    },
+    /// A public key that signed checkpoints, in verifier-key text form.
+    Key {
+        /// `name+keyid+base64`.
+        vkey: String,
+    },
+    /// The tree before `from`: its Merkle peaks, last chain link and last time.
+    Prefix {
+        /// Equal to the header's `from`.
+        size: u64,
+        /// Base64 peaks, largest subtree first.
+        peaks: Vec<String>,
+        /// Base64 chain link of entry `size - 1`.
+        last_link: String,
+        /// Time of entry `size - 1`.
+        last_time: i64,
+    },
+    /// An entry's canonical bytes.
+    Entry {
+        /// Its sequence number.
+        seq: u64,
+        /// Base64 canonical bytes.
+        bytes: String,
+        /// Project bundles only: the inclusion proof to the checkpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<Vec<String>>,
+    },
+    /// A signed checkpoint note.
+    Checkpoint {
+        /// The whole signed note.
+        note: String,
+    },
+}
+
+impl Line {
+    /// The line as written in a bundle, without the newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("lines serialize")
+    }
+}
+
+/// Why verification stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    /// The input cannot be checked at all (exit status 2).
+    #[error("unusable input: {0}")]
+    Unusable(String),
+    /// Something does not hold (exit status 1).
+    #[error("line {line}{}: {reason}", seq.map(|s| format!(", entry {s}")).unwrap_or_default())]
+    Invalid {
+        /// The 1-based line number.
+        line: usize,
+        /// The first bad sequence number, when one is concerned.
+        seq: Option<u64>,
+        /// What does not hold.
+        reason: String,
+    },
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The log's origin.
+    pub origin: String,
+    /// What the bundle covers.
+    pub scope: Scope,
+    /// The project, for a project bundle.
+    pub project: Option<String>,
+    /// First sequence number covered.
+    pub from: u64,
+    /// One past the last sequence number covered.
+    pub to: u64,
+    /// Entries checked.
+    pub entries: u64,
+    /// Signed checkpoints checked.
+    pub checkpoints: u64,
+    /// Base64 root hash of the final checkpoint.
+    pub root: String,
+    /// The size of the saved checkpoint that was shown consistent, if one was given.
+    pub saved_checkpoint: Option<u64>,
+}
+
+fn b64_hash(s: &str) -> Option<Hash> {
+    STANDARD.decode(s).ok()?.try_into().ok()
+}
+
+enum Stage {
+    Header,
+    Keys,
+    Body,
+    Done,
+}
+
+/// Checks a bundle line by line against the auditor's trusted keys (and a checkpoint they
+/// saved earlier), consuming exactly what it verifies.
+pub struct Verifier {
+    trusted: Vec<VerifierKey>,
+    saved: Option<Checkpoint>,
+    saved_checked: bool,
+    stage: Stage,
+    line: usize,
+    header: Option<(String, Scope, Option<String>, u64, u64)>,
+    keys: HashSet<String>,
+    range: CompactRange,
+    next: u64,
+    last_link: Hash,
+    last_time: i64,
+    last_seq: Option<u64>,
+    project_seqs: HashMap<String, u64>,
+    checkpoint: Option<Checkpoint>,
+    checkpoints: u64,
+    entries: u64,
+    ended_on_checkpoint: bool,
+}
+
+impl Verifier {
+    /// A verifier trusting `trusted`; `saved`, if given, is a signed checkpoint kept earlier.
+    pub fn new(trusted: Vec<VerifierKey>, saved: Option<&str>) -> Result<Self, BundleError> {
+        if trusted.is_empty() {
+            return Err(BundleError::Unusable("no trusted key".into()));
+        }
+        let saved = saved
+            .map(|note| {
+                checkpoint::open(note, &trusted)
+                    .map(|c| c.checkpoint)
+                    .map_err(|e| BundleError::Unusable(format!("the saved checkpoint: {e}")))
+            })
+            .transpose()?;
+        Ok(Self {
+            trusted,
+            saved,
+            saved_checked: false,
+            stage: Stage::Header,
+            line: 0,
+            header: None,
+            keys: HashSet::new(),
+            range: CompactRange::new(),
+            next: 0,
+            last_link: [0; 32],
+            last_time: i64::MIN,
+            last_seq: None,
+            project_seqs: HashMap::new(),
+            checkpoint: None,
+            checkpoints: 0,
+            entries: 0,
+            ended_on_checkpoint: false,
+        })
+    }
+
+    /// Entries checked so far.
+    pub fn entries_checked(&self) -> u64 {
+        self.entries
+    }
+
+    fn invalid(&self, seq: Option<u64>, reason: impl Into<String>) -> BundleError {
+        BundleError::Invalid {
+            line: self.line,
+            seq,
+            reason: reason.into(),
+        }
+    }
+
+    /// Checks the next line (without its newline).
+    pub fn feed(&mut self, text: &str) -> Result<(), BundleError> {
+        self.line += 1;
+        if matches!(self.stage, Stage::Done) {
+            return Err(self.invalid(None, "a line after the bundle's last checkpoint"));
+        }
+        let line: Line = match serde_json::from_str(text) {
+            Ok(l) => l,
+            Err(e) if self.line == 1 => {
+                return Err(BundleError::Unusable(format!(
+                    "line 1 is not a bundle header: {e}"
+                )));
+            }
+            Err(e) => return Err(self.invalid(None, format!("not a bundle line: {e}"))),
+        };
+        self.ended_on_checkpoint = false;
+        match (&self.stage, line) {
+            (
+                Stage::Header,
+                Line::Header {
+                    format,
+                    origin,
+                    scope,
+                    project,
+                    from,
+                    to,
+                },
+            ) => {
+                if format != FORMAT {
+                    return Err(BundleError::Unusable(format!(
+                        "unknown bundle format {format:?}"
+                    )));
+                }
+                if (scope == Scope::Project) != project.is_some()
+                    || from > to
+                    || (scope == Scope::Project && from != 0)
+                {
+                    return Err(self.invalid(
+                        None,
+                        "the header's scope, project and range do not fit together",
+                    ));
+                }
+                self.next = from;
+                self.header = Some((origin, scope, project, from, to));
+                self.stage = Stage::Keys;
+                Ok(())
+            }
+            (Stage::Header, _) => Err(BundleError::Unusable(
+                "the first line must be the header".into(),
+            )),
+            (Stage::Keys, Line::Key { vkey }) => {
+                VerifierKey::parse(&vkey).map_err(|e| self.invalid(None, format!("key: {e}")))?;
+                if !self.keys.insert(vkey) {
+                    return Err(self.invalid(None, "a key appears twice"));
+                }
+                Ok(())
+            }
+            (Stage::Keys, line) => {
+                let known = self
+                    .trusted
+                    .iter()
+                    .any(|k| self.keys.contains(&k.to_string()));
+                if !known {
+                    return Err(self.invalid(
+                        None,
+                        "the bundle's keys do not include the trusted key (a replaced key?)",
+                    ));
+                }
+                self.stage = Stage::Body;
+                self.body(line)
+            }
+            (Stage::Body, line) => self.body(line),
+            (Stage::Done, _) => unreachable!("checked above"),
+        }
+    }
+
+    fn body(&mut self, line: Line) -> Result<(), BundleError> {
+        let (origin, scope, project, from, to) = self.header.clone().expect("after the header");
+        match (scope, line) {
+            (
+                Scope::Log,
+                Line::Prefix {
+                    size,
+                    peaks,
+                    last_link,
+                    last_time,
+                },
+            ) => {
+                if size != from || from == 0 || self.entries > 0 || self.range.size() != 0 {
+                    return Err(self.invalid(
+                        None,
+                        "a prefix must come first and cover exactly the entries before `from`",
+                    ));
+                }
+                let peaks = peaks
+                    .iter()
+                    .map(|p| b64_hash(p))
+                    .collect::<Option<Vec<_>>>();
+                let peaks = peaks
+                    .ok_or_else(|| self.invalid(None, "a prefix peak is not a base64 hash"))?;
+                self.range = CompactRange::from_parts(size, peaks)
+                    .map_err(|e| self.invalid(None, e.to_string()))?;
+                self.last_link =
+                    b64_hash(&last_link).ok_or_else(|| self.invalid(None, "bad prefix link"))?;
+                self.last_time = last_time;
+                self.check_saved_here()
+            }
+            (Scope::Log, Line::Entry { seq, bytes, proof }) => {
+                if from > 0 && self.range.size() != from {
+                    return Err(self.invalid(
+                        Some(seq),
+                        "a bundle starting past entry 0 needs a prefix line first",
+                    ));
+                }
+                if proof.is_some() {
+                    return Err(self.invalid(Some(seq), "whole-log entries carry no proof"));
+                }
+                if seq != self.next {
+                    return Err(self.invalid(
+                        Some(self.next),
+                        format!(
+                            "expected entry {} but found {seq} (removed, inserted or reordered)",
+                            self.next
+                        ),
+                    ));
+                }
+                if seq >= to {
+                    return Err(self.invalid(Some(seq), "entry beyond the header's range"));
+                }
+                let entry = self.entry(seq, &bytes)?;
+                if entry.prev != self.last_link {
+                    return Err(self.invalid(
+                        Some(seq),
+                        "its previous-entry hash does not match the chain",
+                    ));
+                }
+                if entry.time_ms < self.last_time {
+                    return Err(
+                        self.invalid(Some(seq), "its time is earlier than the entry before it")
+                    );
+                }
+                self.project_order(&entry, from == 0)?;
+                self.accept(&entry, &bytes);
+                self.check_saved_here()
+            }
+            (Scope::Log, Line::Checkpoint { note }) => {
+                let cp = self.checkpoint(&note, &origin)?;
+                let repeated = self.checkpoint.as_ref().is_some_and(|c| c.size >= cp.size);
+                if cp.size != self.range.size() || repeated || self.range.size() < from {
+                    return Err(self.invalid(
+                        None,
+                        format!(
+                            "checkpoint of size {} placed after entry {}",
+                            cp.size,
+                            self.range.size() as i64 - 1
+                        ),
+                    ));
+                }
+                if cp.root != self.range.root() {
+                    return Err(self.invalid(
+                        cp.size.checked_sub(1),
+                        "the checkpoint's root does not match the entries (history rewritten)",
+                    ));
+                }
+                self.checkpoints += 1;
+                self.ended_on_checkpoint = true;
+                self.checkpoint = Some(cp);
+                if self.range.size() == to {
+                    self.stage = Stage::Done;
+                }
+                Ok(())
+            }
+            (Scope::Project, Line::Checkpoint { note }) => {
+                if self.checkpoint.is_some() {
+                    return Err(self.invalid(None, "a project bundle has exactly one checkpoint"));
+                }
+                let cp = self.checkpoint(&note, &origin)?;
+                if cp.size != to {
+                    return Err(
+                        self.invalid(None, "the checkpoint's size is not the header's `to`")
+                    );
+                }
+                self.checkpoints = 1;
+                self.checkpoint = Some(cp);
+                Ok(())
+            }
+            (Scope::Project, Line::Entry { seq, bytes, proof }) => {
+                let cp = self
+                    .checkpoint
+                    .clone()
+                    .ok_or_else(|| self.invalid(Some(seq), "entries before the checkpoint"))?;
+                if self.last_seq.is_some_and(|last| seq <= last) {
+                    return Err(self.invalid(Some(seq), "entries out of order or repeated"));
+                }
+                let entry = self.entry(seq, &bytes)?;
+                if entry.project.as_deref() != project.as_deref() {
+                    return Err(self.invalid(Some(seq), "an entry of another project"));
+                }
+                if self.last_seq.is_some_and(|last| last + 1 == seq) && entry.prev != self.last_link
+                {
+                    return Err(self.invalid(
+                        Some(seq),
+                        "its previous-entry hash does not match the entry before it",
+                    ));
+                }
+                self.project_order(&entry, true)?;
+                let proof = proof.ok_or_else(|| {
+                    self.invalid(Some(seq), "a project entry needs an inclusion proof")
+                })?;
+                let proof = proof
+                    .iter()
+                    .map(|p| b64_hash(p))
+                    .collect::<Option<Vec<_>>>();
+                let proof = proof.ok_or_else(|| {
+                    self.invalid(Some(seq), "a proof hash is not base64 of 32 bytes")
+                })?;
+                verify_inclusion(
+                    &leaf_hash(&STANDARD.decode(&bytes).unwrap_or_default()),
+                    seq,
+                    cp.size,
+                    &proof,
+                    &cp.root,
+                )
+                .map_err(|e| self.invalid(Some(seq), format!("inclusion proof: {e}")))?;
+                self.last_seq = Some(seq);
+                self.last_link = chain_link(&STANDARD.decode(&bytes).unwrap_or_default());
+                if entry.time_ms < self.last_time {
+                    return Err(
+                        self.invalid(Some(seq), "its time is earlier than the entry before it")
+                    );
+                }
+                self.last_time = entry.time_ms;
+                self.entries += 1;
+                Ok(())
+            }
+            (_, other) => Err(self.invalid(
+                None,
+                format!("a {} line does not belong here", kind(&other)),
+            )),
+        }
+    }
+
+    fn entry(&self, seq: u64, b64: &str) -> Result<Entry, BundleError> {
+        let bytes = STANDARD
+            .decode(b64)
+            .map_err(|_| self.invalid(Some(seq), "entry bytes are not base64"))?;
+        let entry = Entry::decode(&bytes).map_err(|e| self.invalid(Some(seq), e.to_string()))?;
+        if entry.seq != seq {
+            return Err(self.invalid(
+                Some(seq),
+                format!("the entry's own sequence number is {}", entry.seq),
+            ));
+        }
+        Ok(entry)
+    }
+
+    fn checkpoint(&self, note: &str, origin: &str) -> Result<Checkpoint, BundleError> {
+        let opened = checkpoint::open(note, &self.trusted)
+            .map_err(|e| self.invalid(None, format!("checkpoint: {e}")))?;
+        if opened.checkpoint.origin != origin {
+            return Err(self.invalid(None, "a checkpoint of another log"));
+        }
+        Ok(opened.checkpoint)
+    }
+
+    /// Per-project sequence numbers must run on without gaps (from 0 when the export starts at 0).
+    fn project_order(&mut self, entry: &Entry, from_start: bool) -> Result<(), BundleError> {
+        let Some(p) = &entry.project else {
+            return Ok(());
+        };
+        let expected = match self.project_seqs.get(p) {
+            Some(last) => Some(last + 1),
+            None if from_start => Some(0),
+            None => None,
+        };
+        if expected.is_some_and(|e| e != entry.project_seq) {
+            return Err(self.invalid(
+                Some(entry.seq),
+                format!(
+                    "project entry number {} where {} was expected (a project entry is missing)",
+                    entry.project_seq,
+                    expected.unwrap_or(0)
+                ),
+            ));
+        }
+        self.project_seqs.insert(p.clone(), entry.project_seq);
+        Ok(())
+    }
+
+    fn accept(&mut self, entry: &Entry, b64: &str) {
+        let bytes = STANDARD.decode(b64).expect("decoded before");
+        self.range.push(leaf_hash(&bytes));
+        self.last_link = chain_link(&bytes);
+        self.next += 1;
+        self.entries += 1;
+        self.last_time = entry.time_ms;
+    }
+
+    fn check_saved_here(&mut self) -> Result<(), BundleError> {
+        if let Some(saved) = &self.saved
+            && saved.size == self.range.size()
+            && saved.size > 0
+        {
+            if saved.root != self.range.root() {
+                return Err(self.invalid(
+                    saved.size.checked_sub(1),
+                    "the entries do not match the checkpoint you saved (history rewritten)",
+                ));
+            }
+            self.saved_checked = true;
+        }
+        Ok(())
+    }
+
+    /// Ends verification: the bundle must be complete.
+    pub fn finish(self) -> Result<Report, BundleError> {
+        let (origin, scope, project, from, to) = self
+            .header
+            .clone()
+            .ok_or_else(|| BundleError::Unusable("empty input".into()))?;
+        let cp = self
+            .checkpoint
+            .clone()
+            .ok_or_else(|| self.invalid(None, "the bundle has no checkpoint"))?;
+        if scope == Scope::Log && (!self.ended_on_checkpoint || cp.size != to || self.next != to) {
+            return Err(self.invalid(
+                Some(self.next),
+                "the bundle ends before its last checkpoint (truncated)",
+            ));
+        }
+        let mut saved_checkpoint = None;
+        if let Some(saved) = &self.saved {
+            if saved.size > cp.size {
+                return Err(self.invalid(
+                    Some(cp.size),
+                    format!("the log now ends at {} entries but you saved a checkpoint of {}: truncated or rewritten", cp.size, saved.size),
+                ));
+            }
+            if scope == Scope::Project && saved.size == cp.size {
+                if saved.root != cp.root {
+                    return Err(self.invalid(
+                        None,
+                        "the checkpoint differs from the one you saved at the same size (fork)",
+                    ));
+                }
+            } else if saved.size > 0 && !self.saved_checked {
+                return Err(BundleError::Unusable(format!(
+                    "the saved checkpoint ({} entries) lies outside what this bundle covers; export from entry 0",
+                    saved.size
+                )));
+            }
+            saved_checkpoint = Some(saved.size);
+        }
+        Ok(Report {
+            origin,
+            scope,
+            project,
+            from,
+            to,
+            entries: self.entries,
+            checkpoints: self.checkpoints,
+            root: STANDARD.encode(cp.root),
+            saved_checkpoint,
+        })
+    }
+}
+
+fn kind(line: &Line) -> &'static str {
+    match line {
+        Line::Header { .. } => "header",
+        Line::Key { .. } => "key",
+        Line::Prefix { .. } => "prefix",
+        Line::Entry { .. } => "entry",
+        Line::Checkpoint { .. } => "checkpoint",
+    }
+}
+
+/// Verifies a whole bundle held in memory.
+pub fn verify_text(
+    bundle: &str,
+    trusted: Vec<VerifierKey>,
+    saved: Option<&str>,
+) -> Result<Report, BundleError> {
+    let mut v = Verifier::new(trusted, saved)?;
+    if !bundle.ends_with('\n') && !bundle.is_empty() {
+        return Err(BundleError::Unusable(
+            "the bundle does not end with a newline (cut short?)".into(),
+        ));
+    }
+    for line in bundle.lines() {
+        v.feed(line)?;
+    }
+    v.finish()
+}
