@@ -7,11 +7,15 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use crate::audit::{self, AuditLog};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::ProjectId;
+use crate::ledger::bundle::Line;
+use crate::ledger::entry::Action;
 use crate::startup::Application;
 use crate::store::{self, SharedStore};
+use crate::verify_cli::{self, VerifyArgs};
 use crate::{projects, telemetry};
 
 /// An audited gate in front of a product-analytics event store.
@@ -44,6 +48,48 @@ enum Command {
     /// Manage service-account API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The audit log's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Verify an exported bundle offline (needs no configuration, network or database).
+    Verify {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// The log's public key, or a file holding it.
+        #[arg(long)]
+        key: String,
+        /// A signed checkpoint saved earlier.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print the public key that verifies checkpoints (Go sumdb/note verifier-key form).
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Write a self-contained bundle that `auditgate verify` checks offline.
+    Export {
+        /// Where to write it.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Only this project's entries, each with an inclusion proof.
+        #[arg(long)]
+        project: Option<String>,
+        /// The first sequence number (whole-log export).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop at the last signed size not above this.
+        #[arg(long)]
+        to: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,8 +128,22 @@ enum TokenCommand {
 }
 
 /// Parses the command line and runs the command.
-pub async fn run() -> anyhow::Result<()> {
+pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    if let Command::Verify {
+        bundle,
+        key,
+        checkpoint,
+    } = &cli.command
+    {
+        let args = VerifyArgs {
+            bundle: bundle.clone(),
+            key: key.clone(),
+            checkpoint: checkpoint.clone(),
+            json: cli.json,
+        };
+        return Ok(std::process::ExitCode::from(verify_cli::run(&args) as u8));
+    }
     let mut settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(settings.log.format, &settings.log.level);
     let clock = SystemClock;
@@ -219,8 +279,63 @@ pub async fn run() -> anyhow::Result<()> {
                 .join("\n");
             print(cli.json, json!(rows), &text);
         }
+        Command::Keys(KeysCommand::Show) => {
+            let key = audit::keys::load_or_create_signer(
+                &settings.audit.signing_key_file,
+                &settings.audit.origin,
+            )?;
+            let v = key.verifier();
+            print(
+                cli.json,
+                json!({"origin": settings.audit.origin, "vkey": v.to_string(), "key_id": format!("{:08x}", v.id())}),
+                &v.to_string(),
+            );
+        }
+        Command::Log(LogCommand::Export {
+            out,
+            project,
+            from,
+            to,
+        }) => {
+            let store = open(&settings).await?;
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            let origin = &settings.audit.origin;
+            let (lines, project) = match project {
+                Some(p) => {
+                    let p = ProjectId::parse(&p)?;
+                    (
+                        audit::export::export_project(store.as_ref(), origin, &p).await?,
+                        Some(p),
+                    )
+                }
+                None => (
+                    audit::export::export_log(store.as_ref(), origin, from, to).await?,
+                    None,
+                ),
+            };
+            let entries = lines
+                .iter()
+                .filter(|l| matches!(l, Line::Entry { .. }))
+                .count() as u64;
+            let details = json!({"scope": if project.is_some() { "project" } else { "log" }, "from": from, "to": to, "file": out.display().to_string()});
+            log.record_cli(Action::AuditExport, project.as_ref(), entries, details)
+                .await?;
+            std::fs::write(&out, audit::export::to_text(&lines))
+                .with_context(|| format!("writing {}", out.display()))?;
+            print(
+                cli.json,
+                json!({"out": out.display().to_string(), "entries": entries, "lines": lines.len()}),
+                &format!(
+                    "wrote {entries} entries to {}\nverify with: auditgate-verify {} --key '{}'",
+                    out.display(),
+                    out.display(),
+                    log.verifier_key()
+                ),
+            );
+        }
+        Command::Verify { .. } => unreachable!("handled before configuration is loaded"),
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<SharedStore> {

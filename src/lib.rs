@@ -5,6 +5,7 @@
 //! everything else is the service, behind the default `server` feature.
 
 pub mod ledger;
+pub mod verify_cli;
 
 #[cfg(feature = "server")]
 pub mod access;

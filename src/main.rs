@@ -3,7 +3,7 @@
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     match auditgate::cli::run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("auditgate: {e:#}");
             std::process::ExitCode::FAILURE

@@ -239,6 +239,33 @@ impl AuditLog {
         Ok(self.append(draft).await?)
     }
 
+    /// Records an act done from the server's command line.
+    pub async fn record_cli(
+        &self,
+        action: Action,
+        project: Option<&ProjectId>,
+        records: u64,
+        details: Value,
+    ) -> Result<u64, AppError> {
+        let actor = Actor {
+            kind: ActorKind::System,
+            id: "cli".into(),
+            method: AuthMethod::Cli,
+            second_factor: false,
+        };
+        let draft = draft(
+            &RequestContext::default(),
+            actor,
+            project,
+            action,
+            Outcome::Allowed,
+            records,
+            details,
+            vec![],
+        );
+        Ok(self.append(draft).await?)
+    }
+
     /// Records a refused authentication (a bad or revoked token).
     pub async fn rejected(&self, ctx: &RequestContext, reason: &str) -> Result<u64, AppError> {
         let actor = Actor {

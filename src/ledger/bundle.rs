@@ -225,6 +225,13 @@ impl Verifier {
             }
             Err(e) => return Err(self.invalid(None, format!("not a bundle line: {e}"))),
         };
+        // Exactly the bytes that are verified: no other spacing, key order or escapes.
+        if line.to_json() != text {
+            return Err(self.invalid(
+                None,
+                "the line is not in canonical form (altered or padded)",
+            ));
+        }
         self.ended_on_checkpoint = false;
         match (&self.stage, line) {
             (
@@ -358,14 +365,20 @@ impl Verifier {
             (Scope::Log, Line::Checkpoint { note }) => {
                 let cp = self.checkpoint(&note, &origin)?;
                 let repeated = self.checkpoint.as_ref().is_some_and(|c| c.size >= cp.size);
-                if cp.size != self.range.size() || repeated || self.range.size() < from {
+                let have = self.range.size();
+                if cp.size > have && !repeated && have >= from {
                     return Err(self.invalid(
-                        None,
+                        Some(have),
                         format!(
-                            "checkpoint of size {} placed after entry {}",
-                            cp.size,
-                            self.range.size() as i64 - 1
+                            "a checkpoint of {} entries follows only {have}: entries are missing",
+                            cp.size
                         ),
+                    ));
+                }
+                if cp.size != have || repeated || have < from {
+                    return Err(self.invalid(
+                        Some(cp.size.min(have)),
+                        format!("a checkpoint of {} entries follows {have}: entries were added or moved", cp.size),
                     ));
                 }
                 if cp.root != self.range.root() {

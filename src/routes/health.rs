@@ -15,16 +15,20 @@ pub async fn healthz() -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "The database answers"),
-    (status = 503, description = "The database does not answer", content_type = "application/problem+json"),
+    (status = 200, description = "The database answers and the audit log's last write succeeded"),
+    (status = 503, description = "The database does not answer or the audit log cannot be written", content_type = "application/problem+json"),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let timeout = Duration::from_millis(state.settings.database.acquire_timeout_ms);
     match tokio::time::timeout(timeout, state.store.ping()).await {
-        Ok(Ok(())) => {
-            Ok(HttpResponse::Ok()
-                .json(json!({"status": "ready", "database": state.store.backend()})))
-        }
+        Ok(Ok(())) if !state.audit.is_healthy() => Err(AppError::Unavailable(
+            "the audit log's last write failed; data requests fail closed".into(),
+        )),
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "database": state.store.backend(),
+            "audit_log": "ok",
+        }))),
         Ok(Err(e)) => Err(AppError::Unavailable(format!(
             "the database does not answer: {e}"
         ))),

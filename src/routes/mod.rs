@@ -3,6 +3,7 @@
 //! A route cannot be registered without an [`Access`]; tests walk this table to prove every
 //! protected route refuses anonymous callers and that the OpenAPI document lists the same routes.
 
+mod audit;
 mod health;
 mod ingest;
 pub mod openapi;
@@ -61,6 +62,30 @@ pub fn registry() -> Vec<RouteDef> {
             "/openapi.json",
             Public("the API description"),
             || web::get().to(openapi::document),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/audit/checkpoint",
+            Public("a signed tree head: hashes only"),
+            || web::get().to(audit::checkpoint),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/audit/proof/inclusion",
+            Public("proofs are hashes of salted entries and reveal nothing about them"),
+            || web::get().to(audit::inclusion),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/audit/proof/consistency",
+            Public("proofs are hashes of salted entries and reveal nothing about them"),
+            || web::get().to(audit::consistency),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/audit/export",
+            Requires(AuditExport),
+            || web::get().to(audit::export),
         ),
         def(Method::POST, "/track", Requires(EventsIngest), || {
             web::post().to(ingest::track)

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, ingest, query};
+use super::{audit, health, ingest, query};
 
 struct SecuritySchemes;
 
@@ -30,6 +30,7 @@ impl Modify for SecuritySchemes {
         health::healthz, health::readyz, health::metrics, document,
         ingest::track, ingest::engage, ingest::import,
         query::events, query::count, query::profile,
+        audit::checkpoint, audit::inclusion, audit::consistency, audit::export,
     ),
     modifiers(&SecuritySchemes),
 )]

@@ -119,6 +119,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
 /// A running application and what a test needs to talk to it.
 pub struct TestApp {
     pub address: String,
+    pub origin: String,
     pub store: SharedStore,
     pub clock: ManualClock,
     pub project: CreatedProject,
@@ -152,6 +153,7 @@ pub async fn spawn_with(settings: Settings, db: TestDb) -> TestApp {
     )
     .await
     .unwrap();
+    let origin = settings.audit.origin.clone();
     let app = Application::build_with_store(settings, Arc::new(clock.clone()), store.clone())
         .await
         .unwrap();
@@ -159,6 +161,7 @@ pub async fn spawn_with(settings: Settings, db: TestDb) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        origin,
         store,
         clock,
         project,
@@ -288,4 +291,57 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16) -> Value {
         "a problem explains itself: {body}"
     );
     body
+}
+
+impl TestApp {
+    /// The whole log as a bundle, and the entries in it.
+    pub async fn export_log(&self) -> (String, Vec<auditgate::ledger::entry::Entry>) {
+        let lines =
+            auditgate::audit::export::export_log(self.store.as_ref(), &self.origin, 0, None)
+                .await
+                .unwrap();
+        let entries = lines
+            .iter()
+            .filter_map(|l| match l {
+                auditgate::ledger::bundle::Line::Entry { bytes, .. } => Some(decode_entry(bytes)),
+                _ => None,
+            })
+            .collect();
+        (auditgate::audit::export::to_text(&lines), entries)
+    }
+
+    /// The key that verifies this app's checkpoints.
+    pub fn verifier_key(&self) -> auditgate::ledger::note::VerifierKey {
+        let text = std::fs::read_to_string(self._db.dir.path().join("audit-signing.key")).unwrap();
+        auditgate::ledger::note::SignerKey::parse(text.trim())
+            .unwrap()
+            .verifier()
+    }
+
+    /// Waits until the latest checkpoint covers every entry (checkpoints are stored just after commit).
+    pub async fn settle(&self) {
+        for _ in 0..200 {
+            let head = self.store.audit_head().await.unwrap().size();
+            if self
+                .store
+                .latest_checkpoint()
+                .await
+                .unwrap()
+                .is_some_and(|(s, _)| s == head)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no checkpoint covers the head");
+    }
+}
+
+/// An entry from its base64 canonical bytes.
+pub fn decode_entry(b64: &str) -> auditgate::ledger::entry::Entry {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    auditgate::ledger::entry::Entry::decode(&bytes).unwrap()
 }

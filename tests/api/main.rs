@@ -1,5 +1,6 @@
 //! Integration tests: the real application over HTTP on port 0.
 
+mod audit;
 mod bad_input;
 mod cli;
 mod health;
@@ -9,3 +10,4 @@ mod query;
 mod routes;
 mod sdk;
 mod store;
+mod tamper;

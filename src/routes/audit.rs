@@ -1,0 +1,165 @@
+//! The audit log over HTTP: the latest checkpoint and proofs for anyone (they reveal only
+//! salted hashes), and exports for holders of `audit:export`.
+
+use actix_web::{HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::access::{Principal, perm};
+use crate::audit::{RequestContext, export};
+use crate::domain::ProjectId;
+use crate::error::AppError;
+use crate::ledger::entry::Action;
+use crate::ledger::merkle::MerkleTree;
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/api/v1/audit/checkpoint", tag = "audit",
+    responses((status = 200, description = "The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)", content_type = "text/plain"), (status = 404)))]
+pub async fn checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let (_, note) = state
+        .store
+        .latest_checkpoint()
+        .await?
+        .ok_or_else(|| AppError::NotFound("no checkpoint yet".into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(note))
+}
+
+/// Which inclusion proof.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InclusionParams {
+    /// The entry's sequence number.
+    seq: u64,
+    /// The tree size to prove against (default: the latest checkpoint's).
+    size: Option<u64>,
+}
+
+/// An inclusion proof.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InclusionProof {
+    seq: u64,
+    size: u64,
+    /// Base64 RFC 6962 leaf hash of the entry.
+    leaf_hash: String,
+    /// Base64 sibling hashes, leaf to root.
+    proof: Vec<String>,
+}
+
+async fn latest_size(state: &AppState) -> Result<u64, AppError> {
+    Ok(state.store.latest_checkpoint().await?.map_or(0, |(s, _)| s))
+}
+
+fn b64s(hashes: &[[u8; 32]]) -> Vec<String> {
+    hashes.iter().map(|h| STANDARD.encode(h)).collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/proof/inclusion", tag = "audit", params(InclusionParams),
+    responses((status = 200, body = InclusionProof), (status = 400)))]
+pub async fn inclusion(
+    state: web::Data<AppState>,
+    q: web::Query<InclusionParams>,
+) -> Result<HttpResponse, AppError> {
+    let size = match q.size {
+        Some(s) => s,
+        None => latest_size(&state).await?,
+    };
+    let head = state.store.audit_head().await?.size();
+    if q.seq >= size || size > head {
+        return Err(AppError::BadRequest(format!(
+            "no entry {} in a tree of {size} (the log has {head})",
+            q.seq
+        )));
+    }
+    let leaves = state.store.audit_leaves(size).await?;
+    let leaf_hash = STANDARD.encode(leaves[q.seq as usize]);
+    let proof = MerkleTree::from_leaves(leaves)
+        .inclusion_proof(q.seq, size)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(InclusionProof {
+        seq: q.seq,
+        size,
+        leaf_hash,
+        proof: b64s(&proof),
+    }))
+}
+
+/// Which consistency proof.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyParams {
+    /// The older tree size.
+    from: u64,
+    /// The newer tree size (default: the latest checkpoint's).
+    to: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/proof/consistency", tag = "audit", params(ConsistencyParams),
+    responses((status = 200, description = "`from`, `to` and base64 `proof` hashes"), (status = 400)))]
+pub async fn consistency(
+    state: web::Data<AppState>,
+    q: web::Query<ConsistencyParams>,
+) -> Result<HttpResponse, AppError> {
+    let to = match q.to {
+        Some(t) => t,
+        None => latest_size(&state).await?,
+    };
+    let head = state.store.audit_head().await?.size();
+    if q.from == 0 || q.from > to || to > head {
+        return Err(AppError::BadRequest(format!(
+            "no consistency proof from {} to {to} (the log has {head})",
+            q.from
+        )));
+    }
+    let tree = MerkleTree::from_leaves(state.store.audit_leaves(to).await?);
+    let proof = tree
+        .consistency_proof(q.from, to)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(json!({"from": q.from, "to": to, "proof": b64s(&proof)})))
+}
+
+/// Which project's log to export.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// The project whose entries to export, each with an inclusion proof.
+    project: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportParams),
+    responses((status = 200, description = "A bundle: one JSON object per line (docs/audit-log-format.md)", content_type = "application/x-ndjson"), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn export(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    q: web::Query<ExportParams>,
+) -> Result<HttpResponse, AppError> {
+    let project = ProjectId::parse(&q.project).map_err(|e| AppError::BadRequest(e.0))?;
+    let auth = state
+        .audit
+        .authorize::<perm::AuditExport>(&ctx, &principal, &project, Action::AuditExport)
+        .await?;
+    let lines =
+        export::export_project(state.store.as_ref(), &state.settings.audit.origin, &project)
+            .await?;
+    let entries = lines.len().saturating_sub(3) as u64;
+    state
+        .audit
+        .record(
+            &ctx,
+            &auth,
+            Action::AuditExport,
+            entries,
+            json!({"scope": "project"}),
+            vec![],
+        )
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(export::to_text(&lines)))
+}

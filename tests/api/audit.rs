@@ -1,0 +1,335 @@
+//! The audit log as users meet it: what gets logged, failing closed, append-only tables,
+//! checkpoints and proofs over HTTP, and bundles that verify offline.
+
+use std::time::{Duration, Instant};
+
+use auditgate::ledger::bundle::{Scope, verify_text};
+use auditgate::ledger::checkpoint;
+use auditgate::ledger::entry::{Action, ActorKind, Outcome};
+use auditgate::ledger::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::helpers::{Backend, assert_problem, fresh_db, spawn_app, spawn_with, test_settings};
+
+#[tokio::test]
+async fn reads_ingestion_denials_and_bad_tokens_are_logged_without_personal_data() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.import(&json!([
+            app.event("Buy", "alice@example.com", "i1"),
+            app.event("Buy", "bob", "i2")
+        ]))
+        .await
+        .status(),
+        200
+    );
+    let r = app
+        .get("/api/v1/projects/shop/events?distinct_id=alice%40example.com&event=Buy")
+        .await;
+    assert_eq!(r.status(), 200);
+    app.other_project("bank").await;
+    assert_problem(app.get("/api/v1/projects/bank/events").await, 403).await;
+    let bad = app
+        .client
+        .get(format!("{}/api/v1/projects/shop/events", app.address))
+        .bearer_auth("ags_forged")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad, 401).await;
+    app.settle().await;
+
+    let (bundle, entries) = app.export_log().await;
+    let actions: Vec<_> = entries.iter().map(|e| (e.action, e.outcome)).collect();
+    assert_eq!(
+        actions,
+        [
+            (Action::LogInit, Outcome::Allowed),
+            (Action::EventsIngest, Outcome::Allowed),
+            (Action::EventsQuery, Outcome::Allowed),
+            (Action::EventsQuery, Outcome::Denied),
+            (Action::AuthRejected, Outcome::Denied),
+        ]
+    );
+    let ingest = &entries[1];
+    assert_eq!(
+        (ingest.records, ingest.project.as_deref()),
+        (2, Some("shop"))
+    );
+    assert_eq!(ingest.actor.kind, ActorKind::ServiceAccount);
+    let read = &entries[2];
+    assert_eq!(read.records, 1);
+    assert_eq!(
+        read.subjects.len(),
+        1,
+        "the person filtered on appears as a pseudonym"
+    );
+    assert_eq!(read.client_ip.as_deref(), Some("127.0.0.1"));
+    assert!(read.request_id.is_some());
+    let details: Value = serde_json::from_str(&read.details).unwrap();
+    assert_eq!(details["event"], "Buy");
+    let denied: Value = serde_json::from_str(&entries[3].details).unwrap();
+    assert_eq!(denied["missing_permission"], "events:read");
+    assert_eq!(entries[3].project.as_deref(), Some("bank"));
+    assert!(
+        !bundle.contains("alice"),
+        "no end-user id in clear anywhere in the log"
+    );
+    let all_bytes: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
+    assert!(!all_bytes.windows(5).any(|w| w == b"alice"));
+
+    // The same person, read again, gets the same pseudonym; another person another.
+    let u = json!({"$token": app.token(), "$distinct_id": "alice@example.com", "$set": {"plan": "pro"}});
+    app.post_form("/engage", &u).await;
+    app.get("/api/v1/projects/shop/profiles/alice@example.com")
+        .await;
+    app.get("/api/v1/projects/shop/events?distinct_id=bob")
+        .await;
+    app.settle().await;
+    let (_, entries) = app.export_log().await;
+    let n = entries.len();
+    assert_eq!(
+        entries[n - 2].subjects,
+        read.subjects,
+        "profile read of the same person"
+    );
+    assert_ne!(entries[n - 1].subjects, read.subjects);
+
+    let report = verify_text(&bundle, vec![app.verifier_key()], None).unwrap();
+    assert_eq!((report.entries, report.scope), (5, Scope::Log));
+}
+
+/// Makes every insert into the log fail, as a full or read-only disk would, while reads work.
+async fn break_the_log(url: &str) -> sqlx::SqliteConnection {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    sqlx::query("CREATE TRIGGER fail_closed_test BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn no_data_leaves_when_the_log_cannot_be_written() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.import(&json!([app.event("Buy", "alice", "i1")]))
+            .await
+            .status(),
+        200
+    );
+    let mut conn = break_the_log(&app._db.url).await;
+
+    let r = app.get("/api/v1/projects/shop/events").await;
+    let body = assert_problem(r, 503).await;
+    assert!(
+        body.get("events").is_none() && !body.to_string().contains("alice"),
+        "no data in a 503: {body}"
+    );
+    assert_problem(app.get("/api/v1/projects/shop/events/count").await, 503).await;
+    // Nothing is written without its trace either.
+    assert_problem(
+        app.import(&json!([app.event("Buy", "carol", "i2")])).await,
+        503,
+    )
+    .await;
+    assert_problem(app.get_anonymous("/readyz").await, 503).await;
+
+    sqlx::query("DROP TRIGGER fail_closed_test")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
+    assert_eq!(
+        app.get_anonymous("/readyz").await.status(),
+        200,
+        "healthy again after a good write"
+    );
+    assert_eq!(
+        app.all_events().await.len(),
+        1,
+        "the refused batch was not stored"
+    );
+    app.settle().await;
+    let (bundle, _) = app.export_log().await;
+    verify_text(&bundle, vec![app.verifier_key()], None).unwrap();
+}
+
+#[tokio::test]
+async fn a_locked_database_gives_503_within_the_write_timeout_not_a_hang() {
+    let db = fresh_db(Backend::Sqlite, "locked").await.unwrap();
+    let mut settings = test_settings(&db);
+    settings.audit.write_timeout_ms = 500;
+    let app = spawn_with(settings, db).await;
+    let mut conn = sqlx::SqliteConnection::connect(&app._db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let r = app.get("/api/v1/projects/shop/events").await;
+    assert_problem(r, 503).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "answered in {:?}",
+        start.elapsed()
+    );
+    sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+    assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
+}
+
+#[tokio::test]
+async fn log_tables_refuse_update_and_delete() {
+    let app = spawn_app().await;
+    app.settle().await;
+    let mut conn = sqlx::SqliteConnection::connect(&app._db.url).await.unwrap();
+    for sql in [
+        "UPDATE audit_entries SET action = 'x' WHERE seq = 0",
+        "DELETE FROM audit_entries",
+        "UPDATE audit_checkpoints SET note = 'x'",
+        "DELETE FROM audit_checkpoints",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn checkpoints_and_proofs_are_served_for_live_checks() {
+    let app = spawn_app().await;
+    app.settle().await;
+    let first = app
+        .get_anonymous("/api/v1/audit/checkpoint")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = [app.verifier_key()];
+    let cp1 = checkpoint::open(&first, &key).unwrap().checkpoint;
+    assert_eq!(cp1.origin, app.origin);
+    for i in 0..5 {
+        app.import(&json!([app.event("Buy", "u", &format!("i{i}"))]))
+            .await;
+    }
+    app.settle().await;
+    let second = app
+        .get_anonymous("/api/v1/audit/checkpoint")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let cp2 = checkpoint::open(&second, &key).unwrap().checkpoint;
+    assert!(cp2.size > cp1.size);
+
+    let c: Value = app
+        .get_anonymous(&format!(
+            "/api/v1/audit/proof/consistency?from={}",
+            cp1.size
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let proof: Vec<[u8; 32]> = c["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            STANDARD
+                .decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    verify_consistency(cp1.size, cp2.size, &proof, &cp1.root, &cp2.root).unwrap();
+
+    let (_, entries) = app.export_log().await;
+    let seq = 2u64;
+    let p: Value = app
+        .get_anonymous(&format!("/api/v1/audit/proof/inclusion?seq={seq}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let proof: Vec<[u8; 32]> = p["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            STANDARD
+                .decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let leaf = leaf_hash(&entries[seq as usize].encode());
+    verify_inclusion(&leaf, seq, cp2.size, &proof, &cp2.root).unwrap();
+    assert_problem(
+        app.get_anonymous("/api/v1/audit/proof/inclusion?seq=999")
+            .await,
+        400,
+    )
+    .await;
+    assert_problem(
+        app.get_anonymous("/api/v1/audit/proof/consistency?from=0")
+            .await,
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn api_export_needs_audit_export_and_the_refusal_is_logged() {
+    let app = spawn_app().await;
+    let body = assert_problem(app.get("/api/v1/audit/export?project=shop").await, 403).await;
+    assert!(body["detail"].as_str().unwrap().contains("audit:export"));
+    app.settle().await;
+    let (_, entries) = app.export_log().await;
+    let last = entries.last().unwrap();
+    assert_eq!(
+        (last.action, last.outcome),
+        (Action::AuditExport, Outcome::Denied)
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_commits_without_gaps() {
+    let app = spawn_app().await;
+    let mut handles = Vec::new();
+    for i in 0..64 {
+        let client = app.client.clone();
+        let url = format!(
+            "{}/api/v1/projects/shop/events?limit={}",
+            app.address,
+            i + 1
+        );
+        let secret = app.secret().to_owned();
+        handles.push(tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    app.settle().await;
+    let (bundle, entries) = app.export_log().await;
+    assert_eq!(entries.len(), 65);
+    assert!(entries.iter().enumerate().all(|(i, e)| e.seq == i as u64));
+    let report = verify_text(&bundle, vec![app.verifier_key()], None).unwrap();
+    assert!(
+        report.checkpoints < 65,
+        "requests shared commits: {} checkpoints",
+        report.checkpoints
+    );
+}
