@@ -11,3 +11,4 @@ mod routes;
 mod sdk;
 mod store;
 mod tamper;
+mod verify_cli;
