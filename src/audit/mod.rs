@@ -20,6 +20,7 @@ use crate::config::AuditSettings;
 use crate::domain::{DistinctId, ProjectId};
 use crate::error::AppError;
 use crate::ledger::chain::Draft;
+use crate::ledger::checkpoint::Checkpoint;
 use crate::ledger::entry::{Action, Actor, ActorKind, AuthMethod, Outcome};
 use crate::ledger::merkle::Hash;
 use crate::ledger::note::{SignerKey, VerifierKey};
@@ -130,6 +131,20 @@ impl AuditLog {
         store
             .add_audit_key(&verifier.to_string(), clock.now())
             .await?;
+        // A crash between a commit and storing its checkpoint leaves a committed, unsigned
+        // tail: sign it now, so every answered request's entry is covered by a checkpoint.
+        let head = store.audit_head().await?;
+        let signed = store.latest_checkpoint().await?.map_or(0, |(size, _)| size);
+        if head.size() > signed {
+            let checkpoint = Checkpoint {
+                origin: settings.origin.clone(),
+                size: head.size(),
+                root: head.range.root(),
+            };
+            store
+                .insert_checkpoint(head.size(), &checkpoint.sign(&[&signer])?, clock.now())
+                .await?;
+        }
         let appender = Appender::start(AppenderConfig {
             store: store.clone(),
             clock: clock.clone(),

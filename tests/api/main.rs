@@ -6,6 +6,7 @@ mod cli;
 mod health;
 mod helpers;
 mod ingest;
+mod processes;
 mod query;
 mod routes;
 mod sdk;

@@ -1,0 +1,248 @@
+//! The real binary in separate processes: crash recovery and two writers on one database.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::helpers::{Backend, fresh_db};
+
+/// A running `auditgate serve`; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn auditgate(dir: &Path, db_url: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_auditgate"));
+    c.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("AUDITGATE__DATABASE__URL", db_url)
+        .env(
+            "AUDITGATE__AUDIT__SIGNING_KEY_FILE",
+            dir.join("signing.key"),
+        )
+        .env(
+            "AUDITGATE__AUDIT__PSEUDONYM_KEY_FILE",
+            dir.join("pseudonym.key"),
+        );
+    c
+}
+
+fn serve(dir: &Path, db_url: &str) -> Server {
+    let mut child = auditgate(dir, db_url)
+        .env("AUDITGATE__LOG__FORMAT", "json")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("serve exited early").unwrap();
+        if let Some(port) = serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|l| l["port"].as_u64())
+        {
+            break port;
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn create_project(dir: &Path, db_url: &str) -> String {
+    let out = auditgate(dir, db_url)
+        .args(["--json", "project", "create", "shop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Reads from every server until `stop`, returning the request ids of the 200 answers.
+async fn load(bases: Vec<String>, secret: String, workers: usize, stop: Instant) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (client, secret, base) = (
+            client.clone(),
+            secret.clone(),
+            bases[w % bases.len()].clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            while Instant::now() < stop {
+                let url = format!("{base}/api/v1/projects/shop/events?limit=10");
+                match client
+                    .get(url)
+                    .bearer_auth(&secret)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+                        // Answered means the whole body arrived.
+                        if r.bytes().await.is_ok() {
+                            answered.push(id);
+                        }
+                    }
+                    _ => break, // the server is gone
+                }
+            }
+            answered
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+/// Exports the whole log with the CLI, verifies it with `auditgate-verify`, and returns the
+/// request ids its entries record.
+fn export_and_verify(dir: &Path, db_url: &str) -> (HashSet<String>, u64) {
+    let bundle = dir.join("log.bundle");
+    let out = auditgate(dir, db_url)
+        .args(["log", "export", "--out"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(
+        auditgate(dir, db_url)
+            .args(["keys", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_auditgate-verify"))
+        .arg(&bundle)
+        .args(["--key", key.trim(), "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    let mut ids = HashSet::new();
+    for line in std::fs::read_to_string(&bundle).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "entry" {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v["bytes"].as_str().unwrap())
+                .unwrap();
+            if let Some(id) = auditgate::ledger::entry::Entry::decode(&bytes)
+                .unwrap()
+                .request_id
+            {
+                ids.insert(id);
+            }
+        }
+    }
+    (ids, report["report"]["entries"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn after_kill_9_under_load_the_log_verifies_and_holds_every_answered_request() {
+    let db = fresh_db(Backend::Sqlite, "kill9").await.unwrap();
+    let dir = db.dir.path().to_owned();
+    let secret = create_project(&dir, &db.url);
+    let mut server = serve(&dir, &db.url);
+    let killer = {
+        let pid = server.child.id();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+        })
+    };
+    let answered = load(
+        vec![server.base.clone()],
+        secret,
+        16,
+        Instant::now() + Duration::from_secs(10),
+    )
+    .await;
+    killer.await.unwrap();
+    let _ = server.child.wait();
+    assert!(
+        answered.len() > 20,
+        "only {} requests were answered before the kill",
+        answered.len()
+    );
+
+    // Restart: the service starts on the crashed log and keeps appending to it.
+    drop(serve(&dir, &db.url));
+    let (logged, _) = export_and_verify(&dir, &db.url);
+    let missing: Vec<_> = answered.iter().filter(|id| !logged.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} answered requests are not in the log: {missing:?}",
+        missing.len()
+    );
+}
+
+#[tokio::test]
+async fn two_processes_append_to_one_postgres_log_without_forking_it() {
+    let Some(db) = fresh_db(
+        Backend::Postgres,
+        "two_processes_append_to_one_postgres_log",
+    )
+    .await
+    else {
+        return;
+    };
+    let dir = db.dir.path().to_owned();
+    let secret = create_project(&dir, &db.url);
+    let a = serve(&dir, &db.url);
+    let b = serve(&dir, &db.url);
+    let answered = load(
+        vec![a.base.clone(), b.base.clone()],
+        secret,
+        16,
+        Instant::now() + Duration::from_secs(2),
+    )
+    .await;
+    drop((a, b));
+    assert!(answered.len() > 20);
+    let (logged, entries) = export_and_verify(&dir, &db.url);
+    assert!(
+        answered.iter().all(|id| logged.contains(id)),
+        "every answered read is in the one log"
+    );
+    // log.init, the project's creation is not yet logged, one entry per read, one CLI export.
+    assert_eq!(
+        entries,
+        1 + answered.len() as u64,
+        "no extra or missing entries, no fork"
+    );
+}
