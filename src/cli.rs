@@ -71,6 +71,9 @@ enum Command {
 enum KeysCommand {
     /// Print the public key that verifies checkpoints (Go sumdb/note verifier-key form).
     Show,
+    /// Replace the signing key: the hand-over is logged and its checkpoint signed by both keys.
+    /// Stop the service first, and start it again afterwards.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +92,9 @@ enum LogCommand {
         /// Stop at the last signed size not above this.
         #[arg(long)]
         to: Option<u64>,
+        /// Include every checkpoint, not one per 1000 entries (plus the last and key hand-overs).
+        #[arg(long)]
+        all_checkpoints: bool,
     },
 }
 
@@ -291,7 +297,49 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
                 &v.to_string(),
             );
         }
+        Command::Keys(KeysCommand::Rotate) => {
+            let path = &settings.audit.signing_key_file;
+            anyhow::ensure!(
+                path.exists(),
+                "no signing key at {} to rotate",
+                path.display()
+            );
+            let old = audit::keys::load_or_create_signer(path, &settings.audit.origin)?;
+            let new = audit::keys::next_signer(&old)?;
+            let store = open(&settings).await?;
+            let pseudonyms =
+                audit::keys::PseudonymKey::load_or_create(&settings.audit.pseudonym_key_file)?;
+            let both = vec![old.clone(), new.clone()];
+            let log = AuditLog::start_with(
+                store.clone(),
+                Arc::new(clock),
+                &settings.audit,
+                both,
+                pseudonyms,
+            )
+            .await?;
+            let (old_v, new_v) = (old.verifier().to_string(), new.verifier().to_string());
+            let seq = log
+                .record_cli(
+                    Action::KeyRotate,
+                    None,
+                    0,
+                    json!({"old": old_v, "new": new_v}),
+                )
+                .await?;
+            log.wait_signed(seq, std::time::Duration::from_secs(10))
+                .await?;
+            audit::keys::replace_signer_file(path, &old, &new)?;
+            print(
+                cli.json,
+                json!({"old": old_v, "new": new_v, "entry": seq}),
+                &format!(
+                    "signing key rotated (entry {seq}, signed by both keys)\n  old: {old_v}\n  new: {new_v}\nRestart the service so it signs with the new key."
+                ),
+            );
+        }
         Command::Log(LogCommand::Export {
+            all_checkpoints,
             out,
             project,
             from,
@@ -309,7 +357,14 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
                     )
                 }
                 None => (
-                    audit::export::export_log(store.as_ref(), origin, from, to).await?,
+                    audit::export::export_log(
+                        store.as_ref(),
+                        origin,
+                        from,
+                        to,
+                        (!all_checkpoints).then_some(1000),
+                    )
+                    .await?,
                     None,
                 ),
             };

@@ -38,8 +38,8 @@ pub struct AppenderConfig {
     pub store: SharedStore,
     /// The time.
     pub clock: SharedClock,
-    /// Signs checkpoints.
-    pub signer: SignerKey,
+    /// Sign every checkpoint (two keys only while handing over from one to the next).
+    pub signers: Vec<SignerKey>,
     /// The checkpoint origin line.
     pub origin: String,
     /// How long a request waits for its entry.
@@ -97,7 +97,29 @@ async fn run(
     mut receiver: mpsc::Receiver<Pending>,
     healthy: Arc<AtomicBool>,
 ) {
-    while let Some(first) = receiver.recv().await {
+    // The signed checkpoint of the last commit, not yet stored. Under load it rides along in
+    // the next group's transaction; when nothing is waiting it is stored at once. Either way
+    // only this task writes, so commits never wait on each other's locks.
+    let mut carried: Option<(u64, String)> = None;
+    loop {
+        let first = if carried.is_some() {
+            tokio::task::yield_now().await;
+            match receiver.try_recv() {
+                Ok(p) => p,
+                Err(e) => {
+                    store_checkpoint(&config, &mut carried).await;
+                    if e == mpsc::error::TryRecvError::Disconnected {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            match receiver.recv().await {
+                Some(p) => p,
+                None => return,
+            }
+        };
         let mut group = vec![first];
         while group.len() < config.max_group {
             match receiver.try_recv() {
@@ -122,7 +144,9 @@ async fn run(
             })
             .collect();
         let now = config.clock.now();
-        let append = config.store.append_audit(drafts, salts, now);
+        let append = config
+            .store
+            .append_audit(drafts, salts, now, carried.as_ref());
         match tokio::time::timeout(config.timeout, append).await {
             Ok(Ok(appended)) => {
                 healthy.store(true, Ordering::SeqCst);
@@ -136,19 +160,14 @@ async fn run(
                     size: appended.head.size(),
                     root: appended.head.range.root(),
                 };
-                match checkpoint.sign(&[&config.signer]) {
-                    Ok(note) => {
-                        let store = config.store.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) =
-                                store.insert_checkpoint(checkpoint.size, &note, now).await
-                            {
-                                tracing::error!(error = %e, size = checkpoint.size, "storing a checkpoint failed");
-                            }
-                        });
+                let signers: Vec<&SignerKey> = config.signers.iter().collect();
+                carried = match checkpoint.sign(&signers) {
+                    Ok(note) => Some((checkpoint.size, note)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "signing a checkpoint failed");
+                        None
                     }
-                    Err(e) => tracing::error!(error = %e, "signing a checkpoint failed"),
-                }
+                };
             }
             failure => {
                 healthy.store(false, Ordering::SeqCst);
@@ -161,6 +180,22 @@ async fn run(
                     let _ = reply.send(Err(AuditUnavailable(reason.clone())));
                 }
             }
+        }
+    }
+}
+
+async fn store_checkpoint(config: &AppenderConfig, carried: &mut Option<(u64, String)>) {
+    if let Some((size, note)) = carried.take() {
+        let stored = tokio::time::timeout(
+            config.timeout,
+            config
+                .store
+                .insert_checkpoint(size, &note, config.clock.now()),
+        )
+        .await;
+        if !matches!(stored, Ok(Ok(()))) {
+            // Not lost: the next start signs any unsigned tail, and the next commit signs anew.
+            tracing::error!(size, "storing a checkpoint failed");
         }
     }
 }

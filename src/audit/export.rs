@@ -41,12 +41,14 @@ async fn signed_size(store: &dyn Store, to: Option<u64>) -> anyhow::Result<u64> 
 }
 
 /// Every entry in `[from, to)`, where `to` is the largest checkpoint size not above the `to`
-/// asked for, with every checkpoint in that range.
+/// asked for. `every` thins the checkpoints to one per that many entries (the final one and
+/// every key hand-over are always kept); `None` keeps them all.
 pub async fn export_log(
     store: &dyn Store,
     origin: &str,
     from: u64,
     to: Option<u64>,
+    every: Option<u64>,
 ) -> anyhow::Result<Vec<Line>> {
     let to = signed_size(store, to).await?;
     anyhow::ensure!(
@@ -82,8 +84,15 @@ pub async fn export_log(
             last_time: entry.time_ms,
         });
     }
-    let checkpoints: BTreeMap<u64, String> =
-        store.checkpoints(from + 1, to).await?.into_iter().collect();
+    let mut checkpoints: BTreeMap<u64, String> = BTreeMap::new();
+    let mut last_kept = from;
+    for (size, note) in store.checkpoints(from + 1, to).await? {
+        let hand_over = note.matches('\u{2014}').count() > 1;
+        if every.is_none_or(|n| size >= last_kept + n) || size == to || hand_over {
+            last_kept = size;
+            checkpoints.insert(size, note);
+        }
+    }
     for e in store.audit_entries(from, to).await? {
         let size = e.seq + 1;
         lines.push(Line::Entry {

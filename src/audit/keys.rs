@@ -57,6 +57,31 @@ pub fn load_or_create_signer(path: &Path, origin: &str) -> anyhow::Result<Signer
     Ok(key)
 }
 
+/// Generates the next signing key under the same name.
+pub fn next_signer(current: &SignerKey) -> anyhow::Result<SignerKey> {
+    Ok(SignerKey::from_seed(current.name(), random32())?)
+}
+
+/// Puts `next` in `path`, keeping the previous key beside it as `<path>.retired-<keyid>`.
+pub fn replace_signer_file(
+    path: &Path,
+    previous: &SignerKey,
+    next: &SignerKey,
+) -> anyhow::Result<()> {
+    let staged = path.with_extension("next");
+    let _ = std::fs::remove_file(&staged);
+    create_secret_file(&staged, &format!("{}\n", next.to_private_text()))?;
+    let retired = format!(
+        "{}.retired-{:08x}",
+        path.display(),
+        previous.verifier().id()
+    );
+    std::fs::rename(path, &retired).with_context(|| format!("keeping the old key as {retired}"))?;
+    std::fs::rename(&staged, path)
+        .with_context(|| format!("installing the new key at {}", path.display()))?;
+    Ok(())
+}
+
 /// The deployment secret behind pseudonyms. Debug never shows it.
 #[derive(Clone)]
 pub struct PseudonymKey([u8; 32]);

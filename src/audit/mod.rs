@@ -7,6 +7,8 @@ pub mod export;
 pub mod keys;
 
 use std::future::{Ready, ready};
+
+use anyhow::Context;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -116,17 +118,19 @@ impl AuditLog {
     ) -> anyhow::Result<Self> {
         let signer = keys::load_or_create_signer(&settings.signing_key_file, &settings.origin)?;
         let pseudonyms = PseudonymKey::load_or_create(&settings.pseudonym_key_file)?;
-        Self::start_with(store, clock, settings, signer, pseudonyms).await
+        Self::start_with(store, clock, settings, vec![signer], pseudonyms).await
     }
 
-    /// Starts the log with keys already in hand.
+    /// Starts the log with keys already in hand; checkpoints are signed by every key given, and
+    /// the last one is the log's key from now on.
     pub async fn start_with(
         store: SharedStore,
         clock: SharedClock,
         settings: &AuditSettings,
-        signer: SignerKey,
+        signers: Vec<SignerKey>,
         pseudonyms: PseudonymKey,
     ) -> anyhow::Result<Self> {
+        let signer = signers.last().context("no signing key")?;
         let verifier = signer.verifier();
         store
             .add_audit_key(&verifier.to_string(), clock.now())
@@ -142,13 +146,17 @@ impl AuditLog {
                 root: head.range.root(),
             };
             store
-                .insert_checkpoint(head.size(), &checkpoint.sign(&[&signer])?, clock.now())
+                .insert_checkpoint(
+                    head.size(),
+                    &checkpoint.sign(&signers.iter().collect::<Vec<_>>())?,
+                    clock.now(),
+                )
                 .await?;
         }
         let appender = Appender::start(AppenderConfig {
             store: store.clone(),
             clock: clock.clone(),
-            signer,
+            signers: signers.clone(),
             origin: settings.origin.clone(),
             timeout: Duration::from_millis(settings.write_timeout_ms),
             max_group: settings.max_group,
@@ -167,6 +175,27 @@ impl AuditLog {
                 .await?;
         }
         Ok(log)
+    }
+
+    /// Waits until a stored checkpoint covers entry `seq` (checkpoints are stored just after
+    /// their commit).
+    pub async fn wait_signed(&self, seq: u64, within: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self
+                .store
+                .latest_checkpoint()
+                .await?
+                .is_some_and(|(size, _)| size > seq)
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no checkpoint covers entry {seq}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The public key that signs checkpoints.

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, Checkpoint};
-use super::entry::{Entry, chain_link};
+use super::entry::{Action, Entry, Outcome, chain_link};
 use super::merkle::{CompactRange, Hash, leaf_hash, verify_inclusion};
 use super::note::VerifierKey;
 
@@ -159,6 +159,9 @@ pub struct Verifier {
     project_seqs: HashMap<String, u64>,
     checkpoint: Option<Checkpoint>,
     checkpoints: u64,
+    /// Hand-overs announced by `keys.rotate` entries: (old key, new key), awaiting a checkpoint
+    /// signed by both.
+    pending: Vec<(VerifierKey, VerifierKey)>,
     entries: u64,
     ended_on_checkpoint: bool,
 }
@@ -192,6 +195,7 @@ impl Verifier {
             project_seqs: HashMap::new(),
             checkpoint: None,
             checkpoints: 0,
+            pending: Vec::new(),
             entries: 0,
             ended_on_checkpoint: false,
         })
@@ -216,6 +220,16 @@ impl Verifier {
         if matches!(self.stage, Stage::Done) {
             return Err(self.invalid(None, "a line after the bundle's last checkpoint"));
         }
+        let line: Line = match fast_entry(text) {
+            Some(l) => l,
+            None => self.parse_line(text)?,
+        };
+        self.ended_on_checkpoint = false;
+        self.dispatch(line)
+    }
+
+    /// Parses a line that is not a plain entry, requiring its canonical form.
+    fn parse_line(&self, text: &str) -> Result<Line, BundleError> {
         let line: Line = match serde_json::from_str(text) {
             Ok(l) => l,
             Err(e) if self.line == 1 => {
@@ -232,7 +246,11 @@ impl Verifier {
                 "the line is not in canonical form (altered or padded)",
             ));
         }
-        self.ended_on_checkpoint = false;
+        Ok(line)
+    }
+
+    /// The next line's check, after it was parsed.
+    fn dispatch(&mut self, line: Line) -> Result<(), BundleError> {
         match (&self.stage, line) {
             (
                 Stage::Header,
@@ -346,7 +364,7 @@ impl Verifier {
                 if seq >= to {
                     return Err(self.invalid(Some(seq), "entry beyond the header's range"));
                 }
-                let entry = self.entry(seq, &bytes)?;
+                let (entry, bytes) = self.entry(seq, &bytes)?;
                 if entry.prev != self.last_link {
                     return Err(self.invalid(
                         Some(seq),
@@ -360,6 +378,7 @@ impl Verifier {
                 }
                 self.project_order(&entry, from == 0)?;
                 self.accept(&entry, &bytes);
+                self.note_rotation(&entry)?;
                 self.check_saved_here()
             }
             (Scope::Log, Line::Checkpoint { note }) => {
@@ -417,7 +436,7 @@ impl Verifier {
                 if self.last_seq.is_some_and(|last| seq <= last) {
                     return Err(self.invalid(Some(seq), "entries out of order or repeated"));
                 }
-                let entry = self.entry(seq, &bytes)?;
+                let (entry, bytes) = self.entry(seq, &bytes)?;
                 if entry.project.as_deref() != project.as_deref() {
                     return Err(self.invalid(Some(seq), "an entry of another project"));
                 }
@@ -439,16 +458,10 @@ impl Verifier {
                 let proof = proof.ok_or_else(|| {
                     self.invalid(Some(seq), "a proof hash is not base64 of 32 bytes")
                 })?;
-                verify_inclusion(
-                    &leaf_hash(&STANDARD.decode(&bytes).unwrap_or_default()),
-                    seq,
-                    cp.size,
-                    &proof,
-                    &cp.root,
-                )
-                .map_err(|e| self.invalid(Some(seq), format!("inclusion proof: {e}")))?;
+                verify_inclusion(&leaf_hash(&bytes), seq, cp.size, &proof, &cp.root)
+                    .map_err(|e| self.invalid(Some(seq), format!("inclusion proof: {e}")))?;
                 self.last_seq = Some(seq);
-                self.last_link = chain_link(&STANDARD.decode(&bytes).unwrap_or_default());
+                self.last_link = chain_link(&bytes);
                 if entry.time_ms < self.last_time {
                     return Err(
                         self.invalid(Some(seq), "its time is earlier than the entry before it")
@@ -465,7 +478,8 @@ impl Verifier {
         }
     }
 
-    fn entry(&self, seq: u64, b64: &str) -> Result<Entry, BundleError> {
+    /// Decodes an entry line's bytes, returning the entry and its raw bytes.
+    fn entry(&self, seq: u64, b64: &str) -> Result<(Entry, Vec<u8>), BundleError> {
         let bytes = STANDARD
             .decode(b64)
             .map_err(|_| self.invalid(Some(seq), "entry bytes are not base64"))?;
@@ -476,16 +490,59 @@ impl Verifier {
                 format!("the entry's own sequence number is {}", entry.seq),
             ));
         }
-        Ok(entry)
+        Ok((entry, bytes))
     }
 
-    fn checkpoint(&self, note: &str, origin: &str) -> Result<Checkpoint, BundleError> {
-        let opened = checkpoint::open(note, &self.trusted)
+    /// Opens a checkpoint with the trusted keys. A key announced by a `keys.rotate` entry
+    /// becomes trusted, and the key it replaces retired, when a checkpoint covering that entry
+    /// carries valid signatures of both.
+    fn checkpoint(&mut self, note: &str, origin: &str) -> Result<Checkpoint, BundleError> {
+        let mut candidates = self.trusted.clone();
+        candidates.extend(self.pending.iter().map(|(_, new)| new.clone()));
+        let opened = checkpoint::open(note, &candidates)
             .map_err(|e| self.invalid(None, format!("checkpoint: {e}")))?;
+        if !opened.signed_by.iter().any(|k| self.trusted.contains(k)) {
+            return Err(self.invalid(
+                None,
+                "checkpoint: no trusted key signed it (only an announced successor)",
+            ));
+        }
         if opened.checkpoint.origin != origin {
             return Err(self.invalid(None, "a checkpoint of another log"));
         }
+        let signed: Vec<VerifierKey> = opened.signed_by.into_iter().cloned().collect();
+        for (old, new) in std::mem::take(&mut self.pending) {
+            if signed.contains(&old) && signed.contains(&new) {
+                self.trusted.retain(|k| k != &old);
+                self.trusted.push(new);
+            }
+        }
         Ok(opened.checkpoint)
+    }
+
+    /// Remembers a key hand-over announced by a trusted key's log.
+    fn note_rotation(&mut self, entry: &Entry) -> Result<(), BundleError> {
+        if entry.action != Action::KeyRotate || entry.outcome != Outcome::Allowed {
+            return Ok(());
+        }
+        let details: serde_json::Value = serde_json::from_str(&entry.details).map_err(|_| {
+            self.invalid(Some(entry.seq), "a key rotation whose details are not JSON")
+        })?;
+        let key = |name: &str| {
+            details[name]
+                .as_str()
+                .and_then(|k| VerifierKey::parse(k).ok())
+        };
+        let (Some(old), Some(new)) = (key("old"), key("new")) else {
+            return Err(self.invalid(
+                Some(entry.seq),
+                "a key rotation must name the old and the new key",
+            ));
+        };
+        if self.trusted.contains(&old) {
+            self.pending.push((old, new));
+        }
+        Ok(())
     }
 
     /// Per-project sequence numbers must run on without gaps (from 0 when the export starts at 0).
@@ -512,10 +569,9 @@ impl Verifier {
         Ok(())
     }
 
-    fn accept(&mut self, entry: &Entry, b64: &str) {
-        let bytes = STANDARD.decode(b64).expect("decoded before");
-        self.range.push(leaf_hash(&bytes));
-        self.last_link = chain_link(&bytes);
+    fn accept(&mut self, entry: &Entry, bytes: &[u8]) {
+        self.range.push(leaf_hash(bytes));
+        self.last_link = chain_link(bytes);
         self.next += 1;
         self.entries += 1;
         self.last_time = entry.time_ms;
@@ -590,6 +646,29 @@ impl Verifier {
     }
 }
 
+/// Reads `{"type":"entry","seq":N,"bytes":"B"}` without a JSON parser. Anything else, or any
+/// deviation from exactly this form, returns `None` and takes the general path.
+fn fast_entry(text: &str) -> Option<Line> {
+    let rest = text.strip_prefix(r#"{"type":"entry","seq":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (seq, rest) = rest.split_at(digits);
+    if seq.is_empty() || (seq.len() > 1 && seq.starts_with('0')) {
+        return None;
+    }
+    let bytes = rest.strip_prefix(r#","bytes":""#)?.strip_suffix(r#""}"#)?;
+    if !bytes
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+    {
+        return None;
+    }
+    Some(Line::Entry {
+        seq: seq.parse().ok()?,
+        bytes: bytes.to_owned(),
+        proof: None,
+    })
+}
+
 fn kind(line: &Line) -> &'static str {
     match line {
         Line::Header { .. } => "header",
@@ -616,4 +695,28 @@ pub fn verify_text(
         v.feed(line)?;
     }
     v.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_entry_path_agrees_with_the_general_one() {
+        let line = Line::Entry {
+            seq: 42,
+            bytes: "AQID+/8=".into(),
+            proof: None,
+        };
+        assert_eq!(fast_entry(&line.to_json()), Some(line));
+        for odd in [
+            r#"{"type":"entry","seq":042,"bytes":"AQID"}"#,
+            r#"{"type":"entry","seq":42,"bytes":"AQ\u0049D"}"#,
+            r#"{"type":"entry","seq":42,"bytes":"AQID"} "#,
+            r#"{"type":"entry","seq":42,"bytes":"AQID","proof":[]}"#,
+            r#"{"type":"entry", "seq":42,"bytes":"AQID"}"#,
+        ] {
+            assert_eq!(fast_entry(odd), None, "{odd}");
+        }
+    }
 }

@@ -285,11 +285,13 @@ pub struct StoredEntry {
 pub trait AuditStore: Send + Sync {
     /// Seals `drafts` onto the log in one transaction that holds the head row, so concurrent
     /// appenders (even in other processes) never fork the chain. `salts` pairs with `drafts`.
+    /// `checkpoint`, the signed checkpoint of an earlier commit, is stored in the same transaction.
     async fn append_audit(
         &self,
         drafts: Vec<Draft>,
         salts: Vec<[u8; 16]>,
         now: Timestamp,
+        checkpoint: Option<&(u64, String)>,
     ) -> StoreResult<Appended>;
     /// The current head.
     async fn audit_head(&self) -> StoreResult<Head>;

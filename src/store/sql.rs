@@ -486,8 +486,17 @@ where
         drafts: Vec<Draft>,
         salts: Vec<[u8; 16]>,
         now: Timestamp,
+        checkpoint: Option<&(u64, String)>,
     ) -> StoreResult<Appended> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        if let Some((size, note)) = checkpoint {
+            sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING")
+                .bind(*size as i64)
+                .bind(note.clone())
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await?;
+        }
         // Writing the head row first takes its lock (a row lock in PostgreSQL, the write lock
         // in SQLite) before anything is read, so appenders serialize on it.
         let row = sqlx::query("UPDATE audit_head SET size = size WHERE id = 1 RETURNING size, last_link, peaks, last_time")

@@ -297,7 +297,7 @@ impl TestApp {
     /// The whole log as a bundle, and the entries in it.
     pub async fn export_log(&self) -> (String, Vec<auditgate::ledger::entry::Entry>) {
         let lines =
-            auditgate::audit::export::export_log(self.store.as_ref(), &self.origin, 0, None)
+            auditgate::audit::export::export_log(self.store.as_ref(), &self.origin, 0, None, None)
                 .await
                 .unwrap();
         let entries = lines

@@ -246,3 +246,96 @@ async fn two_processes_append_to_one_postgres_log_without_forking_it() {
         "no extra or missing entries, no fork"
     );
 }
+
+#[tokio::test]
+async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
+    let db = fresh_db(Backend::Sqlite, "rotation").await.unwrap();
+    let dir = db.dir.path().to_owned();
+    let secret = create_project(&dir, &db.url);
+    let key_text = |dir: &Path| {
+        String::from_utf8(
+            auditgate(dir, &db.url)
+                .args(["keys", "show"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    let original = key_text(&dir);
+
+    let before = {
+        let server = serve(&dir, &db.url);
+        load(
+            vec![server.base.clone()],
+            secret.clone(),
+            4,
+            Instant::now() + Duration::from_millis(300),
+        )
+        .await
+    };
+    let out = auditgate(&dir, &db.url)
+        .args(["--json", "keys", "rotate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rotated["old"], original);
+    let current = key_text(&dir);
+    assert_eq!(rotated["new"], current);
+    assert_ne!(current, original);
+    assert!(
+        std::fs::read_dir(&dir).unwrap().any(|f| f
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("retired"))
+    );
+    let after = {
+        let server = serve(&dir, &db.url);
+        load(
+            vec![server.base.clone()],
+            secret,
+            4,
+            Instant::now() + Duration::from_millis(300),
+        )
+        .await
+    };
+    assert!(!before.is_empty() && !after.is_empty());
+
+    let bundle = dir.join("rotated.bundle");
+    let out = auditgate(&dir, &db.url)
+        .args(["log", "export", "--all-checkpoints", "--out"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let verify = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_auditgate-verify"))
+            .arg(&bundle)
+            .args(["--key", key])
+            .output()
+            .unwrap()
+    };
+    let with_original = verify(&original);
+    assert_eq!(
+        with_original.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&with_original.stdout)
+    );
+    // The new key alone did not sign the history before the hand-over.
+    assert_eq!(verify(&current).status.code(), Some(1));
+    // The hand-over checkpoint carries both signatures.
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("checkpoint") && l.matches('\u{2014}').count() == 2)
+    );
+}

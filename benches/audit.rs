@@ -1,0 +1,230 @@
+//! The audit log's speed, each figure beside a raw baseline measured in the same run.
+//!
+//! `cargo bench --bench audit` prints: raw SHA-256 throughput and Ed25519 verification rate;
+//! durable appends per second with 1, 16 and 64 concurrent requesters on SQLite and (with
+//! AUDITGATE_TEST_POSTGRES_URL) PostgreSQL; time from an append to a stored signed checkpoint;
+//! the latency one append adds to a request; and offline verification speed against hashing
+//! the same bytes alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auditgate::audit::{AuditLog, system_draft};
+use auditgate::clock::SystemClock;
+use auditgate::config::Settings;
+use auditgate::ledger::bundle::verify_text;
+use auditgate::ledger::entry::{Action, Entry, chain_link};
+use auditgate::ledger::merkle::leaf_hash;
+use auditgate::ledger::note::SignerKey;
+use auditgate::store::{self, SharedStore};
+use base64::Engine;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::Executor;
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+}
+
+fn raw_baselines() {
+    let buf = vec![7u8; 1 << 20];
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        std::hint::black_box(Sha256::digest(&buf));
+        n += 1;
+    }
+    println!(
+        "raw      SHA-256: {:.0} MB/s",
+        n as f64 / start.elapsed().as_secs_f64() * 1.048576
+    );
+    let key = SignerKey::from_seed("bench.example/log", [9; 32]).unwrap();
+    let note = auditgate::ledger::note::sign("bench.example/log\n1\nAAAA\n", &[&key]).unwrap();
+    let parsed = auditgate::ledger::note::Note::parse(&note).unwrap();
+    let trusted = [key.verifier()];
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        parsed.verify(&trusted).unwrap();
+        n += 1;
+    }
+    println!(
+        "raw      Ed25519 verify: {:.0} signatures/s",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
+}
+
+async fn open(
+    label: &str,
+    url: String,
+    dir: &std::path::Path,
+) -> (SharedStore, AuditLog, Settings) {
+    let mut settings = Settings::defaults();
+    settings.database.url = url;
+    settings.database.max_connections = 8;
+    settings.audit.signing_key_file = dir.join(format!("{label}.key"));
+    settings.audit.pseudonym_key_file = dir.join(format!("{label}.pseudonym"));
+    settings.audit.write_timeout_ms = 30_000;
+    let store = store::connect(&settings.database).await.unwrap();
+    store.migrate().await.unwrap();
+    let log = AuditLog::start(store.clone(), Arc::new(SystemClock), &settings.audit)
+        .await
+        .unwrap();
+    (store, log, settings)
+}
+
+fn draft(i: usize) -> auditgate::ledger::chain::Draft {
+    let mut d = system_draft(
+        Action::EventsQuery,
+        json!({"event": "Buy", "limit": 100, "i": i}),
+    );
+    d.project = Some("shop".into());
+    d.records = 100;
+    d.client_ip = Some("192.0.2.7".into());
+    d.user_agent = Some("python-requests/2.32".into());
+    d.request_id = Some(format!("{i:036}"));
+    d.subjects = vec![[i as u8; 32]];
+    d
+}
+
+async fn appends(label: &str, log: &AuditLog, concurrency: usize, total: usize) {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..total / concurrency {
+                log.append(draft(c * 1_000_000 + i)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{label:<8} durable appends, {concurrency:>2} concurrent requesters: {rate:>8.0}/s ({total} entries)"
+    );
+}
+
+async fn latencies(label: &str, store: &SharedStore, log: &AuditLog) {
+    let mut append = Vec::new();
+    let mut signed = Vec::new();
+    for i in 0..300 {
+        let t = Instant::now();
+        let seq = log.append(draft(i)).await.unwrap();
+        append.push(t.elapsed());
+        loop {
+            if store
+                .latest_checkpoint()
+                .await
+                .unwrap()
+                .is_some_and(|(s, _)| s > seq)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(100)).await;
+        }
+        signed.push(t.elapsed());
+    }
+    append.sort();
+    signed.sort();
+    println!(
+        "{label:<8} latency one append adds to a request: p50 {:.2} ms, p99 {:.2} ms; append to stored signed checkpoint: p50 {:.2} ms, p99 {:.2} ms",
+        pct(&append, 0.5),
+        pct(&append, 0.99),
+        pct(&signed, 0.5),
+        pct(&signed, 0.99)
+    );
+}
+
+async fn verification(
+    store: &SharedStore,
+    settings: &Settings,
+    key: auditgate::ledger::note::VerifierKey,
+) {
+    let lines = auditgate::audit::export::export_log(
+        store.as_ref(),
+        &settings.audit.origin,
+        0,
+        None,
+        Some(1000),
+    )
+    .await
+    .unwrap();
+    let bundle = auditgate::audit::export::to_text(&lines);
+    let entries: Vec<Vec<u8>> = lines
+        .iter()
+        .filter_map(|l| match l {
+            auditgate::ledger::bundle::Line::Entry { bytes, .. } => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(bytes)
+                    .unwrap(),
+            ),
+            _ => None,
+        })
+        .collect();
+    let checkpoints = lines.len() - entries.len() - 2;
+    let start = Instant::now();
+    let report = verify_text(&bundle, vec![key], None).unwrap();
+    let verify = start.elapsed();
+    // The least any verifier must do: hash every entry as a leaf and as a chain link.
+    let start = Instant::now();
+    for e in &entries {
+        std::hint::black_box(leaf_hash(e));
+        std::hint::black_box(chain_link(e));
+        std::hint::black_box(Entry::decode(e).unwrap());
+    }
+    let hashing = start.elapsed();
+    let n = report.entries as f64;
+    println!(
+        "offline  verification: {:.0} entries/s ({} entries, {checkpoints} checkpoints, {:.1} MB) | hashing and decoding the same entries alone: {:.0} entries/s | ratio {:.0}%",
+        n / verify.as_secs_f64(),
+        report.entries,
+        bundle.len() as f64 / 1e6,
+        n / hashing.as_secs_f64(),
+        100.0 * hashing.as_secs_f64() / verify.as_secs_f64()
+    );
+}
+
+async fn run(label: &str, url: String, dir: &std::path::Path) {
+    let (store, log, settings) = open(label, url, dir).await;
+    appends(label, &log, 1, 1_000).await;
+    appends(label, &log, 16, 16_000).await;
+    appends(label, &log, 64, 64_000).await;
+    latencies(label, &store, &log).await;
+    if label == "sqlite" {
+        verification(&store, &settings, log.verifier_key().clone()).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    raw_baselines();
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        "sqlite",
+        format!("sqlite:{}", dir.path().join("audit.db").display()),
+        dir.path(),
+    )
+    .await;
+    match std::env::var("AUDITGATE_TEST_POSTGRES_URL") {
+        Ok(server) if !server.is_empty() => {
+            let name = format!("auditgate_bench_audit_{}", std::process::id());
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+                .await
+                .unwrap();
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+            let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+            run("postgres", url, dir.path()).await;
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE {name} WITH (FORCE)"
+            )))
+            .await
+            .unwrap();
+        }
+        _ => println!("postgres skipped: set AUDITGATE_TEST_POSTGRES_URL to measure it"),
+    }
+}
