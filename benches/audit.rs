@@ -13,7 +13,7 @@ use auditgate::audit::{AuditLog, system_draft};
 use auditgate::clock::SystemClock;
 use auditgate::config::Settings;
 use auditgate::ledger::bundle::verify_text;
-use auditgate::ledger::entry::{Action, Entry, chain_link};
+use auditgate::ledger::entry::{Action, chain_link};
 use auditgate::ledger::merkle::leaf_hash;
 use auditgate::ledger::note::SignerKey;
 use auditgate::store::{self, SharedStore};
@@ -168,17 +168,19 @@ async fn verification(
     let start = Instant::now();
     let report = verify_text(&bundle, vec![key], None).unwrap();
     let verify = start.elapsed();
-    // The least any verifier must do: hash every entry as a leaf and as a chain link.
+    // The hashing any verifier must do: every entry as a leaf and as a chain link, and the
+    // Merkle tree's interior nodes.
     let start = Instant::now();
+    let mut range = auditgate::ledger::merkle::CompactRange::new();
     for e in &entries {
-        std::hint::black_box(leaf_hash(e));
+        range.push(leaf_hash(e));
         std::hint::black_box(chain_link(e));
-        std::hint::black_box(Entry::decode(e).unwrap());
     }
+    std::hint::black_box(range.root());
     let hashing = start.elapsed();
     let n = report.entries as f64;
     println!(
-        "offline  verification: {:.0} entries/s ({} entries, {checkpoints} checkpoints, {:.1} MB) | hashing and decoding the same entries alone: {:.0} entries/s | ratio {:.0}%",
+        "offline  verification: {:.0} entries/s ({} entries, {checkpoints} checkpoints, {:.1} MB) | hashing the same entries alone (leaf, chain link, tree): {:.0} entries/s | ratio {:.0}%",
         n / verify.as_secs_f64(),
         report.entries,
         bundle.len() as f64 / 1e6,

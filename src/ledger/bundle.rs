@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, Checkpoint};
-use super::entry::{Action, Entry, Outcome, chain_link};
+use super::entry::{Action, EntryView, Outcome, chain_link};
 use super::merkle::{CompactRange, Hash, leaf_hash, verify_inclusion};
 use super::note::VerifierKey;
 
@@ -162,6 +162,8 @@ pub struct Verifier {
     /// Hand-overs announced by `keys.rotate` entries: (old key, new key), awaiting a checkpoint
     /// signed by both.
     pending: Vec<(VerifierKey, VerifierKey)>,
+    /// Reused for each entry's decoded bytes.
+    buf: Vec<u8>,
     entries: u64,
     ended_on_checkpoint: bool,
 }
@@ -196,6 +198,7 @@ impl Verifier {
             checkpoint: None,
             checkpoints: 0,
             pending: Vec::new(),
+            buf: Vec::new(),
             entries: 0,
             ended_on_checkpoint: false,
         })
@@ -220,10 +223,13 @@ impl Verifier {
         if matches!(self.stage, Stage::Done) {
             return Err(self.invalid(None, "a line after the bundle's last checkpoint"));
         }
-        let line: Line = match fast_entry(text) {
-            Some(l) => l,
-            None => self.parse_line(text)?,
-        };
+        if matches!(self.stage, Stage::Body)
+            && let Some((seq, b64)) = fast_entry(text)
+        {
+            self.ended_on_checkpoint = false;
+            return self.entry_line(seq, b64, None);
+        }
+        let line = self.parse_line(text)?;
         self.ended_on_checkpoint = false;
         self.dispatch(line)
     }
@@ -312,7 +318,7 @@ impl Verifier {
     }
 
     fn body(&mut self, line: Line) -> Result<(), BundleError> {
-        let (origin, scope, project, from, to) = self.header.clone().expect("after the header");
+        let (origin, scope, _, from, to) = self.header.clone().expect("after the header");
         match (scope, line) {
             (
                 Scope::Log,
@@ -342,45 +348,7 @@ impl Verifier {
                 self.last_time = last_time;
                 self.check_saved_here()
             }
-            (Scope::Log, Line::Entry { seq, bytes, proof }) => {
-                if from > 0 && self.range.size() != from {
-                    return Err(self.invalid(
-                        Some(seq),
-                        "a bundle starting past entry 0 needs a prefix line first",
-                    ));
-                }
-                if proof.is_some() {
-                    return Err(self.invalid(Some(seq), "whole-log entries carry no proof"));
-                }
-                if seq != self.next {
-                    return Err(self.invalid(
-                        Some(self.next),
-                        format!(
-                            "expected entry {} but found {seq} (removed, inserted or reordered)",
-                            self.next
-                        ),
-                    ));
-                }
-                if seq >= to {
-                    return Err(self.invalid(Some(seq), "entry beyond the header's range"));
-                }
-                let (entry, bytes) = self.entry(seq, &bytes)?;
-                if entry.prev != self.last_link {
-                    return Err(self.invalid(
-                        Some(seq),
-                        "its previous-entry hash does not match the chain",
-                    ));
-                }
-                if entry.time_ms < self.last_time {
-                    return Err(
-                        self.invalid(Some(seq), "its time is earlier than the entry before it")
-                    );
-                }
-                self.project_order(&entry, from == 0)?;
-                self.accept(&entry, &bytes);
-                self.note_rotation(&entry)?;
-                self.check_saved_here()
-            }
+            (_, Line::Entry { seq, bytes, proof }) => self.entry_line(seq, &bytes, proof),
             (Scope::Log, Line::Checkpoint { note }) => {
                 let cp = self.checkpoint(&note, &origin)?;
                 let repeated = self.checkpoint.as_ref().is_some_and(|c| c.size >= cp.size);
@@ -428,7 +396,76 @@ impl Verifier {
                 self.checkpoint = Some(cp);
                 Ok(())
             }
-            (Scope::Project, Line::Entry { seq, bytes, proof }) => {
+            (_, other) => Err(self.invalid(
+                None,
+                format!("a {} line does not belong here", kind(&other)),
+            )),
+        }
+    }
+
+    /// Checks one entry line (the hot path: no copies beyond decoding the base64).
+    fn entry_line(
+        &mut self,
+        seq: u64,
+        b64: &str,
+        proof: Option<Vec<String>>,
+    ) -> Result<(), BundleError> {
+        let (scope, from, to) = match &self.header {
+            Some((_, scope, _, from, to)) => (*scope, *from, *to),
+            None => return Err(BundleError::Unusable("an entry before the header".into())),
+        };
+        let mut bytes = std::mem::take(&mut self.buf);
+        bytes.clear();
+        STANDARD
+            .decode_vec(b64, &mut bytes)
+            .map_err(|_| self.invalid(Some(seq), "entry bytes are not base64"))?;
+        let entry = EntryView::parse(&bytes).map_err(|e| self.invalid(Some(seq), e.to_string()))?;
+        if entry.seq != seq {
+            return Err(self.invalid(
+                Some(seq),
+                format!("the entry's own sequence number is {}", entry.seq),
+            ));
+        }
+        match scope {
+            Scope::Log => {
+                if from > 0 && self.range.size() != from {
+                    return Err(self.invalid(
+                        Some(seq),
+                        "a bundle starting past entry 0 needs a prefix line first",
+                    ));
+                }
+                if proof.is_some() {
+                    return Err(self.invalid(Some(seq), "whole-log entries carry no proof"));
+                }
+                if seq != self.next {
+                    return Err(self.invalid(
+                        Some(self.next),
+                        format!(
+                            "expected entry {} but found {seq} (removed, inserted or reordered)",
+                            self.next
+                        ),
+                    ));
+                }
+                if seq >= to {
+                    return Err(self.invalid(Some(seq), "entry beyond the header's range"));
+                }
+                if entry.prev != self.last_link {
+                    return Err(self.invalid(
+                        Some(seq),
+                        "its previous-entry hash does not match the chain",
+                    ));
+                }
+                if entry.time_ms < self.last_time {
+                    return Err(
+                        self.invalid(Some(seq), "its time is earlier than the entry before it")
+                    );
+                }
+                self.project_order(&entry, from == 0)?;
+                self.range.push(leaf_hash(&bytes));
+                self.next += 1;
+                self.note_rotation(&entry)?;
+            }
+            Scope::Project => {
                 let cp = self
                     .checkpoint
                     .clone()
@@ -436,8 +473,7 @@ impl Verifier {
                 if self.last_seq.is_some_and(|last| seq <= last) {
                     return Err(self.invalid(Some(seq), "entries out of order or repeated"));
                 }
-                let (entry, bytes) = self.entry(seq, &bytes)?;
-                if entry.project.as_deref() != project.as_deref() {
+                if entry.project != self.header.as_ref().and_then(|h| h.2.as_deref()) {
                     return Err(self.invalid(Some(seq), "an entry of another project"));
                 }
                 if self.last_seq.is_some_and(|last| last + 1 == seq) && entry.prev != self.last_link
@@ -446,6 +482,11 @@ impl Verifier {
                         Some(seq),
                         "its previous-entry hash does not match the entry before it",
                     ));
+                }
+                if entry.time_ms < self.last_time {
+                    return Err(
+                        self.invalid(Some(seq), "its time is earlier than the entry before it")
+                    );
                 }
                 self.project_order(&entry, true)?;
                 let proof = proof.ok_or_else(|| {
@@ -461,36 +502,17 @@ impl Verifier {
                 verify_inclusion(&leaf_hash(&bytes), seq, cp.size, &proof, &cp.root)
                     .map_err(|e| self.invalid(Some(seq), format!("inclusion proof: {e}")))?;
                 self.last_seq = Some(seq);
-                self.last_link = chain_link(&bytes);
-                if entry.time_ms < self.last_time {
-                    return Err(
-                        self.invalid(Some(seq), "its time is earlier than the entry before it")
-                    );
-                }
-                self.last_time = entry.time_ms;
-                self.entries += 1;
-                Ok(())
             }
-            (_, other) => Err(self.invalid(
-                None,
-                format!("a {} line does not belong here", kind(&other)),
-            )),
         }
-    }
-
-    /// Decodes an entry line's bytes, returning the entry and its raw bytes.
-    fn entry(&self, seq: u64, b64: &str) -> Result<(Entry, Vec<u8>), BundleError> {
-        let bytes = STANDARD
-            .decode(b64)
-            .map_err(|_| self.invalid(Some(seq), "entry bytes are not base64"))?;
-        let entry = Entry::decode(&bytes).map_err(|e| self.invalid(Some(seq), e.to_string()))?;
-        if entry.seq != seq {
-            return Err(self.invalid(
-                Some(seq),
-                format!("the entry's own sequence number is {}", entry.seq),
-            ));
+        self.last_link = chain_link(&bytes);
+        self.last_time = entry.time_ms;
+        self.entries += 1;
+        self.buf = bytes;
+        if scope == Scope::Log {
+            self.check_saved_here()
+        } else {
+            Ok(())
         }
-        Ok((entry, bytes))
     }
 
     /// Opens a checkpoint with the trusted keys. A key announced by a `keys.rotate` entry
@@ -521,11 +543,11 @@ impl Verifier {
     }
 
     /// Remembers a key hand-over announced by a trusted key's log.
-    fn note_rotation(&mut self, entry: &Entry) -> Result<(), BundleError> {
+    fn note_rotation(&mut self, entry: &EntryView<'_>) -> Result<(), BundleError> {
         if entry.action != Action::KeyRotate || entry.outcome != Outcome::Allowed {
             return Ok(());
         }
-        let details: serde_json::Value = serde_json::from_str(&entry.details).map_err(|_| {
+        let details: serde_json::Value = serde_json::from_str(entry.details).map_err(|_| {
             self.invalid(Some(entry.seq), "a key rotation whose details are not JSON")
         })?;
         let key = |name: &str| {
@@ -546,8 +568,12 @@ impl Verifier {
     }
 
     /// Per-project sequence numbers must run on without gaps (from 0 when the export starts at 0).
-    fn project_order(&mut self, entry: &Entry, from_start: bool) -> Result<(), BundleError> {
-        let Some(p) = &entry.project else {
+    fn project_order(
+        &mut self,
+        entry: &EntryView<'_>,
+        from_start: bool,
+    ) -> Result<(), BundleError> {
+        let Some(p) = entry.project else {
             return Ok(());
         };
         let expected = match self.project_seqs.get(p) {
@@ -565,16 +591,13 @@ impl Verifier {
                 ),
             ));
         }
-        self.project_seqs.insert(p.clone(), entry.project_seq);
+        match self.project_seqs.get_mut(p) {
+            Some(last) => *last = entry.project_seq,
+            None => {
+                self.project_seqs.insert(p.to_owned(), entry.project_seq);
+            }
+        }
         Ok(())
-    }
-
-    fn accept(&mut self, entry: &Entry, bytes: &[u8]) {
-        self.range.push(leaf_hash(bytes));
-        self.last_link = chain_link(bytes);
-        self.next += 1;
-        self.entries += 1;
-        self.last_time = entry.time_ms;
     }
 
     fn check_saved_here(&mut self) -> Result<(), BundleError> {
@@ -648,7 +671,7 @@ impl Verifier {
 
 /// Reads `{"type":"entry","seq":N,"bytes":"B"}` without a JSON parser. Anything else, or any
 /// deviation from exactly this form, returns `None` and takes the general path.
-fn fast_entry(text: &str) -> Option<Line> {
+fn fast_entry(text: &str) -> Option<(u64, &str)> {
     let rest = text.strip_prefix(r#"{"type":"entry","seq":"#)?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let (seq, rest) = rest.split_at(digits);
@@ -656,17 +679,8 @@ fn fast_entry(text: &str) -> Option<Line> {
         return None;
     }
     let bytes = rest.strip_prefix(r#","bytes":""#)?.strip_suffix(r#""}"#)?;
-    if !bytes
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
-    {
-        return None;
-    }
-    Some(Line::Entry {
-        seq: seq.parse().ok()?,
-        bytes: bytes.to_owned(),
-        proof: None,
-    })
+    // Base64 decoding later refuses anything but canonical base64, quotes included.
+    Some((seq.parse().ok()?, bytes))
 }
 
 fn kind(line: &Line) -> &'static str {
@@ -708,10 +722,9 @@ mod tests {
             bytes: "AQID+/8=".into(),
             proof: None,
         };
-        assert_eq!(fast_entry(&line.to_json()), Some(line));
+        assert_eq!(fast_entry(&line.to_json()), Some((42, "AQID+/8=")));
         for odd in [
             r#"{"type":"entry","seq":042,"bytes":"AQID"}"#,
-            r#"{"type":"entry","seq":42,"bytes":"AQ\u0049D"}"#,
             r#"{"type":"entry","seq":42,"bytes":"AQID"} "#,
             r#"{"type":"entry","seq":42,"bytes":"AQID","proof":[]}"#,
             r#"{"type":"entry", "seq":42,"bytes":"AQID"}"#,
