@@ -176,6 +176,16 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
             let store = open(&settings).await?;
             let id = ProjectId::parse(&id)?;
             let created = projects::create(store.as_ref(), &clock, id, name).await?;
+            let p = &created.project;
+            let after = json!({"id": p.id, "name": p.name, "retention_days": p.retention_days, "service_account": created.service_account.name, "token_id": created.token_id});
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            log.record_cli(
+                Action::ProjectCreate,
+                Some(&p.id),
+                0,
+                json!({"before": null, "after": after}),
+            )
+            .await?;
             print(
                 cli.json,
                 json!({
@@ -239,6 +249,14 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
                 .await?
                 .with_context(|| format!("no project {project}"))?;
             let (id, secret) = projects::create_token(store.as_ref(), &clock, &project).await?;
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            log.record_cli(
+                Action::TokenCreate,
+                Some(&project),
+                0,
+                json!({"token_id": id}),
+            )
+            .await?;
             print(
                 cli.json,
                 json!({"id": id, "project": project, "secret": secret.expose()}),
@@ -253,6 +271,11 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
             if !store.revoke_token(&id, clock.now()).await? {
                 anyhow::bail!("no live token with id {id}");
             }
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            let details =
+                json!({"token_id": id, "before": {"revoked": false}, "after": {"revoked": true}});
+            log.record_cli(Action::TokenRevoke, None, 0, details)
+                .await?;
             print(
                 cli.json,
                 json!({"id": id, "revoked": true}),

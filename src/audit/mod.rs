@@ -230,6 +230,26 @@ impl AuditLog {
         Ok(self.pseudonyms.pseudonym(&salt, project, person))
     }
 
+    /// Unlinks a person from the log for good: deletes their salt and appends an erasure record
+    /// naming the retired pseudonym. No entry is edited; every hash and proof stays valid.
+    pub async fn forget_subject(
+        &self,
+        ctx: &RequestContext,
+        auth: &Authorized<crate::access::perm::SubjectsErase>,
+        person: &DistinctId,
+    ) -> Result<u64, AppError> {
+        let project = auth.project();
+        let lookup = self.pseudonyms.lookup(project, person);
+        let retired = match self.store.forget_subject(project, &lookup).await? {
+            Some(salt) => vec![self.pseudonyms.pseudonym(&salt, project, person)],
+            None => vec![],
+        };
+        let details =
+            json!({"pseudonym_salt": if retired.is_empty() { "none" } else { "deleted" }});
+        self.record(ctx, auth, Action::SubjectsErase, 0, details, retired)
+            .await
+    }
+
     /// `access::authorize`, recording a denial entry (naming the missing permission) when refused.
     pub async fn authorize<P: Requirement>(
         &self,

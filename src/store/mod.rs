@@ -315,6 +315,12 @@ pub trait AuditStore: Send + Sync {
     async fn add_audit_key(&self, vkey: &str, at: Timestamp) -> StoreResult<()>;
     /// Every public key that ever signed checkpoints, oldest first.
     async fn audit_keys(&self) -> StoreResult<Vec<String>>;
+    /// Deletes a person's salt, returning it: their entries can then be linked to no one.
+    async fn forget_subject(
+        &self,
+        project: &ProjectId,
+        lookup: &Hash,
+    ) -> StoreResult<Option<Vec<u8>>>;
     /// The salt for a person's pseudonym, stored as `fresh` if there was none.
     async fn subject_salt(
         &self,

@@ -660,6 +660,21 @@ where
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    async fn forget_subject(
+        &self,
+        project: &ProjectId,
+        lookup: &Hash,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "DELETE FROM subject_keys WHERE project_id = $1 AND lookup = $2 RETURNING salt",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(lookup.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     async fn subject_salt(
         &self,
         project: &ProjectId,

@@ -333,3 +333,84 @@ async fn concurrent_requests_share_commits_without_gaps() {
         report.checkpoints
     );
 }
+
+#[tokio::test]
+async fn forgetting_a_persons_salt_unlinks_them_while_the_log_still_verifies() {
+    let app = spawn_app().await;
+    let u = json!({"$token": app.token(), "$distinct_id": "alice", "$set": {"plan": "pro"}});
+    app.post_form("/engage", &u).await;
+    assert_eq!(
+        app.get("/api/v1/projects/shop/profiles/alice")
+            .await
+            .status(),
+        200
+    );
+    app.settle().await;
+    let (_, before) = app.export_log().await;
+    let old = before.last().unwrap().subjects.clone();
+    assert_eq!(old.len(), 1);
+
+    // What an erasure does to the log's side: delete the salt (issue 6 adds the request flow).
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    let keys = auditgate::audit::keys::PseudonymKey::load_or_create(
+        &app._db.dir.path().join("pseudonym.key"),
+    )
+    .unwrap();
+    let alice = auditgate::domain::DistinctId::parse("alice").unwrap();
+    let salt = app
+        .store
+        .forget_subject(&shop, &keys.lookup(&shop, &alice))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        keys.pseudonym(&salt, &shop, &alice),
+        old[0],
+        "the auditor's link, before erasure"
+    );
+    assert!(
+        app.store
+            .forget_subject(&shop, &keys.lookup(&shop, &alice))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert_eq!(
+        app.get("/api/v1/projects/shop/profiles/alice")
+            .await
+            .status(),
+        200
+    );
+    app.settle().await;
+    let (bundle, after) = app.export_log().await;
+    assert_ne!(
+        after.last().unwrap().subjects,
+        old,
+        "a new salt: the old entries link to no one"
+    );
+    assert_eq!(after[..before.len()], before[..], "no entry was touched");
+    verify_text(&bundle, vec![app.verifier_key()], None).unwrap();
+}
+
+#[tokio::test]
+async fn postgres_log_tables_refuse_update_delete_and_truncate() {
+    let Some(app) =
+        crate::helpers::spawn_app_on(Backend::Postgres, "postgres_log_tables_append_only").await
+    else {
+        return;
+    };
+    app.settle().await;
+    let mut conn = sqlx::PgConnection::connect(&app._db.url).await.unwrap();
+    for sql in [
+        "UPDATE audit_entries SET action = 'x' WHERE seq = 0",
+        "DELETE FROM audit_entries",
+        "TRUNCATE audit_entries",
+        "UPDATE audit_checkpoints SET note = 'x'",
+        "DELETE FROM audit_checkpoints",
+        "TRUNCATE audit_checkpoints",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+}

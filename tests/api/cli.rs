@@ -8,6 +8,7 @@ use serde_json::Value;
 
 fn auditgate(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_auditgate"));
+    // Relative paths (the database, the audit keys under data/) resolve inside `dir`.
     c.current_dir(dir)
         .env_remove("RUST_LOG")
         .env("AUDITGATE__DATABASE__URL", "sqlite:data/test.db");
@@ -62,6 +63,32 @@ fn projects_and_tokens_from_the_command_line() {
         .unwrap();
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    // Every change made from the command line is in the log, with its before and after.
+    let out = auditgate(dir.path())
+        .args(["log", "export", "--out", "log.bundle"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let actions: Vec<String> = std::fs::read_to_string(dir.path().join("log.bundle"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "entry")
+        .map(|l| {
+            crate::helpers::decode_entry(l["bytes"].as_str().unwrap())
+                .action
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        ["log.init", "project.create", "token.create", "token.revoke"]
+    );
     let bad = auditgate(dir.path())
         .args(["project", "create", "Not Valid"])
         .output()
