@@ -152,7 +152,7 @@ async fn run(label: &'static str, url: String, keys: &std::path::Path) {
         let r = client
             .get(format!(
                 "{base}/api/v1/projects/api/events?limit=100&distinct_id=user-{}",
-                i % 500
+                i % 30
             ))
             .bearer_auth(created.secret.expose())
             .send()
@@ -164,7 +164,7 @@ async fn run(label: &'static str, url: String, keys: &std::path::Path) {
     }
     lat.sort();
     println!(
-        "{label:<8} query:  events?distinct_id=&limit=100 over {} events: p50 {:.2} ms, p99 {:.2} ms ({QUERIES} requests)",
+        "{label:<8} query:  events?distinct_id=&limit=100 over {} events, 30 people, each audited: p50 {:.2} ms, p99 {:.2} ms ({QUERIES} requests)",
         BATCH * BATCHES,
         percentile(&lat, 0.50).as_secs_f64() * 1e3,
         percentile(&lat, 0.99).as_secs_f64() * 1e3

@@ -682,6 +682,15 @@ where
         fresh: [u8; 32],
         at: Timestamp,
     ) -> StoreResult<Vec<u8>> {
+        let select = || {
+            sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
+                .bind(project.as_str().to_owned())
+                .bind(lookup.to_vec())
+        };
+        // Reading first keeps a durable write off every read of a person already seen.
+        if let Some(row) = select().fetch_optional(&self.pool).await? {
+            return Ok(row.try_get(0)?);
+        }
         sqlx::query(
             "INSERT INTO subject_keys (project_id, lookup, salt, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (project_id, lookup) DO NOTHING",
@@ -692,13 +701,7 @@ where
         .bind(at.millis())
         .execute(&self.pool)
         .await?;
-        let row =
-            sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
-                .bind(project.as_str().to_owned())
-                .bind(lookup.to_vec())
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(row.try_get(0)?)
+        Ok(select().fetch_one(&self.pool).await?.try_get(0)?)
     }
 }
 
