@@ -203,6 +203,12 @@ pub async fn track(
     let mut accepted = 0;
     let groups = authorize_by_token(&state, route, items, "properties.token", &mut failed).await?;
     let authenticated = !groups.is_empty();
+    if !authenticated {
+        state
+            .audit
+            .rejected(&ctx, "no record carries a valid project token")
+            .await?;
+    }
     for (auth, batch) in groups {
         record_batch(
             &state,
@@ -250,6 +256,12 @@ pub async fn engage(
     let mut accepted = 0;
     let groups = authorize_by_token(&state, route, items, "$token", &mut failed).await?;
     let authenticated = !groups.is_empty();
+    if !authenticated {
+        state
+            .audit
+            .rejected(&ctx, "no record carries a valid project token")
+            .await?;
+    }
     for (auth, batch) in groups {
         record_batch(
             &state,

@@ -40,6 +40,8 @@ async fn reads_ingestion_denials_and_bad_tokens_are_logged_without_personal_data
         .await
         .unwrap();
     assert_problem(bad, 401).await;
+    let forged = json!({"event": "x", "properties": {"token": "0000", "distinct_id": "u"}});
+    assert_problem(app.post_form("/track", &forged).await, 401).await;
     app.settle().await;
 
     let (bundle, entries) = app.export_log().await;
@@ -51,6 +53,7 @@ async fn reads_ingestion_denials_and_bad_tokens_are_logged_without_personal_data
             (Action::EventsIngest, Outcome::Allowed),
             (Action::EventsQuery, Outcome::Allowed),
             (Action::EventsQuery, Outcome::Denied),
+            (Action::AuthRejected, Outcome::Denied),
             (Action::AuthRejected, Outcome::Denied),
         ]
     );
@@ -99,7 +102,7 @@ async fn reads_ingestion_denials_and_bad_tokens_are_logged_without_personal_data
     assert_ne!(entries[n - 1].subjects, read.subjects);
 
     let report = verify_text(&bundle, vec![app.verifier_key()], None).unwrap();
-    assert_eq!((report.entries, report.scope), (5, Scope::Log));
+    assert_eq!((report.entries, report.scope), (6, Scope::Log));
 }
 
 /// Makes every insert into the log fail, as a full or read-only disk would, while reads work.
