@@ -1,3 +1,4 @@
-//! Authentication: today, service-account API tokens; people's sign-in joins here.
+//! Authentication: service-account API tokens, and the 2-step verification core for sign-in.
 
 pub mod tokens;
+pub mod totp;
