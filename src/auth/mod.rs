@@ -1,4 +1,6 @@
 //! Authentication: service-account API tokens, and the 2-step verification core for sign-in.
 
+pub mod recovery;
+pub mod seal;
 pub mod tokens;
 pub mod totp;
