@@ -20,7 +20,8 @@ use auditgate::store::{self, SharedStore};
 use base64::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::Executor;
+
+mod common;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
@@ -210,23 +211,8 @@ async fn main() {
         dir.path(),
     )
     .await;
-    match std::env::var("AUDITGATE_TEST_POSTGRES_URL") {
-        Ok(server) if !server.is_empty() => {
-            let name = format!("auditgate_bench_audit_{}", std::process::id());
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
-                .await
-                .unwrap();
-            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
-            run("postgres", url, dir.path()).await;
-            conn.execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {name} WITH (FORCE)"
-            )))
-            .await
-            .unwrap();
-        }
-        _ => println!("postgres skipped: set AUDITGATE_TEST_POSTGRES_URL to measure it"),
+    if let Some(db) = common::fresh_postgres("auditgate_bench_audit").await {
+        run("postgres", db.url.clone(), dir.path()).await;
+        db.remove().await;
     }
 }

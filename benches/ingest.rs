@@ -16,6 +16,8 @@ use auditgate::store::{self, SharedStore};
 use serde_json::{Value, json};
 use sqlx::{Database, Executor, IntoArguments, Pool, QueryBuilder};
 
+mod common;
+
 const BATCH: usize = 2000;
 const BATCHES: usize = 10;
 const QUERIES: usize = 300;
@@ -181,23 +183,8 @@ async fn main() {
         dir.path(),
     )
     .await;
-    match std::env::var("AUDITGATE_TEST_POSTGRES_URL") {
-        Ok(server) if !server.is_empty() => {
-            let name = format!("auditgate_bench_{}", std::process::id());
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
-                .await
-                .unwrap();
-            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
-            run("postgres", url, dir.path()).await;
-            conn.execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {name} WITH (FORCE)"
-            )))
-            .await
-            .unwrap();
-        }
-        _ => println!("postgres skipped: set AUDITGATE_TEST_POSTGRES_URL to measure it"),
+    if let Some(db) = common::fresh_postgres("auditgate_bench").await {
+        run("postgres", db.url.clone(), dir.path()).await;
+        db.remove().await;
     }
 }

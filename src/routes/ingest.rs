@@ -134,9 +134,10 @@ async fn record_batch(
 }
 
 /// Groups records by the project token they carry and authorizes each group; records without
-/// a known token join `failed`.
+/// a known token join `failed`. A request with no valid token at all is logged as rejected.
 async fn authorize_by_token<T>(
     state: &AppState,
+    ctx: &RequestContext,
     route: RouteAccess,
     items: Vec<(usize, Option<String>, Option<String>, T)>,
     token_field: &str,
@@ -174,6 +175,13 @@ async fn authorize_by_token<T>(
             ),
         }
     }
+    if out.is_empty() {
+        // Not one record proved a project: an authentication failure, and logged as one.
+        state
+            .audit
+            .rejected(ctx, "no record carries a valid project token")
+            .await?;
+    }
     Ok(out)
 }
 
@@ -201,14 +209,9 @@ pub async fn track(
         }
     }
     let mut accepted = 0;
-    let groups = authorize_by_token(&state, route, items, "properties.token", &mut failed).await?;
+    let groups =
+        authorize_by_token(&state, &ctx, route, items, "properties.token", &mut failed).await?;
     let authenticated = !groups.is_empty();
-    if !authenticated {
-        state
-            .audit
-            .rejected(&ctx, "no record carries a valid project token")
-            .await?;
-    }
     for (auth, batch) in groups {
         record_batch(
             &state,
@@ -254,14 +257,8 @@ pub async fn engage(
     }
     let now = state.clock.now();
     let mut accepted = 0;
-    let groups = authorize_by_token(&state, route, items, "$token", &mut failed).await?;
+    let groups = authorize_by_token(&state, &ctx, route, items, "$token", &mut failed).await?;
     let authenticated = !groups.is_empty();
-    if !authenticated {
-        state
-            .audit
-            .rejected(&ctx, "no record carries a valid project token")
-            .await?;
-    }
     for (auth, batch) in groups {
         record_batch(
             &state,
