@@ -35,11 +35,6 @@ impl ManualClock {
     pub fn advance_millis(&self, ms: i64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
-
-    /// Sets the clock to `t`.
-    pub fn set(&self, t: Timestamp) {
-        self.0.store(t.millis(), Ordering::SeqCst);
-    }
 }
 
 impl Clock for ManualClock {

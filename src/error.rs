@@ -132,8 +132,3 @@ pub fn from_actix(err: actix_web::Error) -> actix_web::Error {
     };
     app.into()
 }
-
-/// A plain response in the problem format, for default services (404 and 405).
-pub fn problem_response(err: AppError) -> HttpResponse {
-    err.error_response()
-}

@@ -105,6 +105,20 @@ async fn reads_ingestion_denials_and_bad_tokens_are_logged_without_personal_data
     assert_eq!((report.entries, report.scope), (6, Scope::Log));
 }
 
+/// Base64 hashes from a proof response.
+fn hashes(v: &Value) -> Vec<[u8; 32]> {
+    let items = v.as_array().unwrap().iter();
+    items
+        .map(|h| {
+            STANDARD
+                .decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// Makes every insert into the log fail, as a full or read-only disk would, while reads work.
 async fn break_the_log(url: &str) -> sqlx::SqliteConnection {
     let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
@@ -236,18 +250,7 @@ async fn checkpoints_and_proofs_are_served_for_live_checks() {
         .json()
         .await
         .unwrap();
-    let proof: Vec<[u8; 32]> = c["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            STANDARD
-                .decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
+    let proof = hashes(&c["proof"]);
     verify_consistency(cp1.size, cp2.size, &proof, &cp1.root, &cp2.root).unwrap();
 
     let (_, entries) = app.export_log().await;
@@ -258,18 +261,7 @@ async fn checkpoints_and_proofs_are_served_for_live_checks() {
         .json()
         .await
         .unwrap();
-    let proof: Vec<[u8; 32]> = p["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            STANDARD
-                .decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
+    let proof = hashes(&p["proof"]);
     let leaf = leaf_hash(&entries[seq as usize].encode());
     verify_inclusion(&leaf, seq, cp2.size, &proof, &cp2.root).unwrap();
     assert_problem(
