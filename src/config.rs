@@ -23,6 +23,10 @@ pub struct Settings {
     pub ingest: IngestSettings,
     /// The audit log.
     pub audit: AuditSettings,
+    /// Sign-in: providers, sessions, 2-step verification, tokens.
+    pub auth: AuthSettings,
+    /// Roles granted through identity-provider groups.
+    pub access: AccessSettings,
 }
 
 /// The HTTP listener.
@@ -93,6 +97,120 @@ pub struct AuditSettings {
     pub write_timeout_ms: u64,
     /// Most entries per commit group.
     pub max_group: usize,
+}
+
+/// Who must pass 2-step verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactorPolicy {
+    /// Every person, whatever their roles.
+    Everyone,
+    /// Only people whose roles can read event or profile data.
+    DataReaders,
+}
+
+/// Sign-in, sessions and tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The address browsers reach the service at; redirect URIs and cookie security follow it.
+    pub public_url: String,
+    /// Plain-HTTP cookies for a `public_url` that is not on loopback. Never in production.
+    pub allow_insecure_http: bool,
+    /// Who must pass 2-step verification.
+    pub second_factor: SecondFactorPolicy,
+    /// Minutes without a request after which a session ends.
+    pub session_idle_minutes: i64,
+    /// Hours after which a session ends whatever its use.
+    pub session_max_hours: i64,
+    /// Minutes a 2-step verification counts for sensitive actions.
+    pub step_up_minutes: i64,
+    /// Minutes a browser has to come back from the provider.
+    pub pre_login_minutes: i64,
+    /// Longest life of a personal token.
+    pub personal_token_max_days: i64,
+    /// Consecutive wrong codes that lock 2-step verification.
+    pub totp_max_failures: u32,
+    /// Minutes 2-step verification stays locked.
+    pub totp_lockout_minutes: i64,
+    /// Consecutive wrong break-glass passwords that lock the account.
+    pub password_max_failures: u32,
+    /// Minutes the break-glass account stays locked.
+    pub password_lockout_minutes: i64,
+    /// The key sealing TOTP secrets and sign-in cookies (generated on first start, mode 0600).
+    pub secret_key_file: PathBuf,
+    /// OpenID Connect identity providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderSettings>,
+}
+
+/// One OpenID Connect identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// A short name used in URLs (`/auth/login?provider=`).
+    pub name: String,
+    /// What the sign-in page calls it.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The issuer URL; discovery is read from `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// This service's client id at the provider.
+    pub client_id: String,
+    /// The environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// A file holding the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes beyond `openid`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim carrying the email address.
+    #[serde(default = "default_email_claim")]
+    pub email_claim: String,
+    /// The claim carrying group names.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// If set, only these email domains may sign in.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Accept the provider's own multi-factor authentication when its `amr` says `mfa`.
+    #[serde(default)]
+    pub accept_provider_mfa: bool,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["email".into(), "profile".into()]
+}
+
+fn default_email_claim() -> String {
+    "email".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+/// Roles that identity-provider groups carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSettings {
+    /// Group-to-role mappings.
+    #[serde(default)]
+    pub group_roles: Vec<GroupRoleSettings>,
+}
+
+/// Members of `group` hold `role` on `project` (`*` for every project).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRoleSettings {
+    /// The group name as the provider sends it.
+    pub group: String,
+    /// A built-in role name.
+    pub role: String,
+    /// A project id, or `*`.
+    pub project: String,
 }
 
 /// A configuration problem, naming the key at fault.
@@ -193,10 +311,119 @@ impl Settings {
         if !(1..=10_000).contains(&self.audit.max_group) {
             return invalid("audit.max_group", "must be between 1 and 10000".into());
         }
+        let auth = &self.auth;
+        let public = auth.public_url.trim_end_matches('/');
+        let Some(rest) = public
+            .strip_prefix("https://")
+            .or_else(|| public.strip_prefix("http://"))
+        else {
+            return invalid(
+                "auth.public_url",
+                format!("{public:?} must start with http:// or https://"),
+            );
+        };
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        let loopback = matches!(host, "127.0.0.1" | "localhost") || rest.starts_with("[::1]");
+        if public.starts_with("http://") && !loopback && !auth.allow_insecure_http {
+            return invalid(
+                "auth.public_url",
+                format!(
+                    "{public:?} is plain HTTP on a host other than loopback: cookies would travel in clear \
+                     (set auth.allow_insecure_http = true only for development)"
+                ),
+            );
+        }
+        for (key, value) in [
+            ("auth.session_idle_minutes", auth.session_idle_minutes),
+            ("auth.session_max_hours", auth.session_max_hours),
+            ("auth.step_up_minutes", auth.step_up_minutes),
+            ("auth.pre_login_minutes", auth.pre_login_minutes),
+            ("auth.totp_lockout_minutes", auth.totp_lockout_minutes),
+            ("auth.password_lockout_minutes", auth.password_lockout_minutes),
+        ] {
+            if value <= 0 {
+                return invalid(key, "must be at least 1".into());
+            }
+        }
+        if !(1..=90).contains(&auth.personal_token_max_days) {
+            return invalid(
+                "auth.personal_token_max_days",
+                "must be between 1 and 90".into(),
+            );
+        }
+        if !(1..=100).contains(&auth.totp_max_failures) {
+            // NIST SP 800-63B allows at most 100 consecutive failures.
+            return invalid("auth.totp_max_failures", "must be between 1 and 100".into());
+        }
+        if !(1..=100).contains(&auth.password_max_failures) {
+            return invalid(
+                "auth.password_max_failures",
+                "must be between 1 and 100".into(),
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &auth.providers {
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return invalid(
+                    "auth.providers.name",
+                    format!("{:?} must be letters, digits, '-' or '_'", p.name),
+                );
+            }
+            if !names.insert(p.name.clone()) {
+                return invalid(
+                    "auth.providers.name",
+                    format!("{:?} is used twice", p.name),
+                );
+            }
+            if !(p.issuer.starts_with("https://") || p.issuer.starts_with("http://127.0.0.1") || p.issuer.starts_with("http://localhost")) {
+                return invalid(
+                    "auth.providers.issuer",
+                    format!("{:?} must be an https:// URL (plain HTTP only on loopback)", p.issuer),
+                );
+            }
+            if p.client_secret_env.is_some() == p.client_secret_file.is_some() {
+                return invalid(
+                    "auth.providers.client_secret_env",
+                    format!(
+                        "provider {:?} needs exactly one of client_secret_env and client_secret_file",
+                        p.name
+                    ),
+                );
+            }
+        }
+        for m in &self.access.group_roles {
+            if crate::access::Role::builtin(&m.role).is_none() {
+                return invalid(
+                    "access.group_roles.role",
+                    format!("{:?} is not a built-in role", m.role),
+                );
+            }
+            if m.project != "*" && crate::domain::ProjectId::parse(&m.project).is_err() {
+                return invalid(
+                    "access.group_roles.project",
+                    format!("{:?} is not a project id or *", m.project),
+                );
+            }
+        }
         if self.ingest.max_future_secs < 0 {
             return invalid("ingest.max_future_secs", "must not be negative".into());
         }
         Ok(())
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        self.auth.public_url.trim_end_matches('/')
+    }
+
+    /// Whether browsers reach the service over TLS (cookies then get `Secure` and `__Host-`).
+    pub fn is_tls(&self) -> bool {
+        self.auth.public_url.starts_with("https://")
     }
 
     /// The listen address (validated in `validate`).

@@ -5,12 +5,14 @@
 mod permission;
 mod policy;
 mod principal;
+mod roles;
 
 use std::marker::PhantomData;
 
 pub use permission::{Permission, Requirement, perm};
 pub use policy::{Decision, Subject, decide};
 pub use principal::{Access, Principal, RouteAccess};
+pub use roles::{BREAK_GLASS, BUILTIN, Grant, GrantSource, Grants, Role};
 
 use crate::domain::ProjectId;
 use crate::error::AppError;

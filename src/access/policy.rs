@@ -1,7 +1,9 @@
 //! The one policy function: who may do what on which project. Pure: no I/O, no clock.
 
 use super::Permission;
+use super::roles::Grants;
 use crate::domain::ProjectId;
+use crate::ledger::entry::AuthMethod;
 
 /// Who is asking, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,19 @@ pub enum Subject {
     ProjectToken {
         /// The project the token names.
         project: ProjectId,
+    },
+    /// A person, through a session or one of their personal tokens.
+    User {
+        /// The person's id.
+        id: String,
+        /// How they authenticated: OIDC, the break-glass password, or a personal token.
+        method: AuthMethod,
+        /// The session's public id or the token's id.
+        credential: String,
+        /// Whether 2-step verification was passed.
+        second_factor: bool,
+        /// What they hold as of this request.
+        grants: Grants,
     },
 }
 
@@ -42,6 +57,7 @@ fn built_in_permissions(subject: &Subject) -> &'static [Permission] {
             Permission::ProfilesRead,
         ],
         Subject::ProjectToken { .. } => &[Permission::EventsIngest],
+        Subject::User { .. } => &[],
     }
 }
 
@@ -49,6 +65,15 @@ fn built_in_permissions(subject: &Subject) -> &'static [Permission] {
 pub fn decide(subject: &Subject, permission: Permission, project: &ProjectId) -> Decision {
     let home = match subject {
         Subject::ServiceAccount { project, .. } | Subject::ProjectToken { project } => project,
+        Subject::User { grants, .. } => {
+            return if grants.allows(permission, project) {
+                Decision::Allow
+            } else {
+                Decision::Deny(format!(
+                    "missing permission {permission} on project {project}"
+                ))
+            };
+        }
     };
     if home != project {
         return Decision::Deny(format!(

@@ -16,7 +16,7 @@ use crate::ledger::merkle::Hash;
 use crate::ledger::note::SignerKey;
 
 /// Writes a new secret file readable only by its owner; refuses to overwrite.
-fn create_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn create_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

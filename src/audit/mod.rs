@@ -95,6 +95,17 @@ pub fn actor_of(subject: &Subject) -> Actor {
             method: AuthMethod::ProjectToken,
             second_factor: false,
         },
+        Subject::User {
+            id,
+            method,
+            second_factor,
+            ..
+        } => Actor {
+            kind: ActorKind::User,
+            id: id.clone(),
+            method: *method,
+            second_factor: *second_factor,
+        },
     }
 }
 

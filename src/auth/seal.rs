@@ -15,6 +15,24 @@ const VERSION: u8 = 1;
 pub struct SealKey([u8; 32]);
 
 impl SealKey {
+    /// Reads the key (64 hex digits), or creates it (mode 0600) if the file does not exist.
+    pub fn load_or_create(path: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        if !path.exists() {
+            let mut key = [0u8; 32];
+            rand::fill(&mut key);
+            crate::audit::keys::create_secret_file(path, &format!("{}\n", hex::encode(key)))?;
+            return Ok(Self(key));
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Self)
+            .with_context(|| format!("{} must hold 64 hex digits", path.display()))
+    }
+
     /// A key from its 32 bytes (read from the key file).
     pub fn from_bytes(key: [u8; 32]) -> Self {
         Self(key)

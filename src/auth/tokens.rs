@@ -14,6 +14,8 @@ use crate::store::{NewToken, ProjectStore, ServiceAccount};
 
 /// The prefix that makes a leaked secret easy to recognise by scanners.
 const SECRET_PREFIX: &str = "ags_";
+/// The prefix of personal tokens, which act for a person rather than a service account.
+pub const PERSONAL_PREFIX: &str = "agp_";
 
 /// A token secret in clear: redacted in Debug, compared in constant time.
 #[derive(Clone)]
@@ -25,6 +27,23 @@ impl ApiSecret {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
         Self(format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// A fresh personal token secret.
+    pub fn generate_personal() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        Self(format!("{PERSONAL_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Whether this is a personal token rather than a service account's.
+    pub fn is_personal(&self) -> bool {
+        self.0.starts_with(PERSONAL_PREFIX)
+    }
+
+    /// The hash as hex text, as the people tables keep it.
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash())
     }
 
     /// Wraps a secret a client presented.

@@ -309,6 +309,11 @@ pub async fn import(
         None => match principal.subject() {
             crate::access::Subject::ServiceAccount { project, .. } => project.clone(),
             crate::access::Subject::ProjectToken { project } => project.clone(),
+            crate::access::Subject::User { .. } => {
+                return Err(AppError::BadRequest(
+                    "project_id is required when a person imports".into(),
+                ));
+            }
         },
     };
     let auth = state

@@ -1,6 +1,7 @@
 //! All SQL lives here: one family of store traits, implemented once over sqlx for both
 //! SQLite (`sqlite.rs`) and PostgreSQL (`postgres.rs`); the portable queries are in `sql.rs`.
 
+mod people;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -16,6 +17,10 @@ use crate::events::profile::ProfileUpdate;
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 
+pub use people::{
+    EndReason, Notice, PeopleStore, PersonalToken, SessionRecord, SsoProfile, TotpRecord, User,
+    UserKind,
+};
 pub use sql::SqlStore;
 
 /// Why a store call failed, in the terms callers act on.
@@ -333,7 +338,7 @@ pub trait AuditStore: Send + Sync {
 
 /// The whole store, as the service holds it.
 #[async_trait]
-pub trait Store: ProjectStore + EventStore + AuditStore {
+pub trait Store: ProjectStore + EventStore + AuditStore + PeopleStore {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;
     /// Runs the pending migrations.

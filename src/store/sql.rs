@@ -729,7 +729,7 @@ where
 impl<DB> Store for SqlStore<DB>
 where
     DB: Backend,
-    SqlStore<DB>: ProjectStore + EventStore + AuditStore,
+    SqlStore<DB>: ProjectStore + EventStore + AuditStore + PeopleStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     sqlx::migrate::Migrator: Send + Sync,
