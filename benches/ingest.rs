@@ -75,6 +75,7 @@ async fn run(label: &'static str, url: String, keys: &std::path::Path) {
     let mut settings = Settings::defaults();
     settings.audit.signing_key_file = keys.join("audit-signing.key");
     settings.audit.pseudonym_key_file = keys.join("pseudonym.key");
+    settings.auth.secret_key_file = keys.join("secrets.key");
     settings.server.bind = "127.0.0.1:0".into();
     settings.database.url = url;
     let store: SharedStore = store::connect(&settings.database).await.unwrap();

@@ -51,6 +51,9 @@ enum Command {
     /// The audit log's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// People who sign in.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// The audit log.
     #[command(subcommand)]
     Log(LogCommand),
@@ -64,6 +67,20 @@ enum Command {
         /// A signed checkpoint saved earlier.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create the break-glass administrator: for first set-up and for when the identity
+    /// provider is down. Signs in at /auth/login with a password, then 2-step verification.
+    Bootstrap {
+        /// The administrator's email (their sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -307,6 +324,57 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
                 .collect::<Vec<_>>()
                 .join("\n");
             print(cli.json, json!(rows), &text);
+        }
+        Command::Admin(AdminCommand::Bootstrap {
+            email,
+            password_stdin,
+        }) => {
+            let email = email.trim().to_owned();
+            anyhow::ensure!(
+                email.contains('@') && email.len() <= 254,
+                "{email:?} is not an email address"
+            );
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (crate::auth::session::random_text(), true)
+            };
+            let hash = crate::auth::password::hash(&password).map_err(|e| anyhow::anyhow!(e))?;
+            let store = open(&settings).await?;
+            let user = crate::store::User {
+                id: uuid::Uuid::new_v4().to_string(),
+                email: email.clone(),
+                name: Some("break-glass administrator".into()),
+                kind: crate::store::UserKind::Local,
+                created_at: clock.now(),
+                last_signin_at: None,
+                disabled_at: None,
+            };
+            store.create_local_user(&user, &hash).await?;
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            let details = json!({
+                "user": user.id,
+                "kind": "break_glass",
+                "before": null,
+                "after": {"kind": "local", "role": crate::access::BREAK_GLASS.name, "second_factor": "required"},
+            });
+            log.record_cli(Action::UserChange, None, 0, details).await?;
+            let mut text = format!(
+                "break-glass administrator {email} created (id {}).\nSign in at /auth/login; 2-step verification is set up at the first sign-in.",
+                user.id
+            );
+            if generated {
+                text.push_str(&format!(
+                    "\n  password: {password}\nThe password is shown only now."
+                ));
+            }
+            print(
+                cli.json,
+                json!({"id": user.id, "email": email, "password": generated.then_some(password)}),
+                &text,
+            );
         }
         Command::Keys(KeysCommand::Show) => {
             let key = audit::keys::load_or_create_signer(

@@ -339,7 +339,10 @@ impl Settings {
             ("auth.step_up_minutes", auth.step_up_minutes),
             ("auth.pre_login_minutes", auth.pre_login_minutes),
             ("auth.totp_lockout_minutes", auth.totp_lockout_minutes),
-            ("auth.password_lockout_minutes", auth.password_lockout_minutes),
+            (
+                "auth.password_lockout_minutes",
+                auth.password_lockout_minutes,
+            ),
         ] {
             if value <= 0 {
                 return invalid(key, "must be at least 1".into());
@@ -375,15 +378,18 @@ impl Settings {
                 );
             }
             if !names.insert(p.name.clone()) {
-                return invalid(
-                    "auth.providers.name",
-                    format!("{:?} is used twice", p.name),
-                );
+                return invalid("auth.providers.name", format!("{:?} is used twice", p.name));
             }
-            if !(p.issuer.starts_with("https://") || p.issuer.starts_with("http://127.0.0.1") || p.issuer.starts_with("http://localhost")) {
+            if !(p.issuer.starts_with("https://")
+                || p.issuer.starts_with("http://127.0.0.1")
+                || p.issuer.starts_with("http://localhost"))
+            {
                 return invalid(
                     "auth.providers.issuer",
-                    format!("{:?} must be an https:// URL (plain HTTP only on loopback)", p.issuer),
+                    format!(
+                        "{:?} must be an https:// URL (plain HTTP only on loopback)",
+                        p.issuer
+                    ),
                 );
             }
             if p.client_secret_env.is_some() == p.client_secret_file.is_some() {

@@ -38,6 +38,7 @@ impl Application {
         store: SharedStore,
     ) -> anyhow::Result<Self> {
         let audit = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
+        let auth = std::sync::Arc::new(crate::auth::AuthServices::from_settings(&settings)?);
         let listener = TcpListener::bind(settings.bind_addr())?;
         let port = listener.local_addr()?.port();
         let metrics = prometheus::Registry::new();
@@ -53,6 +54,7 @@ impl Application {
             settings,
             metrics,
             audit,
+            auth,
         });
         let server = HttpServer::new(move || {
             let limit = state.settings.server.max_body_bytes;
@@ -69,7 +71,7 @@ impl Application {
                 .configure(crate::routes::configure)
                 .default_service(web::to(not_found))
                 .wrap(from_fn(problems_and_request_id))
-                .wrap(security_headers())
+                .wrap(security_headers(&state.settings))
                 .wrap(prom.clone())
                 .wrap(TracingLogger::default())
         })
@@ -103,11 +105,42 @@ async fn not_found() -> HttpResponse {
     AppError::NotFound("no such route (or not with this method)".into()).error_response()
 }
 
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// Headers on every response: a strict Content-Security-Policy (no scripts at all; forms
+/// post only here or, on sign-out, to a provider), no framing, and HSTS behind TLS.
+fn security_headers(settings: &Settings) -> DefaultHeaders {
+    let providers: Vec<String> = settings
+        .auth
+        .providers
+        .iter()
+        .map(|p| origin(&p.issuer))
+        .collect();
+    let csp = format!(
+        "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'{}{}; \
+         frame-ancestors 'none'; base-uri 'none'",
+        if providers.is_empty() { "" } else { " " },
+        providers.join(" ")
+    );
+    let mut headers = DefaultHeaders::new()
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::CONTENT_SECURITY_POLICY, csp));
+    if settings.is_tls() {
+        headers = headers.add((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ));
+    }
+    headers
+}
+
+/// The scheme, host and port of a URL.
+fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    match url[after_scheme..].find('/') {
+        Some(i) => url[..after_scheme + i].to_owned(),
+        None => url.to_owned(),
+    }
 }
 
 /// Adds `x-request-id` to every response, and rewrites any error body that is not yet a
@@ -117,6 +150,12 @@ async fn problems_and_request_id(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    // Sign-in and account answers are about one person: never cached anywhere.
+    let private = req.path().starts_with("/auth/")
+        || req.path().starts_with("/account")
+        || req.path().starts_with("/api/v1/me")
+        || req.path().starts_with("/api/v1/tokens")
+        || req.path().starts_with("/api/v1/sessions");
     let res = next.call(req).await?;
     let is_problem = res
         .headers()
@@ -143,6 +182,10 @@ async fn problems_and_request_id(
     } else {
         res.map_into_boxed_body()
     };
+    if private {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         res.headers_mut()
             .insert(header::HeaderName::from_static("x-request-id"), id);

@@ -1,6 +1,9 @@
 //! What every handler shares.
 
+use std::sync::Arc;
+
 use crate::audit::AuditLog;
+use crate::auth::AuthServices;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::events::mixpanel::TimeRules;
@@ -19,6 +22,8 @@ pub struct AppState {
     pub metrics: prometheus::Registry,
     /// The audit log every data access is written to first.
     pub audit: AuditLog,
+    /// Sign-in: providers, sealing key, session rules.
+    pub auth: Arc<AuthServices>,
 }
 
 impl AppState {

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 
 pub use permission::{Permission, Requirement, perm};
 pub use policy::{Decision, Subject, decide};
-pub use principal::{Access, Principal, RouteAccess};
+pub use principal::{Access, AccountNeed, NEEDS_CREDENTIALS, Principal, RouteAccess};
 pub use roles::{BREAK_GLASS, BUILTIN, Grant, GrantSource, Grants, Role};
 
 use crate::domain::ProjectId;

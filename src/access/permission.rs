@@ -67,6 +67,21 @@ impl Permission {
         Self::UsersAdmin,
     ];
 
+    /// Whether a person's session must have passed 2-step verification within the last few
+    /// minutes to use it (a step-up).
+    pub fn needs_step_up(self) -> bool {
+        matches!(
+            self,
+            Self::EventsExport
+                | Self::SubjectsExport
+                | Self::SubjectsErase
+                | Self::RolesAssign
+                | Self::AuditExport
+                | Self::KeysRotate
+                | Self::UsersAdmin
+        )
+    }
+
     /// The `area:verb` name used in APIs, configuration and the audit log.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -11,9 +11,11 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::{Permission, Subject};
 use crate::audit::RequestContext;
+use crate::auth::caller;
 use crate::auth::tokens::{self, ApiSecret};
 use crate::domain::ProjectId;
 use crate::error::AppError;
+use crate::ledger::entry::AuthMethod;
 use crate::state::AppState;
 use crate::store::ProjectStore;
 
@@ -24,6 +26,20 @@ pub enum Access {
     Public(&'static str),
     /// Needs this permission on the project in the path (or the one the credentials name).
     Requires(Permission),
+    /// A person's own account (sign-in steps, sessions, personal tokens): no project
+    /// permission, but a session at the stated stage.
+    Account(AccountNeed),
+}
+
+/// How far a person must have signed in to use an account route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountNeed {
+    /// Signed in, 2-step verification possibly still to do (the 2-step pages themselves).
+    Partial,
+    /// Signed in and verified; a personal token also serves.
+    Verified,
+    /// Verified within the last few minutes, in a session (e.g. creating a token).
+    StepUp,
 }
 
 /// The route's declared access, placed in each resource's app data by the route registry.
@@ -80,8 +96,8 @@ impl Principal {
                 subject,
                 route_permission,
             }),
-            Access::Public(_) => Err(AppError::Internal(anyhow::anyhow!(
-                "a public route asked for a principal"
+            Access::Public(_) | Access::Account(_) => Err(AppError::Internal(anyhow::anyhow!(
+                "a route without a permission asked for a principal"
             ))),
         }
     }
@@ -93,15 +109,15 @@ enum Credentials {
     Basic { user: String, secret: ApiSecret },
 }
 
+/// What an anonymous caller of a protected route is told.
+pub const NEEDS_CREDENTIALS: &str =
+    "this route needs credentials: sign in at /auth/login, or send Authorization: Bearer <token>";
+
 fn credentials(req: &HttpRequest) -> Result<Credentials, AppError> {
     let header = req
         .headers()
         .get(AUTHORIZATION)
-        .ok_or_else(|| {
-            AppError::Unauthorized(
-                "this route needs credentials: send Authorization: Bearer <token>".into(),
-            )
-        })?
+        .ok_or_else(|| AppError::Unauthorized(NEEDS_CREDENTIALS.into()))?
         .to_str()
         .map_err(|_| AppError::Unauthorized("the Authorization header is not text".into()))?;
     let (scheme, value) = header
@@ -142,10 +158,72 @@ impl FromRequest for Principal {
         let req = req.clone();
         Box::pin(async move {
             let access = RouteAccess::of(&req)?;
-            let credentials = credentials(&req)?;
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no state in app data")))?;
+            if !req.headers().contains_key(AUTHORIZATION) {
+                let Access::Requires(permission) = access else {
+                    return Err(AppError::Internal(anyhow::anyhow!(
+                        "a route without a permission asked for a principal"
+                    )));
+                };
+                let Some(caller) = caller::session_of(&req).await? else {
+                    return Err(AppError::Unauthorized(NEEDS_CREDENTIALS.into()));
+                };
+                let ctx = RequestContext::of(&req);
+                if let Err(e) = caller::check_csrf(&req, &caller) {
+                    state
+                        .audit
+                        .refused(&ctx, caller.actor(), &e.to_string())
+                        .await?;
+                    return Err(e);
+                }
+                if !caller.complete() {
+                    let enrolled = state
+                        .store
+                        .totp(&caller.user.id)
+                        .await?
+                        .is_some_and(|t| t.activated_at.is_some());
+                    let e = caller::second_factor_required(enrolled);
+                    state
+                        .audit
+                        .refused(&ctx, caller.actor(), &e.to_string())
+                        .await?;
+                    return Err(e);
+                }
+                let now = state.clock.now();
+                if permission.needs_step_up() && !state.auth.rules.stepped_up(&caller.session, now)
+                {
+                    let e = caller::step_up_required(state.settings.auth.step_up_minutes);
+                    state
+                        .audit
+                        .refused(&ctx, caller.actor(), &e.to_string())
+                        .await?;
+                    return Err(e);
+                }
+                let subject = Subject::User {
+                    id: caller.user.id.clone(),
+                    method: caller.method(),
+                    credential: caller.session.public_id.clone(),
+                    second_factor: caller.second_factor_passed(),
+                    grants: caller.grants.clone(),
+                };
+                return Self::new(subject, access);
+            }
+            let credentials = credentials(&req)?;
+            if let Credentials::Bearer(secret) = &credentials
+                && secret.is_personal()
+            {
+                let (user, grants, token) = caller::personal_token_of(&req, secret).await?;
+                let subject = Subject::User {
+                    id: user.id,
+                    method: AuthMethod::PersonalToken,
+                    credential: token.id,
+                    second_factor: false,
+                    grants,
+                };
+                return Self::new(subject, access);
+            }
             let store: &dyn ProjectStore = state.store.as_ref();
             let result = match credentials {
                 Credentials::Bearer(secret) => tokens::authenticate(store, &secret, None).await,

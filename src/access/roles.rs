@@ -235,13 +235,20 @@ mod tests {
         assert!(a.allows(P::AuditExport, &p("bank")));
         assert!(!a.allows(P::EventsRead, &p("bank")));
         assert!(!a.reads_data());
-        assert_eq!(Grants::from_groups(&["other".into()], &maps), Grants::default());
+        assert_eq!(
+            Grants::from_groups(&["other".into()], &maps),
+            Grants::default()
+        );
     }
 
     #[test]
     fn no_builtin_role_reads_sensitive_properties() {
         for role in BUILTIN.iter().chain([&BREAK_GLASS]) {
-            assert!(!role.permissions.contains(&P::EventsReadSensitive), "{}", role.name);
+            assert!(
+                !role.permissions.contains(&P::EventsReadSensitive),
+                "{}",
+                role.name
+            );
         }
     }
 

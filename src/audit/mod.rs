@@ -349,6 +349,17 @@ impl AuditLog {
             method: AuthMethod::None,
             second_factor: false,
         };
+        self.refused(ctx, actor, reason).await
+    }
+
+    /// Records a request refused before authorization for a known person: no CSRF proof,
+    /// 2-step verification not done, or a step-up missing.
+    pub async fn refused(
+        &self,
+        ctx: &RequestContext,
+        actor: Actor,
+        reason: &str,
+    ) -> Result<u64, AppError> {
         let draft = draft(
             ctx,
             actor,
@@ -359,6 +370,19 @@ impl AuditLog {
             json!({"reason": reason}),
             vec![],
         );
+        Ok(self.append(draft).await?)
+    }
+
+    /// Records an act on a person's account (sign-in, 2-step verification, sessions, tokens).
+    pub async fn account(
+        &self,
+        ctx: &RequestContext,
+        actor: Actor,
+        action: Action,
+        outcome: Outcome,
+        details: Value,
+    ) -> Result<u64, AppError> {
+        let draft = draft(ctx, actor, None, action, outcome, 0, details, vec![]);
         Ok(self.append(draft).await?)
     }
 }

@@ -89,7 +89,10 @@ impl AdditionalClaims for ExtraClaims {}
 
 impl ExtraClaims {
     fn string(&self, name: &str) -> Option<String> {
-        self.rest.get(name).and_then(Value::as_str).map(str::to_owned)
+        self.rest
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 
     fn strings(&self, name: &str) -> Option<Vec<String>> {
@@ -539,7 +542,8 @@ fn verify_logout(
     now: Timestamp,
 ) -> Result<Logout, LogoutFailure> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid("not a signed JWT"));
     };
@@ -548,8 +552,8 @@ fn verify_logout(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| invalid("the header is not JSON"))?;
-    let alg: CoreJwsSigningAlgorithm = serde_json::from_value(header["alg"].clone())
-        .map_err(|_| invalid("unknown algorithm"))?;
+    let alg: CoreJwsSigningAlgorithm =
+        serde_json::from_value(header["alg"].clone()).map_err(|_| invalid("unknown algorithm"))?;
     if !ALLOWED_ALGS.contains(&alg) {
         return Err(invalid(format!("algorithm {alg:?} is not allowed")));
     }
@@ -573,10 +577,10 @@ fn verify_logout(
         return Err(LogoutFailure::NoKey);
     }
     let message = format!("{h}.{p}");
-    if !keys
-        .iter()
-        .any(|k| k.verify_signature(&alg, message.as_bytes(), &signature).is_ok())
-    {
+    if !keys.iter().any(|k| {
+        k.verify_signature(&alg, message.as_bytes(), &signature)
+            .is_ok()
+    }) {
         return Err(invalid("the signature does not verify"));
     }
     let claims: Map<String, Value> = URL_SAFE_NO_PAD

@@ -243,7 +243,9 @@ mod tests {
         }
         assert!(!text.contains("Domain"));
         let plain = SessionRules { tls: false, ..r };
-        let text = plain.cookie(plain.session_cookie(), "v".into(), 1000).to_string();
+        let text = plain
+            .cookie(plain.session_cookie(), "v".into(), 1000)
+            .to_string();
         assert!(text.starts_with("auditgate_session=v") && !text.contains("Secure"));
     }
 

@@ -33,7 +33,10 @@ impl ApiSecret {
     pub fn generate_personal() -> Self {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
-        Self(format!("{PERSONAL_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+        Self(format!(
+            "{PERSONAL_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(bytes)
+        ))
     }
 
     /// Whether this is a personal token rather than a service account's.

@@ -73,6 +73,37 @@ impl TotpSecret {
             .expect("a 160-bit secret with RFC 6238 parameters is valid")
     }
 
+    /// The `otpauth://` URI authenticator apps scan, naming the service and the person.
+    pub fn otpauth_uri(&self, issuer: &str, account: &str) -> String {
+        Builder::new()
+            .with_algorithm(Algorithm::SHA1)
+            .with_digits(DIGITS as u8)
+            .with_skew(1)
+            .with_step_duration(STEP_SECS)
+            .with_secret(self.0)
+            .with_issuer(Some(issuer))
+            .with_account_name(account)
+            .build()
+            .and_then(|t| t.to_url())
+            .unwrap_or_default()
+    }
+
+    /// The secret in base32, for typing into an app by hand.
+    pub fn base32(&self) -> String {
+        totp_rs::Secret::new(Box::new(self.0)).to_base32()
+    }
+
+    /// A QR code of `uri` as an inline SVG image.
+    pub fn qr_svg(uri: &str) -> String {
+        qrcode::QrCode::new(uri.as_bytes())
+            .map(|code| {
+                code.render::<qrcode::render::svg::Color<'_>>()
+                    .min_dimensions(200, 200)
+                    .build()
+            })
+            .unwrap_or_default()
+    }
+
     /// The code for the step containing `time` (what an authenticator app shows).
     pub fn code_at(&self, time: Timestamp) -> String {
         self.totp().generate(secs(time)).to_string()

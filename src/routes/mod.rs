@@ -3,16 +3,19 @@
 //! A route cannot be registered without an [`Access`]; tests walk this table to prove every
 //! protected route refuses anonymous callers and that the OpenAPI document lists the same routes.
 
+mod account;
 mod audit;
+mod auth;
 mod health;
 mod ingest;
 pub mod openapi;
+mod pages;
 mod query;
 
 use actix_web::http::Method;
 use actix_web::{Route, guard, web};
 
-use crate::access::{Access, Permission, RouteAccess};
+use crate::access::{Access, AccountNeed, Permission, RouteAccess};
 
 /// One registered route.
 pub struct RouteDef {
@@ -36,7 +39,8 @@ fn def(method: Method, path: &'static str, access: Access, handler: fn() -> Rout
 
 /// Every route the service serves.
 pub fn registry() -> Vec<RouteDef> {
-    use Access::{Public, Requires};
+    use Access::{Account, Public, Requires};
+    use AccountNeed::{Partial, StepUp, Verified};
     use Permission::*;
     vec![
         def(
@@ -86,6 +90,78 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/audit/export",
             Requires(AuditExport),
             || web::get().to(audit::export),
+        ),
+        def(
+            Method::GET,
+            "/auth/login",
+            Public("starts a sign-in at a provider; no data"),
+            || web::get().to(auth::login),
+        ),
+        def(
+            Method::GET,
+            "/auth/callback",
+            Public("finishes a sign-in: state, PKCE and the ID token are checked"),
+            || web::get().to(auth::callback),
+        ),
+        def(
+            Method::POST,
+            "/auth/password",
+            Public("break-glass sign-in: locked after repeated failures, every attempt audited"),
+            || web::post().to(auth::password),
+        ),
+        def(
+            Method::POST,
+            "/auth/backchannel-logout/{provider}",
+            Public("acts only on logout tokens signed by the provider"),
+            || web::post().to(auth::backchannel_logout),
+        ),
+        def(Method::GET, "/auth/2fa/enroll", Account(Partial), || {
+            web::get().to(auth::enroll_page)
+        }),
+        def(Method::POST, "/auth/2fa/enroll", Account(Partial), || {
+            web::post().to(auth::enroll_confirm)
+        }),
+        def(Method::GET, "/auth/2fa/verify", Account(Partial), || {
+            web::get().to(auth::verify_page)
+        }),
+        def(Method::POST, "/auth/2fa/verify", Account(Partial), || {
+            web::post().to(auth::verify)
+        }),
+        def(
+            Method::POST,
+            "/auth/2fa/recovery-codes",
+            Account(StepUp),
+            || web::post().to(auth::recovery_codes),
+        ),
+        def(Method::POST, "/auth/logout", Account(Partial), || {
+            web::post().to(auth::logout)
+        }),
+        def(Method::GET, "/account", Account(Verified), || {
+            web::get().to(account::account_page)
+        }),
+        def(Method::GET, "/api/v1/me", Account(Verified), || {
+            web::get().to(account::me)
+        }),
+        def(Method::GET, "/api/v1/sessions", Account(Verified), || {
+            web::get().to(account::sessions)
+        }),
+        def(
+            Method::DELETE,
+            "/api/v1/sessions/{id}",
+            Account(Verified),
+            || web::delete().to(account::end_session),
+        ),
+        def(Method::POST, "/api/v1/tokens", Account(StepUp), || {
+            web::post().to(account::create_token)
+        }),
+        def(Method::GET, "/api/v1/tokens", Account(Verified), || {
+            web::get().to(account::tokens)
+        }),
+        def(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            Account(Verified),
+            || web::delete().to(account::revoke_token),
         ),
         def(Method::POST, "/track", Requires(EventsIngest), || {
             web::post().to(ingest::track)

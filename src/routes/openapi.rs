@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, health, ingest, query};
+use super::{account, audit, auth, health, ingest, query};
 
 struct SecuritySchemes;
 
@@ -31,6 +31,11 @@ impl Modify for SecuritySchemes {
         ingest::track, ingest::engage, ingest::import,
         query::events, query::count, query::profile,
         audit::checkpoint, audit::inclusion, audit::consistency, audit::export,
+        auth::login, auth::callback, auth::password, auth::backchannel_logout,
+        auth::enroll_page, auth::enroll_confirm, auth::verify_page, auth::verify,
+        auth::recovery_codes, auth::logout,
+        account::account_page, account::me, account::sessions, account::end_session,
+        account::create_token, account::tokens, account::revoke_token,
     ),
     modifiers(&SecuritySchemes),
 )]

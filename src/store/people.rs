@@ -276,8 +276,12 @@ pub trait PeopleStore: Send + Sync {
     /// Hashes of a person's unused recovery codes.
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<String>>;
     /// Marks one recovery code used; false if it already was.
-    async fn use_recovery_code(&self, user_id: &str, hash: &str, at: Timestamp)
-    -> StoreResult<bool>;
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Stores a personal token under the hash of its secret.
     async fn create_personal_token(&self, token: &PersonalToken, hash: &str) -> StoreResult<()>;
@@ -286,8 +290,12 @@ pub trait PeopleStore: Send + Sync {
     /// A person's tokens, newest first.
     async fn personal_tokens(&self, user_id: &str) -> StoreResult<Vec<PersonalToken>>;
     /// Revokes one of a person's tokens; false if none was live.
-    async fn revoke_personal_token(&self, user_id: &str, id: &str, at: Timestamp)
-    -> StoreResult<bool>;
+    async fn revoke_personal_token(
+        &self,
+        user_id: &str,
+        id: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
     /// Revokes all of a person's tokens; returns how many.
     async fn revoke_personal_tokens(&self, user_id: &str, at: Timestamp) -> StoreResult<u64>;
     /// Records a token's use.
@@ -302,8 +310,7 @@ pub trait PeopleStore: Send + Sync {
 const USER_COLUMNS: &str = "id, email, name, kind, created_at, last_signin_at, disabled_at";
 const SESSION_COLUMNS: &str = "id_hash, public_id, user_id, method, provider, idp_sid, acr, amr, auth_time, csrf, \
      second_factor_at, created_at, last_seen_at, expires_at, ended_at, client_ip, user_agent";
-const TOKEN_COLUMNS: &str =
-    "id, user_id, name, created_at, expires_at, revoked_at, last_used_at";
+const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, expires_at, revoked_at, last_used_at";
 
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
@@ -462,12 +469,14 @@ where
         failures: u32,
         locked_until: Option<Timestamp>,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE local_passwords SET failures = $1, locked_until = $2 WHERE user_id = $3")
-            .bind(i64::from(failures))
-            .bind(locked_until.map(|t| t.millis()))
-            .bind(user_id.to_owned())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE local_passwords SET failures = $1, locked_until = $2 WHERE user_id = $3",
+        )
+        .bind(i64::from(failures))
+        .bind(locked_until.map(|t| t.millis()))
+        .bind(user_id.to_owned())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -560,11 +569,13 @@ where
     }
 
     async fn touch_session(&self, id_hash: &str, at: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at < $1")
-            .bind(at.millis())
-            .bind(id_hash.to_owned())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at < $1",
+        )
+        .bind(at.millis())
+        .bind(id_hash.to_owned())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

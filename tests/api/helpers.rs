@@ -109,6 +109,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
     let mut s = Settings::defaults();
     s.audit.signing_key_file = db.dir.path().join("audit-signing.key");
     s.audit.pseudonym_key_file = db.dir.path().join("pseudonym.key");
+    s.auth.secret_key_file = db.dir.path().join("secrets.key");
     s.server.bind = "127.0.0.1:0".into();
     s.server.shutdown_timeout_secs = 1;
     s.database.url = db_url.to_owned();

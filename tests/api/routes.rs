@@ -61,7 +61,9 @@ async fn every_protected_route_refuses_anonymous_callers() {
         let path = r
             .path
             .replace("{project}", "shop")
-            .replace("{distinct_id}", "alice");
+            .replace("{distinct_id}", "alice")
+            .replace("{provider}", "corp")
+            .replace("{id}", "x");
         let url = format!("{}{path}", app.address);
         let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
         let req = app.client.request(method, &url);
@@ -81,6 +83,9 @@ async fn every_protected_route_refuses_anonymous_callers() {
                     "{} {path} ({p}) leaked data",
                     r.method
                 );
+            }
+            Access::Account(_) => {
+                assert_problem(resp, 401).await;
             }
             Access::Public(_) => assert_ne!(resp.status(), 401, "{} {path} is public", r.method),
         }

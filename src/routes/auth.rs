@@ -1,0 +1,487 @@
+//! Sign-in routes: SSO, the break-glass password, 2-step verification, sign-out and the
+//! provider's back-channel logout. Each answers a page to browsers and JSON to scripts.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{PreEscaped, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::pages::{body, form, local_path, page, see_other, wants_html};
+use crate::audit::RequestContext;
+use crate::auth::caller::Person;
+use crate::auth::oidc::{OidcError, PreLogin};
+use crate::auth::recovery::RecoveryCode;
+use crate::auth::session::SessionSecret;
+use crate::auth::signin::{self, Next, SecondFactorInput, Started};
+use crate::auth::totp::TotpCode;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// `GET /auth/login` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LoginParams {
+    /// The provider to sign in with; without it, the list of providers.
+    provider: Option<String>,
+    /// A local path to return to afterwards.
+    return_to: Option<String>,
+}
+
+fn oidc_error(e: OidcError) -> AppError {
+    match e {
+        OidcError::UnknownProvider(_) => AppError::NotFound(e.to_string()),
+        OidcError::Unreachable(_) => AppError::Unavailable(e.to_string()),
+        OidcError::State(_) => AppError::BadRequest(e.to_string()),
+        OidcError::NotAllowed(_) => AppError::Forbidden(e.to_string()),
+        _ => AppError::Unauthorized(e.to_string()),
+    }
+}
+
+fn with_session(
+    state: &AppState,
+    mut resp: HttpResponse,
+    secret: &SessionSecret,
+) -> Result<HttpResponse, AppError> {
+    let rules = &state.auth.rules;
+    let cookie = rules.cookie(
+        rules.session_cookie(),
+        secret.expose().to_owned(),
+        rules.max_ms,
+    );
+    resp.add_cookie(&cookie)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("setting the cookie: {e}")))?;
+    Ok(resp)
+}
+
+/// Starts a sign-in at a provider (a redirect), or lists the ways to sign in.
+#[utoipa::path(get, path = "/auth/login", tag = "sign-in", params(LoginParams),
+    responses((status = 302, description = "To the provider, with a sealed sign-in cookie"), (status = 200, description = "The providers (JSON) or the sign-in page"), (status = 404), (status = 503)))]
+pub async fn login(
+    req: HttpRequest,
+    params: web::Query<LoginParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let return_to = local_path(params.return_to.as_deref());
+    let Some(name) = params.provider.as_deref() else {
+        let providers = state.auth.providers.names();
+        if !wants_html(&req) {
+            return Ok(HttpResponse::Ok().json(json!({
+                "providers": providers.iter().map(|(n, d)| json!({"name": n, "display_name": d, "login_url": format!("/auth/login?provider={n}")})).collect::<Vec<_>>(),
+                "break_glass": "/auth/password",
+            })));
+        }
+        return Ok(page(
+            "Sign in",
+            html! {
+                ul {
+                    @for (n, d) in &providers {
+                        li { a href={ "/auth/login?provider=" (n) } { "Sign in with " (d) } }
+                    }
+                }
+                details {
+                    summary { "Break-glass administrator" }
+                    (form("/auth/password", "password-form", html! {
+                        label { "Email " input type="email" name="email" autocomplete="username" required; }
+                        label { "Password " input type="password" name="password" autocomplete="current-password" required; }
+                    }, "Sign in"))
+                }
+            },
+        ));
+    };
+    let provider = state.auth.providers.get(name).map_err(oidc_error)?;
+    let now = state.clock.now();
+    let lifetime = state.settings.auth.pre_login_minutes * 60_000;
+    let (url, pre) = state
+        .auth
+        .providers
+        .begin(&provider, &return_to, now, lifetime)
+        .await
+        .map_err(oidc_error)?;
+    let rules = &state.auth.rules;
+    let cookie = rules.cookie(rules.login_cookie(), pre.seal(&state.auth.seal), lifetime);
+    let mut resp = if wants_html(&req) {
+        HttpResponse::Found()
+            .insert_header((header::LOCATION, url))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()
+    } else {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"authorization_url": url}))
+    };
+    resp.add_cookie(&cookie)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("setting the cookie: {e}")))?;
+    Ok(resp)
+}
+
+/// `GET /auth/callback` parameters, as the provider sends them.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CallbackParams {
+    /// The authorization code.
+    code: Option<String>,
+    /// The state sent at the start.
+    state: Option<String>,
+    /// An error code from the provider.
+    error: Option<String>,
+    /// The provider's explanation.
+    error_description: Option<String>,
+}
+
+/// Where the provider sends the browser back: checks state, exchanges the code with the PKCE
+/// verifier, verifies the ID token, and starts a (partial) session.
+#[utoipa::path(get, path = "/auth/callback", tag = "sign-in", params(CallbackParams),
+    responses((status = 303, description = "Signed in: on to 2-step verification"), (status = 200, description = "Signed in (JSON)"), (status = 400), (status = 401), (status = 403), (status = 503)))]
+pub async fn callback(
+    req: HttpRequest,
+    ctx: RequestContext,
+    params: web::Query<CallbackParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let rules = &state.auth.rules;
+    let now = state.clock.now();
+    let pre = req
+        .cookie(rules.login_cookie())
+        .ok_or(OidcError::State("no sign-in cookie"))
+        .and_then(|c| PreLogin::open(c.value(), &state.auth.seal, now));
+    let pre = match pre {
+        Ok(pre) => pre,
+        Err(e) => {
+            signin::sign_in_failed(&state, &ctx, None, &e.to_string()).await?;
+            return Err(oidc_error(e));
+        }
+    };
+    let provider_name = pre.provider.clone();
+    let fail = |e: OidcError| {
+        let state = state.clone();
+        let ctx = ctx.clone();
+        let name = provider_name.clone();
+        async move {
+            signin::sign_in_failed(&state, &ctx, Some(&name), &e.to_string()).await?;
+            Err::<HttpResponse, _>(oidc_error(e))
+        }
+    };
+    if let Some(error) = &params.error {
+        let text = format!(
+            "{error}: {}",
+            params.error_description.as_deref().unwrap_or("")
+        );
+        return fail(OidcError::Provider(text)).await;
+    }
+    if let Err(e) = pre.check_state(params.state.as_deref().unwrap_or("")) {
+        return fail(e).await;
+    }
+    let Some(code) = params.code.as_deref() else {
+        return fail(OidcError::Exchange("no code in the callback".into())).await;
+    };
+    let provider = match state.auth.providers.get(&pre.provider) {
+        Ok(p) => p,
+        Err(e) => return fail(e).await,
+    };
+    let signed_in = match state
+        .auth
+        .providers
+        .finish(&provider, &pre, code, now)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return fail(e).await,
+    };
+    let started = signin::sso_signed_in(&state, signed_in, &ctx).await?;
+    let mut resp = started_response(&req, &state, &started, &pre.return_to)?;
+    resp.add_removal_cookie(&rules.removal(rules.login_cookie()))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("clearing the cookie: {e}")))?;
+    Ok(resp)
+}
+
+fn started_response(
+    req: &HttpRequest,
+    state: &AppState,
+    started: &Started,
+    return_to: &str,
+) -> Result<HttpResponse, AppError> {
+    let next = match started.next {
+        Next::Done => return_to.to_owned(),
+        other => other.path().to_owned(),
+    };
+    let resp = if wants_html(req) {
+        see_other(&next)
+    } else {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({
+                "user": started.user.id,
+                "session": started.session.public_id,
+                "csrf_token": started.session.csrf,
+                "second_factor": match started.next { Next::Enroll => "enroll", Next::Verify => "verify", Next::Done => "done" },
+                "next": next,
+            }))
+    };
+    with_session(state, resp, &started.secret)
+}
+
+/// The break-glass sign-in form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PasswordForm {
+    /// The administrator's email.
+    email: String,
+    /// The password.
+    password: String,
+}
+
+/// Break-glass sign-in with a password; 2-step verification follows, always.
+#[utoipa::path(post, path = "/auth/password", tag = "sign-in", request_body = PasswordForm,
+    responses((status = 303, description = "On to 2-step verification"), (status = 200, description = "Partial session (JSON)"), (status = 401), (status = 429)))]
+pub async fn password(
+    req: HttpRequest,
+    ctx: RequestContext,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let f: PasswordForm = body(&req, &bytes)?;
+    let started = signin::password_sign_in(&state, &f.email, &f.password, &ctx).await?;
+    started_response(&req, &state, &started, "/account")
+}
+
+/// Shows the secret to enroll in an authenticator app: QR code, `otpauth://` URI and text.
+#[utoipa::path(get, path = "/auth/2fa/enroll", tag = "sign-in",
+    responses((status = 200, description = "The secret (page or JSON)"), (status = 401), (status = 409, description = "Already set up")))]
+pub async fn enroll_page(
+    req: HttpRequest,
+    person: Person,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let session = person.session()?;
+    let e = match signin::enrollment(&state, &person.user).await {
+        Err(AppError::Conflict(_)) if wants_html(&req) => return Ok(see_other("/auth/2fa/verify")),
+        other => other?,
+    };
+    if !wants_html(&req) {
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"secret": e.secret, "otpauth_uri": e.uri, "qr_svg": e.qr_svg, "csrf_token": session.session.csrf})));
+    }
+    Ok(page(
+        "Set up 2-step verification",
+        html! {
+            p { "Scan this code with an authenticator app, then enter the six-digit code it shows." }
+            figure id="qr" { (PreEscaped(&e.qr_svg)) }
+            p { "Or type this secret: " code id="secret" { (e.secret) } }
+            p { small { "URI: " code id="otpauth-uri" { (e.uri) } } }
+            (form("/auth/2fa/enroll", "enroll-form", html! {
+                label { "Code " input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required; }
+            }, "Turn on"))
+        },
+    ))
+}
+
+/// A six-digit code.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CodeForm {
+    /// The code the app shows.
+    code: String,
+}
+
+/// Confirms enrollment with a first valid code; returns ten recovery codes, shown once.
+#[utoipa::path(post, path = "/auth/2fa/enroll", tag = "sign-in", request_body = CodeForm,
+    responses((status = 200, description = "Recovery codes (page or JSON)"), (status = 400), (status = 401), (status = 409), (status = 422), (status = 429)))]
+pub async fn enroll_confirm(
+    req: HttpRequest,
+    ctx: RequestContext,
+    person: Person,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let caller = person.session()?;
+    let f: CodeForm = body(&req, &bytes)?;
+    let code = TotpCode::parse(&f.code).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let done = signin::confirm_enrollment(&state, caller, &code, &ctx).await?;
+    let codes: Vec<&str> = done.recovery_codes.iter().map(|c| c.expose()).collect();
+    let resp = if wants_html(&req) {
+        page(
+            "2-step verification is on",
+            html! {
+                p { "Keep these recovery codes somewhere safe. Each works once; they are not shown again." }
+                ul id="recovery-codes" { @for c in &codes { li { code { (c) } } } }
+                p { a href="/account" { "Continue" } }
+            },
+        )
+    } else {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"recovery_codes": codes, "csrf_token": done.csrf}))
+    };
+    with_session(&state, resp, &done.secret)
+}
+
+/// The 2-step verification prompt.
+#[utoipa::path(get, path = "/auth/2fa/verify", tag = "sign-in",
+    responses((status = 200, description = "The prompt (page or JSON)"), (status = 401)))]
+pub async fn verify_page(
+    req: HttpRequest,
+    person: Person,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let caller = person.session()?;
+    let enrolled = state
+        .store
+        .totp(&person.user.id)
+        .await?
+        .is_some_and(|t| t.activated_at.is_some());
+    if !wants_html(&req) {
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"enrolled": enrolled, "csrf_token": caller.session.csrf})));
+    }
+    if !enrolled {
+        return Ok(see_other("/auth/2fa/enroll"));
+    }
+    Ok(page(
+        "2-step verification",
+        html! {
+            (form("/auth/2fa/verify", "verify-form", html! {
+                label { "Code " input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"; }
+            }, "Verify"))
+            details {
+                summary { "Use a recovery code" }
+                (form("/auth/2fa/verify", "recovery-form", html! {
+                    label { "Recovery code " input type="text" name="recovery_code" autocomplete="off"; }
+                }, "Verify"))
+            }
+        },
+    ))
+}
+
+/// A code or a recovery code.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct VerifyForm {
+    /// A six-digit code from the app.
+    #[serde(default)]
+    code: Option<String>,
+    /// One of the recovery codes.
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
+/// Completes 2-step verification (or a step-up): the session id changes.
+#[utoipa::path(post, path = "/auth/2fa/verify", tag = "sign-in", request_body = VerifyForm,
+    responses((status = 303, description = "Verified: on to the account"), (status = 200, description = "Verified (JSON)"), (status = 401), (status = 409), (status = 422), (status = 429)))]
+pub async fn verify(
+    req: HttpRequest,
+    ctx: RequestContext,
+    person: Person,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let caller = person.session()?;
+    let f: VerifyForm = body(&req, &bytes)?;
+    let input = match (
+        f.code.as_deref().filter(|c| !c.is_empty()),
+        f.recovery_code.as_deref().filter(|c| !c.is_empty()),
+    ) {
+        (Some(code), None) => SecondFactorInput::Code(
+            TotpCode::parse(code).map_err(|e| AppError::Unprocessable(e.to_string()))?,
+        ),
+        (None, Some(rc)) => SecondFactorInput::Recovery(RecoveryCode::from_input(rc)),
+        _ => {
+            return Err(AppError::Unprocessable(
+                "send exactly one of code and recovery_code".into(),
+            ));
+        }
+    };
+    let done = signin::verify_second_factor(&state, caller, &input, &ctx).await?;
+    let resp = if wants_html(&req) {
+        see_other("/account")
+    } else {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"second_factor": true, "csrf_token": done.csrf}))
+    };
+    with_session(&state, resp, &done.secret)
+}
+
+/// Issues a new batch of ten recovery codes, voiding the old ones (needs a recent step-up).
+#[utoipa::path(post, path = "/auth/2fa/recovery-codes", tag = "sign-in",
+    responses((status = 200, description = "The new codes, shown once"), (status = 401)))]
+pub async fn recovery_codes(
+    ctx: RequestContext,
+    person: Person,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let caller = person.session()?;
+    let codes = signin::regenerate_recovery_codes(&state, caller, &ctx).await?;
+    let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"recovery_codes": codes})))
+}
+
+/// Signs out here, then (for SSO sessions) at the provider when it publishes an
+/// `end_session_endpoint`.
+#[utoipa::path(post, path = "/auth/logout", tag = "sign-in",
+    responses((status = 303, description = "To the provider's sign-out, or the sign-in page"), (status = 200, description = "Signed out (JSON)"), (status = 401), (status = 403)))]
+pub async fn logout(
+    req: HttpRequest,
+    ctx: RequestContext,
+    person: Person,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let caller = person.session()?;
+    let provider = signin::sign_out(&state, caller, &ctx).await?;
+    let end_session = match provider {
+        Some(name) => match state.auth.providers.get(&name) {
+            Ok(p) => state.auth.providers.end_session_url(&p).await,
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let mut resp = if wants_html(&req) {
+        see_other(end_session.as_deref().unwrap_or("/auth/login"))
+    } else {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"signed_out": true, "end_session_url": end_session}))
+    };
+    let rules = &state.auth.rules;
+    resp.add_removal_cookie(&rules.removal(rules.session_cookie()))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("clearing the cookie: {e}")))?;
+    Ok(resp)
+}
+
+/// A back-channel logout request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct LogoutTokenForm {
+    /// The provider's signed logout token.
+    logout_token: String,
+}
+
+/// OpenID Connect Back-Channel Logout 1.0: the provider ends a person's sessions here.
+#[utoipa::path(post, path = "/auth/backchannel-logout/{provider}", tag = "sign-in",
+    params(("provider" = String, Path, description = "The provider's name")), request_body = LogoutTokenForm,
+    responses((status = 200, description = "The sessions named are ended"), (status = 400), (status = 404)))]
+pub async fn backchannel_logout(
+    req: HttpRequest,
+    ctx: RequestContext,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let provider = state.auth.providers.get(&path).map_err(oidc_error)?;
+    let f: LogoutTokenForm = body(&req, &bytes)?;
+    let logout = match state
+        .auth
+        .providers
+        .verify_logout_token(&provider, &f.logout_token, state.clock.now())
+        .await
+    {
+        Ok(l) => l,
+        Err(OidcError::Unreachable(e)) => return Err(AppError::Unavailable(e)),
+        Err(e) => {
+            signin::sign_in_failed(&state, &ctx, Some(&path), &e.to_string()).await?;
+            return Err(AppError::BadRequest(e.to_string()));
+        }
+    };
+    let ended = signin::provider_logout(&state, &path, &logout, &ctx).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"sessions_ended": ended})))
+}
