@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,8 +38,8 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 3] = [
 ];
 /// How far an `iat` may lie in the future (clock skew between us and the provider).
 const MAX_SKEW_MS: i64 = 5 * 60_000;
-/// Re-fetching keys for an unknown key id happens at most this often per provider.
-const MIN_REFRESH: Duration = Duration::from_secs(10);
+/// Re-fetching keys for an unknown key id happens at most this often per provider (ms).
+const MIN_REFRESH_MS: i64 = 10_000;
 /// Label binding the sealed sign-in cookie to its purpose.
 const PRE_LOGIN_AAD: &[u8] = b"auditgate/v1/pre-login";
 /// The event a back-channel logout token must carry.
@@ -193,7 +193,7 @@ pub struct Provider {
     settings: ProviderSettings,
     secret: ClientSecret,
     redirect: RedirectUrl,
-    discovered: RwLock<Option<(Arc<ProviderMetadataWithLogout>, Instant)>>,
+    discovered: RwLock<Option<(Arc<ProviderMetadataWithLogout>, Timestamp)>>,
 }
 
 /// The configured identity providers.
@@ -269,7 +269,7 @@ impl Providers {
         now: Timestamp,
         lifetime_ms: i64,
     ) -> Result<(String, PreLogin), OidcError> {
-        let meta = self.metadata(provider, false).await?;
+        let meta = self.metadata(provider, false, now).await?;
         let client = CoreClient::from_provider_metadata(
             (*meta).clone(),
             ClientId::new(provider.settings.client_id.clone()),
@@ -308,7 +308,7 @@ impl Providers {
         code: &str,
         now: Timestamp,
     ) -> Result<SignedIn, OidcError> {
-        let meta = self.metadata(provider, false).await?;
+        let meta = self.metadata(provider, false, now).await?;
         let client = CoreClient::from_provider_metadata(
             (*meta).clone(),
             ClientId::new(provider.settings.client_id.clone()),
@@ -336,7 +336,7 @@ impl Providers {
                 SignatureVerificationError::NoMatchingKey,
             )) => {
                 // An unknown key id: the provider may have rotated its keys.
-                let fresh = self.metadata(provider, true).await?;
+                let fresh = self.metadata(provider, true, now).await?;
                 self.verify_id_token(provider, &fresh, &token, &nonce, now)
             }
             other => other,
@@ -463,8 +463,8 @@ impl Providers {
     }
 
     /// The URL to send a browser to after signing out here, if the provider publishes one.
-    pub async fn end_session_url(&self, provider: &Provider) -> Option<String> {
-        let meta = self.metadata(provider, false).await.ok()?;
+    pub async fn end_session_url(&self, provider: &Provider, now: Timestamp) -> Option<String> {
+        let meta = self.metadata(provider, false, now).await.ok()?;
         meta.additional_metadata()
             .end_session_endpoint
             .as_ref()
@@ -483,10 +483,10 @@ impl Providers {
         token: &str,
         now: Timestamp,
     ) -> Result<Logout, OidcError> {
-        let meta = self.metadata(provider, false).await?;
+        let meta = self.metadata(provider, false, now).await?;
         match verify_logout(provider, &meta, token, now) {
             Err(LogoutFailure::NoKey) => {
-                let fresh = self.metadata(provider, true).await?;
+                let fresh = self.metadata(provider, true, now).await?;
                 verify_logout(provider, &fresh, token, now)
             }
             other => other,
@@ -498,15 +498,17 @@ impl Providers {
         &self,
         provider: &Provider,
         refresh: bool,
+        now: Timestamp,
     ) -> Result<Arc<ProviderMetadataWithLogout>, OidcError> {
+        let fresh_enough = |at: &Timestamp| !refresh || now.millis() - at.millis() < MIN_REFRESH_MS;
         if let Some((meta, at)) = provider.discovered.read().await.as_ref()
-            && (!refresh || at.elapsed() < MIN_REFRESH)
+            && fresh_enough(at)
         {
             return Ok(meta.clone());
         }
         let mut slot = provider.discovered.write().await;
         if let Some((meta, at)) = slot.as_ref()
-            && (!refresh || at.elapsed() < MIN_REFRESH)
+            && fresh_enough(at)
         {
             return Ok(meta.clone());
         }
@@ -517,7 +519,7 @@ impl Providers {
             .await
             .map_err(|e| OidcError::Unreachable(describe(&e)))?;
         let meta = Arc::new(meta);
-        *slot = Some((meta.clone(), Instant::now()));
+        *slot = Some((meta.clone(), now));
         Ok(meta)
     }
 }

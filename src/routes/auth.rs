@@ -429,7 +429,13 @@ pub async fn logout(
     let provider = signin::sign_out(&state, caller, &ctx).await?;
     let end_session = match provider {
         Some(name) => match state.auth.providers.get(&name) {
-            Ok(p) => state.auth.providers.end_session_url(&p).await,
+            Ok(p) => {
+                state
+                    .auth
+                    .providers
+                    .end_session_url(&p, state.clock.now())
+                    .await
+            }
             Err(_) => None,
         },
         None => None,

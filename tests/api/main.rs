@@ -3,6 +3,7 @@
 mod audit;
 mod bad_input;
 mod cli;
+mod fake_idp;
 mod health;
 mod helpers;
 mod ingest;
@@ -10,6 +11,7 @@ mod processes;
 mod query;
 mod routes;
 mod sdk;
+mod signin;
 mod store;
 mod tamper;
 mod verify_cli;
