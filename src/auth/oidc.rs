@@ -287,6 +287,14 @@ impl Providers {
         for scope in &provider.settings.scopes {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        // Ask for how the person authenticated, so sessions and the log can record it; only
+        // from providers that announce the `claims` parameter, since others may refuse it.
+        if meta.claims_parameter_supported() == Some(true) {
+            request = request.add_extra_param(
+                "claims",
+                r#"{"id_token":{"acr":null,"amr":null,"auth_time":{"essential":true}}}"#,
+            );
+        }
         let (url, state, nonce) = request.url();
         let pre = PreLogin {
             provider: provider.settings.name.clone(),

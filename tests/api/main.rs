@@ -7,6 +7,7 @@ mod fake_idp;
 mod health;
 mod helpers;
 mod ingest;
+mod oidc_e2e;
 mod processes;
 mod query;
 mod routes;
