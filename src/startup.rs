@@ -123,7 +123,9 @@ fn security_headers(settings: &Settings) -> DefaultHeaders {
     let mut headers = DefaultHeaders::new()
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
+        // Not no-referrer: with it browsers send `Origin: null`, and our forms prove their
+        // origin (CSRF) by that header.
+        .add((header::REFERRER_POLICY, "same-origin"))
         .add((header::CONTENT_SECURITY_POLICY, csp));
     if settings.is_tls() {
         headers = headers.add((

@@ -142,7 +142,7 @@ impl Grants {
             let Some(role) = Role::builtin(&m.role) else {
                 continue;
             };
-            if !groups.iter().any(|g| *g == m.group) {
+            if !groups.contains(&m.group) {
                 continue;
             }
             let scope = if m.project == "*" {

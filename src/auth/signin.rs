@@ -518,8 +518,7 @@ async fn code_refused(
     }
     if let Some(until) = after.locked_until.filter(|u| *u > now)
         && !matches!(error, TotpError::Locked { .. })
-    {
-        if let Err(e) = state
+        && let Err(e) = state
             .audit
             .account(
                 ctx,
@@ -529,9 +528,8 @@ async fn code_refused(
                 json!({"factor": "totp", "locked_until": until.to_rfc3339()}),
             )
             .await
-        {
-            return e;
-        }
+    {
+        return e;
     }
     match error {
         TotpError::Locked { until } => locked(until),

@@ -442,12 +442,12 @@ where
         &self,
         email: &str,
     ) -> StoreResult<Option<(User, String, u32, Option<Timestamp>)>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let row = sqlx::query(
             "SELECT u.id, u.email, u.name, u.kind, u.created_at, u.last_signin_at, u.disabled_at, \
              p.hash, p.failures, p.locked_until \
              FROM users u JOIN local_passwords p ON p.user_id = u.id \
-             WHERE u.kind = 'local' AND u.email = $1"
-        )))
+             WHERE u.kind = 'local' AND u.email = $1",
+        )
         .bind(email.to_owned())
         .fetch_optional(&self.pool)
         .await?;

@@ -254,3 +254,78 @@ async fn es256_groups_only_from_userinfo() {
     assert_eq!(me["grants"][0]["role"], "auditor");
     assert_problem(bob.get("/api/v1/projects/shop/events").await, 403).await;
 }
+
+/// Debian's Chromium, or the one `CHROMIUM` names.
+fn chromium() -> Option<String> {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    std::path::Path::new(&path).exists().then_some(path)
+}
+
+#[tokio::test]
+async fn a_browser_walks_the_sign_in_pages() {
+    let test = "a_browser_walks_the_sign_in_pages";
+    if !node_ready(test) {
+        return;
+    }
+    let Some(chromium) = chromium() else {
+        if std::env::var("AUDITGATE_REQUIRE_BROWSER").is_ok() {
+            panic!("{test}: /usr/bin/chromium is missing but AUDITGATE_REQUIRE_BROWSER is set");
+        }
+        eprintln!("SKIPPED {test}: install Debian's chromium (apt-get install chromium)");
+        return;
+    };
+    let (app, op) = app_with_node("RS256", "id_token").await;
+    let address = app.address.clone();
+    let time = app.clock.now().millis().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("browser.mjs")
+            .current_dir(oidc_dir())
+            .env("APP", address)
+            .env("APP_TIME_MS", time)
+            .env("CHROMIUM", chromium)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let seen: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert!(seen["qr_size"].as_u64().unwrap() >= 100, "{seen}");
+    assert!(
+        seen["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    assert_eq!(seen["recovery_codes"], 10);
+    assert!(seen["who"].as_str().unwrap().contains("alice@example.com"));
+    assert_eq!(seen["events_status"], 200);
+    assert_eq!(seen["events_body_has_events"], true);
+    assert_eq!(
+        seen["after_logout"], "/session/end",
+        "sent on to the provider"
+    );
+    assert_eq!(seen["replay_status"], 401);
+    assert!(
+        seen["notices"].as_u64().unwrap() >= 1,
+        "the replay is shown"
+    );
+
+    app.settle().await;
+    let (_, log) = app.export_log().await;
+    let count = |a: Action, o: Outcome| {
+        log.iter()
+            .filter(|e| e.action == a && e.outcome == o)
+            .count()
+    };
+    assert_eq!(count(Action::SignIn, Outcome::Allowed), 2);
+    assert_eq!(count(Action::SecondFactorEnroll, Outcome::Allowed), 1);
+    assert_eq!(count(Action::SecondFactorFailed, Outcome::Denied), 1);
+    assert_eq!(count(Action::SecondFactor, Outcome::Allowed), 1);
+    assert_eq!(count(Action::SignOut, Outcome::Allowed), 1);
+    assert_eq!(count(Action::EventsQuery, Outcome::Allowed), 1);
+    drop(op);
+}

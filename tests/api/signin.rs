@@ -221,7 +221,7 @@ async fn entries(app: &TestApp) -> Vec<Entry> {
     app.export_log().await.1
 }
 
-fn find<'a>(entries: &'a [Entry], action: Action, outcome: Outcome) -> Vec<&'a Entry> {
+fn find(entries: &[Entry], action: Action, outcome: Outcome) -> Vec<&Entry> {
     entries
         .iter()
         .filter(|e| e.action == action && e.outcome == outcome)
