@@ -10,7 +10,7 @@ mod roles;
 use std::marker::PhantomData;
 
 pub use permission::{Permission, Requirement, perm};
-pub use policy::{Decision, Subject, decide};
+pub use policy::{Decision, Subject, decide, decide_global};
 pub use principal::{Access, AccountNeed, NEEDS_CREDENTIALS, Principal, RouteAccess};
 pub use roles::{BREAK_GLASS, BUILTIN, Grant, GrantSource, Grants, Role};
 
@@ -37,11 +37,21 @@ impl<P: Requirement> Authorized<P> {
     }
 }
 
-/// Checks that the route declared `P` and that the policy allows it for `principal` on `project`.
-pub fn authorize<P: Requirement>(
-    principal: &Principal,
-    project: &ProjectId,
-) -> Result<Authorized<P>, AppError> {
+/// Proof that `authorize_global` allowed permission `P` on every project for one principal.
+#[derive(Debug, Clone)]
+pub struct AuthorizedGlobal<P: Requirement> {
+    principal: Principal,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Requirement> AuthorizedGlobal<P> {
+    /// Who was authorized.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+fn check_declared<P: Requirement>(principal: &Principal) -> Result<(), AppError> {
     if principal.route_permission() != P::PERMISSION {
         // A handler asking for something its route does not declare is a bug, not a denial.
         return Err(AppError::Internal(anyhow::anyhow!(
@@ -50,6 +60,29 @@ pub fn authorize<P: Requirement>(
             principal.route_permission()
         )));
     }
+    Ok(())
+}
+
+/// Checks that the route declared `P` and that the policy allows it on every project.
+pub fn authorize_global<P: Requirement>(
+    principal: &Principal,
+) -> Result<AuthorizedGlobal<P>, AppError> {
+    check_declared::<P>(principal)?;
+    match decide_global(principal.subject(), P::PERMISSION) {
+        Decision::Allow => Ok(AuthorizedGlobal {
+            principal: principal.clone(),
+            _permission: PhantomData,
+        }),
+        Decision::Deny(reason) => Err(AppError::Forbidden(reason)),
+    }
+}
+
+/// Checks that the route declared `P` and that the policy allows it for `principal` on `project`.
+pub fn authorize<P: Requirement>(
+    principal: &Principal,
+    project: &ProjectId,
+) -> Result<Authorized<P>, AppError> {
+    check_declared::<P>(principal)?;
     match decide(principal.subject(), P::PERMISSION, project) {
         Decision::Allow => Ok(Authorized {
             principal: principal.clone(),

@@ -89,6 +89,16 @@ pub fn decide(subject: &Subject, permission: Permission, project: &ProjectId) ->
     }
 }
 
+/// Decides whether `subject` holds `permission` on every project, as service-wide acts need.
+pub fn decide_global(subject: &Subject, permission: Permission) -> Decision {
+    match subject {
+        Subject::User { grants, .. } if grants.allows_everywhere(permission) => Decision::Allow,
+        _ => Decision::Deny(format!(
+            "missing permission {permission} on every project (*)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

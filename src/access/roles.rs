@@ -182,6 +182,14 @@ impl Grants {
             .any(|g| g.scope.covers(project) && g.permissions.contains(&permission))
     }
 
+    /// Whether some grant on every project (`*`) allows `permission`: what service-wide
+    /// acts (people, keys) need.
+    pub fn allows_everywhere(&self, permission: Permission) -> bool {
+        self.0
+            .iter()
+            .any(|g| g.scope == Scope::All && g.permissions.contains(&permission))
+    }
+
     /// Whether some grant reads event or profile data anywhere.
     pub fn reads_data(&self) -> bool {
         self.0.iter().any(|g| {

@@ -261,6 +261,70 @@ impl AuditLog {
             .await
     }
 
+    /// `access::authorize_global`, recording a denial entry when refused.
+    pub async fn authorize_global<P: Requirement>(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        action: Action,
+    ) -> Result<crate::access::AuthorizedGlobal<P>, AppError> {
+        match crate::access::authorize_global::<P>(principal) {
+            Err(AppError::Forbidden(reason)) => {
+                Err(self.denied::<P>(ctx, principal, None, action, reason).await)
+            }
+            other => other,
+        }
+    }
+
+    /// Writes the denial entry for a refused `P`, naming the missing permission.
+    async fn denied<P: Requirement>(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        project: Option<&ProjectId>,
+        action: Action,
+        reason: String,
+    ) -> AppError {
+        let details = json!({"missing_permission": P::PERMISSION.as_str(), "reason": reason});
+        let actor = actor_of(principal.subject());
+        let draft = draft(
+            ctx,
+            actor,
+            project,
+            action,
+            Outcome::Denied,
+            0,
+            details,
+            vec![],
+        );
+        match self.append(draft).await {
+            Ok(_) => AppError::Forbidden(reason),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Records a service-wide act (on people, keys) by an authorized administrator.
+    pub async fn record_global<P: Requirement>(
+        &self,
+        ctx: &RequestContext,
+        auth: &crate::access::AuthorizedGlobal<P>,
+        action: Action,
+        details: Value,
+    ) -> Result<u64, AppError> {
+        let actor = actor_of(auth.principal().subject());
+        let draft = draft(
+            ctx,
+            actor,
+            None,
+            action,
+            Outcome::Allowed,
+            0,
+            details,
+            vec![],
+        );
+        Ok(self.append(draft).await?)
+    }
+
     /// `access::authorize`, recording a denial entry (naming the missing permission) when refused.
     pub async fn authorize<P: Requirement>(
         &self,
@@ -270,22 +334,9 @@ impl AuditLog {
         action: Action,
     ) -> Result<Authorized<P>, AppError> {
         match authorize::<P>(principal, project) {
-            Err(AppError::Forbidden(reason)) => {
-                let details =
-                    json!({"missing_permission": P::PERMISSION.as_str(), "reason": reason});
-                let draft = draft(
-                    ctx,
-                    actor_of(principal.subject()),
-                    Some(project),
-                    action,
-                    Outcome::Denied,
-                    0,
-                    details,
-                    vec![],
-                );
-                self.append(draft).await?;
-                Err(AppError::Forbidden(reason))
-            }
+            Err(AppError::Forbidden(reason)) => Err(self
+                .denied::<P>(ctx, principal, Some(project), action, reason)
+                .await),
             other => other,
         }
     }

@@ -4,6 +4,7 @@
 //! protected route refuses anonymous callers and that the OpenAPI document lists the same routes.
 
 mod account;
+mod admin;
 mod audit;
 mod auth;
 mod health;
@@ -162,6 +163,18 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/tokens/{id}",
             Account(Verified),
             || web::delete().to(account::revoke_token),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/users/{id}/second-factor/reset",
+            Requires(UsersAdmin),
+            || web::post().to(admin::reset_second_factor),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/admin/users/{id}/sessions",
+            Requires(UsersAdmin),
+            || web::delete().to(admin::end_sessions),
         ),
         def(Method::POST, "/track", Requires(EventsIngest), || {
             web::post().to(ingest::track)

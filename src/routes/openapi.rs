@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, audit, auth, health, ingest, query};
+use super::{account, admin, audit, auth, health, ingest, query};
 
 struct SecuritySchemes;
 
@@ -36,6 +36,7 @@ impl Modify for SecuritySchemes {
         auth::recovery_codes, auth::logout,
         account::account_page, account::me, account::sessions, account::end_session,
         account::create_token, account::tokens, account::revoke_token,
+        admin::reset_second_factor, admin::end_sessions,
     ),
     modifiers(&SecuritySchemes),
 )]

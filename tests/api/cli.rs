@@ -181,3 +181,66 @@ fn serve_logs_json_on_request_and_drains_on_sigterm() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn admin_bootstrap_creates_the_break_glass_account_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run_json(
+        dir.path(),
+        &["admin", "bootstrap", "--email", "root@example.com"],
+    );
+    let password = created["password"].as_str().unwrap();
+    assert!(password.len() >= 40, "a generated password is long");
+    let again = auditgate(dir.path())
+        .args(["admin", "bootstrap", "--email", "root@example.com"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "one account per email");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    // A chosen password comes on stdin and must be long enough.
+    let mut short = auditgate(dir.path())
+        .args([
+            "admin",
+            "bootstrap",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    short.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = short.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 15"));
+    // The creation is in the audit log, with the account's id and no password.
+    let bundle = dir.path().join("log.bundle");
+    run_json(
+        dir.path(),
+        &["log", "export", "--out", bundle.to_str().unwrap()],
+    );
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    assert!(!text.contains(password));
+    let entries: Vec<_> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "entry")
+        .map(|l| {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(l["bytes"].as_str().unwrap())
+                .unwrap();
+            auditgate::ledger::entry::Entry::decode(&bytes).unwrap()
+        })
+        .collect();
+    let change = entries
+        .iter()
+        .find(|e| e.action == auditgate::ledger::entry::Action::UserChange)
+        .expect("an access.user_change entry");
+    let details: Value = serde_json::from_str(&change.details).unwrap();
+    assert_eq!(details["user"], created["id"]);
+    assert_eq!(details["after"]["role"], "break_glass");
+}

@@ -10,7 +10,7 @@ use auditgate::ledger::entry::{Action, AuthMethod, Outcome};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, assert_problem, fresh_db, spawn_with, test_settings};
-use crate::signin::{Browser, free_port, sso_settings};
+use crate::signin::{Browser, free_port, resolve, sso_settings};
 
 /// `oidc-provider` running under Node; killed when dropped.
 pub struct NodeProvider {
@@ -97,14 +97,6 @@ pub async fn app_with_node(alg: &str, groups: &str) -> (TestApp, NodeProvider) {
     s.server.bind = format!("127.0.0.1:{port}");
     s.auth.public_url = format!("http://127.0.0.1:{port}");
     (spawn_with(s, db).await, provider)
-}
-
-fn resolve(current: &str, location: &str) -> String {
-    if location.starts_with("http") {
-        return location.to_owned();
-    }
-    let origin: String = current.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
-    format!("{origin}{location}")
 }
 
 /// Signs in through the provider's own sign-in form as `account`; returns our callback's answer.

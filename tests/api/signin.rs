@@ -152,13 +152,7 @@ impl Browser {
         for _ in 0..10 {
             let resp = self.get(&url).await;
             if resp.status().is_redirection() {
-                let next = resp.headers()["location"].to_str().unwrap().to_owned();
-                url = if next.starts_with("http") {
-                    next
-                } else {
-                    let origin = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
-                    format!("{origin}{next}")
-                };
+                url = resolve(&url, resp.headers()["location"].to_str().unwrap());
                 if url.starts_with(&self.base) {
                     return self.get(&url).await;
                 }
@@ -209,6 +203,15 @@ impl Browser {
         }
         resp
     }
+}
+
+/// A redirect's target, made absolute against the URL that sent it.
+pub fn resolve(current: &str, location: &str) -> String {
+    if location.starts_with("http") {
+        return location.to_owned();
+    }
+    let origin: String = current.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    format!("{origin}{location}")
 }
 
 pub fn secret_of(base32: &str) -> TotpSecret {
@@ -304,6 +307,25 @@ async fn the_whole_journey_signs_in_enrolls_refuses_a_replay_reads_and_signs_out
     assert_eq!(details(denied[0])["missing_permission"], "events:read");
     let partial = find(&log, Action::AuthRejected, Outcome::Denied);
     assert!(partial.iter().any(|e| e.actor.kind == ActorKind::User));
+}
+
+/// Creates the break-glass account root@example.com; returns its password.
+async fn break_glass(app: &TestApp) -> &'static str {
+    let user = User {
+        id: "bg-admin".into(),
+        email: "root@example.com".into(),
+        name: None,
+        kind: UserKind::Local,
+        created_at: app.clock.now(),
+        last_signin_at: None,
+        disabled_at: None,
+    };
+    let pw = "a long break-glass passphrase";
+    app.store
+        .create_local_user(&user, &password::hash(pw).unwrap())
+        .await
+        .unwrap();
+    pw
 }
 
 async fn signed_in(app: &TestApp) -> (Browser, TotpSecret) {
@@ -855,20 +877,7 @@ async fn pages_carry_strict_security_headers() {
 #[tokio::test]
 async fn the_break_glass_administrator_signs_in_with_a_password_and_2_step_verification() {
     let (app, _idp) = app_with_idp(|_| {}).await;
-    let user = User {
-        id: "bg-1".into(),
-        email: "root@example.com".into(),
-        name: None,
-        kind: UserKind::Local,
-        created_at: app.clock.now(),
-        last_signin_at: None,
-        disabled_at: None,
-    };
-    let pw = "a long break-glass passphrase";
-    app.store
-        .create_local_user(&user, &password::hash(pw).unwrap())
-        .await
-        .unwrap();
+    break_glass(&app).await;
     let mut b = Browser::new(&app);
     let login = |password: &'static str| {
         b.client
@@ -896,4 +905,156 @@ async fn the_break_glass_administrator_signs_in_with_a_password_and_2_step_verif
     assert_eq!(find(&log, Action::BreakGlass, Outcome::Denied).len(), 6);
     assert_eq!(find(&log, Action::BreakGlass, Outcome::Allowed).len(), 1);
     assert!(!find(&log, Action::Lockout, Outcome::Denied).is_empty());
+}
+
+#[tokio::test]
+async fn an_administrator_resets_2_step_verification_and_ends_sessions() {
+    let (app, _idp) = app_with_idp(|_| {}).await;
+    let (alice, _) = signed_in(&app).await;
+    let me: Value = alice.get("/api/v1/me").await.json().await.unwrap();
+    let alice_id = me["id"].as_str().unwrap().to_owned();
+    // An analyst may not: refused and logged, naming the permission.
+    let resp = alice
+        .post(
+            &format!("/api/v1/admin/users/{alice_id}/second-factor/reset"),
+            json!({}),
+        )
+        .await;
+    assert_problem(resp, 403).await;
+
+    let pw = break_glass(&app).await;
+    let mut root = Browser::new(&app);
+    let body: Value = root
+        .post(
+            "/auth/password",
+            json!({"email": "root@example.com", "password": pw}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    root.csrf = body["csrf_token"].as_str().map(str::to_owned);
+    root.enroll(app.clock.now()).await;
+    let resp = root
+        .post(
+            &format!("/api/v1/admin/users/{alice_id}/second-factor/reset"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["reset"], true);
+    assert_eq!(body["sessions_ended"], 1);
+    assert_problem(alice.get("/api/v1/me").await, 401).await;
+    let mut again = Browser::new(&app);
+    assert_eq!(again.sign_in().await["second_factor"], "enroll");
+    let resp = root
+        .delete(&format!("/api/v1/admin/users/{alice_id}/sessions"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_problem(again.get("/auth/2fa/enroll").await, 401).await;
+    assert_problem(
+        root.delete("/api/v1/admin/users/nobody/sessions").await,
+        404,
+    )
+    .await;
+
+    let log = entries(&app).await;
+    let denied = find(&log, Action::SecondFactorReset, Outcome::Denied);
+    assert_eq!(details(denied[0])["missing_permission"], "users:admin");
+    let reset = find(&log, Action::SecondFactorReset, Outcome::Allowed);
+    assert_eq!(details(reset[0])["before"]["second_factor"], true);
+    assert_eq!(reset[0].actor.method, AuthMethod::Password);
+    assert!(!find(&log, Action::SessionEnd, Outcome::Allowed).is_empty());
+}
+
+#[tokio::test]
+async fn the_session_id_changes_when_2_step_verification_completes() {
+    let (app, _idp) = app_with_idp(|_| {}).await;
+    let mut b = Browser::new(&app);
+    // Read the partial session's cookie from the callback, then present it after enrollment.
+    let start: Value = b
+        .get("/auth/login?provider=corp")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let resp = b.get(start["authorization_url"].as_str().unwrap()).await;
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = b.get(&callback).await;
+    let partial = resp
+        .cookies()
+        .find(|c| c.name() == "auditgate_session")
+        .unwrap()
+        .value()
+        .to_owned();
+    let body: Value = resp.json().await.unwrap();
+    b.csrf = body["csrf_token"].as_str().map(str::to_owned);
+    b.enroll(app.clock.now()).await;
+    assert_eq!(b.get("/api/v1/me").await.status(), 200);
+    let old = app
+        .client
+        .get(format!("{}/auth/2fa/verify", app.address))
+        .header("cookie", format!("auditgate_session={partial}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(old, 401).await;
+}
+
+#[tokio::test]
+async fn a_new_batch_of_recovery_codes_voids_the_old_one() {
+    let (app, _idp) = app_with_idp(|_| {}).await;
+    let mut b = Browser::new(&app);
+    b.sign_in().await;
+    let e: Value = b.get("/auth/2fa/enroll").await.json().await.unwrap();
+    let secret = secret_of(e["secret"].as_str().unwrap());
+    let first: Value = b
+        .post(
+            "/auth/2fa/enroll",
+            json!({"code": secret.code_at(app.clock.now())}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    b.csrf = first["csrf_token"].as_str().map(str::to_owned);
+    let old = first["recovery_codes"][0].as_str().unwrap().to_owned();
+    let second: Value = b
+        .post("/auth/2fa/recovery-codes", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new = second["recovery_codes"][0].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+    b.post("/auth/logout", json!({})).await;
+    b.sign_in().await;
+    assert_problem(b.verify(json!({"recovery_code": old})).await, 401).await;
+    assert_eq!(b.verify(json!({"recovery_code": new})).await.status(), 200);
+    let log = entries(&app).await;
+    assert_eq!(find(&log, Action::RecoveryCodes, Outcome::Allowed).len(), 1);
+}
+
+#[tokio::test]
+async fn with_the_data_readers_policy_only_data_readers_need_2_step_verification() {
+    let (app, idp) = app_with_idp(|s| {
+        s.auth.second_factor = auditgate::config::SecondFactorPolicy::DataReaders;
+    })
+    .await;
+    idp.set(|b| {
+        b.subject = "bob-sub".into();
+        b.groups = vec!["auditors".into()];
+    });
+    let mut bob = Browser::new(&app);
+    assert_eq!(bob.sign_in().await["second_factor"], "done");
+    let me: Value = bob.get("/api/v1/me").await.json().await.unwrap();
+    assert_eq!(me["authentication"]["second_factor_required"], false);
+    idp.set(|b| {
+        b.subject = "alice-sub".into();
+        b.groups = vec!["analysts".into()];
+    });
+    let mut alice = Browser::new(&app);
+    assert_eq!(alice.sign_in().await["second_factor"], "enroll");
+    assert_problem(alice.get("/api/v1/projects/shop/events").await, 401).await;
 }
