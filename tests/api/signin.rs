@@ -1058,3 +1058,27 @@ async fn with_the_data_readers_policy_only_data_readers_need_2_step_verification
     assert_eq!(alice.sign_in().await["second_factor"], "enroll");
     assert_problem(alice.get("/api/v1/projects/shop/events").await, 401).await;
 }
+
+#[tokio::test]
+async fn behind_tls_cookies_are_host_only_and_secure_and_hsts_is_sent() {
+    let (app, _idp) =
+        app_with_idp(|s| s.auth.public_url = "https://auditgate.example".into()).await;
+    let resp = Browser::new(&app).get("/auth/login?provider=corp").await;
+    assert_eq!(resp.status(), 200);
+    let hsts = resp.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap();
+    assert!(hsts.starts_with("max-age="));
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-auditgate_login="), "{cookie}");
+    for part in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(part), "{cookie} lacks {part}");
+    }
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["authorization_url"]
+            .as_str()
+            .unwrap()
+            .contains("redirect_uri=https%3A%2F%2Fauditgate.example%2Fauth%2Fcallback")
+    );
+}

@@ -252,3 +252,246 @@ async fn storage_suite_on_postgres() {
     assert_eq!(store.backend(), "postgres");
     storage_suite(store).await;
 }
+
+/// People, sessions, 2-step state and personal tokens: the same answers on both backends.
+async fn people_suite(store: SharedStore) {
+    use auditgate::auth::totp::TotpState;
+    use auditgate::store::{
+        EndReason, Notice, PersonalToken, SessionRecord, SsoProfile, User, UserKind,
+    };
+    let t = |ms: i64| Timestamp::from_millis(T0 + ms);
+    let profile = SsoProfile {
+        provider: "corp".into(),
+        issuer: "https://login.example".into(),
+        subject: "s-1".into(),
+        email: "a@example.com".into(),
+        name: Some("A".into()),
+        groups: vec!["analysts".into()],
+    };
+    let (user, created) = store.upsert_sso_user(&profile, "u-1", t(0)).await.unwrap();
+    assert!(created);
+    assert_eq!(user.kind, UserKind::Sso);
+    // The same (issuer, subject) is the same person, whatever the email now says.
+    let moved = SsoProfile {
+        email: "a.new@example.com".into(),
+        groups: vec!["auditors".into()],
+        ..profile.clone()
+    };
+    let (again, created) = store.upsert_sso_user(&moved, "u-2", t(1)).await.unwrap();
+    assert!(!created);
+    assert_eq!(again.id, "u-1");
+    assert_eq!(again.email, "a.new@example.com");
+    let (_, groups) = store.user("u-1").await.unwrap().unwrap();
+    assert_eq!(groups, vec!["auditors".to_owned()]);
+    // Another issuer with the same subject is another person.
+    let other = SsoProfile {
+        issuer: "https://other.example".into(),
+        ..profile
+    };
+    assert!(store.upsert_sso_user(&other, "u-3", t(2)).await.unwrap().1);
+    assert_eq!(
+        store
+            .user_by_identity("https://login.example", "s-1")
+            .await
+            .unwrap(),
+        Some("u-1".into())
+    );
+
+    let local = User {
+        id: "l-1".into(),
+        email: "root@example.com".into(),
+        name: None,
+        kind: UserKind::Local,
+        created_at: t(0),
+        last_signin_at: None,
+        disabled_at: None,
+    };
+    store.create_local_user(&local, "hash").await.unwrap();
+    let dup = User {
+        id: "l-2".into(),
+        ..local.clone()
+    };
+    assert!(matches!(
+        store.create_local_user(&dup, "hash").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .set_password_state("l-1", 3, Some(t(9)))
+        .await
+        .unwrap();
+    let (_, hash, failures, lock) = store.local_user("root@example.com").await.unwrap().unwrap();
+    assert_eq!((hash.as_str(), failures, lock), ("hash", 3, Some(t(9))));
+    assert!(
+        store
+            .local_user("a.new@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let session = |hash: &str, public: &str, sid: Option<&str>| SessionRecord {
+        id_hash: hash.into(),
+        public_id: public.into(),
+        user_id: "u-1".into(),
+        method: "oidc".into(),
+        provider: Some("corp".into()),
+        idp_sid: sid.map(Into::into),
+        acr: None,
+        amr: vec!["pwd".into()],
+        auth_time: Some(t(0)),
+        csrf: "c".into(),
+        second_factor_at: None,
+        created_at: t(0),
+        last_seen_at: t(0),
+        expires_at: t(1000),
+        ended_at: None,
+        client_ip: None,
+        user_agent: None,
+    };
+    store
+        .create_session(&session("h1", "p1", Some("sid-1")))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("h2", "p2", Some("sid-2")))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("h3", "p3", None))
+        .await
+        .unwrap();
+    store.touch_session("h1", t(5)).await.unwrap();
+    assert_eq!(
+        store.session("h1").await.unwrap().unwrap().last_seen_at,
+        t(5)
+    );
+    assert!(store.rotate_session("h1", "h1b", "c2", t(6)).await.unwrap());
+    assert!(store.session("h1").await.unwrap().is_none());
+    let rotated = store.session("h1b").await.unwrap().unwrap();
+    assert_eq!(
+        (rotated.csrf.as_str(), rotated.second_factor_at),
+        ("c2", Some(t(6)))
+    );
+    assert_eq!(rotated.amr, vec!["pwd".to_owned()]);
+    assert_eq!(store.live_sessions("u-1", t(7)).await.unwrap().len(), 3);
+    let ended = store
+        .end_provider_sessions("corp", Some("sid-2"), None, t(8))
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].public_id, "p2");
+    assert!(
+        store
+            .end_session("u-1", "p3", EndReason::Ended, t(8))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .end_session("u-1", "p3", EndReason::Ended, t(8))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .end_user_sessions("u-1", EndReason::Disabled, t(9))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.live_sessions("u-1", t(10)).await.unwrap().is_empty());
+
+    assert!(store.begin_totp("u-1", "sealed-1", t(0)).await.unwrap());
+    assert!(
+        store.begin_totp("u-1", "sealed-2", t(1)).await.unwrap(),
+        "pending: replaced"
+    );
+    let state = TotpState {
+        last_step: Some(42),
+        failures: 0,
+        locked_until: None,
+    };
+    store.save_totp("u-1", &state, Some(t(2))).await.unwrap();
+    assert!(
+        !store.begin_totp("u-1", "sealed-3", t(3)).await.unwrap(),
+        "active: kept"
+    );
+    let totp = store.totp("u-1").await.unwrap().unwrap();
+    assert_eq!(
+        (totp.secret_sealed.as_str(), totp.state, totp.activated_at),
+        ("sealed-2", state, Some(t(2)))
+    );
+    store
+        .replace_recovery_codes("u-1", &["a".into(), "b".into()])
+        .await
+        .unwrap();
+    assert!(store.use_recovery_code("u-1", "a", t(3)).await.unwrap());
+    assert!(!store.use_recovery_code("u-1", "a", t(3)).await.unwrap());
+    assert_eq!(
+        store.unused_recovery_codes("u-1").await.unwrap(),
+        vec!["b".to_owned()]
+    );
+    assert!(store.reset_totp("u-1").await.unwrap());
+    assert!(store.totp("u-1").await.unwrap().is_none());
+    assert!(store.unused_recovery_codes("u-1").await.unwrap().is_empty());
+
+    let token = PersonalToken {
+        id: "pt-1".into(),
+        user_id: "u-1".into(),
+        name: "nb".into(),
+        created_at: t(0),
+        expires_at: t(100),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    store.create_personal_token(&token, "th").await.unwrap();
+    store.touch_personal_token("pt-1", t(4)).await.unwrap();
+    let found = store.personal_token("th").await.unwrap().unwrap();
+    assert_eq!(found.last_used_at, Some(t(4)));
+    assert!(
+        store
+            .revoke_personal_token("u-1", "pt-1", t(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_personal_token("u-1", "pt-1", t(5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.personal_tokens("u-1").await.unwrap()[0].revoked_at,
+        Some(t(5))
+    );
+
+    let notice = Notice {
+        at: t(3),
+        kind: "totp_replay".into(),
+        detail: "d".into(),
+    };
+    store.add_notice("u-1", &notice).await.unwrap();
+    assert_eq!(store.notices("u-1").await.unwrap(), vec![notice]);
+    assert!(store.set_user_disabled("u-1", Some(t(9))).await.unwrap());
+    assert_eq!(
+        store.user("u-1").await.unwrap().unwrap().0.disabled_at,
+        Some(t(9))
+    );
+    assert!(!store.set_user_disabled("nobody", None).await.unwrap());
+}
+
+#[tokio::test]
+async fn people_suite_on_sqlite() {
+    let (store, _db) = open(Backend::Sqlite, "people_suite_on_sqlite")
+        .await
+        .unwrap();
+    people_suite(store).await;
+}
+
+#[tokio::test]
+async fn people_suite_on_postgres() {
+    let Some((store, _db)) = open(Backend::Postgres, "people_suite_on_postgres").await else {
+        return;
+    };
+    people_suite(store).await;
+}
