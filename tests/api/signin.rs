@@ -1082,3 +1082,63 @@ async fn behind_tls_cookies_are_host_only_and_secure_and_hsts_is_sent() {
             .contains("redirect_uri=https%3A%2F%2Fauditgate.example%2Fauth%2Fcallback")
     );
 }
+
+#[tokio::test]
+async fn an_auditor_downloads_and_verifies_the_log_over_http() {
+    use auditgate::ledger::bundle::{Scope, verify_text};
+    let (app, idp) = app_with_idp(|_| {}).await;
+    // Some activity to export: an ingest batch and a read by the service account.
+    app.import(&json!([{"event": "e", "properties": {"distinct_id": "u1", "time": 1_700_000_000, "$insert_id": "i1"}}]))
+        .await;
+    app.get("/api/v1/projects/shop/events").await;
+    // An analyst holds no audit:export: refused and logged.
+    let (analyst, _) = signed_in(&app).await;
+    assert_problem(analyst.get("/api/v1/audit/export?project=shop").await, 403).await;
+    assert_problem(analyst.get("/api/v1/audit/export").await, 403).await;
+
+    idp.set(|b| {
+        b.subject = "carol-sub".into();
+        b.email = "carol@example.com".into();
+        b.groups = vec!["auditors".into()];
+    });
+    let (auditor, _) = signed_in(&app).await;
+    assert_problem(auditor.get("/api/v1/projects/shop/events").await, 403).await;
+    app.settle().await;
+    let whole = auditor.get("/api/v1/audit/export").await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["content-type"], "application/x-ndjson");
+    let bundle = whole.text().await.unwrap();
+    let report = verify_text(&bundle, vec![app.verifier_key()], None).unwrap();
+    assert_eq!(report.scope, Scope::Log);
+    assert!(report.entries >= 8, "{report:?}");
+    let project = auditor.get("/api/v1/audit/export?project=shop").await;
+    assert_eq!(project.status(), 200);
+    let report = verify_text(
+        &project.text().await.unwrap(),
+        vec![app.verifier_key()],
+        None,
+    )
+    .unwrap();
+    assert_eq!(report.scope, Scope::Project);
+    assert_eq!(report.project.as_deref(), Some("shop"));
+    assert!(report.entries >= 2);
+    // Past the log's end is a clear error.
+    assert_problem(auditor.get("/api/v1/audit/export?from=100000").await, 400).await;
+
+    let log = entries(&app).await;
+    let exports = find(&log, Action::AuditExport, Outcome::Allowed);
+    assert_eq!(exports.len(), 2);
+    assert_eq!(details(exports[0])["scope"], "log");
+    assert!(
+        exports
+            .iter()
+            .all(|e| e.actor.kind == ActorKind::User && e.actor.second_factor)
+    );
+    let denied = find(&log, Action::AuditExport, Outcome::Denied);
+    assert_eq!(denied.len(), 2);
+    assert!(
+        denied
+            .iter()
+            .all(|e| details(e)["missing_permission"] == "audit:export")
+    );
+}
