@@ -199,6 +199,14 @@ pub struct AccessSettings {
     /// Group-to-role mappings.
     #[serde(default)]
     pub group_roles: Vec<GroupRoleSettings>,
+    /// Grants of owner, or of roles with `roles:assign` or `keys:rotate`, wait for a second
+    /// administrator's approval.
+    #[serde(default = "yes")]
+    pub powerful_grants_need_approval: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Members of `group` hold `role` on `project` (`*` for every project).

@@ -2,6 +2,7 @@
 //!
 //! A handler gets at data only through an [`Authorized<P>`], which only [`authorize`] makes.
 
+mod duties;
 mod permission;
 mod policy;
 mod principal;
@@ -9,10 +10,14 @@ mod roles;
 
 use std::marker::PhantomData;
 
+pub use duties::{Actor as DutyActor, check_approval, check_new_grant};
 pub use permission::{Permission, Requirement, perm};
 pub use policy::{Decision, Subject, decide, decide_global};
 pub use principal::{Access, AccountNeed, NEEDS_CREDENTIALS, Principal, RouteAccess};
-pub use roles::{BREAK_GLASS, BUILTIN, Grant, GrantSource, Grants, Role};
+pub use roles::{
+    BREAK_GLASS, BUILTIN, Effect, Grant, GrantRecord, GrantSource, GrantStatus, Grants, Role,
+    SERVICE_ACCOUNT, SubjectKind,
+};
 
 use crate::domain::ProjectId;
 use crate::error::AppError;

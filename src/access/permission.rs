@@ -47,11 +47,14 @@ pub enum Permission {
     /// Manage people and service accounts.
     #[serde(rename = "users:admin")]
     UsersAdmin,
+    /// Mark properties as sensitive.
+    #[serde(rename = "properties:classify")]
+    PropertiesClassify,
 }
 
 impl Permission {
     /// Every permission, in catalogue order.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Self::EventsIngest,
         Self::EventsRead,
         Self::EventsReadSensitive,
@@ -65,6 +68,7 @@ impl Permission {
         Self::AuditExport,
         Self::KeysRotate,
         Self::UsersAdmin,
+        Self::PropertiesClassify,
     ];
 
     /// Whether a person's session must have passed 2-step verification within the last few
@@ -80,6 +84,11 @@ impl Permission {
                 | Self::KeysRotate
                 | Self::UsersAdmin
         )
+    }
+
+    /// The permission with this `area:verb` name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
 
     /// The `area:verb` name used in APIs, configuration and the audit log.
@@ -98,6 +107,7 @@ impl Permission {
             Self::AuditExport => "audit:export",
             Self::KeysRotate => "keys:rotate",
             Self::UsersAdmin => "users:admin",
+            Self::PropertiesClassify => "properties:classify",
         }
     }
 }
@@ -142,6 +152,7 @@ pub mod perm {
         AuditExport,
         KeysRotate,
         UsersAdmin,
+        PropertiesClassify,
     );
 }
 

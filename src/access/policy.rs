@@ -18,6 +18,8 @@ pub enum Subject {
         project: ProjectId,
         /// The token it used.
         token_id: String,
+        /// What it holds: its own project's ingest and read, and stored grants.
+        grants: Grants,
     },
     /// A client that presented a project's public ingestion token (as Mixpanel SDKs do).
     ProjectToken {
@@ -48,39 +50,19 @@ pub enum Decision {
     Deny(String),
 }
 
-/// What each kind of subject may do in its own project until roles arrive.
-fn built_in_permissions(subject: &Subject) -> &'static [Permission] {
-    match subject {
-        Subject::ServiceAccount { .. } => &[
-            Permission::EventsIngest,
-            Permission::EventsRead,
-            Permission::ProfilesRead,
-        ],
-        Subject::ProjectToken { .. } => &[Permission::EventsIngest],
-        Subject::User { .. } => &[],
-    }
-}
-
-/// Decides whether `subject` holds `permission` on `project`. Default deny.
+/// Decides whether `subject` holds `permission` on `project`. Default deny; a deny grant
+/// wins over any allow.
 pub fn decide(subject: &Subject, permission: Permission, project: &ProjectId) -> Decision {
-    let home = match subject {
-        Subject::ServiceAccount { project, .. } | Subject::ProjectToken { project } => project,
-        Subject::User { grants, .. } => {
-            return if grants.allows(permission, project) {
-                Decision::Allow
-            } else {
-                Decision::Deny(format!(
-                    "missing permission {permission} on project {project}"
-                ))
-            };
+    let allowed = match subject {
+        Subject::ServiceAccount { grants, .. } | Subject::User { grants, .. } => {
+            grants.allows(permission, project)
+        }
+        // A public ingestion token only ever sends events to its own project.
+        Subject::ProjectToken { project: home } => {
+            home == project && permission == Permission::EventsIngest
         }
     };
-    if home != project {
-        return Decision::Deny(format!(
-            "missing permission {permission} on project {project}"
-        ));
-    }
-    if built_in_permissions(subject).contains(&permission) {
+    if allowed {
         Decision::Allow
     } else {
         Decision::Deny(format!(
@@ -92,7 +74,11 @@ pub fn decide(subject: &Subject, permission: Permission, project: &ProjectId) ->
 /// Decides whether `subject` holds `permission` on every project, as service-wide acts need.
 pub fn decide_global(subject: &Subject, permission: Permission) -> Decision {
     match subject {
-        Subject::User { grants, .. } if grants.allows_everywhere(permission) => Decision::Allow,
+        Subject::User { grants, .. } | Subject::ServiceAccount { grants, .. }
+            if grants.allows_everywhere(permission) =>
+        {
+            Decision::Allow
+        }
         _ => Decision::Deny(format!(
             "missing permission {permission} on every project (*)"
         )),
@@ -113,6 +99,7 @@ mod tests {
             name: "shop-service".into(),
             project: p(project),
             token_id: "t".into(),
+            grants: Grants::service_account(&p(project)),
         }
     }
 

@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{Permission, Subject};
+use super::{Permission, Subject, SubjectKind};
 use crate::audit::RequestContext;
 use crate::auth::caller;
 use crate::auth::tokens::{self, ApiSecret};
@@ -232,6 +232,26 @@ impl FromRequest for Principal {
                 }
             };
             let subject = match result {
+                Ok(Subject::ServiceAccount {
+                    id,
+                    name,
+                    project,
+                    token_id,
+                    grants,
+                }) => {
+                    let stored = state
+                        .store
+                        .active_grants(SubjectKind::ServiceAccount, std::slice::from_ref(&id))
+                        .await?;
+                    let grants = grants.with_stored(&stored, state.clock.now());
+                    Subject::ServiceAccount {
+                        id,
+                        name,
+                        project,
+                        token_id,
+                        grants,
+                    }
+                }
                 Ok(subject) => subject,
                 Err(AppError::Unauthorized(reason)) => {
                     // Presented credentials that fail are an authentication failure: logged.

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Permission;
 use crate::config::GroupRoleSettings;
-use crate::domain::ProjectId;
+use crate::domain::{ProjectId, Timestamp};
 
 /// A named set of permissions.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub const BUILTIN: &[Role] = &[
             P::AuditExport,
             P::KeysRotate,
             P::UsersAdmin,
+            P::PropertiesClassify,
         ],
     },
     Role {
@@ -48,6 +49,7 @@ pub const BUILTIN: &[Role] = &[
             P::RolesAssign,
             P::UsersAdmin,
             P::AuditRead,
+            P::PropertiesClassify,
         ],
     },
     Role {
@@ -71,6 +73,13 @@ pub const BUILTIN: &[Role] = &[
         permissions: &[P::EventsIngest],
     },
 ];
+
+/// What a service account holds on its own project: ingest and read, as Mixpanel's
+/// service accounts do. Stored deny grants can narrow it.
+pub const SERVICE_ACCOUNT: Role = Role {
+    name: "service_account",
+    permissions: &[P::EventsIngest, P::EventsRead, P::ProfilesRead],
+};
 
 /// What the break-glass administrator holds on every project: enough to repair access when
 /// the identity provider is down, and no event data.
@@ -105,89 +114,302 @@ impl Scope {
     }
 }
 
-/// Why a person holds a grant.
+/// Why a grant is held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantSource {
-    /// Membership of an identity-provider group.
+    /// Membership of an identity-provider group, mapped in configuration.
     Group(String),
+    /// A stored grant (to the person, one of their groups, or a service account).
+    Grant(String),
     /// Being the break-glass administrator.
     BreakGlass,
+    /// What every service account holds on its own project.
+    ServiceAccount,
 }
 
-/// One role on one scope.
+/// Allow a role, or deny one permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// The role's permissions are allowed.
+    Allow,
+    /// The permission is denied, whatever else allows it.
+    Deny,
+}
+
+/// The life of a stored grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantStatus {
+    /// Waiting for a second administrator's approval: inert.
+    Pending,
+    /// In force (until its expiry, if any).
+    Active,
+    /// Refused by the approver.
+    Rejected,
+    /// Revoked.
+    Revoked,
+}
+
+impl GrantStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Rejected => "rejected",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// The status with this stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Active, Self::Rejected, Self::Revoked]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// Who a stored grant is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// A person, by id.
+    User,
+    /// An identity-provider group, by name.
+    Group,
+    /// A service account, by id.
+    ServiceAccount,
+}
+
+impl SubjectKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+            Self::ServiceAccount => "service_account",
+        }
+    }
+
+    /// The kind with this stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::User, Self::Group, Self::ServiceAccount]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// A stored grant, as the database keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// The id.
+    pub id: String,
+    /// Who it is for.
+    pub subject_kind: SubjectKind,
+    /// The person's id, the group's name or the service account's id.
+    pub subject: String,
+    /// Allow a role or deny a permission.
+    pub effect: Effect,
+    /// The role, for an allow grant.
+    pub role: Option<String>,
+    /// The permission, for a deny grant.
+    pub permission: Option<Permission>,
+    /// A project id, or `*`.
+    pub project: String,
+    /// Why it was granted (a ticket, a sentence).
+    pub reason: String,
+    /// Who granted it (a person's id, or `cli`).
+    pub granted_by: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// When it stops working on its own.
+    pub expires_at: Option<Timestamp>,
+    /// Pending, active, rejected or revoked.
+    pub status: GrantStatus,
+    /// Who approved, rejected or revoked it.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<Timestamp>,
+}
+
+impl GrantRecord {
+    /// Whether it is in force at `now`.
+    pub fn in_force(&self, now: Timestamp) -> bool {
+        self.status == GrantStatus::Active && self.expires_at.is_none_or(|e| now < e)
+    }
+
+    /// The permissions it allows (empty for a deny grant or an unknown role).
+    pub fn permissions(&self) -> &'static [Permission] {
+        match (self.effect, self.role.as_deref().and_then(Role::builtin)) {
+            (Effect::Allow, Some(role)) => role.permissions,
+            _ => &[],
+        }
+    }
+
+    /// Whether it carries the most powerful permissions, which need a second approval.
+    pub fn is_powerful(&self) -> bool {
+        self.effect == Effect::Allow
+            && (self.role.as_deref() == Some("owner")
+                || self
+                    .permissions()
+                    .iter()
+                    .any(|p| matches!(p, P::RolesAssign | P::KeysRotate)))
+    }
+}
+
+/// One role (or one denied permission) on one scope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
-    /// The role's name.
-    pub role: &'static str,
+    /// The role's name, for an allow.
+    pub role: Option<&'static str>,
+    /// The permission denied, for a deny.
+    pub deny: Option<Permission>,
     /// Where it applies (`*` is every project).
     pub project: String,
     /// Why it is held.
     pub source: GrantSource,
+    /// When it stops working on its own.
+    pub expires_at: Option<String>,
     #[serde(skip)]
     scope: Scope,
     #[serde(skip)]
     permissions: &'static [Permission],
 }
 
-/// Everything a person holds, as of the request being served.
+fn scope_of(project: &str) -> Option<Scope> {
+    if project == "*" {
+        Some(Scope::All)
+    } else {
+        ProjectId::parse(project).ok().map(Scope::Project)
+    }
+}
+
+/// Everything a principal holds, as of the request being served.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants(Vec<Grant>);
 
 impl Grants {
     /// The grants that `groups` carry under `mappings`.
     pub fn from_groups(groups: &[String], mappings: &[GroupRoleSettings]) -> Self {
-        let mut grants = Vec::new();
-        for m in mappings {
-            let Some(role) = Role::builtin(&m.role) else {
-                continue;
-            };
-            if !groups.contains(&m.group) {
-                continue;
-            }
-            let scope = if m.project == "*" {
-                Scope::All
-            } else {
-                match ProjectId::parse(&m.project) {
-                    Ok(p) => Scope::Project(p),
-                    Err(_) => continue,
-                }
-            };
-            grants.push(Grant {
-                role: role.name,
-                project: m.project.clone(),
-                source: GrantSource::Group(m.group.clone()),
-                scope,
-                permissions: role.permissions,
-            });
+        let mut grants = Self::default();
+        for m in mappings.iter().filter(|m| groups.contains(&m.group)) {
+            grants.allow(
+                &m.role,
+                &m.project,
+                GrantSource::Group(m.group.clone()),
+                None,
+            );
         }
-        Self(grants)
+        grants
+    }
+
+    fn allow(
+        &mut self,
+        role: &str,
+        project: &str,
+        source: GrantSource,
+        expires: Option<Timestamp>,
+    ) {
+        let (Some(role), Some(scope)) = (Role::builtin(role), scope_of(project)) else {
+            return;
+        };
+        self.0.push(Grant {
+            role: Some(role.name),
+            deny: None,
+            project: project.to_owned(),
+            source,
+            expires_at: expires.map(Timestamp::to_rfc3339),
+            scope,
+            permissions: role.permissions,
+        });
+    }
+
+    /// Adds the stored grants in force at `now`.
+    pub fn with_stored(mut self, stored: &[GrantRecord], now: Timestamp) -> Self {
+        for g in stored.iter().filter(|g| g.in_force(now)) {
+            let source = GrantSource::Grant(g.id.clone());
+            match (g.effect, &g.role, g.permission) {
+                (Effect::Allow, Some(role), _) => {
+                    self.allow(role, &g.project, source, g.expires_at);
+                }
+                (Effect::Deny, _, Some(permission)) => {
+                    if let Some(scope) = scope_of(&g.project) {
+                        self.0.push(Grant {
+                            role: None,
+                            deny: Some(permission),
+                            project: g.project.clone(),
+                            source,
+                            expires_at: g.expires_at.map(Timestamp::to_rfc3339),
+                            scope,
+                            permissions: &[],
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        self
     }
 
     /// The break-glass administrator's grant.
     pub fn break_glass() -> Self {
-        Self(vec![Grant {
-            role: BREAK_GLASS.name,
+        let mut g = Self::default();
+        g.0.push(Grant {
+            role: Some(BREAK_GLASS.name),
+            deny: None,
             project: "*".into(),
             source: GrantSource::BreakGlass,
+            expires_at: None,
             scope: Scope::All,
             permissions: BREAK_GLASS.permissions,
-        }])
+        });
+        g
     }
 
-    /// Whether some grant allows `permission` on `project`.
+    /// What a service account holds on its own project before any stored grant.
+    pub fn service_account(project: &ProjectId) -> Self {
+        let mut g = Self::default();
+        g.0.push(Grant {
+            role: Some(SERVICE_ACCOUNT.name),
+            deny: None,
+            project: project.to_string(),
+            source: GrantSource::ServiceAccount,
+            expires_at: None,
+            scope: Scope::Project(project.clone()),
+            permissions: SERVICE_ACCOUNT.permissions,
+        });
+        g
+    }
+
+    fn denied(&self, permission: Permission, project: Option<&ProjectId>) -> bool {
+        self.0.iter().any(|g| {
+            g.deny == Some(permission)
+                && match project {
+                    Some(p) => g.scope.covers(p),
+                    // A service-wide act is refused by a deny anywhere.
+                    None => true,
+                }
+        })
+    }
+
+    /// Whether some grant allows `permission` on `project` and no deny refuses it.
     pub fn allows(&self, permission: Permission, project: &ProjectId) -> bool {
-        self.0
-            .iter()
-            .any(|g| g.scope.covers(project) && g.permissions.contains(&permission))
+        !self.denied(permission, Some(project))
+            && self
+                .0
+                .iter()
+                .any(|g| g.scope.covers(project) && g.permissions.contains(&permission))
     }
 
-    /// Whether some grant on every project (`*`) allows `permission`: what service-wide
-    /// acts (people, keys) need.
+    /// Whether a grant on every project (`*`) allows `permission` and no deny refuses it
+    /// anywhere: what service-wide acts (people, keys, the whole log) need.
     pub fn allows_everywhere(&self, permission: Permission) -> bool {
-        self.0
-            .iter()
-            .any(|g| g.scope == Scope::All && g.permissions.contains(&permission))
+        !self.denied(permission, None)
+            && self
+                .0
+                .iter()
+                .any(|g| g.scope == Scope::All && g.permissions.contains(&permission))
     }
 
     /// Whether some grant reads event or profile data anywhere.

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::session::SessionSecret;
 use super::tokens::ApiSecret;
-use crate::access::{Access, AccountNeed, Grants, NEEDS_CREDENTIALS, RouteAccess};
+use crate::access::{Access, AccountNeed, Grants, NEEDS_CREDENTIALS, RouteAccess, SubjectKind};
 use crate::audit::RequestContext;
 use crate::config::{SecondFactorPolicy, Settings};
 use crate::error::AppError;
@@ -24,12 +24,28 @@ use crate::store::{PersonalToken, SessionRecord, User, UserKind};
 /// The header JSON clients send the session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// What a person holds: the break-glass grant, or what their groups carry.
-pub fn grants_of(user: &User, groups: &[String], settings: &Settings) -> Grants {
-    match user.kind {
+/// What a person holds now: the break-glass grant or what their groups carry in
+/// configuration, plus the stored grants in force for them and their groups (denies included).
+pub async fn grants_of(
+    state: &AppState,
+    user: &User,
+    groups: &[String],
+) -> Result<Grants, AppError> {
+    let base = match user.kind {
         UserKind::Local => Grants::break_glass(),
-        UserKind::Sso => Grants::from_groups(groups, &settings.access.group_roles),
-    }
+        UserKind::Sso => Grants::from_groups(groups, &state.settings.access.group_roles),
+    };
+    let mut stored = state
+        .store
+        .active_grants(SubjectKind::User, std::slice::from_ref(&user.id))
+        .await?;
+    stored.extend(
+        state
+            .store
+            .active_grants(SubjectKind::Group, groups)
+            .await?,
+    );
+    Ok(base.with_stored(&stored, state.clock.now()))
 }
 
 /// Whether the configured policy makes this person pass 2-step verification.
@@ -122,7 +138,7 @@ pub async fn session_of(req: &HttpRequest) -> Result<Option<SessionCaller>, AppE
         return refuse("this account is disabled").await;
     }
     state.store.touch_session(&session.id_hash, now).await?;
-    let grants = grants_of(&user, &groups, &state.settings);
+    let grants = grants_of(state, &user, &groups).await?;
     let needs = needs_second_factor(&state.settings, &grants);
     Ok(Some(SessionCaller {
         secret,
@@ -216,7 +232,7 @@ pub async fn personal_token_of(
             None => "this token's owner no longer exists",
             Some((user, groups)) => {
                 state.store.touch_personal_token(&token.id, now).await?;
-                let grants = grants_of(&user, &groups, &state.settings);
+                let grants = grants_of(state, &user, &groups).await?;
                 return Ok((user, grants, token));
             }
         },

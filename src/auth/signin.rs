@@ -139,7 +139,7 @@ pub async fn sso_signed_in(
     );
     state.store.create_session(&session).await?;
     state.store.touch_user(&user.id, now).await?;
-    let grants = grants_of(&user, &profile.groups, &state.settings);
+    let grants = grants_of(state, &user, &profile.groups).await?;
     let needs = needs_second_factor(&state.settings, &grants);
     let next = match (provider_mfa || !needs, has_totp(state, &user.id).await?) {
         (true, _) => Next::Done,

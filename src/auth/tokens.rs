@@ -122,6 +122,7 @@ pub async fn authenticate(
     Ok(Subject::ServiceAccount {
         id: record.service_account.id,
         name: record.service_account.name,
+        grants: crate::access::Grants::service_account(&record.service_account.project_id),
         project: record.service_account.project_id,
         token_id: record.id,
     })

@@ -114,7 +114,12 @@ pub async fn account_page(
             }
             h2 { "Access" }
             ul id="grants" {
-                @for g in person.grants.list() { li { (g.role) " on " (g.project) } }
+                @for g in person.grants.list() {
+                    li {
+                        @if let Some(role) = g.role { (role) } @else { "denied " (g.deny.map(|p| p.as_str()).unwrap_or("")) }
+                        " on " (g.project)
+                    }
+                }
             }
             (form("/auth/logout", "logout-form", html! {}, "Sign out"))
         },

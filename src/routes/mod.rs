@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod audit;
 mod auth;
+mod grants;
 mod health;
 mod ingest;
 pub mod openapi;
@@ -163,6 +164,54 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/tokens/{id}",
             Account(Verified),
             || web::delete().to(account::revoke_token),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/admin/grants",
+            Requires(RolesAssign),
+            || web::get().to(grants::list),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/grants",
+            Requires(RolesAssign),
+            || web::post().to(grants::create),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/grants/{id}/approve",
+            Requires(RolesAssign),
+            || web::post().to(grants::approve),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/grants/{id}/reject",
+            Requires(RolesAssign),
+            || web::post().to(grants::reject),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/admin/grants/{id}",
+            Requires(RolesAssign),
+            || web::delete().to(grants::revoke),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/admin/users",
+            Requires(UsersAdmin),
+            || web::get().to(grants::users),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/users/{id}/disable",
+            Requires(UsersAdmin),
+            || web::post().to(grants::disable),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/users/{id}/enable",
+            Requires(UsersAdmin),
+            || web::post().to(grants::enable),
         ),
         def(
             Method::POST,

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, admin, audit, auth, health, ingest, query};
+use super::{account, admin, audit, auth, grants, health, ingest, query};
 
 struct SecuritySchemes;
 
@@ -37,6 +37,8 @@ impl Modify for SecuritySchemes {
         account::account_page, account::me, account::sessions, account::end_session,
         account::create_token, account::tokens, account::revoke_token,
         admin::reset_second_factor, admin::end_sessions,
+        grants::list, grants::create, grants::approve, grants::reject, grants::revoke,
+        grants::users, grants::disable, grants::enable,
     ),
     modifiers(&SecuritySchemes),
 )]

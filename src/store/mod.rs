@@ -1,6 +1,7 @@
 //! All SQL lives here: one family of store traits, implemented once over sqlx for both
 //! SQLite (`sqlite.rs`) and PostgreSQL (`postgres.rs`); the portable queries are in `sql.rs`.
 
+mod grants;
 mod people;
 pub mod postgres;
 mod sql;
@@ -17,6 +18,7 @@ use crate::events::profile::ProfileUpdate;
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 
+pub use grants::GrantStore;
 pub use people::{
     EndReason, Notice, PeopleStore, PersonalToken, SessionRecord, SsoProfile, TotpRecord, User,
     UserKind,
@@ -338,7 +340,7 @@ pub trait AuditStore: Send + Sync {
 
 /// The whole store, as the service holds it.
 #[async_trait]
-pub trait Store: ProjectStore + EventStore + AuditStore + PeopleStore {
+pub trait Store: ProjectStore + EventStore + AuditStore + PeopleStore + GrantStore {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;
     /// Runs the pending migrations.

@@ -729,7 +729,7 @@ where
 impl<DB> Store for SqlStore<DB>
 where
     DB: Backend,
-    SqlStore<DB>: ProjectStore + EventStore + AuditStore + PeopleStore,
+    SqlStore<DB>: ProjectStore + EventStore + AuditStore + PeopleStore + GrantStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     sqlx::migrate::Migrator: Send + Sync,

@@ -193,6 +193,20 @@ impl Browser {
         secret
     }
 
+    /// Creates a personal token and returns its secret.
+    pub async fn personal_token(&self, name: &str, days: i64) -> String {
+        let created: Value = self
+            .post(
+                "/api/v1/tokens",
+                json!({"name": name, "expires_in_days": days}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        created["token"].as_str().unwrap().to_owned()
+    }
+
     /// Passes 2-step verification with a code or a recovery code.
     pub async fn verify(&mut self, body: Value) -> reqwest::Response {
         let resp = self.post("/auth/2fa/verify", body).await;

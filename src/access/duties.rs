@@ -1,0 +1,243 @@
+//! Separation of duties for grants, as pure checks: nobody grants to themselves or to a group
+//! they are in, nobody grants a permission they do not hold, and the most powerful grants wait
+//! for a second administrator, who is neither the granter nor the grantee.
+
+use super::roles::{Effect, GrantRecord, GrantStatus, Grants, Role, SubjectKind};
+use crate::domain::ProjectId;
+
+/// The administrator acting on a grant.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// Their id.
+    pub id: &'a str,
+    /// Their identity-provider groups.
+    pub groups: &'a [String],
+    /// What they hold now.
+    pub grants: &'a Grants,
+}
+
+fn is_grantee(actor: &Actor<'_>, grant: &GrantRecord) -> bool {
+    match grant.subject_kind {
+        SubjectKind::User => grant.subject == actor.id,
+        SubjectKind::Group => actor.groups.contains(&grant.subject),
+        SubjectKind::ServiceAccount => false,
+    }
+}
+
+fn holds_everything_in(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), String> {
+    let missing = grant.permissions().iter().find(|p| {
+        if grant.project == "*" {
+            !actor.grants.allows_everywhere(**p)
+        } else {
+            ProjectId::parse(&grant.project)
+                .is_ok_and(|project| !actor.grants.allows(**p, &project))
+        }
+    });
+    match missing {
+        Some(p) => Err(format!(
+            "you cannot grant a role carrying {p}, which you do not hold on {}",
+            grant.project
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks a new grant and says whether it starts active or waits for approval.
+pub fn check_new_grant(
+    actor: &Actor<'_>,
+    grant: &GrantRecord,
+    powerful_need_approval: bool,
+) -> Result<GrantStatus, String> {
+    if is_grantee(actor, grant) {
+        return Err("nobody can grant to themselves or to a group they belong to".into());
+    }
+    if grant.effect == Effect::Allow {
+        let role = grant.role.as_deref().unwrap_or_default();
+        if Role::builtin(role).is_none() {
+            return Err(format!("{role:?} is not a role"));
+        }
+        holds_everything_in(actor, grant)?;
+    }
+    Ok(if grant.is_powerful() && powerful_need_approval {
+        GrantStatus::Pending
+    } else {
+        GrantStatus::Active
+    })
+}
+
+/// Checks that `actor` may approve (or reject) a pending grant.
+pub fn check_approval(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), String> {
+    if grant.status != GrantStatus::Pending {
+        return Err(format!(
+            "the grant is {}, not pending",
+            grant.status.as_str()
+        ));
+    }
+    if actor.id == grant.granted_by {
+        return Err("the administrator who granted it cannot approve it".into());
+    }
+    if is_grantee(actor, grant) {
+        return Err("nobody can approve a grant to themselves".into());
+    }
+    holds_everything_in(actor, grant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GroupRoleSettings;
+    use crate::domain::Timestamp;
+
+    fn owner_everywhere() -> Grants {
+        Grants::from_groups(
+            &["owners".into()],
+            &[GroupRoleSettings {
+                group: "owners".into(),
+                role: "owner".into(),
+                project: "*".into(),
+            }],
+        )
+    }
+
+    fn grant(kind: SubjectKind, subject: &str, role: &str, project: &str) -> GrantRecord {
+        GrantRecord {
+            id: "g".into(),
+            subject_kind: kind,
+            subject: subject.into(),
+            effect: Effect::Allow,
+            role: Some(role.into()),
+            permission: None,
+            project: project.into(),
+            reason: "ticket".into(),
+            granted_by: "alice".into(),
+            created_at: Timestamp::from_millis(0),
+            expires_at: None,
+            status: GrantStatus::Pending,
+            decided_by: None,
+            decided_at: None,
+        }
+    }
+
+    #[test]
+    fn nobody_grants_to_themselves_or_their_group() {
+        let g = owner_everywhere();
+        let groups = vec!["owners".to_owned()];
+        let alice = Actor {
+            id: "alice",
+            groups: &groups,
+            grants: &g,
+        };
+        assert!(
+            check_new_grant(
+                &alice,
+                &grant(SubjectKind::User, "alice", "analyst", "shop"),
+                true
+            )
+            .is_err()
+        );
+        assert!(
+            check_new_grant(
+                &alice,
+                &grant(SubjectKind::Group, "owners", "analyst", "shop"),
+                true
+            )
+            .is_err()
+        );
+        assert_eq!(
+            check_new_grant(
+                &alice,
+                &grant(SubjectKind::User, "bob", "analyst", "shop"),
+                true
+            ),
+            Ok(GrantStatus::Active)
+        );
+    }
+
+    #[test]
+    fn nobody_grants_what_they_do_not_hold() {
+        let g = Grants::from_groups(
+            &["admins".into()],
+            &[GroupRoleSettings {
+                group: "admins".into(),
+                role: "admin".into(),
+                project: "shop".into(),
+            }],
+        );
+        let carol = Actor {
+            id: "carol",
+            groups: &[],
+            grants: &g,
+        };
+        // An admin holds analyst's permissions on shop, not on bank, and not auditor's.
+        assert!(
+            check_new_grant(
+                &carol,
+                &grant(SubjectKind::User, "bob", "analyst", "shop"),
+                true
+            )
+            .is_ok()
+        );
+        assert!(
+            check_new_grant(
+                &carol,
+                &grant(SubjectKind::User, "bob", "analyst", "bank"),
+                true
+            )
+            .is_err()
+        );
+        let err = check_new_grant(
+            &carol,
+            &grant(SubjectKind::User, "bob", "auditor", "shop"),
+            true,
+        )
+        .unwrap_err();
+        assert!(err.contains("audit:export"), "{err}");
+    }
+
+    #[test]
+    fn powerful_grants_wait_for_someone_else() {
+        let g = owner_everywhere();
+        let alice = Actor {
+            id: "alice",
+            groups: &[],
+            grants: &g,
+        };
+        let owner = grant(SubjectKind::User, "bob", "owner", "shop");
+        assert_eq!(
+            check_new_grant(&alice, &owner, true),
+            Ok(GrantStatus::Pending)
+        );
+        assert_eq!(
+            check_new_grant(&alice, &owner, false),
+            Ok(GrantStatus::Active)
+        );
+        assert!(
+            check_new_grant(
+                &alice,
+                &grant(SubjectKind::User, "bob", "admin", "shop"),
+                true
+            ) == Ok(GrantStatus::Pending)
+        );
+        assert!(
+            check_approval(&alice, &owner)
+                .unwrap_err()
+                .contains("granted it")
+        );
+        let bob = Actor {
+            id: "bob",
+            groups: &[],
+            grants: &g,
+        };
+        assert!(
+            check_approval(&bob, &owner)
+                .unwrap_err()
+                .contains("themselves")
+        );
+        let dave = Actor {
+            id: "dave",
+            groups: &[],
+            grants: &g,
+        };
+        assert_eq!(check_approval(&dave, &owner), Ok(()));
+    }
+}

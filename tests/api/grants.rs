@@ -1,0 +1,433 @@
+//! Roles and grants: the role-by-route matrix, no access across projects, separation of
+//! duties, approvals, expiry mid-session, deny grants, and disabling people.
+
+use auditgate::access::{Access, BUILTIN, Permission};
+use auditgate::clock::Clock;
+use auditgate::config::{GroupRoleSettings, Settings};
+use auditgate::ledger::entry::{Action, Outcome};
+use auditgate::routes::registry;
+use serde_json::{Value, json};
+
+use crate::fake_idp::FakeIdp;
+use crate::helpers::{Backend, TestApp, assert_problem, fresh_db, spawn_with, test_settings};
+use crate::signin::{Browser, sso_settings};
+
+async fn app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, FakeIdp) {
+    let idp = FakeIdp::start();
+    let db = fresh_db(Backend::Sqlite, "grants").await.unwrap();
+    let mut s = sso_settings(
+        test_settings(&db),
+        db.dir.path(),
+        &idp.issuer,
+        &idp.client_id,
+        &idp.client_secret,
+    );
+    s.access.group_roles.push(GroupRoleSettings {
+        group: "owners".into(),
+        role: "owner".into(),
+        project: "*".into(),
+    });
+    s.access.group_roles.push(GroupRoleSettings {
+        group: "shop-admins".into(),
+        role: "admin".into(),
+        project: "shop".into(),
+    });
+    // Long sessions, so that grants can expire while one is live.
+    s.auth.session_idle_minutes = 3 * 24 * 60;
+    s.auth.session_max_hours = 72;
+    tweak(&mut s);
+    let app = spawn_with(s, db).await;
+    idp.use_clock(app.clock.clone());
+    (app, idp)
+}
+
+/// Signs `name` in through SSO with `groups`, enrolls TOTP; returns the browser and their id.
+async fn person(app: &TestApp, idp: &FakeIdp, name: &str, groups: &[&str]) -> (Browser, String) {
+    idp.set(|b| {
+        b.subject = format!("{name}-sub");
+        b.email = format!("{name}@example.com");
+        b.groups = groups.iter().map(|g| g.to_string()).collect();
+    });
+    let mut b = Browser::new(app);
+    b.sign_in().await;
+    b.enroll(app.clock.now()).await;
+    let me: Value = b.get("/api/v1/me").await.json().await.unwrap();
+    (b, me["id"].as_str().unwrap().to_owned())
+}
+
+async fn grant(b: &Browser, body: Value) -> reqwest::Response {
+    b.post("/api/v1/admin/grants", body).await
+}
+
+fn to_user(id: &str, role: &str, project: &str) -> Value {
+    json!({"subject_kind": "user", "subject": id, "role": role, "project": project, "reason": "TICKET-1"})
+}
+
+async fn log(app: &TestApp) -> Vec<auditgate::ledger::entry::Entry> {
+    app.settle().await;
+    app.export_log().await.1
+}
+
+#[tokio::test]
+async fn a_grant_works_at_once_and_lapses_on_its_own_mid_session() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
+    // Granted: works at once, in the live session. Revoked: gone at once.
+    let g: Value = grant(&alice, to_user(&carol_id, "analyst", "shop"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["status"], "active");
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+    let id = g["id"].as_str().unwrap();
+    assert_eq!(
+        alice
+            .delete(&format!("/api/v1/admin/grants/{id}"))
+            .await
+            .status(),
+        200
+    );
+    assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
+    assert_problem(
+        alice.delete(&format!("/api/v1/admin/grants/{id}")).await,
+        409,
+    )
+    .await;
+
+    // Granted for a day: lapses by itself while the session lives on.
+    let mut body = to_user(&carol_id, "analyst", "shop");
+    body["expires_in_days"] = json!(1);
+    assert_eq!(grant(&alice, body).await.status(), 201);
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+    app.clock.advance_millis(86_400_000);
+    assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
+    assert_eq!(
+        carol.get("/api/v1/me").await.status(),
+        200,
+        "the session itself lives on"
+    );
+
+    let entries = log(&app).await;
+    let changes: Vec<Value> = entries
+        .iter()
+        .filter(|e| e.action == Action::GrantChange && e.outcome == Outcome::Allowed)
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(changes.len(), 3);
+    assert_eq!(changes[0]["before"], Value::Null);
+    assert_eq!(changes[0]["after"]["role"], "analyst");
+    assert_eq!(changes[1]["before"]["status"], "active");
+    assert_eq!(changes[1]["after"]["status"], "revoked");
+    assert!(changes[2]["after"]["expires_at"].is_string());
+}
+
+#[tokio::test]
+async fn nobody_grants_to_themselves_or_beyond_what_they_hold() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, alice_id) = person(&app, &idp, "alice", &["owners"]).await;
+    let (dave, dave_id) = person(&app, &idp, "dave", &["shop-admins"]).await;
+    let (_, carol_id) = person(&app, &idp, "carol", &[]).await;
+    app.other_project("bank").await;
+    let body = assert_problem(
+        grant(&alice, to_user(&alice_id, "analyst", "shop")).await,
+        403,
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("themselves"));
+    let group = json!({"subject_kind": "group", "subject": "owners", "role": "analyst", "project": "shop", "reason": "x"});
+    assert_problem(grant(&alice, group).await, 403).await;
+    assert_problem(grant(&dave, to_user(&dave_id, "admin", "shop")).await, 403).await;
+    // An admin on shop holds no audit:export, and no roles:assign on bank.
+    let body = assert_problem(
+        grant(&dave, to_user(&carol_id, "auditor", "shop")).await,
+        403,
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("audit:export"));
+    assert_problem(
+        grant(&dave, to_user(&carol_id, "analyst", "bank")).await,
+        403,
+    )
+    .await;
+    assert_eq!(
+        grant(&dave, to_user(&carol_id, "analyst", "shop"))
+            .await
+            .status(),
+        201
+    );
+    assert_problem(
+        grant(
+            &dave,
+            json!({"subject_kind": "user", "subject": carol_id, "project": "shop", "reason": "x"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let entries = log(&app).await;
+    assert!(entries.iter().any(|e| e.action == Action::GrantChange
+        && e.outcome == Outcome::Denied
+        && e.details.contains("roles:assign")));
+}
+
+#[tokio::test]
+async fn a_powerful_grant_is_inert_until_a_second_administrator_approves_it() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (bob, _) = person(&app, &idp, "bob", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    let g: Value = grant(&alice, to_user(&carol_id, "owner", "shop"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["status"], "pending");
+    let id = g["id"].as_str().unwrap();
+    assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
+    let own = assert_problem(
+        alice
+            .post(&format!("/api/v1/admin/grants/{id}/approve"), json!({}))
+            .await,
+        403,
+    )
+    .await;
+    assert!(own["detail"].as_str().unwrap().contains("granted it"));
+    assert_problem(
+        carol
+            .post(&format!("/api/v1/admin/grants/{id}/approve"), json!({}))
+            .await,
+        403,
+    )
+    .await;
+    let ok = bob
+        .post(&format!("/api/v1/admin/grants/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+    // Approving twice is a conflict, not a second approval.
+    assert_problem(
+        bob.post(&format!("/api/v1/admin/grants/{id}/approve"), json!({}))
+            .await,
+        409,
+    )
+    .await;
+    let list: Value = alice
+        .get("/api/v1/admin/grants?project=shop")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list["grants"][0]["decided_by"].is_string());
+}
+
+#[tokio::test]
+async fn a_deny_grant_wins_over_any_allow_on_every_path() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    grant(&alice, to_user(&carol_id, "analyst", "shop")).await;
+    let token = carol.personal_token("nb", 1).await;
+    let deny = json!({"subject_kind": "user", "subject": carol_id, "deny": "events:read", "project": "shop", "reason": "contractor"});
+    assert_eq!(grant(&alice, deny).await.status(), 201);
+    assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/profiles/x").await.status(),
+        404
+    );
+    let by_token = app
+        .client
+        .get(format!("{}/api/v1/projects/shop/events", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(by_token, 403).await;
+    // Service accounts too: a deny on the project's service account stops its reads.
+    let sa = json!({"subject_kind": "service_account", "subject": app.project.service_account.id, "deny": "events:read", "project": "shop", "reason": "ingest only"});
+    assert_eq!(grant(&alice, sa).await.status(), 201);
+    assert_problem(app.get("/api/v1/projects/shop/events").await, 403).await;
+}
+
+#[tokio::test]
+async fn disabling_a_person_ends_their_live_session_and_tokens_at_once() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, alice_id) = person(&app, &idp, "alice", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    let token = carol.personal_token("nb", 1).await;
+    let resp = alice
+        .post(
+            &format!("/api/v1/admin/users/{carol_id}/disable"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            body["sessions_ended"].as_u64(),
+            body["tokens_revoked"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_problem(carol.get("/api/v1/me").await, 401).await;
+    let by_token = app
+        .client
+        .get(format!("{}/api/v1/me", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(by_token, 401).await;
+    assert_problem(
+        alice
+            .post(
+                &format!("/api/v1/admin/users/{alice_id}/disable"),
+                json!({}),
+            )
+            .await,
+        403,
+    )
+    .await;
+    let users: Value = alice.get("/api/v1/admin/users").await.json().await.unwrap();
+    assert!(
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["id"] == carol_id.as_str() && u["disabled_at"].is_string())
+    );
+    assert_eq!(
+        alice
+            .post(&format!("/api/v1/admin/users/{carol_id}/enable"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    let entries = log(&app).await;
+    let change = entries
+        .iter()
+        .find(|e| e.action == Action::UserChange && e.details.contains("\"disabled\":true"))
+        .unwrap();
+    let d: Value = serde_json::from_str(&change.details).unwrap();
+    assert_eq!(d["before"]["disabled"], false);
+}
+
+/// A request for `path` with bodies that pass validation, so only authorization decides.
+async fn call(b: &Browser, method: &str, path: &str) -> reqwest::Response {
+    match method {
+        "GET" => b.get(path).await,
+        "DELETE" => b.delete(path).await,
+        _ => {
+            let body = if path == "/api/v1/admin/grants" {
+                json!({"subject_kind": "user", "subject": "someone-else", "role": "consumer", "project": "shop", "reason": "matrix"})
+            } else if path.starts_with("/import") {
+                json!([{"event": "e", "properties": {"distinct_id": "u", "time": 1_700_000_000, "$insert_id": "m"}}])
+            } else {
+                json!({})
+            };
+            b.post(path, body).await
+        }
+    }
+}
+
+fn concrete(path: &str, project: &str) -> String {
+    let p = path
+        .replace("{project}", project)
+        .replace("{distinct_id}", "alice")
+        .replace("{id}", "nobody");
+    if p == "/import" {
+        format!("/import?project_id={project}")
+    } else {
+        p
+    }
+}
+
+/// Routes a person reaches with a session; /track and /engage authenticate by the
+/// project token inside each record instead.
+fn person_routes() -> Vec<(String, String, Permission)> {
+    registry()
+        .into_iter()
+        .filter_map(|r| match r.access {
+            Access::Requires(p) if r.path != "/track" && r.path != "/engage" => {
+                Some((r.method.to_string(), r.path.to_owned(), p))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_builtin_role_reaches_exactly_the_routes_its_permissions_allow() {
+    let mappings: Vec<GroupRoleSettings> = BUILTIN
+        .iter()
+        .map(|r| GroupRoleSettings {
+            group: format!("role-{}", r.name),
+            role: r.name.into(),
+            project: "*".into(),
+        })
+        .collect();
+    let (app, idp) = app(|s| s.access.group_roles.extend(mappings)).await;
+    let routes = person_routes();
+    assert!(routes.len() >= 15);
+    for role in BUILTIN {
+        let group = format!("role-{}", role.name);
+        let (b, _) = person(&app, &idp, role.name, &[group.as_str()]).await;
+        for (method, path, permission) in &routes {
+            let url = concrete(path, "shop");
+            let status = call(&b, method, &url).await.status().as_u16();
+            if role.permissions.contains(permission) {
+                assert!(
+                    status != 401 && status != 403,
+                    "{} should reach {method} {url} ({permission}) but got {status}",
+                    role.name
+                );
+            } else {
+                assert_eq!(
+                    status, 403,
+                    "{} must not reach {method} {url} ({permission})",
+                    role.name
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_grant_on_one_project_reaches_nothing_on_another() {
+    let (app, idp) = app(|_| {}).await;
+    let (_, _) = person(&app, &idp, "alice", &["owners"]).await;
+    app.other_project("bank").await;
+    // Dave is admin on shop only; give him everything else on shop through an owner grant.
+    let (dave, _) = person(&app, &idp, "dave", &["shop-admins"]).await;
+    let mut checked = 0;
+    for (method, path, _) in person_routes()
+        .into_iter()
+        .filter(|(_, p, _)| p.contains("{project}") || p == "/import")
+    {
+        let resp = call(&dave, &method, &concrete(&path, "bank")).await;
+        let body = assert_problem(resp, 403).await;
+        assert!(body.get("events").is_none());
+        checked += 1;
+    }
+    assert!(checked >= 4);
+    let entries = log(&app).await;
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.outcome == Outcome::Denied && e.project.as_deref() == Some("bank"))
+            .count()
+            >= checked
+    );
+}
