@@ -82,6 +82,12 @@ pub fn authorize_global<P: Requirement>(
     }
 }
 
+/// Whether `principal` holds `permission` on `project`, for shaping an answer (redaction)
+/// rather than admitting a request: admission always goes through `authorize`.
+pub fn holds(principal: &Principal, permission: Permission, project: &ProjectId) -> bool {
+    decide(principal.subject(), permission, project) == Decision::Allow
+}
+
 /// Checks that the route declared `P` and that the policy allows it for `principal` on `project`.
 pub fn authorize<P: Requirement>(
     principal: &Principal,

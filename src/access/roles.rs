@@ -72,6 +72,11 @@ pub const BUILTIN: &[Role] = &[
         name: "ingest_service",
         permissions: &[P::EventsIngest],
     },
+    // Held beside a reading role, and only by explicit grant: reveals sensitive properties.
+    Role {
+        name: "sensitive_reader",
+        permissions: &[P::EventsReadSensitive],
+    },
 ];
 
 /// What a service account holds on its own project: ingest and read, as Mixpanel's

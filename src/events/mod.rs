@@ -184,6 +184,30 @@ pub async fn query(
     })
 }
 
+/// The value shown in place of a sensitive property's.
+pub const REDACTED: &str = "[redacted]";
+
+/// Redacts the `sensitive` properties present in `properties` unless `reveal`; adds each one
+/// present to `returned` (revealed) or `redacted`, for the audit entry.
+pub fn redact(
+    properties: &mut Map<String, Value>,
+    sensitive: &[String],
+    reveal: bool,
+    returned: &mut std::collections::BTreeSet<String>,
+    redacted: &mut std::collections::BTreeSet<String>,
+) {
+    for name in sensitive {
+        if let Some(value) = properties.get_mut(name) {
+            if reveal {
+                returned.insert(name.clone());
+            } else {
+                *value = Value::String(REDACTED.into());
+                redacted.insert(name.clone());
+            }
+        }
+    }
+}
+
 /// Counts events in the authorized project.
 pub async fn count(
     store: &SharedStore,

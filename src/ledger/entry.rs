@@ -114,6 +114,7 @@ names!(
         ProviderLogout = "auth.provider_logout",
         RoleChange = "access.role_change",
         GrantChange = "access.grant_change",
+        PropertiesClassify = "access.properties_classify",
         UserChange = "access.user_change",
         AuditRead = "audit.read",
         AuditExport = "audit.export",

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod audit;
 mod auth;
+mod classify;
 mod grants;
 mod health;
 mod ingest;
@@ -164,6 +165,24 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/tokens/{id}",
             Account(Verified),
             || web::delete().to(account::revoke_token),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/sensitive-properties",
+            Requires(PropertiesClassify),
+            || web::get().to(classify::list),
+        ),
+        def(
+            Method::PUT,
+            "/api/v1/projects/{project}/sensitive-properties/{kind}/{name}",
+            Requires(PropertiesClassify),
+            || web::put().to(classify::mark),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/projects/{project}/sensitive-properties/{kind}/{name}",
+            Requires(PropertiesClassify),
+            || web::delete().to(classify::unmark),
         ),
         def(
             Method::GET,

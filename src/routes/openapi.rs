@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, admin, audit, auth, grants, health, ingest, query};
+use super::{account, admin, audit, auth, classify, grants, health, ingest, query};
 
 struct SecuritySchemes;
 
@@ -39,6 +39,7 @@ impl Modify for SecuritySchemes {
         admin::reset_second_factor, admin::end_sessions,
         grants::list, grants::create, grants::approve, grants::reject, grants::revoke,
         grants::users, grants::disable, grants::enable,
+        classify::list, classify::mark, classify::unmark,
     ),
     modifiers(&SecuritySchemes),
 )]

@@ -1,11 +1,13 @@
 //! The read API: events, counts and profiles, for service accounts with a bearer token.
 
+use std::collections::BTreeSet;
+
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::access::{Principal, perm};
+use crate::access::{self, Permission, Principal, perm};
 use crate::audit::RequestContext;
 use crate::domain::{DistinctId, ProjectId, Timestamp};
 use crate::error::AppError;
@@ -13,7 +15,7 @@ use crate::events::{self, Cursor, EventPage, EventQuery, MAX_PAGE};
 use crate::ledger::entry::Action;
 use crate::ledger::merkle::Hash;
 use crate::state::AppState;
-use crate::store::CountGroup;
+use crate::store::{CountGroup, PropertyKind};
 
 /// Filters shared by event reads and counts.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -115,8 +117,25 @@ pub async fn events(
         )));
     }
     let after = paging.cursor.as_deref().map(Cursor::parse).transpose()?;
-    let page = events::query(&state.store, &auth, &q, after, limit).await?;
+    let mut page = events::query(&state.store, &auth, &q, after, limit).await?;
+    let sensitive = state
+        .store
+        .sensitive_properties(&project, PropertyKind::Event)
+        .await?;
+    let reveal = access::holds(&principal, Permission::EventsReadSensitive, &project);
+    let (mut returned, mut redacted) = (BTreeSet::new(), BTreeSet::new());
+    for e in &mut page.events {
+        events::redact(
+            &mut e.properties,
+            &sensitive,
+            reveal,
+            &mut returned,
+            &mut redacted,
+        );
+    }
     let (mut details, subjects) = filter_record(&state, &project, &q).await?;
+    details["sensitive_returned"] = json!(returned);
+    details["sensitive_redacted"] = json!(redacted);
     details["limit"] = json!(limit);
     details["page_after_cursor"] = json!(after.is_some());
     let n = page.events.len() as u64;
@@ -238,9 +257,26 @@ pub async fn profile(
         .authorize::<perm::ProfilesRead>(&ctx, &principal, &project, Action::ProfilesRead)
         .await?;
     let distinct_id = DistinctId::parse(&distinct_path).map_err(|e| AppError::BadRequest(e.0))?;
-    let p = events::profile(&state.store, &auth, &distinct_id).await?;
+    let mut p = events::profile(&state.store, &auth, &distinct_id).await?;
+    let sensitive = state
+        .store
+        .sensitive_properties(&project, PropertyKind::Profile)
+        .await?;
+    let reveal = access::holds(&principal, Permission::EventsReadSensitive, &project);
+    let (mut returned, mut redacted) = (BTreeSet::new(), BTreeSet::new());
+    events::redact(
+        &mut p.properties,
+        &sensitive,
+        reveal,
+        &mut returned,
+        &mut redacted,
+    );
     let subject = state.audit.pseudonym(&project, &distinct_id).await?;
-    let details = json!({"properties": p.properties.len()});
+    let details = json!({
+        "properties": p.properties.len(),
+        "sensitive_returned": returned,
+        "sensitive_redacted": redacted,
+    });
     state
         .audit
         .record(&ctx, &auth, Action::ProfilesRead, 1, details, vec![subject])

@@ -192,3 +192,126 @@ where
             .map(Timestamp::from_millis),
     })
 }
+
+/// Whether a property belongs to events or to profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyKind {
+    /// An event property.
+    Event,
+    /// A profile property.
+    Profile,
+}
+
+impl PropertyKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Profile => "profile",
+        }
+    }
+
+    /// The kind with this name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "event" => Some(Self::Event),
+            "profile" => Some(Self::Profile),
+            _ => None,
+        }
+    }
+}
+
+/// Which properties are sensitive, per project.
+#[async_trait]
+pub trait ClassificationStore: Send + Sync {
+    /// The names of a project's sensitive properties of one kind, sorted.
+    async fn sensitive_properties(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+    ) -> StoreResult<Vec<String>>;
+    /// Marks a property sensitive; false if it already was.
+    async fn classify(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Removes the mark; false if there was none.
+    async fn declassify(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
+impl<DB> ClassificationStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    async fn sensitive_properties(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+    ) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM sensitive_properties WHERE project_id = $1 AND kind = $2 ORDER BY name",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(kind.as_str().to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("name")?))
+            .collect::<StoreResult<_>>()
+    }
+
+    async fn classify(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "INSERT INTO sensitive_properties (project_id, kind, name, classified_by, classified_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, kind, name) DO NOTHING",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(kind.as_str().to_owned())
+        .bind(name.to_owned())
+        .bind(by.to_owned())
+        .bind(at.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn declassify(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "DELETE FROM sensitive_properties WHERE project_id = $1 AND kind = $2 AND name = $3",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(kind.as_str().to_owned())
+        .bind(name.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+}

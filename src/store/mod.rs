@@ -18,7 +18,7 @@ use crate::events::profile::ProfileUpdate;
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 
-pub use grants::GrantStore;
+pub use grants::{ClassificationStore, GrantStore, PropertyKind};
 pub use people::{
     EndReason, Notice, PeopleStore, PersonalToken, SessionRecord, SsoProfile, TotpRecord, User,
     UserKind,
@@ -340,7 +340,9 @@ pub trait AuditStore: Send + Sync {
 
 /// The whole store, as the service holds it.
 #[async_trait]
-pub trait Store: ProjectStore + EventStore + AuditStore + PeopleStore + GrantStore {
+pub trait Store:
+    ProjectStore + EventStore + AuditStore + PeopleStore + GrantStore + ClassificationStore
+{
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;
     /// Runs the pending migrations.

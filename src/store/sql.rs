@@ -729,7 +729,8 @@ where
 impl<DB> Store for SqlStore<DB>
 where
     DB: Backend,
-    SqlStore<DB>: ProjectStore + EventStore + AuditStore + PeopleStore + GrantStore,
+    SqlStore<DB>:
+        ProjectStore + EventStore + AuditStore + PeopleStore + GrantStore + ClassificationStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     sqlx::migrate::Migrator: Send + Sync,

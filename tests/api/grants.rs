@@ -329,6 +329,13 @@ async fn call(b: &Browser, method: &str, path: &str) -> reqwest::Response {
     match method {
         "GET" => b.get(path).await,
         "DELETE" => b.delete(path).await,
+        "PUT" => b
+            .client
+            .put(format!("{}{path}", b.base))
+            .header("x-csrf-token", b.csrf.clone().unwrap_or_default())
+            .send()
+            .await
+            .unwrap(),
         _ => {
             let body = if path == "/api/v1/admin/grants" {
                 json!({"subject_kind": "user", "subject": "someone-else", "role": "consumer", "project": "shop", "reason": "matrix"})
@@ -346,7 +353,9 @@ fn concrete(path: &str, project: &str) -> String {
     let p = path
         .replace("{project}", project)
         .replace("{distinct_id}", "alice")
-        .replace("{id}", "nobody");
+        .replace("{id}", "nobody")
+        .replace("{kind}", "event")
+        .replace("{name}", "plan");
     if p == "/import" {
         format!("/import?project_id={project}")
     } else {
@@ -429,5 +438,115 @@ async fn a_grant_on_one_project_reaches_nothing_on_another() {
             .filter(|e| e.outcome == Outcome::Denied && e.project.as_deref() == Some("bank"))
             .count()
             >= checked
+    );
+}
+
+#[tokio::test]
+async fn sensitive_properties_are_redacted_unless_granted_and_the_log_says_which() {
+    use auditgate::access::{Effect, GrantRecord, GrantStatus, SubjectKind};
+    let (app, idp) = app(|_| {}).await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    grant(&alice, to_user(&carol_id, "analyst", "shop")).await;
+    app.import(&json!([{"event": "signup", "properties": {"distinct_id": "u1", "time": 1_700_000_000, "$insert_id": "s1", "email": "u1@example.com", "plan": "pro"}}]))
+        .await;
+    let mark = alice
+        .client
+        .put(format!(
+            "{}/api/v1/projects/shop/sensitive-properties/event/email",
+            app.address
+        ))
+        .header("x-csrf-token", alice.csrf.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mark.status(), 200);
+    // An analyst may not classify; classifying is not reading.
+    let refused = carol
+        .client
+        .put(format!(
+            "{}/api/v1/projects/shop/sensitive-properties/event/plan",
+            app.address
+        ))
+        .header("x-csrf-token", carol.csrf.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(refused, 403).await;
+    let listed: Value = alice
+        .get("/api/v1/projects/shop/sensitive-properties")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["event"], json!(["email"]));
+
+    for reader in [&carol, &alice] {
+        let page: Value = reader
+            .get("/api/v1/projects/shop/events")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let props = &page["events"][0]["properties"];
+        assert_eq!(
+            props["email"], "[redacted]",
+            "even an owner does not read it by default"
+        );
+        assert_eq!(props["plan"], "pro");
+    }
+    // The owner cannot grant what nobody gave them; the operator can (here, straight to the store).
+    let body = json!({"subject_kind": "user", "subject": carol_id, "role": "sensitive_reader", "project": "shop", "reason": "DPA-7"});
+    assert_problem(grant(&alice, body).await, 403).await;
+    app.store
+        .create_grant(&GrantRecord {
+            id: "op-1".into(),
+            subject_kind: SubjectKind::User,
+            subject: carol_id.clone(),
+            effect: Effect::Allow,
+            role: Some("sensitive_reader".into()),
+            permission: None,
+            project: "shop".into(),
+            reason: "DPA-7".into(),
+            granted_by: "cli".into(),
+            created_at: app.clock.now(),
+            expires_at: None,
+            status: GrantStatus::Active,
+            decided_by: None,
+            decided_at: None,
+        })
+        .await
+        .unwrap();
+    let page: Value = carol
+        .get("/api/v1/projects/shop/events")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"][0]["properties"]["email"], "u1@example.com");
+
+    let entries = log(&app).await;
+    let reads: Vec<Value> = entries
+        .iter()
+        .filter(|e| e.action == Action::EventsQuery && e.outcome == Outcome::Allowed)
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(reads[0]["sensitive_redacted"], json!(["email"]));
+    assert_eq!(reads[0]["sensitive_returned"], json!([]));
+    assert_eq!(
+        reads.last().unwrap()["sensitive_returned"],
+        json!(["email"])
+    );
+    let classified = entries
+        .iter()
+        .find(|e| e.action == Action::PropertiesClassify && e.outcome == Outcome::Allowed)
+        .unwrap();
+    let d: Value = serde_json::from_str(&classified.details).unwrap();
+    assert_eq!(
+        (
+            d["before"]["sensitive"].as_bool(),
+            d["after"]["sensitive"].as_bool()
+        ),
+        (Some(false), Some(true))
     );
 }

@@ -63,7 +63,9 @@ async fn every_protected_route_refuses_anonymous_callers() {
             .replace("{project}", "shop")
             .replace("{distinct_id}", "alice")
             .replace("{provider}", "corp")
-            .replace("{id}", "x");
+            .replace("{id}", "x")
+            .replace("{kind}", "event")
+            .replace("{name}", "plan");
         let url = format!("{}{path}", app.address);
         let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
         let req = app.client.request(method, &url);

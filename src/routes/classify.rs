@@ -1,0 +1,130 @@
+//! Marking event and profile properties as sensitive (`properties:classify`). Reading them
+//! is a separate permission (`events:read_sensitive`) that no built-in reading role carries.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::access::{Principal, perm};
+use crate::audit::RequestContext;
+use crate::domain::ProjectId;
+use crate::error::AppError;
+use crate::ledger::entry::Action;
+use crate::state::AppState;
+use crate::store::PropertyKind;
+
+fn parse(project: &str, kind: &str) -> Result<(ProjectId, PropertyKind), AppError> {
+    let project = ProjectId::parse(project).map_err(|e| AppError::BadRequest(e.0))?;
+    let kind = PropertyKind::parse(kind)
+        .ok_or_else(|| AppError::NotFound(format!("{kind:?} is not event or profile")))?;
+    Ok((project, kind))
+}
+
+/// The project's sensitive properties.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/sensitive-properties", tag = "access",
+    params(("project" = String, Path, description = "The project")),
+    responses((status = 200, description = "Sensitive event and profile properties"), (status = 401), (status = 403)))]
+pub async fn list(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (project, _) = parse(&path, "event")?;
+    state
+        .audit
+        .authorize::<perm::PropertiesClassify>(
+            &ctx,
+            &principal,
+            &project,
+            Action::PropertiesClassify,
+        )
+        .await?;
+    let event = state
+        .store
+        .sensitive_properties(&project, PropertyKind::Event)
+        .await?;
+    let profile = state
+        .store
+        .sensitive_properties(&project, PropertyKind::Profile)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"event": event, "profile": profile})))
+}
+
+async fn change(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<(String, String, String)>,
+    state: web::Data<AppState>,
+    sensitive: bool,
+) -> Result<HttpResponse, AppError> {
+    let (project, kind, name) = path.into_inner();
+    let (project, kind) = parse(&project, &kind)?;
+    if name.is_empty() || name.len() > 255 {
+        return Err(AppError::BadRequest(
+            "a property name is 1 to 255 bytes".into(),
+        ));
+    }
+    let auth = state
+        .audit
+        .authorize::<perm::PropertiesClassify>(
+            &ctx,
+            &principal,
+            &project,
+            Action::PropertiesClassify,
+        )
+        .await?;
+    let before = state
+        .store
+        .sensitive_properties(&project, kind)
+        .await?
+        .contains(&name);
+    let details = json!({
+        "kind": kind.as_str(),
+        "property": name,
+        "before": {"sensitive": before},
+        "after": {"sensitive": sensitive},
+    });
+    // Logged before it changes anything.
+    state
+        .audit
+        .record(&ctx, &auth, Action::PropertiesClassify, 0, details, vec![])
+        .await?;
+    let by = crate::audit::actor_of(principal.subject()).id;
+    if sensitive {
+        state
+            .store
+            .classify(&project, kind, &name, &by, state.clock.now())
+            .await?;
+    } else {
+        state.store.declassify(&project, kind, &name).await?;
+    }
+    Ok(HttpResponse::Ok()
+        .json(json!({"kind": kind.as_str(), "property": name, "sensitive": sensitive})))
+}
+
+/// Marks a property sensitive: its values are redacted for readers without
+/// `events:read_sensitive`.
+#[utoipa::path(put, path = "/api/v1/projects/{project}/sensitive-properties/{kind}/{name}", tag = "access",
+    params(("project" = String, Path, description = "The project"), ("kind" = String, Path, description = "event or profile"), ("name" = String, Path, description = "The property")),
+    responses((status = 200, description = "Sensitive"), (status = 401), (status = 403), (status = 404)))]
+pub async fn mark(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<(String, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    change(ctx, principal, path, state, true).await
+}
+
+/// Removes a property's sensitive mark.
+#[utoipa::path(delete, path = "/api/v1/projects/{project}/sensitive-properties/{kind}/{name}", tag = "access",
+    params(("project" = String, Path, description = "The project"), ("kind" = String, Path, description = "event or profile"), ("name" = String, Path, description = "The property")),
+    responses((status = 200, description = "No longer sensitive"), (status = 401), (status = 403), (status = 404)))]
+pub async fn unmark(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<(String, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    change(ctx, principal, path, state, false).await
+}
