@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use crate::access::{Effect, GrantRecord, GrantStatus, Permission, Role, SubjectKind};
 use crate::audit::{self, AuditLog};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -54,6 +55,12 @@ enum Command {
     /// People who sign in.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Grants of roles (and denials of permissions), as the server's operator.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// People: list, disable, re-enable.
+    #[command(subcommand)]
+    User(UserCommand),
     /// The audit log.
     #[command(subcommand)]
     Log(LogCommand),
@@ -81,6 +88,65 @@ enum AdminCommand {
         /// Read the password from standard input instead of generating one.
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GrantCommand {
+    /// Grant a role (or deny a permission). The operator's grants start active: this is how
+    /// the first owners and sensitive-data readers are named.
+    Add {
+        /// A person's id (see `auditgate user list`).
+        #[arg(long, group = "who")]
+        user: Option<String>,
+        /// An identity-provider group.
+        #[arg(long, group = "who")]
+        group: Option<String>,
+        /// A service account's id.
+        #[arg(long, group = "who")]
+        service_account: Option<String>,
+        /// The role to allow.
+        #[arg(long, group = "what")]
+        role: Option<String>,
+        /// Or the permission to deny.
+        #[arg(long, group = "what")]
+        deny: Option<String>,
+        /// A project id, or `*`.
+        #[arg(long)]
+        project: String,
+        /// Why (a ticket reference).
+        #[arg(long)]
+        reason: String,
+        /// Days until it lapses.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// List grants.
+    List {
+        /// Only this project's (and every project's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Revoke a grant by id.
+    Revoke {
+        /// The grant's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// List people.
+    List,
+    /// Disable a person: their sessions end and their personal tokens stop.
+    Disable {
+        /// The person's id.
+        id: String,
+    },
+    /// Re-enable a person.
+    Enable {
+        /// The person's id.
+        id: String,
     },
 }
 
@@ -376,6 +442,8 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
                 &text,
             );
         }
+        Command::Grant(cmd) => grant_command(cmd, &settings, cli.json).await?,
+        Command::User(cmd) => user_command(cmd, &settings, cli.json).await?,
         Command::Keys(KeysCommand::Show) => {
             let key = audit::keys::load_or_create_signer(
                 &settings.audit.signing_key_file,
@@ -482,6 +550,210 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::Verify { .. } => unreachable!("handled before configuration is loaded"),
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn grant_json(g: &GrantRecord) -> serde_json::Value {
+    json!({
+        "id": g.id, "subject_kind": g.subject_kind, "subject": g.subject, "role": g.role,
+        "deny": g.permission, "project": g.project, "reason": g.reason, "granted_by": g.granted_by,
+        "created_at": g.created_at.to_rfc3339(), "expires_at": g.expires_at.map(|t| t.to_rfc3339()),
+        "status": g.status,
+    })
+}
+
+async fn grant_command(
+    cmd: GrantCommand,
+    settings: &Settings,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    let clock = SystemClock;
+    match cmd {
+        GrantCommand::Add {
+            user,
+            group,
+            service_account,
+            role,
+            deny,
+            project,
+            reason,
+            expires_in_days,
+        } => {
+            let (subject_kind, subject) = match (user, group, service_account) {
+                (Some(u), _, _) => (SubjectKind::User, u),
+                (_, Some(g), _) => (SubjectKind::Group, g),
+                (_, _, Some(s)) => (SubjectKind::ServiceAccount, s),
+                _ => anyhow::bail!("name who: --user, --group or --service-account"),
+            };
+            let (effect, role, permission) = match (role, deny) {
+                (Some(r), _) => {
+                    anyhow::ensure!(Role::builtin(&r).is_some(), "{r:?} is not a role");
+                    (Effect::Allow, Some(r), None)
+                }
+                (_, Some(p)) => (
+                    Effect::Deny,
+                    None,
+                    Some(
+                        Permission::parse(&p)
+                            .with_context(|| format!("{p:?} is not a permission"))?,
+                    ),
+                ),
+                _ => anyhow::bail!("name what: --role or --deny"),
+            };
+            anyhow::ensure!(
+                project == "*" || ProjectId::parse(&project).is_ok(),
+                "{project:?} is not a project id or *"
+            );
+            anyhow::ensure!(!reason.trim().is_empty(), "a grant needs a reason");
+            let now = clock.now();
+            let g = GrantRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                subject_kind,
+                subject,
+                effect,
+                role,
+                permission,
+                project,
+                reason,
+                granted_by: "cli".into(),
+                created_at: now,
+                expires_at: expires_in_days
+                    .map(|d| crate::domain::Timestamp::from_millis(now.millis() + d * 86_400_000)),
+                status: GrantStatus::Active,
+                decided_by: None,
+                decided_at: None,
+            };
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            let project = ProjectId::parse(&g.project).ok();
+            log.record_cli(
+                Action::GrantChange,
+                project.as_ref(),
+                0,
+                json!({"grant": g.id, "before": null, "after": grant_json(&g)}),
+            )
+            .await?;
+            store.create_grant(&g).await?;
+            print(as_json, grant_json(&g), &format!("grant {} created", g.id));
+        }
+        GrantCommand::List { project } => {
+            let grants = store.grants(project.as_deref()).await?;
+            let text = grants
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}  {}:{}  {}  on {}  {}",
+                        g.id,
+                        g.subject_kind.as_str(),
+                        g.subject,
+                        g.role.clone().unwrap_or_else(|| format!(
+                            "deny {}",
+                            g.permission.map(|p| p.as_str()).unwrap_or("")
+                        )),
+                        g.project,
+                        g.status.as_str()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(
+                as_json,
+                json!(grants.iter().map(grant_json).collect::<Vec<_>>()),
+                &text,
+            );
+        }
+        GrantCommand::Revoke { id } => {
+            let g = store
+                .grant(&id)
+                .await?
+                .with_context(|| format!("no grant {id}"))?;
+            anyhow::ensure!(
+                matches!(g.status, GrantStatus::Active | GrantStatus::Pending),
+                "grant {id} is already {}",
+                g.status.as_str()
+            );
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            let project = ProjectId::parse(&g.project).ok();
+            let mut after = grant_json(&g);
+            after["status"] = json!("revoked");
+            log.record_cli(
+                Action::GrantChange,
+                project.as_ref(),
+                0,
+                json!({"grant": id, "before": grant_json(&g), "after": after}),
+            )
+            .await?;
+            store
+                .decide_grant(&id, g.status, GrantStatus::Revoked, "cli", clock.now())
+                .await?;
+            print(
+                as_json,
+                json!({"id": id, "status": "revoked"}),
+                &format!("grant {id} revoked"),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(cmd: UserCommand, settings: &Settings, as_json: bool) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    let clock = SystemClock;
+    let (id, disable) = match cmd {
+        UserCommand::List => {
+            let users = store.users().await?;
+            let rows: Vec<_> = users
+                .iter()
+                .map(|u| json!({"id": u.id, "email": u.email, "kind": u.kind.as_str(), "disabled": u.disabled_at.is_some()}))
+                .collect();
+            let text = users
+                .iter()
+                .map(|u| {
+                    format!(
+                        "{}  {}  {}{}",
+                        u.id,
+                        u.email,
+                        u.kind.as_str(),
+                        if u.disabled_at.is_some() {
+                            "  disabled"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(as_json, json!(rows), &text);
+            return Ok(());
+        }
+        UserCommand::Disable { id } => (id, true),
+        UserCommand::Enable { id } => (id, false),
+    };
+    let (user, _) = store
+        .user(&id)
+        .await?
+        .with_context(|| format!("no person {id}"))?;
+    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+    log.record_cli(
+        Action::UserChange,
+        None,
+        0,
+        json!({"user": id, "before": {"disabled": user.disabled_at.is_some()}, "after": {"disabled": disable}}),
+    )
+    .await?;
+    let now = clock.now();
+    store.set_user_disabled(&id, disable.then_some(now)).await?;
+    if disable {
+        store
+            .end_user_sessions(&id, crate::store::EndReason::Disabled, now)
+            .await?;
+        store.revoke_personal_tokens(&id, now).await?;
+    }
+    print(
+        as_json,
+        json!({"id": id, "disabled": disable}),
+        &format!("{id} {}", if disable { "disabled" } else { "enabled" }),
+    );
+    Ok(())
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<SharedStore> {

@@ -244,3 +244,81 @@ fn admin_bootstrap_creates_the_break_glass_account_once() {
     assert_eq!(details["user"], created["id"]);
     assert_eq!(details["after"]["role"], "break_glass");
 }
+
+#[test]
+fn grants_and_people_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    run_json(dir.path(), &["project", "create", "shop"]);
+    let admin = run_json(
+        dir.path(),
+        &["admin", "bootstrap", "--email", "root@example.com"],
+    );
+    let id = admin["id"].as_str().unwrap();
+    let users = run_json(dir.path(), &["user", "list"]);
+    assert_eq!(users[0]["id"], id);
+    let g = run_json(
+        dir.path(),
+        &[
+            "grant",
+            "add",
+            "--user",
+            id,
+            "--role",
+            "analyst",
+            "--project",
+            "shop",
+            "--reason",
+            "OPS-1",
+        ],
+    );
+    assert_eq!(g["status"], "active");
+    assert_eq!(g["granted_by"], "cli");
+    let deny = run_json(
+        dir.path(),
+        &[
+            "grant",
+            "add",
+            "--group",
+            "contractors",
+            "--deny",
+            "events:export",
+            "--project",
+            "*",
+            "--reason",
+            "policy",
+        ],
+    );
+    assert_eq!(deny["deny"], "events:export");
+    let bad = auditgate(dir.path())
+        .args([
+            "grant",
+            "add",
+            "--user",
+            id,
+            "--role",
+            "emperor",
+            "--project",
+            "shop",
+            "--reason",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert_eq!(
+        run_json(dir.path(), &["grant", "list", "--project", "shop"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    run_json(dir.path(), &["grant", "revoke", g["id"].as_str().unwrap()]);
+    let again = auditgate(dir.path())
+        .args(["grant", "revoke", g["id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "revoking twice is an error");
+    let off = run_json(dir.path(), &["user", "disable", id]);
+    assert_eq!(off["disabled"], true);
+    assert_eq!(run_json(dir.path(), &["user", "list"])[0]["disabled"], true);
+}
