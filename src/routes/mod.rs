@@ -14,6 +14,7 @@ mod ingest;
 pub mod openapi;
 mod pages;
 mod query;
+mod review;
 
 use actix_web::http::Method;
 use actix_web::{Route, guard, web};
@@ -213,6 +214,12 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/admin/grants/{id}",
             Requires(RolesAssign),
             || web::delete().to(grants::revoke),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/admin/access-review",
+            Requires(AuditRead),
+            || web::get().to(review::review),
         ),
         def(
             Method::GET,

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, admin, audit, auth, classify, grants, health, ingest, query};
+use super::{account, admin, audit, auth, classify, grants, health, ingest, query, review};
 
 struct SecuritySchemes;
 
@@ -40,6 +40,7 @@ impl Modify for SecuritySchemes {
         grants::list, grants::create, grants::approve, grants::reject, grants::revoke,
         grants::users, grants::disable, grants::enable,
         classify::list, classify::mark, classify::unmark,
+        review::review,
     ),
     modifiers(&SecuritySchemes),
 )]

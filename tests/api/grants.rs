@@ -550,3 +550,78 @@ async fn sensitive_properties_are_redacted_unless_granted_and_the_log_says_which
         (Some(false), Some(true))
     );
 }
+
+#[tokio::test]
+async fn the_access_review_lists_who_holds_what_where_and_why_as_json_and_csv() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, alice_id) = person(&app, &idp, "alice", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    let g: Value = grant(&alice, to_user(&carol_id, "analyst", "shop"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.other_project("bank").await;
+    assert_problem(carol.get("/api/v1/admin/access-review").await, 403).await;
+    let review: Value = alice
+        .get("/api/v1/admin/access-review?project=shop")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rows = review["rows"].as_array().unwrap();
+    let carol_row = rows
+        .iter()
+        .find(|r| r["principal"] == carol_id.as_str())
+        .unwrap();
+    assert_eq!(carol_row["role"], "analyst");
+    assert_eq!(carol_row["project"], "shop");
+    assert!(
+        carol_row["via"]
+            .as_str()
+            .unwrap()
+            .contains(g["id"].as_str().unwrap())
+    );
+    assert_eq!(carol_row["granted_by"], alice_id.as_str());
+    assert!(
+        carol_row["last_signin_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("20")
+    );
+    let alice_row = rows
+        .iter()
+        .find(|r| r["principal"] == alice_id.as_str())
+        .unwrap();
+    assert_eq!(alice_row["role"], "owner");
+    assert!(alice_row["via"].as_str().unwrap().contains("owners"));
+    assert!(
+        rows.iter()
+            .any(|r| r["principal_kind"] == "service_account" && r["project"] == "shop")
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["project"] == "shop" || r["project"] == "*")
+    );
+
+    let csv = alice.get("/api/v1/admin/access-review?format=csv").await;
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("principal_kind,principal,email,role,denied,project,via")
+    );
+    assert!(text.contains(&format!("user,{carol_id},carol@example.com,analyst,,shop,")));
+    assert!(
+        text.lines()
+            .any(|l| l.contains("service_account") && l.contains(",bank,"))
+    );
+    assert_problem(
+        alice.get("/api/v1/admin/access-review?format=xml").await,
+        400,
+    )
+    .await;
+}

@@ -1,0 +1,192 @@
+//! The access review: who can do what on which project, through which grant or group, since
+//! when, until when, and when they last signed in; as JSON or CSV.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::access::{GrantSource, Grants, Principal, perm};
+use crate::audit::RequestContext;
+use crate::auth::caller::grants_of;
+use crate::domain::{ProjectId, Timestamp};
+use crate::error::AppError;
+use crate::ledger::entry::Action;
+use crate::state::AppState;
+
+/// What to review.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ReviewParams {
+    /// Only access on this project (grants on every project included).
+    project: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// One line of the review: one principal holding one role (or denied one permission) on one
+/// scope, and why.
+#[derive(Debug, Serialize)]
+pub struct ReviewRow {
+    principal_kind: &'static str,
+    principal: String,
+    email: String,
+    role: String,
+    denied: String,
+    project: String,
+    via: String,
+    granted_by: String,
+    since: String,
+    expires_at: String,
+    last_signin_at: String,
+    disabled: bool,
+}
+
+fn rows_for(
+    out: &mut Vec<ReviewRow>,
+    grants: &Grants,
+    who: (&'static str, &str, &str, Option<Timestamp>, bool),
+    stored: &HashMap<String, crate::access::GrantRecord>,
+    project: Option<&ProjectId>,
+) {
+    let (kind, id, email, last, disabled) = who;
+    for g in grants.list() {
+        if let Some(p) = project
+            && g.project != "*"
+            && g.project != p.as_str()
+        {
+            continue;
+        }
+        let (via, granted_by, since) = match &g.source {
+            GrantSource::Group(name) => (
+                format!("group {name} (configuration)"),
+                String::new(),
+                String::new(),
+            ),
+            GrantSource::Grant(gid) => match stored.get(gid) {
+                Some(r) => (
+                    format!("grant {gid} ({} {})", r.subject_kind.as_str(), r.subject),
+                    r.granted_by.clone(),
+                    r.decided_at.unwrap_or(r.created_at).to_rfc3339(),
+                ),
+                None => (format!("grant {gid}"), String::new(), String::new()),
+            },
+            GrantSource::BreakGlass => ("break-glass account".into(), String::new(), String::new()),
+            GrantSource::ServiceAccount => (
+                "service account of the project".into(),
+                String::new(),
+                String::new(),
+            ),
+        };
+        out.push(ReviewRow {
+            principal_kind: kind,
+            principal: id.to_owned(),
+            email: email.to_owned(),
+            role: g.role.unwrap_or_default().to_owned(),
+            denied: g.deny.map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            project: g.project.clone(),
+            via,
+            granted_by,
+            since,
+            expires_at: g.expires_at.clone().unwrap_or_default(),
+            last_signin_at: last.map(Timestamp::to_rfc3339).unwrap_or_default(),
+            disabled,
+        });
+    }
+}
+
+/// The access review.
+#[utoipa::path(get, path = "/api/v1/admin/access-review", tag = "admin", params(ReviewParams),
+    responses((status = 200, description = "One row per principal, role and scope (JSON or CSV)"), (status = 401), (status = 403)))]
+pub async fn review(
+    ctx: RequestContext,
+    principal: Principal,
+    q: web::Query<ReviewParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let project = match &q.project {
+        Some(p) => Some(ProjectId::parse(p).map_err(|e| AppError::BadRequest(e.0))?),
+        None => None,
+    };
+    let auth = state
+        .audit
+        .authorize_global::<perm::AuditRead>(&ctx, &principal, Action::AuditRead)
+        .await?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "format {other:?} is json or csv"
+            )));
+        }
+    };
+    let stored: HashMap<_, _> = state
+        .store
+        .grants(None)
+        .await?
+        .into_iter()
+        .map(|g| (g.id.clone(), g))
+        .collect();
+    let mut rows = Vec::new();
+    for user in state.store.users().await? {
+        let groups = state
+            .store
+            .user(&user.id)
+            .await?
+            .map(|(_, g)| g)
+            .unwrap_or_default();
+        let grants = grants_of(&state, &user, &groups).await?;
+        let who = (
+            "user",
+            user.id.as_str(),
+            user.email.as_str(),
+            user.last_signin_at,
+            user.disabled_at.is_some(),
+        );
+        rows_for(&mut rows, &grants, who, &stored, project.as_ref());
+    }
+    for p in state.store.list_projects().await? {
+        for sa in state.store.service_accounts(&p.id).await? {
+            let own: Vec<_> = stored
+                .values()
+                .filter(|g| {
+                    g.subject_kind == crate::access::SubjectKind::ServiceAccount
+                        && g.subject == sa.id
+                })
+                .cloned()
+                .collect();
+            let grants =
+                Grants::service_account(&sa.project_id).with_stored(&own, state.clock.now());
+            rows_for(
+                &mut rows,
+                &grants,
+                ("service_account", &sa.id, &sa.name, None, false),
+                &stored,
+                project.as_ref(),
+            );
+        }
+    }
+    state
+        .audit
+        .record_global(
+            &ctx,
+            &auth,
+            Action::AuditRead,
+            serde_json::json!({"report": "access_review", "project": q.project, "rows": rows.len()}),
+        )
+        .await?;
+    if !csv {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({"rows": rows})));
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in &rows {
+        w.serialize(r)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("writing CSV: {e}")))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("writing CSV: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .body(bytes))
+}
