@@ -203,6 +203,23 @@ pub struct AccessSettings {
     /// administrator's approval.
     #[serde(default = "yes")]
     pub powerful_grants_need_approval: bool,
+    /// Longest just-in-time access, in days.
+    #[serde(default = "fourteen")]
+    pub request_max_days: i64,
+    /// Minutes after which an unanswered access request lapses.
+    #[serde(default = "sixty")]
+    pub request_lapse_minutes: i64,
+    /// Approvals an access request for a role needs (1 for roles not listed).
+    #[serde(default)]
+    pub request_approvals: std::collections::BTreeMap<String, u32>,
+}
+
+fn fourteen() -> i64 {
+    14
+}
+
+fn sixty() -> i64 {
+    60
 }
 
 fn yes() -> bool {

@@ -24,7 +24,8 @@ fn is_grantee(actor: &Actor<'_>, grant: &GrantRecord) -> bool {
     }
 }
 
-fn holds_everything_in(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), String> {
+/// Checks that `actor` holds every permission `grant` would give, where it would give it.
+pub fn check_holds(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), String> {
     let missing = grant.permissions().iter().find(|p| {
         if grant.project == "*" {
             !actor.grants.allows_everywhere(**p)
@@ -56,7 +57,7 @@ pub fn check_new_grant(
         if Role::builtin(role).is_none() {
             return Err(format!("{role:?} is not a role"));
         }
-        holds_everything_in(actor, grant)?;
+        check_holds(actor, grant)?;
     }
     Ok(if grant.is_powerful() && powerful_need_approval {
         GrantStatus::Pending
@@ -79,7 +80,7 @@ pub fn check_approval(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), Stri
     if is_grantee(actor, grant) {
         return Err("nobody can approve a grant to themselves".into());
     }
-    holds_everything_in(actor, grant)
+    check_holds(actor, grant)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod duties;
 mod permission;
 mod policy;
 mod principal;
+mod requests;
 mod roles;
 
 use std::marker::PhantomData;
@@ -14,6 +15,7 @@ pub use duties::{Actor as DutyActor, check_approval, check_new_grant};
 pub use permission::{Permission, Requirement, perm};
 pub use policy::{Decision, Subject, decide, decide_global};
 pub use principal::{Access, AccountNeed, NEEDS_CREDENTIALS, Principal, RouteAccess};
+pub use requests::{AccessRequest, RequestStatus, check_ask, check_request_approval};
 pub use roles::{
     BREAK_GLASS, BUILTIN, Effect, Grant, GrantRecord, GrantSource, GrantStatus, Grants, Role,
     SERVICE_ACCOUNT, SubjectKind,

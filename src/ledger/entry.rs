@@ -115,6 +115,7 @@ names!(
         RoleChange = "access.role_change",
         GrantChange = "access.grant_change",
         PropertiesClassify = "access.properties_classify",
+        AccessRequest = "access.request",
         UserChange = "access.user_change",
         AuditRead = "audit.read",
         AuditExport = "audit.export",

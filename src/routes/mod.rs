@@ -14,6 +14,7 @@ mod ingest;
 pub mod openapi;
 mod pages;
 mod query;
+mod requests;
 mod review;
 
 use actix_web::http::Method;
@@ -214,6 +215,36 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/admin/grants/{id}",
             Requires(RolesAssign),
             || web::delete().to(grants::revoke),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/access-requests",
+            Account(Verified),
+            || web::post().to(requests::ask),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/access-requests",
+            Account(Verified),
+            || web::get().to(requests::mine),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/admin/access-requests",
+            Requires(RolesAssign),
+            || web::get().to(requests::pending),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/access-requests/{id}/approve",
+            Requires(RolesAssign),
+            || web::post().to(requests::approve),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/access-requests/{id}/reject",
+            Requires(RolesAssign),
+            || web::post().to(requests::reject),
         ),
         def(
             Method::GET,

@@ -4,7 +4,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, admin, audit, auth, classify, grants, health, ingest, query, review};
+use super::{
+    account, admin, audit, auth, classify, grants, health, ingest, query, requests, review,
+};
 
 struct SecuritySchemes;
 
@@ -41,6 +43,7 @@ impl Modify for SecuritySchemes {
         grants::users, grants::disable, grants::enable,
         classify::list, classify::mark, classify::unmark,
         review::review,
+        requests::ask, requests::mine, requests::pending, requests::approve, requests::reject,
     ),
     modifiers(&SecuritySchemes),
 )]

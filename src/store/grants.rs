@@ -5,7 +5,9 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, 
 
 use super::StoreResult;
 use super::sql::{Backend, SqlStore};
-use crate::access::{Effect, GrantRecord, GrantStatus, Permission, SubjectKind};
+use crate::access::{
+    AccessRequest, Effect, GrantRecord, GrantStatus, Permission, RequestStatus, SubjectKind,
+};
 use crate::domain::Timestamp;
 
 /// Grants, kept forever as evidence.
@@ -314,4 +316,190 @@ where
         .await?;
         Ok(DB::rows_affected(&r) > 0)
     }
+}
+
+/// Just-in-time access requests and their approvals.
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Stores a new request.
+    async fn create_request(&self, r: &AccessRequest) -> StoreResult<()>;
+    /// A request and the ids of those who approved it so far.
+    async fn request(&self, id: &str) -> StoreResult<Option<(AccessRequest, Vec<String>)>>;
+    /// Requests by one person (newest first), or every pending one when `requester` is None.
+    async fn requests(&self, requester: Option<&str>) -> StoreResult<Vec<AccessRequest>>;
+    /// Records one approval; `Conflict` if this approver already approved.
+    async fn approve_request(&self, id: &str, approver: &str, at: Timestamp) -> StoreResult<()>;
+    /// Closes a pending request as granted (with its grant) or rejected; false if not pending.
+    async fn close_request(
+        &self,
+        id: &str,
+        status: RequestStatus,
+        grant: Option<&GrantRecord>,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
+const REQUEST_COLUMNS: &str = "id, requester, project, role, reason, duration_ms, approvals_needed, created_at, \
+     lapses_at, status, grant_id, decided_at";
+
+#[async_trait]
+impl<DB> RequestStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    async fn create_request(&self, r: &AccessRequest) -> StoreResult<()> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO access_requests ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        )))
+        .bind(r.id.clone())
+        .bind(r.requester.clone())
+        .bind(r.project.clone())
+        .bind(r.role.clone())
+        .bind(r.reason.clone())
+        .bind(r.duration_ms)
+        .bind(i64::from(r.approvals_needed))
+        .bind(r.created_at.millis())
+        .bind(r.lapses_at.millis())
+        .bind(r.status.as_str().to_owned())
+        .bind(r.grant_id.clone())
+        .bind(r.decided_at.map(|t| t.millis()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn request(&self, id: &str) -> StoreResult<Option<(AccessRequest, Vec<String>)>> {
+        let Some(row) = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE id = $1"
+        )))
+        .bind(id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let approvals = sqlx::query(
+            "SELECT approver FROM access_request_approvals WHERE request_id = $1 ORDER BY at, approver",
+        )
+        .bind(id.to_owned())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("approver")?))
+        .collect::<StoreResult<Vec<String>>>()?;
+        Ok(Some((request_row::<DB>(&row)?, approvals)))
+    }
+
+    async fn requests(&self, requester: Option<&str>) -> StoreResult<Vec<AccessRequest>> {
+        let rows = match requester {
+            Some(who) => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE requester = $1 ORDER BY created_at DESC, id"
+                )))
+                .bind(who.to_owned())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE status = 'pending' ORDER BY created_at DESC, id"
+                )))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(request_row::<DB>).collect()
+    }
+
+    async fn approve_request(&self, id: &str, approver: &str, at: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO access_request_approvals (request_id, approver, at) VALUES ($1, $2, $3)",
+        )
+        .bind(id.to_owned())
+        .bind(approver.to_owned())
+        .bind(at.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn close_request(
+        &self,
+        id: &str,
+        status: RequestStatus,
+        grant: Option<&GrantRecord>,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let r = sqlx::query(
+            "UPDATE access_requests SET status = $1, grant_id = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
+        )
+        .bind(status.as_str().to_owned())
+        .bind(grant.map(|g| g.id.clone()))
+        .bind(at.millis())
+        .bind(id.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&r) == 0 {
+            return Ok(false);
+        }
+        if let Some(g) = grant {
+            // The grant and the request's closing commit together, or neither does.
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO grants ({COLUMNS}) VALUES ($1, $2, $3, 'allow', $4, NULL, $5, $6, $7, $8, $9, 'active', $10, $11)"
+            )))
+            .bind(g.id.clone())
+            .bind(g.subject_kind.as_str().to_owned())
+            .bind(g.subject.clone())
+            .bind(g.role.clone())
+            .bind(g.project.clone())
+            .bind(g.reason.clone())
+            .bind(g.granted_by.clone())
+            .bind(g.created_at.millis())
+            .bind(g.expires_at.map(|t| t.millis()))
+            .bind(g.decided_by.clone())
+            .bind(g.decided_at.map(|t| t.millis()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+fn request_row<DB>(r: &DB::Row) -> StoreResult<AccessRequest>
+where
+    DB: sqlx::Database,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    let status: String = r.try_get("status")?;
+    let needed: i64 = r.try_get("approvals_needed")?;
+    Ok(AccessRequest {
+        id: r.try_get("id")?,
+        requester: r.try_get("requester")?,
+        project: r.try_get("project")?,
+        role: r.try_get("role")?,
+        reason: r.try_get("reason")?,
+        duration_ms: r.try_get("duration_ms")?,
+        approvals_needed: u32::try_from(needed).unwrap_or(1),
+        created_at: Timestamp::from_millis(r.try_get("created_at")?),
+        lapses_at: Timestamp::from_millis(r.try_get("lapses_at")?),
+        status: RequestStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("unknown request status {status:?}"))?,
+        grant_id: r.try_get("grant_id")?,
+        decided_at: r
+            .try_get::<Option<i64>, _>("decided_at")?
+            .map(Timestamp::from_millis),
+    })
 }

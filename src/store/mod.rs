@@ -18,7 +18,7 @@ use crate::events::profile::ProfileUpdate;
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 
-pub use grants::{ClassificationStore, GrantStore, PropertyKind};
+pub use grants::{ClassificationStore, GrantStore, PropertyKind, RequestStore};
 pub use people::{
     EndReason, Notice, PeopleStore, PersonalToken, SessionRecord, SsoProfile, TotpRecord, User,
     UserKind,
@@ -341,7 +341,13 @@ pub trait AuditStore: Send + Sync {
 /// The whole store, as the service holds it.
 #[async_trait]
 pub trait Store:
-    ProjectStore + EventStore + AuditStore + PeopleStore + GrantStore + ClassificationStore
+    ProjectStore
+    + EventStore
+    + AuditStore
+    + PeopleStore
+    + GrantStore
+    + ClassificationStore
+    + RequestStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

@@ -729,8 +729,13 @@ where
 impl<DB> Store for SqlStore<DB>
 where
     DB: Backend,
-    SqlStore<DB>:
-        ProjectStore + EventStore + AuditStore + PeopleStore + GrantStore + ClassificationStore,
+    SqlStore<DB>: ProjectStore
+        + EventStore
+        + AuditStore
+        + PeopleStore
+        + GrantStore
+        + ClassificationStore
+        + RequestStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     sqlx::migrate::Migrator: Send + Sync,

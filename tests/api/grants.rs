@@ -625,3 +625,124 @@ async fn the_access_review_lists_who_holds_what_where_and_why_as_json_and_csv() 
     )
     .await;
 }
+
+#[tokio::test]
+async fn just_in_time_access_needs_others_approvals_lapses_and_expires() {
+    let (app, idp) = app(|s| {
+        s.access.request_approvals.insert("owner".into(), 2);
+    })
+    .await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (bob, _) = person(&app, &idp, "bob", &["owners"]).await;
+    let (dave, _) = person(&app, &idp, "dave", &["shop-admins"]).await;
+    let (carol, _) = person(&app, &idp, "carol", &[]).await;
+    let ask = |role: &str, hours: i64| json!({"project": "shop", "role": role, "reason": "INC-42", "duration_hours": hours});
+    assert_problem(
+        dave.post("/api/v1/access-requests", ask("owner", 15 * 24))
+            .await,
+        422,
+    )
+    .await;
+    let r: Value = dave
+        .post("/api/v1/access-requests", ask("owner", 2))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "pending");
+    assert_eq!(r["approvals_needed"], 2);
+    let id = r["id"].as_str().unwrap().to_owned();
+    let approve = format!("/api/v1/admin/access-requests/{id}/approve");
+    let own = assert_problem(dave.post(&approve, json!({})).await, 403).await;
+    assert!(own["detail"].as_str().unwrap().contains("own request"));
+    let pending: Value = alice
+        .get("/api/v1/admin/access-requests")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["requests"][0]["id"], id.as_str());
+    let first: Value = alice.post(&approve, json!({})).await.json().await.unwrap();
+    assert_eq!(first["state"], "pending");
+    assert_problem(alice.post(&approve, json!({})).await, 403).await;
+    assert_problem(dave.get("/api/v1/audit/export?project=shop").await, 403).await;
+    let second: Value = bob.post(&approve, json!({})).await.json().await.unwrap();
+    assert_eq!(second["state"], "granted");
+    assert_eq!(
+        dave.get("/api/v1/audit/export?project=shop").await.status(),
+        200
+    );
+    let me: Value = dave.get("/api/v1/me").await.json().await.unwrap();
+    assert!(
+        me["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["role"] == "owner" && g["expires_at"].is_string())
+    );
+    // Granted for two hours: then gone by itself.
+    app.clock.advance_millis(2 * 3_600_000);
+    let mine: Value = dave
+        .get("/api/v1/access-requests")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["requests"][0]["state"], "granted");
+    let roles = |me: Value| -> Vec<String> {
+        me["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|g| g["role"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let me: Value = dave.get("/api/v1/me").await.json().await.unwrap();
+    assert_eq!(
+        roles(me),
+        vec!["admin".to_owned()],
+        "the owner grant expired; the admin role stays"
+    );
+
+    // Unanswered for an hour: lapsed, and no longer approvable.
+    let lapsing: Value = carol
+        .post("/api/v1/access-requests", ask("analyst", 1))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lid = lapsing["id"].as_str().unwrap();
+    app.clock.advance_millis(61 * 60_000);
+    let mine: Value = carol
+        .get("/api/v1/access-requests")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["requests"][0]["state"], "lapsed");
+    assert_problem(
+        alice
+            .post(
+                &format!("/api/v1/admin/access-requests/{lid}/approve"),
+                json!({}),
+            )
+            .await,
+        401,
+    )
+    .await; // alice's step-up has long expired: sensitive acts ask for a fresh code first
+
+    let entries = log(&app).await;
+    let asked: Vec<Value> = entries
+        .iter()
+        .filter(|e| e.action == Action::AccessRequest && e.outcome == Outcome::Allowed)
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(asked.len(), 4, "two asks, two approvals");
+    assert_eq!(asked[1]["after"]["state"], "pending");
+    assert_eq!(asked[2]["after"]["state"], "granted");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == Action::GrantChange && e.details.contains(&id))
+    );
+}

@@ -1,0 +1,225 @@
+//! Just-in-time access requests, as pure rules: what may be asked for, who may approve, and
+//! when a request lapses. Time is passed in.
+
+use serde::Serialize;
+
+use super::duties::Actor;
+use super::roles::{Effect, GrantRecord, GrantStatus, Role, SubjectKind};
+use crate::domain::{ProjectId, Timestamp};
+
+/// A request for a role on a project, for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequest {
+    /// The id.
+    pub id: String,
+    /// Who asks (a person's id).
+    pub requester: String,
+    /// Where.
+    pub project: String,
+    /// Which role.
+    pub role: String,
+    /// Why (a ticket, an incident).
+    pub reason: String,
+    /// For how long, once granted, in milliseconds.
+    pub duration_ms: i64,
+    /// Approvals needed.
+    pub approvals_needed: u32,
+    /// When it was asked.
+    pub created_at: Timestamp,
+    /// When it lapses unanswered.
+    pub lapses_at: Timestamp,
+    /// Where it stands (lapsing is derived from the time).
+    pub status: RequestStatus,
+    /// The grant it became.
+    pub grant_id: Option<String>,
+    /// When it was granted or rejected.
+    pub decided_at: Option<Timestamp>,
+}
+
+/// The stored state of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Waiting for approvals.
+    Pending,
+    /// Approved: a grant exists.
+    Granted,
+    /// Refused.
+    Rejected,
+}
+
+impl RequestStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Granted => "granted",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// The status with this stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Granted, Self::Rejected]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl AccessRequest {
+    /// The state as of `now`: pending requests past their time have lapsed.
+    pub fn state_at(&self, now: Timestamp) -> &'static str {
+        match self.status {
+            RequestStatus::Pending if now >= self.lapses_at => "lapsed",
+            other => other.as_str(),
+        }
+    }
+
+    /// The grant an approved request becomes, starting `now`.
+    pub fn to_grant(&self, id: String, approver: &str, now: Timestamp) -> GrantRecord {
+        GrantRecord {
+            id,
+            subject_kind: SubjectKind::User,
+            subject: self.requester.clone(),
+            effect: Effect::Allow,
+            role: Some(self.role.clone()),
+            permission: None,
+            project: self.project.clone(),
+            reason: format!("access request {}: {}", self.id, self.reason),
+            granted_by: format!("request:{}", self.id),
+            created_at: now,
+            expires_at: Some(Timestamp::from_millis(now.millis() + self.duration_ms)),
+            status: GrantStatus::Active,
+            decided_by: Some(approver.to_owned()),
+            decided_at: Some(now),
+        }
+    }
+}
+
+/// Checks what is asked: a real role, a project (never `*`), a duration within the cap.
+pub fn check_ask(role: &str, project: &str, duration_ms: i64, max_ms: i64) -> Result<(), String> {
+    if Role::builtin(role).is_none() {
+        return Err(format!("{role:?} is not a role"));
+    }
+    if ProjectId::parse(project).is_err() {
+        return Err(format!(
+            "{project:?} is not a project: just-in-time access is for one project"
+        ));
+    }
+    if duration_ms <= 0 || duration_ms > max_ms {
+        return Err(format!(
+            "the duration must be positive and at most {} hours",
+            max_ms / 3_600_000
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `actor` may approve `request` at `now`.
+pub fn check_request_approval(
+    actor: &Actor<'_>,
+    request: &AccessRequest,
+    approvals: &[String],
+    now: Timestamp,
+) -> Result<(), String> {
+    match request.state_at(now) {
+        "pending" => {}
+        other => return Err(format!("the request is {other}")),
+    }
+    if actor.id == request.requester {
+        return Err("nobody can approve their own request".into());
+    }
+    if approvals.iter().any(|a| a == actor.id) {
+        return Err("you already approved this request".into());
+    }
+    // An approver must hold what the request would give.
+    let as_grant = request.to_grant(String::new(), actor.id, now);
+    super::duties::check_holds(actor, &as_grant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::Grants;
+    use crate::config::GroupRoleSettings;
+
+    fn request() -> AccessRequest {
+        AccessRequest {
+            id: "r".into(),
+            requester: "carol".into(),
+            project: "shop".into(),
+            role: "analyst".into(),
+            reason: "INC-1".into(),
+            duration_ms: 3_600_000,
+            approvals_needed: 1,
+            created_at: Timestamp::from_millis(0),
+            lapses_at: Timestamp::from_millis(3_600_000),
+            status: RequestStatus::Pending,
+            grant_id: None,
+            decided_at: None,
+        }
+    }
+
+    #[test]
+    fn asks_are_capped_and_for_one_project() {
+        let max = 14 * 86_400_000;
+        assert!(check_ask("analyst", "shop", 3_600_000, max).is_ok());
+        assert!(check_ask("analyst", "*", 3_600_000, max).is_err());
+        assert!(check_ask("analyst", "shop", max + 1, max).is_err());
+        assert!(check_ask("emperor", "shop", 1, max).is_err());
+    }
+
+    #[test]
+    fn requesters_never_approve_and_unanswered_requests_lapse() {
+        let g = Grants::from_groups(
+            &["o".into()],
+            &[GroupRoleSettings {
+                group: "o".into(),
+                role: "owner".into(),
+                project: "*".into(),
+            }],
+        );
+        let carol = Actor {
+            id: "carol",
+            groups: &[],
+            grants: &g,
+        };
+        let alice = Actor {
+            id: "alice",
+            groups: &[],
+            grants: &g,
+        };
+        let r = request();
+        let early = Timestamp::from_millis(1000);
+        assert!(
+            check_request_approval(&carol, &r, &[], early)
+                .unwrap_err()
+                .contains("own")
+        );
+        assert!(check_request_approval(&alice, &r, &[], early).is_ok());
+        assert!(check_request_approval(&alice, &r, &["alice".into()], early).is_err());
+        let late = Timestamp::from_millis(3_600_000);
+        assert_eq!(r.state_at(late), "lapsed");
+        assert!(
+            check_request_approval(&alice, &r, &[], late)
+                .unwrap_err()
+                .contains("lapsed")
+        );
+        let nobody = Grants::default();
+        let dave = Actor {
+            id: "dave",
+            groups: &[],
+            grants: &nobody,
+        };
+        assert!(check_request_approval(&dave, &r, &[], early).is_err());
+    }
+
+    #[test]
+    fn an_approved_request_becomes_a_grant_that_expires() {
+        let g = request().to_grant("g".into(), "alice", Timestamp::from_millis(10));
+        assert_eq!(g.expires_at, Some(Timestamp::from_millis(3_600_010)));
+        assert_eq!(g.subject, "carol");
+        assert!(g.in_force(Timestamp::from_millis(3_600_009)));
+        assert!(!g.in_force(Timestamp::from_millis(3_600_010)));
+    }
+}

@@ -1,0 +1,293 @@
+//! Just-in-time access: people ask for a role on a project for a while; administrators other
+//! than the requester approve; approved access becomes a grant that expires by itself.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::pages::body;
+use crate::access::{
+    AccessRequest, DutyActor, Principal, RequestStatus, Subject, check_ask, check_request_approval,
+    perm,
+};
+use crate::audit::RequestContext;
+use crate::auth::caller::Person;
+use crate::domain::{ProjectId, Timestamp};
+use crate::error::AppError;
+use crate::ledger::entry::{Action, Outcome};
+use crate::state::AppState;
+
+fn request_json(r: &AccessRequest, approvals: &[String], now: Timestamp) -> Value {
+    json!({
+        "id": r.id,
+        "requester": r.requester,
+        "project": r.project,
+        "role": r.role,
+        "reason": r.reason,
+        "duration_hours": r.duration_ms as f64 / 3_600_000.0,
+        "approvals_needed": r.approvals_needed,
+        "approvals": approvals,
+        "created_at": r.created_at.to_rfc3339(),
+        "lapses_at": r.lapses_at.to_rfc3339(),
+        "state": r.state_at(now),
+        "grant_id": r.grant_id,
+    })
+}
+
+/// A request for access.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// The project.
+    project: String,
+    /// The role.
+    role: String,
+    /// Why (an incident or ticket).
+    reason: String,
+    /// For how long once granted (at most `access.request_max_days`).
+    duration_hours: i64,
+}
+
+/// Asks for a role on a project for a while.
+#[utoipa::path(post, path = "/api/v1/access-requests", tag = "access", request_body = NewRequest,
+    responses((status = 201, description = "Pending approval"), (status = 401), (status = 422)))]
+pub async fn ask(
+    req: HttpRequest,
+    ctx: RequestContext,
+    person: Person,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let b: NewRequest = body(&req, &bytes)?;
+    let access = &state.settings.access;
+    let duration_ms = b.duration_hours.saturating_mul(3_600_000);
+    check_ask(
+        &b.role,
+        &b.project,
+        duration_ms,
+        access.request_max_days * 86_400_000,
+    )
+    .map_err(AppError::Unprocessable)?;
+    if b.reason.trim().is_empty() {
+        return Err(AppError::Unprocessable("a request needs a reason".into()));
+    }
+    let now = state.clock.now();
+    let r = AccessRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+        requester: person.user.id.clone(),
+        project: b.project,
+        approvals_needed: access
+            .request_approvals
+            .get(&b.role)
+            .copied()
+            .unwrap_or(1)
+            .max(1),
+        role: b.role,
+        reason: b.reason,
+        duration_ms,
+        created_at: now,
+        lapses_at: Timestamp::from_millis(now.millis() + access.request_lapse_minutes * 60_000),
+        status: RequestStatus::Pending,
+        grant_id: None,
+        decided_at: None,
+    };
+    let json = request_json(&r, &[], now);
+    state
+        .audit
+        .account(
+            &ctx,
+            person.actor(),
+            Action::AccessRequest,
+            Outcome::Allowed,
+            json!({"request": r.id, "before": null, "after": json}),
+        )
+        .await?;
+    state.store.create_request(&r).await?;
+    Ok(HttpResponse::Created().json(json))
+}
+
+/// My access requests, newest first.
+#[utoipa::path(get, path = "/api/v1/access-requests", tag = "access",
+    responses((status = 200, description = "My requests"), (status = 401)))]
+pub async fn mine(person: Person, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    let list = state.store.requests(Some(&person.user.id)).await?;
+    Ok(HttpResponse::Ok().json(
+        json!({"requests": list.iter().map(|r| request_json(r, &[], now)).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Which pending requests to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PendingParams {
+    /// Only this project's (needs `roles:assign` there; without it, on every project).
+    project: Option<String>,
+}
+
+/// Pending access requests, for approvers.
+#[utoipa::path(get, path = "/api/v1/admin/access-requests", tag = "admin", params(PendingParams),
+    responses((status = 200, description = "Pending requests"), (status = 401), (status = 403)))]
+pub async fn pending(
+    ctx: RequestContext,
+    principal: Principal,
+    q: web::Query<PendingParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    match &q.project {
+        Some(p) => {
+            let project = ProjectId::parse(p).map_err(|e| AppError::BadRequest(e.0))?;
+            state
+                .audit
+                .authorize::<perm::RolesAssign>(&ctx, &principal, &project, Action::AccessRequest)
+                .await?;
+        }
+        None => {
+            state
+                .audit
+                .authorize_global::<perm::RolesAssign>(&ctx, &principal, Action::AccessRequest)
+                .await?;
+        }
+    }
+    let now = state.clock.now();
+    let list: Vec<Value> = state
+        .store
+        .requests(None)
+        .await?
+        .iter()
+        .filter(|r| q.project.as_deref().is_none_or(|p| p == r.project))
+        .filter(|r| r.state_at(now) == "pending")
+        .map(|r| request_json(r, &[], now))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"requests": list})))
+}
+
+async fn decide(
+    state: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    id: &str,
+    approve: bool,
+) -> Result<HttpResponse, AppError> {
+    let Some((request, approvals)) = state.store.request(id).await? else {
+        state
+            .audit
+            .authorize_global::<perm::RolesAssign>(ctx, principal, Action::AccessRequest)
+            .await?;
+        return Err(AppError::NotFound(format!("no access request {id}")));
+    };
+    let project = ProjectId::parse(&request.project).map_err(|e| AppError::Internal(e.into()))?;
+    let auth = state
+        .audit
+        .authorize::<perm::RolesAssign>(ctx, principal, &project, Action::AccessRequest)
+        .await?;
+    let Subject::User { id: me, grants, .. } = principal.subject() else {
+        return Err(AppError::Forbidden(
+            "only people decide access requests".into(),
+        ));
+    };
+    let groups = state
+        .store
+        .user(me)
+        .await?
+        .map(|(_, g)| g)
+        .unwrap_or_default();
+    let actor = DutyActor {
+        id: me,
+        groups: &groups,
+        grants,
+    };
+    let now = state.clock.now();
+    if let Err(reason) = check_request_approval(&actor, &request, &approvals, now) {
+        state
+            .audit
+            .refused(ctx, crate::audit::actor_of(principal.subject()), &reason)
+            .await?;
+        return Err(if request.state_at(now) == "pending" {
+            AppError::Forbidden(reason)
+        } else {
+            AppError::Conflict(reason)
+        });
+    }
+    let before = request_json(&request, &approvals, now);
+    let mut after_approvals = approvals.clone();
+    if approve {
+        after_approvals.push(me.clone());
+    }
+    let granted = approve && after_approvals.len() as u32 >= request.approvals_needed;
+    let grant = granted.then(|| request.to_grant(uuid::Uuid::new_v4().to_string(), me, now));
+    let mut after = request_json(&request, &after_approvals, now);
+    after["state"] = json!(match (approve, granted) {
+        (false, _) => "rejected",
+        (true, true) => "granted",
+        (true, false) => "pending",
+    });
+    after["grant_id"] = json!(grant.as_ref().map(|g| g.id.clone()));
+    state
+        .audit
+        .record(
+            ctx,
+            &auth,
+            Action::AccessRequest,
+            0,
+            json!({"request": id, "before": before, "after": after}),
+            vec![],
+        )
+        .await?;
+    if let Some(g) = &grant {
+        state
+            .audit
+            .record(
+                ctx,
+                &auth,
+                Action::GrantChange,
+                0,
+                json!({"grant": g.id, "request": id, "before": null, "after": {"subject": g.subject, "role": g.role, "project": g.project, "expires_at": g.expires_at.map(Timestamp::to_rfc3339)}}),
+                vec![],
+            )
+            .await?;
+    }
+    if approve {
+        state.store.approve_request(id, me, now).await?;
+    }
+    if !approve || granted {
+        let status = if approve {
+            RequestStatus::Granted
+        } else {
+            RequestStatus::Rejected
+        };
+        if !state
+            .store
+            .close_request(id, status, grant.as_ref(), now)
+            .await?
+        {
+            return Err(AppError::Conflict("the request changed meanwhile".into()));
+        }
+    }
+    Ok(HttpResponse::Ok().json(after))
+}
+
+/// Approves an access request; enough approvals turn it into an expiring grant.
+#[utoipa::path(post, path = "/api/v1/admin/access-requests/{id}/approve", tag = "admin",
+    params(("id" = String, Path, description = "The request")),
+    responses((status = 200, description = "Approved (granted once enough approvals)"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+pub async fn approve(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    decide(&state, &ctx, &principal, &path, true).await
+}
+
+/// Rejects an access request.
+#[utoipa::path(post, path = "/api/v1/admin/access-requests/{id}/reject", tag = "admin",
+    params(("id" = String, Path, description = "The request")),
+    responses((status = 200, description = "Rejected"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+pub async fn reject(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    decide(&state, &ctx, &principal, &path, false).await
+}
