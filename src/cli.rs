@@ -622,6 +622,9 @@ async fn grant_command(
                 status: GrantStatus::Active,
                 decided_by: None,
                 decided_at: None,
+                review_every_days: Some(settings.access.review_every_days),
+                reviewed_at: None,
+                locked_at: None,
             };
             let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
             let project = ProjectId::parse(&g.project).ok();

@@ -212,6 +212,16 @@ pub struct AccessSettings {
     /// Approvals an access request for a role needs (1 for roles not listed).
     #[serde(default)]
     pub request_approvals: std::collections::BTreeMap<String, u32>,
+    /// Every new grant is due for review this many days after its last review.
+    #[serde(default = "half_year")]
+    pub review_every_days: i64,
+    /// Grants overdue for review stop working until reviewed.
+    #[serde(default)]
+    pub lapse_overdue_grants: bool,
+}
+
+fn half_year() -> i64 {
+    182
 }
 
 fn fourteen() -> i64 {

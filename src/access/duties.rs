@@ -116,6 +116,9 @@ mod tests {
             status: GrantStatus::Pending,
             decided_by: None,
             decided_at: None,
+            review_every_days: None,
+            reviewed_at: None,
+            locked_at: None,
         }
     }
 

@@ -239,11 +239,20 @@ impl FromRequest for Principal {
                     token_id,
                     grants,
                 }) => {
+                    if state.store.service_account_locked(&id).await?.is_some() {
+                        let reason = "this service account is locked";
+                        state
+                            .audit
+                            .rejected(&RequestContext::of(&req), reason)
+                            .await?;
+                        return Err(AppError::Unauthorized(reason.into()));
+                    }
                     let stored = state
                         .store
                         .active_grants(SubjectKind::ServiceAccount, std::slice::from_ref(&id))
                         .await?;
-                    let grants = grants.with_stored(&stored, state.clock.now());
+                    let lapse = state.settings.access.lapse_overdue_grants;
+                    let grants = grants.with_stored(&stored, state.clock.now(), lapse);
                     Subject::ServiceAccount {
                         id,
                         name,

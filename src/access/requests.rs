@@ -92,6 +92,10 @@ impl AccessRequest {
             status: GrantStatus::Active,
             decided_by: Some(approver.to_owned()),
             decided_at: Some(now),
+            // It expires long before any review would be due.
+            review_every_days: None,
+            reviewed_at: None,
+            locked_at: None,
         }
     }
 }
@@ -219,7 +223,7 @@ mod tests {
         let g = request().to_grant("g".into(), "alice", Timestamp::from_millis(10));
         assert_eq!(g.expires_at, Some(Timestamp::from_millis(3_600_010)));
         assert_eq!(g.subject, "carol");
-        assert!(g.in_force(Timestamp::from_millis(3_600_009)));
-        assert!(!g.in_force(Timestamp::from_millis(3_600_010)));
+        assert!(g.in_force(Timestamp::from_millis(3_600_009), true));
+        assert!(!g.in_force(Timestamp::from_millis(3_600_010), true));
     }
 }

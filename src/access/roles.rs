@@ -236,12 +236,37 @@ pub struct GrantRecord {
     pub decided_by: Option<String>,
     /// When.
     pub decided_at: Option<Timestamp>,
+    /// How often it must be reviewed, in days.
+    pub review_every_days: Option<i64>,
+    /// The last review.
+    pub reviewed_at: Option<Timestamp>,
+    /// Set while locked.
+    pub locked_at: Option<Timestamp>,
 }
 
 impl GrantRecord {
-    /// Whether it is in force at `now`.
-    pub fn in_force(&self, now: Timestamp) -> bool {
-        self.status == GrantStatus::Active && self.expires_at.is_none_or(|e| now < e)
+    /// Whether it is in force at `now`: active, not expired, not locked, and (when overdue
+    /// grants lapse) not overdue for review.
+    pub fn in_force(&self, now: Timestamp, lapse_overdue: bool) -> bool {
+        self.status == GrantStatus::Active
+            && self.expires_at.is_none_or(|e| now < e)
+            && self.locked_at.is_none()
+            && !(lapse_overdue && self.review_overdue(now))
+    }
+
+    /// When its next review is due, if it has a cadence.
+    pub fn review_due(&self) -> Option<Timestamp> {
+        let last = self
+            .reviewed_at
+            .or(self.decided_at)
+            .unwrap_or(self.created_at);
+        self.review_every_days
+            .map(|d| Timestamp::from_millis(last.millis() + d * 86_400_000))
+    }
+
+    /// Whether its review is overdue at `now`.
+    pub fn review_overdue(&self, now: Timestamp) -> bool {
+        self.status == GrantStatus::Active && self.review_due().is_some_and(|due| now >= due)
     }
 
     /// The permissions it allows (empty for a deny grant or an unknown role).
@@ -330,9 +355,14 @@ impl Grants {
         });
     }
 
-    /// Adds the stored grants in force at `now`.
-    pub fn with_stored(mut self, stored: &[GrantRecord], now: Timestamp) -> Self {
-        for g in stored.iter().filter(|g| g.in_force(now)) {
+    /// Adds the stored grants in force at `now` (overdue ones lapse if `lapse_overdue`).
+    pub fn with_stored(
+        mut self,
+        stored: &[GrantRecord],
+        now: Timestamp,
+        lapse_overdue: bool,
+    ) -> Self {
+        for g in stored.iter().filter(|g| g.in_force(now, lapse_overdue)) {
             let source = GrantSource::Grant(g.id.clone());
             match (g.effect, &g.role, g.permission) {
                 (Effect::Allow, Some(role), _) => {

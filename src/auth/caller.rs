@@ -45,7 +45,8 @@ pub async fn grants_of(
             .active_grants(SubjectKind::Group, groups)
             .await?,
     );
-    Ok(base.with_stored(&stored, state.clock.now()))
+    let lapse = state.settings.access.lapse_overdue_grants;
+    Ok(base.with_stored(&stored, state.clock.now(), lapse))
 }
 
 /// Whether the configured policy makes this person pass 2-step verification.

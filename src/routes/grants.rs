@@ -32,6 +32,10 @@ fn grant_json(g: &GrantRecord) -> Value {
         "status": g.status,
         "decided_by": g.decided_by,
         "decided_at": g.decided_at.map(Timestamp::to_rfc3339),
+        "review_every_days": g.review_every_days,
+        "reviewed_at": g.reviewed_at.map(Timestamp::to_rfc3339),
+        "review_due": g.review_due().map(Timestamp::to_rfc3339),
+        "locked_at": g.locked_at.map(Timestamp::to_rfc3339),
     })
 }
 
@@ -160,6 +164,9 @@ pub async fn create(
         status: GrantStatus::Pending,
         decided_by: None,
         decided_at: None,
+        review_every_days: Some(state.settings.access.review_every_days),
+        reviewed_at: None,
+        locked_at: None,
     };
     let actor = DutyActor {
         id: &actor_id,
@@ -431,4 +438,198 @@ pub async fn enable(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     set_disabled(&state, &ctx, &principal, &path, false).await
+}
+
+/// A review's note.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewNote {
+    /// What was checked (kept as evidence).
+    note: String,
+}
+
+/// Records that a grant was reviewed and is still needed; the next review falls due later.
+#[utoipa::path(post, path = "/api/v1/admin/grants/{id}/review", tag = "admin",
+    params(("id" = String, Path, description = "The grant")), request_body = ReviewNote,
+    responses((status = 200, description = "Reviewed"), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn review(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let grant = existing_grant(&state, &ctx, &principal, &path).await?;
+    // Parsed only once authorized, so that the refusal is the same whatever the body.
+    let body: ReviewNote = serde_json::from_slice(&bytes)
+        .map_err(|e| AppError::Unprocessable(format!("the body does not match: {e}")))?;
+    let (me, _, _) = duty_actor(&state, &principal).await?;
+    if grant.subject_kind == SubjectKind::User && grant.subject == me {
+        return Err(AppError::Forbidden("nobody reviews their own grant".into()));
+    }
+    if body.note.trim().is_empty() {
+        return Err(AppError::Unprocessable("a review needs a note".into()));
+    }
+    let now = state.clock.now();
+    let after = GrantRecord {
+        reviewed_at: Some(now),
+        ..grant.clone()
+    };
+    let details = json!({
+        "grant": grant.id,
+        "review": body.note,
+        "before": {"reviewed_at": grant.reviewed_at.map(Timestamp::to_rfc3339), "review_due": grant.review_due().map(Timestamp::to_rfc3339)},
+        "after": {"reviewed_at": now.to_rfc3339(), "review_due": after.review_due().map(Timestamp::to_rfc3339)},
+    });
+    record(&state, &ctx, &principal, &grant.project, details).await?;
+    state
+        .store
+        .review_grant(&path, &me, &body.note, now)
+        .await?;
+    Ok(HttpResponse::Ok().json(grant_json(&after)))
+}
+
+async fn existing_grant(
+    state: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    id: &str,
+) -> Result<GrantRecord, AppError> {
+    let Some(grant) = state.store.grant(id).await? else {
+        authorize_assign(state, ctx, principal, "*").await?;
+        return Err(AppError::NotFound(format!("no grant {id}")));
+    };
+    authorize_assign(state, ctx, principal, &grant.project).await?;
+    Ok(grant)
+}
+
+async fn lock_grant(
+    state: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    id: &str,
+    lock: bool,
+) -> Result<HttpResponse, AppError> {
+    let grant = existing_grant(state, ctx, principal, id).await?;
+    let now = state.clock.now();
+    let after = GrantRecord {
+        locked_at: lock.then_some(now),
+        ..grant.clone()
+    };
+    let details = json!({"grant": id, "before": {"locked": grant.locked_at.is_some()}, "after": {"locked": lock}});
+    record(state, ctx, principal, &grant.project, details).await?;
+    state.store.lock_grant(id, lock.then_some(now)).await?;
+    Ok(HttpResponse::Ok().json(grant_json(&after)))
+}
+
+/// Locks a grant: it stops working at the next request, until unlocked.
+#[utoipa::path(post, path = "/api/v1/admin/grants/{id}/lock", tag = "admin",
+    params(("id" = String, Path, description = "The grant")),
+    responses((status = 200, description = "Locked"), (status = 401), (status = 403), (status = 404)))]
+pub async fn lock(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    lock_grant(&state, &ctx, &principal, &path, true).await
+}
+
+/// Unlocks a grant.
+#[utoipa::path(post, path = "/api/v1/admin/grants/{id}/unlock", tag = "admin",
+    params(("id" = String, Path, description = "The grant")),
+    responses((status = 200, description = "Unlocked"), (status = 401), (status = 403), (status = 404)))]
+pub async fn unlock(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    lock_grant(&state, &ctx, &principal, &path, false).await
+}
+
+/// Every service account, with its project and lock.
+#[utoipa::path(get, path = "/api/v1/admin/service-accounts", tag = "admin",
+    responses((status = 200, description = "Service accounts"), (status = 401), (status = 403)))]
+pub async fn service_accounts(
+    ctx: RequestContext,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    state
+        .audit
+        .authorize_global::<perm::UsersAdmin>(&ctx, &principal, Action::UserChange)
+        .await?;
+    let mut out = Vec::new();
+    for p in state.store.list_projects().await? {
+        for sa in state.store.service_accounts(&p.id).await? {
+            let locked = state.store.service_account_locked(&sa.id).await?;
+            out.push(json!({"id": sa.id, "name": sa.name, "project": sa.project_id, "locked_at": locked.map(Timestamp::to_rfc3339)}));
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({"service_accounts": out})))
+}
+
+async fn lock_account(
+    state: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    id: &str,
+    lock: bool,
+) -> Result<HttpResponse, AppError> {
+    let auth = state
+        .audit
+        .authorize_global::<perm::UsersAdmin>(ctx, principal, Action::UserChange)
+        .await?;
+    let mut known = false;
+    for p in state.store.list_projects().await? {
+        known |= state
+            .store
+            .service_accounts(&p.id)
+            .await?
+            .iter()
+            .any(|sa| sa.id == id);
+    }
+    if !known {
+        return Err(AppError::NotFound(format!("no service account {id}")));
+    }
+    let before = state.store.service_account_locked(id).await?.is_some();
+    let details =
+        json!({"service_account": id, "before": {"locked": before}, "after": {"locked": lock}});
+    state
+        .audit
+        .record_global(ctx, &auth, Action::UserChange, details)
+        .await?;
+    let now = state.clock.now();
+    state
+        .store
+        .lock_service_account(id, lock.then_some(now))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"id": id, "locked": lock})))
+}
+
+/// Locks a service account: its tokens stop working at the next request.
+#[utoipa::path(post, path = "/api/v1/admin/service-accounts/{id}/lock", tag = "admin",
+    params(("id" = String, Path, description = "The service account")),
+    responses((status = 200, description = "Locked"), (status = 401), (status = 403), (status = 404)))]
+pub async fn lock_service_account(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    lock_account(&state, &ctx, &principal, &path, true).await
+}
+
+/// Unlocks a service account.
+#[utoipa::path(post, path = "/api/v1/admin/service-accounts/{id}/unlock", tag = "admin",
+    params(("id" = String, Path, description = "The service account")),
+    responses((status = 200, description = "Unlocked"), (status = 401), (status = 403), (status = 404)))]
+pub async fn unlock_service_account(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    lock_account(&state, &ctx, &principal, &path, false).await
 }

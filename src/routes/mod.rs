@@ -211,6 +211,42 @@ pub fn registry() -> Vec<RouteDef> {
             || web::post().to(grants::reject),
         ),
         def(
+            Method::POST,
+            "/api/v1/admin/grants/{id}/review",
+            Requires(RolesAssign),
+            || web::post().to(grants::review),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/grants/{id}/lock",
+            Requires(RolesAssign),
+            || web::post().to(grants::lock),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/grants/{id}/unlock",
+            Requires(RolesAssign),
+            || web::post().to(grants::unlock),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/admin/service-accounts",
+            Requires(UsersAdmin),
+            || web::get().to(grants::service_accounts),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/service-accounts/{id}/lock",
+            Requires(UsersAdmin),
+            || web::post().to(grants::lock_service_account),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/service-accounts/{id}/unlock",
+            Requires(UsersAdmin),
+            || web::post().to(grants::unlock_service_account),
+        ),
+        def(
             Method::DELETE,
             "/api/v1/admin/grants/{id}",
             Requires(RolesAssign),

@@ -41,6 +41,8 @@ impl Modify for SecuritySchemes {
         admin::reset_second_factor, admin::end_sessions,
         grants::list, grants::create, grants::approve, grants::reject, grants::revoke,
         grants::users, grants::disable, grants::enable,
+        grants::review, grants::lock, grants::unlock, grants::service_accounts,
+        grants::lock_service_account, grants::unlock_service_account,
         classify::list, classify::mark, classify::unmark,
         review::review,
         requests::ask, requests::mine, requests::pending, requests::approve, requests::reject,

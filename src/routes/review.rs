@@ -37,6 +37,8 @@ pub struct ReviewRow {
     granted_by: String,
     since: String,
     expires_at: String,
+    review_due: String,
+    review_overdue: bool,
     last_signin_at: String,
     disabled: bool,
 }
@@ -47,6 +49,7 @@ fn rows_for(
     who: (&'static str, &str, &str, Option<Timestamp>, bool),
     stored: &HashMap<String, crate::access::GrantRecord>,
     project: Option<&ProjectId>,
+    now: Timestamp,
 ) {
     let (kind, id, email, last, disabled) = who;
     for g in grants.list() {
@@ -56,6 +59,12 @@ fn rows_for(
         {
             continue;
         }
+        let review = match &g.source {
+            GrantSource::Grant(gid) => stored
+                .get(gid)
+                .map(|r| (r.review_due(), r.review_overdue(now))),
+            _ => None,
+        };
         let (via, granted_by, since) = match &g.source {
             GrantSource::Group(name) => (
                 format!("group {name} (configuration)"),
@@ -88,6 +97,10 @@ fn rows_for(
             granted_by,
             since,
             expires_at: g.expires_at.clone().unwrap_or_default(),
+            review_due: review
+                .and_then(|(due, _)| due.map(Timestamp::to_rfc3339))
+                .unwrap_or_default(),
+            review_overdue: review.is_some_and(|(_, overdue)| overdue),
             last_signin_at: last.map(Timestamp::to_rfc3339).unwrap_or_default(),
             disabled,
         });
@@ -127,6 +140,7 @@ pub async fn review(
         .into_iter()
         .map(|g| (g.id.clone(), g))
         .collect();
+    let now = state.clock.now();
     let mut rows = Vec::new();
     for user in state.store.users().await? {
         let groups = state
@@ -143,7 +157,7 @@ pub async fn review(
             user.last_signin_at,
             user.disabled_at.is_some(),
         );
-        rows_for(&mut rows, &grants, who, &stored, project.as_ref());
+        rows_for(&mut rows, &grants, who, &stored, project.as_ref(), now);
     }
     for p in state.store.list_projects().await? {
         for sa in state.store.service_accounts(&p.id).await? {
@@ -155,14 +169,18 @@ pub async fn review(
                 })
                 .cloned()
                 .collect();
-            let grants =
-                Grants::service_account(&sa.project_id).with_stored(&own, state.clock.now());
+            let grants = Grants::service_account(&sa.project_id).with_stored(
+                &own,
+                state.clock.now(),
+                state.settings.access.lapse_overdue_grants,
+            );
             rows_for(
                 &mut rows,
                 &grants,
                 ("service_account", &sa.id, &sa.name, None, false),
                 &stored,
                 project.as_ref(),
+                now,
             );
         }
     }

@@ -25,6 +25,20 @@ pub trait GrantStore: Send + Sync {
         kind: SubjectKind,
         subjects: &[String],
     ) -> StoreResult<Vec<GrantRecord>>;
+    /// Records a review of a grant (kept as evidence); false if there is no such grant.
+    async fn review_grant(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Locks (Some) or unlocks (None) a grant; false if there is no such grant.
+    async fn lock_grant(&self, id: &str, at: Option<Timestamp>) -> StoreResult<bool>;
+    /// Locks (Some) or unlocks (None) a service account; false if there is none.
+    async fn lock_service_account(&self, id: &str, at: Option<Timestamp>) -> StoreResult<bool>;
+    /// When a service account was locked, if it is.
+    async fn service_account_locked(&self, id: &str) -> StoreResult<Option<Timestamp>>;
     /// Moves a grant from one status to another; false if it was not in `from`.
     async fn decide_grant(
         &self,
@@ -37,7 +51,7 @@ pub trait GrantStore: Send + Sync {
 }
 
 const COLUMNS: &str = "id, subject_kind, subject, effect, role, permission, project, reason, granted_by, \
-     created_at, expires_at, status, decided_by, decided_at";
+     created_at, expires_at, status, decided_by, decided_at, review_every_days, reviewed_at, locked_at";
 
 #[async_trait]
 impl<DB> GrantStore for SqlStore<DB>
@@ -53,7 +67,7 @@ where
 {
     async fn create_grant(&self, g: &GrantRecord) -> StoreResult<()> {
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO grants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO grants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         )))
         .bind(g.id.clone())
         .bind(g.subject_kind.as_str().to_owned())
@@ -72,6 +86,9 @@ where
         .bind(g.status.as_str().to_owned())
         .bind(g.decided_by.clone())
         .bind(g.decided_at.map(|t| t.millis()))
+        .bind(g.review_every_days)
+        .bind(g.reviewed_at.map(|t| t.millis()))
+        .bind(g.locked_at.map(|t| t.millis()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -128,6 +145,67 @@ where
         qb.push(")");
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter().map(grant_row::<DB>).collect()
+    }
+
+    async fn review_grant(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let r = sqlx::query("UPDATE grants SET reviewed_at = $1, reviewed_by = $2 WHERE id = $3")
+            .bind(at.millis())
+            .bind(by.to_owned())
+            .bind(id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&r) == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO grant_reviews (grant_id, reviewed_by, reviewed_at, note) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.to_owned())
+        .bind(by.to_owned())
+        .bind(at.millis())
+        .bind(note.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn lock_grant(&self, id: &str, at: Option<Timestamp>) -> StoreResult<bool> {
+        let r = sqlx::query("UPDATE grants SET locked_at = $1 WHERE id = $2")
+            .bind(at.map(|t| t.millis()))
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn lock_service_account(&self, id: &str, at: Option<Timestamp>) -> StoreResult<bool> {
+        let r = sqlx::query("UPDATE service_accounts SET locked_at = $1 WHERE id = $2")
+            .bind(at.map(|t| t.millis()))
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn service_account_locked(&self, id: &str) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query("SELECT locked_at FROM service_accounts WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r
+                .try_get::<Option<i64>, _>("locked_at")?
+                .map(Timestamp::from_millis),
+            None => None,
+        })
     }
 
     async fn decide_grant(
@@ -191,6 +269,13 @@ where
         decided_by: r.try_get("decided_by")?,
         decided_at: r
             .try_get::<Option<i64>, _>("decided_at")?
+            .map(Timestamp::from_millis),
+        review_every_days: r.try_get("review_every_days")?,
+        reviewed_at: r
+            .try_get::<Option<i64>, _>("reviewed_at")?
+            .map(Timestamp::from_millis),
+        locked_at: r
+            .try_get::<Option<i64>, _>("locked_at")?
             .map(Timestamp::from_millis),
     })
 }
@@ -453,7 +538,7 @@ where
         if let Some(g) = grant {
             // The grant and the request's closing commit together, or neither does.
             sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO grants ({COLUMNS}) VALUES ($1, $2, $3, 'allow', $4, NULL, $5, $6, $7, $8, $9, 'active', $10, $11)"
+                "INSERT INTO grants ({COLUMNS}) VALUES ($1, $2, $3, 'allow', $4, NULL, $5, $6, $7, $8, $9, 'active', $10, $11, NULL, NULL, NULL)"
             )))
             .bind(g.id.clone())
             .bind(g.subject_kind.as_str().to_owned())

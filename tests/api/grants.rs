@@ -514,6 +514,9 @@ async fn sensitive_properties_are_redacted_unless_granted_and_the_log_says_which
             status: GrantStatus::Active,
             decided_by: None,
             decided_at: None,
+            review_every_days: None,
+            reviewed_at: None,
+            locked_at: None,
         })
         .await
         .unwrap();
@@ -745,4 +748,123 @@ async fn just_in_time_access_needs_others_approvals_lapses_and_expires() {
             .iter()
             .any(|e| e.action == Action::GrantChange && e.details.contains(&id))
     );
+}
+
+#[tokio::test]
+async fn overdue_grants_are_flagged_and_can_lapse_until_reviewed() {
+    let (app, idp) = app(|s| {
+        s.access.review_every_days = 1;
+        s.access.lapse_overdue_grants = true;
+    })
+    .await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    let g: Value = grant(&alice, to_user(&carol_id, "analyst", "shop"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["review_every_days"], 1);
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+    app.clock.advance_millis(86_400_000 + 60_000);
+    assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
+    // A fresh owner reviews it: evidence kept, the grant works again, next review later.
+    let (bob, _) = person(&app, &idp, "bob", &["owners"]).await;
+    let id = g["id"].as_str().unwrap();
+    let path = format!("/api/v1/admin/grants/{id}/review");
+    assert_problem(bob.post(&path, json!({})).await, 422).await;
+    let reviewed: Value = bob
+        .post(&path, json!({"note": "still on the churn project"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(reviewed["review_due"].as_str().unwrap() > g["review_due"].as_str().unwrap());
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+    // Carol's last 2-step verification is a day old: sensitive acts ask for a fresh one first.
+    assert_problem(carol.post(&path, json!({"note": "x"})).await, 401).await;
+    let entries = log(&app).await;
+    assert!(entries.iter().any(
+        |e| e.action == Action::GrantChange && e.details.contains("still on the churn project")
+    ));
+}
+
+#[tokio::test]
+async fn locks_stop_grants_and_service_accounts_at_the_next_request() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    let g: Value = grant(&alice, to_user(&carol_id, "analyst", "shop"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = g["id"].as_str().unwrap();
+    assert_eq!(
+        alice
+            .post(&format!("/api/v1/admin/grants/{id}/lock"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
+    assert_eq!(
+        alice
+            .post(&format!("/api/v1/admin/grants/{id}/unlock"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+
+    let accounts: Value = alice
+        .get("/api/v1/admin/service-accounts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sa = accounts["service_accounts"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
+    assert_eq!(
+        alice
+            .post(
+                &format!("/api/v1/admin/service-accounts/{sa}/lock"),
+                json!({})
+            )
+            .await
+            .status(),
+        200
+    );
+    let body = assert_problem(app.get("/api/v1/projects/shop/events").await, 401).await;
+    assert!(body["detail"].as_str().unwrap().contains("locked"));
+    assert_eq!(
+        alice
+            .post(
+                &format!("/api/v1/admin/service-accounts/{sa}/unlock"),
+                json!({})
+            )
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
+    assert_problem(
+        alice
+            .post("/api/v1/admin/service-accounts/nope/lock", json!({}))
+            .await,
+        404,
+    )
+    .await;
 }
