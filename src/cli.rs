@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::access::{Effect, GrantRecord, GrantStatus, Permission, Role, SubjectKind};
+use crate::access::{Effect, GrantRecord, GrantStatus, Permission, RoleBook, SubjectKind};
 use crate::audit::{self, AuditLog};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -587,7 +587,8 @@ async fn grant_command(
             };
             let (effect, role, permission) = match (role, deny) {
                 (Some(r), _) => {
-                    anyhow::ensure!(Role::builtin(&r).is_some(), "{r:?} is not a role");
+                    let book = RoleBook::new(store.custom_roles().await?);
+                    anyhow::ensure!(book.permissions(&r).is_some(), "{r:?} is not a role");
                     (Effect::Allow, Some(r), None)
                 }
                 (_, Some(p)) => (

@@ -2,7 +2,7 @@
 //! they are in, nobody grants a permission they do not hold, and the most powerful grants wait
 //! for a second administrator, who is neither the granter nor the grantee.
 
-use super::roles::{Effect, GrantRecord, GrantStatus, Grants, Role, SubjectKind};
+use super::roles::{Effect, GrantRecord, GrantStatus, Grants, RoleBook, SubjectKind};
 use crate::domain::ProjectId;
 
 /// The administrator acting on a grant.
@@ -25,8 +25,9 @@ fn is_grantee(actor: &Actor<'_>, grant: &GrantRecord) -> bool {
 }
 
 /// Checks that `actor` holds every permission `grant` would give, where it would give it.
-pub fn check_holds(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), String> {
-    let missing = grant.permissions().iter().find(|p| {
+pub fn check_holds(actor: &Actor<'_>, grant: &GrantRecord, roles: &RoleBook) -> Result<(), String> {
+    let permissions = grant.permissions(roles);
+    let missing = permissions.iter().find(|p| {
         if grant.project == "*" {
             !actor.grants.allows_everywhere(**p)
         } else {
@@ -47,6 +48,7 @@ pub fn check_holds(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), String>
 pub fn check_new_grant(
     actor: &Actor<'_>,
     grant: &GrantRecord,
+    roles: &RoleBook,
     powerful_need_approval: bool,
 ) -> Result<GrantStatus, String> {
     if is_grantee(actor, grant) {
@@ -54,12 +56,12 @@ pub fn check_new_grant(
     }
     if grant.effect == Effect::Allow {
         let role = grant.role.as_deref().unwrap_or_default();
-        if Role::builtin(role).is_none() {
+        if roles.permissions(role).is_none() {
             return Err(format!("{role:?} is not a role"));
         }
-        check_holds(actor, grant)?;
+        check_holds(actor, grant, roles)?;
     }
-    Ok(if grant.is_powerful() && powerful_need_approval {
+    Ok(if grant.is_powerful(roles) && powerful_need_approval {
         GrantStatus::Pending
     } else {
         GrantStatus::Active
@@ -67,7 +69,11 @@ pub fn check_new_grant(
 }
 
 /// Checks that `actor` may approve (or reject) a pending grant.
-pub fn check_approval(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), String> {
+pub fn check_approval(
+    actor: &Actor<'_>,
+    grant: &GrantRecord,
+    roles: &RoleBook,
+) -> Result<(), String> {
     if grant.status != GrantStatus::Pending {
         return Err(format!(
             "the grant is {}, not pending",
@@ -80,7 +86,7 @@ pub fn check_approval(actor: &Actor<'_>, grant: &GrantRecord) -> Result<(), Stri
     if is_grantee(actor, grant) {
         return Err("nobody can approve a grant to themselves".into());
     }
-    check_holds(actor, grant)
+    check_holds(actor, grant, roles)
 }
 
 #[cfg(test)]
@@ -135,6 +141,7 @@ mod tests {
             check_new_grant(
                 &alice,
                 &grant(SubjectKind::User, "alice", "analyst", "shop"),
+                &RoleBook::default(),
                 true
             )
             .is_err()
@@ -143,6 +150,7 @@ mod tests {
             check_new_grant(
                 &alice,
                 &grant(SubjectKind::Group, "owners", "analyst", "shop"),
+                &RoleBook::default(),
                 true
             )
             .is_err()
@@ -151,6 +159,7 @@ mod tests {
             check_new_grant(
                 &alice,
                 &grant(SubjectKind::User, "bob", "analyst", "shop"),
+                &RoleBook::default(),
                 true
             ),
             Ok(GrantStatus::Active)
@@ -177,6 +186,7 @@ mod tests {
             check_new_grant(
                 &carol,
                 &grant(SubjectKind::User, "bob", "analyst", "shop"),
+                &RoleBook::default(),
                 true
             )
             .is_ok()
@@ -185,6 +195,7 @@ mod tests {
             check_new_grant(
                 &carol,
                 &grant(SubjectKind::User, "bob", "analyst", "bank"),
+                &RoleBook::default(),
                 true
             )
             .is_err()
@@ -192,6 +203,7 @@ mod tests {
         let err = check_new_grant(
             &carol,
             &grant(SubjectKind::User, "bob", "auditor", "shop"),
+            &RoleBook::default(),
             true,
         )
         .unwrap_err();
@@ -208,22 +220,23 @@ mod tests {
         };
         let owner = grant(SubjectKind::User, "bob", "owner", "shop");
         assert_eq!(
-            check_new_grant(&alice, &owner, true),
+            check_new_grant(&alice, &owner, &RoleBook::default(), true),
             Ok(GrantStatus::Pending)
         );
         assert_eq!(
-            check_new_grant(&alice, &owner, false),
+            check_new_grant(&alice, &owner, &RoleBook::default(), false),
             Ok(GrantStatus::Active)
         );
         assert!(
             check_new_grant(
                 &alice,
                 &grant(SubjectKind::User, "bob", "admin", "shop"),
+                &RoleBook::default(),
                 true
             ) == Ok(GrantStatus::Pending)
         );
         assert!(
-            check_approval(&alice, &owner)
+            check_approval(&alice, &owner, &RoleBook::default())
                 .unwrap_err()
                 .contains("granted it")
         );
@@ -233,7 +246,7 @@ mod tests {
             grants: &g,
         };
         assert!(
-            check_approval(&bob, &owner)
+            check_approval(&bob, &owner, &RoleBook::default())
                 .unwrap_err()
                 .contains("themselves")
         );
@@ -242,6 +255,6 @@ mod tests {
             groups: &[],
             grants: &g,
         };
-        assert_eq!(check_approval(&dave, &owner), Ok(()));
+        assert_eq!(check_approval(&dave, &owner, &RoleBook::default()), Ok(()));
     }
 }

@@ -17,8 +17,8 @@ pub use policy::{Decision, Subject, decide, decide_global};
 pub use principal::{Access, AccountNeed, NEEDS_CREDENTIALS, Principal, RouteAccess};
 pub use requests::{AccessRequest, RequestStatus, check_ask, check_request_approval};
 pub use roles::{
-    BREAK_GLASS, BUILTIN, Effect, Grant, GrantRecord, GrantSource, GrantStatus, Grants, Role,
-    SERVICE_ACCOUNT, SubjectKind,
+    BREAK_GLASS, BUILTIN, CustomRole, Effect, Grant, GrantRecord, GrantSource, GrantStatus, Grants,
+    Role, RoleBook, SERVICE_ACCOUNT, SubjectKind,
 };
 
 use crate::domain::ProjectId;

@@ -252,7 +252,8 @@ impl FromRequest for Principal {
                         .active_grants(SubjectKind::ServiceAccount, std::slice::from_ref(&id))
                         .await?;
                     let lapse = state.settings.access.lapse_overdue_grants;
-                    let grants = grants.with_stored(&stored, state.clock.now(), lapse);
+                    let roles = caller::role_book(state).await?;
+                    let grants = grants.with_stored(&stored, &roles, state.clock.now(), lapse);
                     Subject::ServiceAccount {
                         id,
                         name,

@@ -1,5 +1,7 @@
 //! Built-in roles and the grants a person holds. Pure: the caller loads groups and mappings.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::Permission;
@@ -97,6 +99,46 @@ impl Role {
     /// The built-in role with this name.
     pub fn builtin(name: &str) -> Option<&'static Role> {
         BUILTIN.iter().find(|r| r.name == name)
+    }
+}
+
+/// A role an administrator defined from the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomRole {
+    /// Its name (never a built-in one).
+    pub name: String,
+    /// What it allows.
+    pub permissions: Vec<Permission>,
+    /// What it is for.
+    pub description: String,
+}
+
+/// Every grantable role: the built-in ones and the custom ones, as of this request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleBook {
+    custom: Vec<CustomRole>,
+}
+
+impl RoleBook {
+    /// The built-in roles and these custom ones.
+    pub fn new(custom: Vec<CustomRole>) -> Self {
+        Self { custom }
+    }
+
+    /// The permissions of the role called `name`, if there is one.
+    pub fn permissions(&self, name: &str) -> Option<Cow<'static, [Permission]>> {
+        if let Some(r) = Role::builtin(name) {
+            return Some(Cow::Borrowed(r.permissions));
+        }
+        self.custom
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| Cow::Owned(r.permissions.clone()))
+    }
+
+    /// The custom roles.
+    pub fn custom(&self) -> &[CustomRole] {
+        &self.custom
     }
 }
 
@@ -270,19 +312,22 @@ impl GrantRecord {
     }
 
     /// The permissions it allows (empty for a deny grant or an unknown role).
-    pub fn permissions(&self) -> &'static [Permission] {
-        match (self.effect, self.role.as_deref().and_then(Role::builtin)) {
-            (Effect::Allow, Some(role)) => role.permissions,
-            _ => &[],
+    pub fn permissions(&self, roles: &RoleBook) -> Cow<'static, [Permission]> {
+        match (
+            self.effect,
+            self.role.as_deref().and_then(|r| roles.permissions(r)),
+        ) {
+            (Effect::Allow, Some(permissions)) => permissions,
+            _ => Cow::Borrowed(&[]),
         }
     }
 
     /// Whether it carries the most powerful permissions, which need a second approval.
-    pub fn is_powerful(&self) -> bool {
+    pub fn is_powerful(&self, roles: &RoleBook) -> bool {
         self.effect == Effect::Allow
             && (self.role.as_deref() == Some("owner")
                 || self
-                    .permissions()
+                    .permissions(roles)
                     .iter()
                     .any(|p| matches!(p, P::RolesAssign | P::KeysRotate)))
     }
@@ -292,7 +337,7 @@ impl GrantRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
     /// The role's name, for an allow.
-    pub role: Option<&'static str>,
+    pub role: Option<String>,
     /// The permission denied, for a deny.
     pub deny: Option<Permission>,
     /// Where it applies (`*` is every project).
@@ -304,7 +349,7 @@ pub struct Grant {
     #[serde(skip)]
     scope: Scope,
     #[serde(skip)]
-    permissions: &'static [Permission],
+    permissions: Cow<'static, [Permission]>,
 }
 
 fn scope_of(project: &str) -> Option<Scope> {
@@ -323,8 +368,11 @@ impl Grants {
     /// The grants that `groups` carry under `mappings`.
     pub fn from_groups(groups: &[String], mappings: &[GroupRoleSettings]) -> Self {
         let mut grants = Self::default();
+        // Configuration names built-in roles only (checked at start-up).
+        let builtin = RoleBook::default();
         for m in mappings.iter().filter(|m| groups.contains(&m.group)) {
             grants.allow(
+                &builtin,
                 &m.role,
                 &m.project,
                 GrantSource::Group(m.group.clone()),
@@ -336,22 +384,23 @@ impl Grants {
 
     fn allow(
         &mut self,
+        roles: &RoleBook,
         role: &str,
         project: &str,
         source: GrantSource,
         expires: Option<Timestamp>,
     ) {
-        let (Some(role), Some(scope)) = (Role::builtin(role), scope_of(project)) else {
+        let (Some(permissions), Some(scope)) = (roles.permissions(role), scope_of(project)) else {
             return;
         };
         self.0.push(Grant {
-            role: Some(role.name),
+            role: Some(role.to_owned()),
             deny: None,
             project: project.to_owned(),
             source,
             expires_at: expires.map(Timestamp::to_rfc3339),
             scope,
-            permissions: role.permissions,
+            permissions,
         });
     }
 
@@ -359,6 +408,7 @@ impl Grants {
     pub fn with_stored(
         mut self,
         stored: &[GrantRecord],
+        roles: &RoleBook,
         now: Timestamp,
         lapse_overdue: bool,
     ) -> Self {
@@ -366,7 +416,7 @@ impl Grants {
             let source = GrantSource::Grant(g.id.clone());
             match (g.effect, &g.role, g.permission) {
                 (Effect::Allow, Some(role), _) => {
-                    self.allow(role, &g.project, source, g.expires_at);
+                    self.allow(roles, role, &g.project, source, g.expires_at);
                 }
                 (Effect::Deny, _, Some(permission)) => {
                     if let Some(scope) = scope_of(&g.project) {
@@ -377,7 +427,7 @@ impl Grants {
                             source,
                             expires_at: g.expires_at.map(Timestamp::to_rfc3339),
                             scope,
-                            permissions: &[],
+                            permissions: Cow::Borrowed(&[]),
                         });
                     }
                 }
@@ -391,13 +441,13 @@ impl Grants {
     pub fn break_glass() -> Self {
         let mut g = Self::default();
         g.0.push(Grant {
-            role: Some(BREAK_GLASS.name),
+            role: Some(BREAK_GLASS.name.to_owned()),
             deny: None,
             project: "*".into(),
             source: GrantSource::BreakGlass,
             expires_at: None,
             scope: Scope::All,
-            permissions: BREAK_GLASS.permissions,
+            permissions: Cow::Borrowed(BREAK_GLASS.permissions),
         });
         g
     }
@@ -406,13 +456,13 @@ impl Grants {
     pub fn service_account(project: &ProjectId) -> Self {
         let mut g = Self::default();
         g.0.push(Grant {
-            role: Some(SERVICE_ACCOUNT.name),
+            role: Some(SERVICE_ACCOUNT.name.to_owned()),
             deny: None,
             project: project.to_string(),
             source: GrantSource::ServiceAccount,
             expires_at: None,
             scope: Scope::Project(project.clone()),
-            permissions: SERVICE_ACCOUNT.permissions,
+            permissions: Cow::Borrowed(SERVICE_ACCOUNT.permissions),
         });
         g
     }

@@ -13,7 +13,9 @@ use subtle::ConstantTimeEq;
 
 use super::session::SessionSecret;
 use super::tokens::ApiSecret;
-use crate::access::{Access, AccountNeed, Grants, NEEDS_CREDENTIALS, RouteAccess, SubjectKind};
+use crate::access::{
+    Access, AccountNeed, Grants, NEEDS_CREDENTIALS, RoleBook, RouteAccess, SubjectKind,
+};
 use crate::audit::RequestContext;
 use crate::config::{SecondFactorPolicy, Settings};
 use crate::error::AppError;
@@ -46,7 +48,13 @@ pub async fn grants_of(
             .await?,
     );
     let lapse = state.settings.access.lapse_overdue_grants;
-    Ok(base.with_stored(&stored, state.clock.now(), lapse))
+    let roles = role_book(state).await?;
+    Ok(base.with_stored(&stored, &roles, state.clock.now(), lapse))
+}
+
+/// Every grantable role as of now: the built-in ones and those administrators defined.
+pub async fn role_book(state: &AppState) -> Result<RoleBook, AppError> {
+    Ok(RoleBook::new(state.store.custom_roles().await?))
 }
 
 /// Whether the configured policy makes this person pass 2-step verification.

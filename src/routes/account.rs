@@ -116,7 +116,7 @@ pub async fn account_page(
             ul id="grants" {
                 @for g in person.grants.list() {
                     li {
-                        @if let Some(role) = g.role { (role) } @else { "denied " (g.deny.map(|p| p.as_str()).unwrap_or("")) }
+                        @if let Some(role) = &g.role { (role) } @else { "denied " (g.deny.map(|p| p.as_str()).unwrap_or("")) }
                         " on " (g.project)
                     }
                 }

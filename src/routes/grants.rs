@@ -10,6 +10,7 @@ use crate::access::{
     check_approval, check_new_grant, perm,
 };
 use crate::audit::RequestContext;
+use crate::auth::caller::role_book;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
@@ -173,9 +174,11 @@ pub async fn create(
         groups: &groups,
         grants: &grants,
     };
+    let roles = role_book(&state).await?;
     grant.status = match check_new_grant(
         &actor,
         &grant,
+        &roles,
         state.settings.access.powerful_grants_need_approval,
     ) {
         Ok(status) => status,
@@ -269,7 +272,8 @@ async fn decide(
             groups: &groups,
             grants: &grants,
         };
-        if let Err(reason) = check_approval(&actor, &grant) {
+        let roles = role_book(state).await?;
+        if let Err(reason) = check_approval(&actor, &grant, &roles) {
             state
                 .audit
                 .refused(ctx, crate::audit::actor_of(principal.subject()), &reason)
@@ -632,4 +636,143 @@ pub async fn unlock_service_account(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     lock_account(&state, &ctx, &principal, &path, false).await
+}
+
+/// Every grantable role: built-in and custom.
+#[utoipa::path(get, path = "/api/v1/admin/roles", tag = "admin",
+    responses((status = 200, description = "Roles and their permissions"), (status = 401), (status = 403)))]
+pub async fn roles(
+    ctx: RequestContext,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    authorize_assign(&state, &ctx, &principal, "*").await?;
+    let builtin: Vec<Value> = crate::access::BUILTIN
+        .iter()
+        .map(|r| json!({"name": r.name, "permissions": r.permissions, "builtin": true}))
+        .collect();
+    let custom: Vec<Value> = role_book(&state)
+        .await?
+        .custom()
+        .iter()
+        .map(|r| json!({"name": r.name, "permissions": r.permissions, "description": r.description, "builtin": false}))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({"roles": builtin.into_iter().chain(custom).collect::<Vec<_>>()})))
+}
+
+/// A custom role.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRole {
+    /// Its name: a-z, 0-9, '_' or '-', not a built-in role's.
+    name: String,
+    /// Permissions from the catalogue.
+    permissions: Vec<String>,
+    /// What it is for.
+    description: String,
+}
+
+/// Defines a custom role from the permission catalogue.
+#[utoipa::path(post, path = "/api/v1/admin/roles", tag = "admin", request_body = NewRole,
+    responses((status = 201, description = "Defined"), (status = 401), (status = 403), (status = 409), (status = 422)))]
+pub async fn create_role(
+    ctx: RequestContext,
+    principal: Principal,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let auth = state
+        .audit
+        .authorize_global::<perm::RolesAssign>(&ctx, &principal, Action::RoleChange)
+        .await?;
+    let b: NewRole = serde_json::from_slice(&bytes)
+        .map_err(|e| AppError::Unprocessable(format!("the body does not match: {e}")))?;
+    let valid_name = (1..=64).contains(&b.name.len())
+        && b.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !valid_name || crate::access::Role::builtin(&b.name).is_some() {
+        return Err(AppError::Unprocessable(format!(
+            "{:?} must be a-z, 0-9, '_' or '-' and not a built-in role",
+            b.name
+        )));
+    }
+    let mut permissions = Vec::new();
+    for p in &b.permissions {
+        let p = Permission::parse(p)
+            .ok_or_else(|| AppError::Unprocessable(format!("{p:?} is not a permission")))?;
+        if !permissions.contains(&p) {
+            permissions.push(p);
+        }
+    }
+    if permissions.is_empty() {
+        return Err(AppError::Unprocessable("a role needs a permission".into()));
+    }
+    if role_book(&state).await?.permissions(&b.name).is_some() {
+        return Err(AppError::Conflict(format!(
+            "a role called {} exists",
+            b.name
+        )));
+    }
+    let role = crate::access::CustomRole {
+        name: b.name,
+        permissions,
+        description: b.description,
+    };
+    let details = json!({"role": role.name, "before": null, "after": {"permissions": role.permissions, "description": role.description}});
+    state
+        .audit
+        .record_global(&ctx, &auth, Action::RoleChange, details)
+        .await?;
+    let by = crate::audit::actor_of(principal.subject()).id;
+    state
+        .store
+        .create_role(&role, &by, state.clock.now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => {
+                AppError::Conflict(format!("a role called {} exists or existed", role.name))
+            }
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Created().json(json!({"name": role.name, "permissions": role.permissions, "description": role.description})))
+}
+
+/// Removes a custom role no active grant uses.
+#[utoipa::path(delete, path = "/api/v1/admin/roles/{name}", tag = "admin",
+    params(("name" = String, Path, description = "The role")),
+    responses((status = 200, description = "Removed"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+pub async fn delete_role(
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let auth = state
+        .audit
+        .authorize_global::<perm::RolesAssign>(&ctx, &principal, Action::RoleChange)
+        .await?;
+    let book = role_book(&state).await?;
+    let Some(role) = book.custom().iter().find(|r| r.name == *path) else {
+        return Err(AppError::NotFound(format!("no custom role {}", *path)));
+    };
+    let in_use = state.store.grants(None).await?.iter().any(|g| {
+        g.role.as_deref() == Some(path.as_str())
+            && matches!(g.status, GrantStatus::Active | GrantStatus::Pending)
+    });
+    if in_use {
+        return Err(AppError::Conflict(format!(
+            "role {} is in use by a live grant: revoke those first",
+            *path
+        )));
+    }
+    let details =
+        json!({"role": role.name, "before": {"permissions": role.permissions}, "after": null});
+    state
+        .audit
+        .record_global(&ctx, &auth, Action::RoleChange, details)
+        .await?;
+    state.store.delete_role(&path, state.clock.now()).await?;
+    Ok(HttpResponse::Ok().json(json!({"name": *path, "deleted": true})))
 }

@@ -230,6 +230,24 @@ pub fn registry() -> Vec<RouteDef> {
         ),
         def(
             Method::GET,
+            "/api/v1/admin/roles",
+            Requires(RolesAssign),
+            || web::get().to(grants::roles),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/roles",
+            Requires(RolesAssign),
+            || web::post().to(grants::create_role),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/admin/roles/{name}",
+            Requires(RolesAssign),
+            || web::delete().to(grants::delete_role),
+        ),
+        def(
+            Method::GET,
             "/api/v1/admin/service-accounts",
             Requires(UsersAdmin),
             || web::get().to(grants::service_accounts),

@@ -43,6 +43,7 @@ impl Modify for SecuritySchemes {
         grants::users, grants::disable, grants::enable,
         grants::review, grants::lock, grants::unlock, grants::service_accounts,
         grants::lock_service_account, grants::unlock_service_account,
+        grants::roles, grants::create_role, grants::delete_role,
         classify::list, classify::mark, classify::unmark,
         review::review,
         requests::ask, requests::mine, requests::pending, requests::approve, requests::reject,

@@ -11,7 +11,7 @@ use crate::access::{
     perm,
 };
 use crate::audit::RequestContext;
-use crate::auth::caller::Person;
+use crate::auth::caller::{Person, role_book};
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Outcome};
@@ -62,6 +62,7 @@ pub async fn ask(
     let access = &state.settings.access;
     let duration_ms = b.duration_hours.saturating_mul(3_600_000);
     check_ask(
+        &role_book(&state).await?,
         &b.role,
         &b.project,
         duration_ms,
@@ -197,7 +198,8 @@ async fn decide(
         grants,
     };
     let now = state.clock.now();
-    if let Err(reason) = check_request_approval(&actor, &request, &approvals, now) {
+    let roles = role_book(state).await?;
+    if let Err(reason) = check_request_approval(&actor, &request, &approvals, &roles, now) {
         state
             .audit
             .refused(ctx, crate::audit::actor_of(principal.subject()), &reason)

@@ -90,7 +90,7 @@ fn rows_for(
             principal_kind: kind,
             principal: id.to_owned(),
             email: email.to_owned(),
-            role: g.role.unwrap_or_default().to_owned(),
+            role: g.role.clone().unwrap_or_default(),
             denied: g.deny.map(|p| p.as_str().to_owned()).unwrap_or_default(),
             project: g.project.clone(),
             via,
@@ -141,6 +141,7 @@ pub async fn review(
         .map(|g| (g.id.clone(), g))
         .collect();
     let now = state.clock.now();
+    let roles = crate::auth::caller::role_book(&state).await?;
     let mut rows = Vec::new();
     for user in state.store.users().await? {
         let groups = state
@@ -171,6 +172,7 @@ pub async fn review(
                 .collect();
             let grants = Grants::service_account(&sa.project_id).with_stored(
                 &own,
+                &roles,
                 state.clock.now(),
                 state.settings.access.lapse_overdue_grants,
             );

@@ -6,7 +6,8 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, 
 use super::StoreResult;
 use super::sql::{Backend, SqlStore};
 use crate::access::{
-    AccessRequest, Effect, GrantRecord, GrantStatus, Permission, RequestStatus, SubjectKind,
+    AccessRequest, CustomRole, Effect, GrantRecord, GrantStatus, Permission, RequestStatus,
+    SubjectKind,
 };
 use crate::domain::Timestamp;
 
@@ -587,4 +588,73 @@ where
             .try_get::<Option<i64>, _>("decided_at")?
             .map(Timestamp::from_millis),
     })
+}
+
+/// Roles administrators defined.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// The live custom roles, by name.
+    async fn custom_roles(&self) -> StoreResult<Vec<CustomRole>>;
+    /// Defines a role; `Conflict` if the name was ever used.
+    async fn create_role(&self, role: &CustomRole, by: &str, at: Timestamp) -> StoreResult<()>;
+    /// Removes a role (softly); false if there was no live one.
+    async fn delete_role(&self, name: &str, at: Timestamp) -> StoreResult<bool>;
+}
+
+#[async_trait]
+impl<DB> RoleStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    async fn custom_roles(&self) -> StoreResult<Vec<CustomRole>> {
+        let rows = sqlx::query(
+            "SELECT name, permissions, description FROM custom_roles WHERE deleted_at IS NULL ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("permissions")?;
+                let names: Vec<String> = serde_json::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("stored role permissions: {e}"))?;
+                Ok(CustomRole {
+                    name: r.try_get("name")?,
+                    permissions: names.iter().filter_map(|n| Permission::parse(n)).collect(),
+                    description: r.try_get("description")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_role(&self, role: &CustomRole, by: &str, at: Timestamp) -> StoreResult<()> {
+        let names: Vec<&str> = role.permissions.iter().map(|p| p.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO custom_roles (name, permissions, description, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(role.name.clone())
+        .bind(serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()))
+        .bind(role.description.clone())
+        .bind(by.to_owned())
+        .bind(at.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_role(&self, name: &str, at: Timestamp) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE custom_roles SET deleted_at = $1 WHERE name = $2 AND deleted_at IS NULL",
+        )
+        .bind(at.millis())
+        .bind(name.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
 }

@@ -18,7 +18,7 @@ use crate::events::profile::ProfileUpdate;
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 
-pub use grants::{ClassificationStore, GrantStore, PropertyKind, RequestStore};
+pub use grants::{ClassificationStore, GrantStore, PropertyKind, RequestStore, RoleStore};
 pub use people::{
     EndReason, Notice, PeopleStore, PersonalToken, SessionRecord, SsoProfile, TotpRecord, User,
     UserKind,
@@ -348,6 +348,7 @@ pub trait Store:
     + GrantStore
     + ClassificationStore
     + RequestStore
+    + RoleStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

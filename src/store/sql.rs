@@ -735,7 +735,8 @@ where
         + PeopleStore
         + GrantStore
         + ClassificationStore
-        + RequestStore,
+        + RequestStore
+        + RoleStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     sqlx::migrate::Migrator: Send + Sync,

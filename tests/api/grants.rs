@@ -868,3 +868,59 @@ async fn locks_stop_grants_and_service_accounts_at_the_next_request() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn custom_roles_are_defined_granted_and_removed_only_when_unused() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    let role = json!({"name": "counter", "permissions": ["events:read"], "description": "dashboards only"});
+    assert_eq!(
+        alice
+            .post("/api/v1/admin/roles", role.clone())
+            .await
+            .status(),
+        201
+    );
+    assert_problem(alice.post("/api/v1/admin/roles", role).await, 409).await;
+    let bad = json!({"name": "owner", "permissions": ["events:read"], "description": "x"});
+    assert_problem(alice.post("/api/v1/admin/roles", bad).await, 422).await;
+    let bad = json!({"name": "x", "permissions": ["events:fly"], "description": "x"});
+    assert_problem(alice.post("/api/v1/admin/roles", bad).await, 422).await;
+    let listed: Value = alice.get("/api/v1/admin/roles").await.json().await.unwrap();
+    assert!(
+        listed["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "counter" && r["builtin"] == false)
+    );
+
+    let g: Value = grant(&alice, to_user(&carol_id, "counter", "shop"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["status"], "active");
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+    assert_problem(carol.get("/api/v1/projects/shop/profiles/u1").await, 403).await;
+    assert_problem(alice.delete("/api/v1/admin/roles/counter").await, 409).await;
+    let id = g["id"].as_str().unwrap();
+    alice.delete(&format!("/api/v1/admin/grants/{id}")).await;
+    assert_eq!(
+        alice.delete("/api/v1/admin/roles/counter").await.status(),
+        200
+    );
+    assert_problem(alice.delete("/api/v1/admin/roles/counter").await, 404).await;
+    let entries = log(&app).await;
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.action == Action::RoleChange && e.outcome == Outcome::Allowed)
+            .count(),
+        2
+    );
+}
