@@ -495,3 +495,245 @@ async fn people_suite_on_postgres() {
     };
     people_suite(store).await;
 }
+
+/// Grants, access requests, custom roles and sensitive marks: the same answers on both backends.
+async fn access_suite(store: SharedStore) {
+    use auditgate::access::{
+        AccessRequest, CustomRole, Effect, GrantRecord, GrantStatus, Permission, RequestStatus,
+        SubjectKind,
+    };
+    use auditgate::store::PropertyKind;
+    let t = |ms: i64| Timestamp::from_millis(T0 + ms);
+    let clock = ManualClock::new(t(0));
+    let shop = ProjectId::parse("shop").unwrap();
+    projects::create(store.as_ref(), &clock, shop.clone(), None)
+        .await
+        .unwrap();
+    let grant = |id: &str, kind: SubjectKind, subject: &str, status: GrantStatus| GrantRecord {
+        id: id.into(),
+        subject_kind: kind,
+        subject: subject.into(),
+        effect: Effect::Allow,
+        role: Some("analyst".into()),
+        permission: None,
+        project: "shop".into(),
+        reason: "r".into(),
+        granted_by: "admin".into(),
+        created_at: t(1),
+        expires_at: Some(t(100)),
+        status,
+        decided_by: None,
+        decided_at: None,
+        review_every_days: Some(30),
+        reviewed_at: None,
+        locked_at: None,
+    };
+    store
+        .create_grant(&grant("g1", SubjectKind::User, "u1", GrantStatus::Active))
+        .await
+        .unwrap();
+    store
+        .create_grant(&grant(
+            "g2",
+            SubjectKind::Group,
+            "team",
+            GrantStatus::Active,
+        ))
+        .await
+        .unwrap();
+    store
+        .create_grant(&grant("g3", SubjectKind::User, "u1", GrantStatus::Pending))
+        .await
+        .unwrap();
+    let deny = GrantRecord {
+        effect: Effect::Deny,
+        role: None,
+        permission: Some(Permission::EventsExport),
+        project: "*".into(),
+        ..grant("g4", SubjectKind::User, "u1", GrantStatus::Active)
+    };
+    store.create_grant(&deny).await.unwrap();
+    assert_eq!(store.grant("g4").await.unwrap().unwrap(), deny);
+    let active = store
+        .active_grants(SubjectKind::User, &["u1".into(), "u9".into()])
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = active.iter().map(|g| g.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["g1", "g4"]);
+    assert_eq!(
+        store
+            .active_grants(SubjectKind::Group, &["team".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .active_grants(SubjectKind::Group, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.grants(Some("shop")).await.unwrap().len(),
+        4,
+        "shop and *"
+    );
+    assert!(
+        store
+            .decide_grant("g3", GrantStatus::Pending, GrantStatus::Active, "b", t(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .decide_grant("g3", GrantStatus::Pending, GrantStatus::Active, "b", t(2))
+            .await
+            .unwrap()
+    );
+    assert!(store.review_grant("g1", "b", "ok", t(3)).await.unwrap());
+    assert!(!store.review_grant("nope", "b", "ok", t(3)).await.unwrap());
+    assert!(store.lock_grant("g1", Some(t(4))).await.unwrap());
+    let g1 = store.grant("g1").await.unwrap().unwrap();
+    assert_eq!((g1.reviewed_at, g1.locked_at), (Some(t(3)), Some(t(4))));
+    let sa = store.service_accounts(&shop).await.unwrap()[0].id.clone();
+    assert!(store.lock_service_account(&sa, Some(t(5))).await.unwrap());
+    assert_eq!(store.service_account_locked(&sa).await.unwrap(), Some(t(5)));
+    assert!(store.lock_service_account(&sa, None).await.unwrap());
+    assert_eq!(store.service_account_locked(&sa).await.unwrap(), None);
+
+    let request = AccessRequest {
+        id: "r1".into(),
+        requester: "u1".into(),
+        project: "shop".into(),
+        role: "analyst".into(),
+        reason: "INC".into(),
+        duration_ms: 3_600_000,
+        approvals_needed: 2,
+        created_at: t(0),
+        lapses_at: t(60),
+        status: RequestStatus::Pending,
+        grant_id: None,
+        decided_at: None,
+    };
+    // Requests reference people.
+    let profile = auditgate::store::SsoProfile {
+        provider: "p".into(),
+        issuer: "https://i".into(),
+        subject: "s".into(),
+        email: "e@example.com".into(),
+        name: None,
+        groups: vec![],
+    };
+    store.upsert_sso_user(&profile, "u1", t(0)).await.unwrap();
+    store.create_request(&request).await.unwrap();
+    store.approve_request("r1", "a1", t(1)).await.unwrap();
+    assert!(matches!(
+        store.approve_request("r1", "a1", t(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.approve_request("r1", "a2", t(2)).await.unwrap();
+    let (got, approvals) = store.request("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (got, approvals),
+        (request.clone(), vec!["a1".to_owned(), "a2".to_owned()])
+    );
+    let g = request.to_grant("g5".into(), "a2", t(3));
+    assert!(
+        store
+            .close_request("r1", RequestStatus::Granted, Some(&g), t(3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .close_request("r1", RequestStatus::Rejected, None, t(3))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.grant("g5").await.unwrap().unwrap().expires_at,
+        Some(t(3 + 3_600_000))
+    );
+    assert!(
+        store.requests(None).await.unwrap().is_empty(),
+        "no pending ones left"
+    );
+    assert_eq!(
+        store.requests(Some("u1")).await.unwrap()[0]
+            .grant_id
+            .as_deref(),
+        Some("g5")
+    );
+
+    let role = CustomRole {
+        name: "counter".into(),
+        permissions: vec![Permission::EventsRead],
+        description: "d".into(),
+    };
+    store.create_role(&role, "a", t(0)).await.unwrap();
+    assert!(matches!(
+        store.create_role(&role, "a", t(0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.custom_roles().await.unwrap(), vec![role]);
+    assert!(store.delete_role("counter", t(1)).await.unwrap());
+    assert!(store.custom_roles().await.unwrap().is_empty());
+
+    assert!(
+        store
+            .classify(&shop, PropertyKind::Event, "email", "a", t(0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .classify(&shop, PropertyKind::Event, "email", "a", t(0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .sensitive_properties(&shop, PropertyKind::Event)
+            .await
+            .unwrap(),
+        vec!["email".to_owned()]
+    );
+    assert!(
+        store
+            .sensitive_properties(&shop, PropertyKind::Profile)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .declassify(&shop, PropertyKind::Event, "email")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .declassify(&shop, PropertyKind::Event, "email")
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn access_suite_on_sqlite() {
+    let (store, _db) = open(Backend::Sqlite, "access_suite_on_sqlite")
+        .await
+        .unwrap();
+    access_suite(store).await;
+}
+
+#[tokio::test]
+async fn access_suite_on_postgres() {
+    let Some((store, _db)) = open(Backend::Postgres, "access_suite_on_postgres").await else {
+        return;
+    };
+    access_suite(store).await;
+}
