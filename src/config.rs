@@ -127,6 +127,9 @@ pub struct AuthSettings {
     pub step_up_minutes: i64,
     /// Minutes a browser has to come back from the provider.
     pub pre_login_minutes: i64,
+    /// Minutes between checks of an SSO session's groups with its provider.
+    #[serde(default = "five")]
+    pub group_refresh_minutes: i64,
     /// Longest life of a personal token.
     pub personal_token_max_days: i64,
     /// Consecutive wrong codes that lock 2-step verification.
@@ -178,6 +181,10 @@ pub struct ProviderSettings {
     /// Accept the provider's own multi-factor authentication when its `amr` says `mfa`.
     #[serde(default)]
     pub accept_provider_mfa: bool,
+}
+
+fn five() -> i64 {
+    5
 }
 
 fn default_scopes() -> Vec<String> {

@@ -11,6 +11,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
+use super::oidc::ProviderTokens;
 use super::session::SessionSecret;
 use super::tokens::ApiSecret;
 use crate::access::{
@@ -21,7 +22,7 @@ use crate::config::{SecondFactorPolicy, Settings};
 use crate::error::AppError;
 use crate::ledger::entry::{Actor, ActorKind, AuthMethod};
 use crate::state::AppState;
-use crate::store::{PersonalToken, SessionRecord, User, UserKind};
+use crate::store::{EndReason, PersonalToken, SessionRecord, User, UserKind};
 
 /// The header JSON clients send the session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -140,11 +141,30 @@ pub async fn session_of(req: &HttpRequest) -> Result<Option<SessionCaller>, AppE
     if let Err(reason) = rules.check(&session, now) {
         return refuse(reason).await;
     }
-    let Some((user, groups)) = state.store.user(&session.user_id).await? else {
+    let Some((user, mut groups)) = state.store.user(&session.user_id).await? else {
         return refuse("this session's account no longer exists").await;
     };
     if user.disabled_at.is_some() {
         return refuse("this account is disabled").await;
+    }
+    if let Some(fresh) = refresh_groups(state, &session, now).await? {
+        groups = fresh;
+    } else if session.provider.is_some()
+        && state
+            .store
+            .provider_tokens(&session.public_id)
+            .await?
+            .is_some()
+    {
+        // Due for a check that failed: membership cannot be confirmed, so the session ends.
+        state
+            .store
+            .end_session(&user.id, &session.public_id, EndReason::ProviderLogout, now)
+            .await?;
+        return refuse(
+            "your groups could not be confirmed with your identity provider; sign in again",
+        )
+        .await;
     }
     state.store.touch_session(&session.id_hash, now).await?;
     let grants = grants_of(state, &user, &groups).await?;
@@ -156,6 +176,56 @@ pub async fn session_of(req: &HttpRequest) -> Result<Option<SessionCaller>, AppE
         grants,
         needs_second_factor: needs,
     }))
+}
+
+/// Confirms an SSO session's groups with its provider when a check is due. `Some(groups)`
+/// when they are current (checked now or recently), `None` when a due check failed.
+async fn refresh_groups(
+    state: &AppState,
+    session: &SessionRecord,
+    now: crate::domain::Timestamp,
+) -> Result<Option<Vec<String>>, AppError> {
+    let (Some(provider_name), Some((sealed, checked_at))) = (
+        &session.provider,
+        state.store.provider_tokens(&session.public_id).await?,
+    ) else {
+        // Not an SSO session (or one from before tokens were kept): nothing to confirm.
+        return Ok(state.store.user(&session.user_id).await?.map(|(_, g)| g));
+    };
+    let every = state.settings.auth.group_refresh_minutes * 60_000;
+    if now.millis() - checked_at.millis() < every {
+        return Ok(state.store.user(&session.user_id).await?.map(|(_, g)| g));
+    }
+    let seal = &state.auth.seal;
+    let (Some(tokens), Ok(provider)) = (
+        ProviderTokens::open(&sealed, seal, &session.public_id),
+        state.auth.providers.get(provider_name),
+    ) else {
+        return Ok(None);
+    };
+    match state
+        .auth
+        .providers
+        .current_groups(&provider, &tokens, now)
+        .await
+    {
+        Ok((groups, renewed)) => {
+            state
+                .store
+                .set_identity_groups(&session.user_id, provider_name, &groups, now)
+                .await?;
+            let sealed = renewed.seal(seal, &session.public_id);
+            state
+                .store
+                .put_provider_tokens(&session.public_id, &sealed, now)
+                .await?;
+            Ok(state.store.user(&session.user_id).await?.map(|(_, g)| g))
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "group refresh failed");
+            Ok(None)
+        }
+    }
 }
 
 /// Refuses a state-changing request made with a cookie unless it proves it came from this

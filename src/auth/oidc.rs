@@ -169,6 +169,42 @@ pub struct SignedIn {
     pub profile: SsoProfile,
     /// How the provider authenticated them.
     pub context: ProviderContext,
+    /// The provider's tokens, to confirm group membership later.
+    pub tokens: ProviderTokens,
+}
+
+/// The provider's tokens for one session: kept sealed, redacted in Debug.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ProviderTokens {
+    /// The subject they belong to.
+    pub subject: String,
+    access: String,
+    refresh: Option<String>,
+    expires_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for ProviderTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderTokens(<redacted>)")
+    }
+}
+
+/// Label binding sealed provider tokens to their purpose and session.
+const TOKENS_AAD: &str = "auditgate/v1/provider-tokens/";
+
+impl ProviderTokens {
+    /// Sealed for storage, bound to the session's public id.
+    pub fn seal(&self, key: &SealKey, session: &str) -> String {
+        let json = serde_json::to_vec(self).expect("serializable");
+        URL_SAFE_NO_PAD.encode(key.seal(&json, format!("{TOKENS_AAD}{session}").as_bytes()))
+    }
+
+    /// Opens what `seal` made for the same session.
+    pub fn open(sealed: &str, key: &SealKey, session: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        let json = key.open(&bytes, format!("{TOKENS_AAD}{session}").as_bytes())?;
+        serde_json::from_slice(&json).ok()
+    }
 }
 
 /// A verified back-channel logout: end the sessions it names.
@@ -428,7 +464,16 @@ impl Providers {
                 ));
             }
         }
+        let tokens = ProviderTokens {
+            subject: subject.clone(),
+            access: response.access_token().secret().clone(),
+            refresh: response.refresh_token().map(|t| t.secret().clone()),
+            expires_ms: response
+                .expires_in()
+                .map(|d| now.millis() + d.as_millis() as i64),
+        };
         Ok(SignedIn {
+            tokens,
             profile: SsoProfile {
                 provider: settings.name.clone(),
                 issuer: settings.issuer.clone(),
@@ -468,6 +513,57 @@ impl Providers {
             }
         });
         token.claims(&verifier, nonce)
+    }
+
+    /// Asks the provider for the person's groups now, renewing the access token with the
+    /// refresh token when it has expired. Fails when neither works: the caller ends the session.
+    pub async fn current_groups(
+        &self,
+        provider: &Provider,
+        tokens: &ProviderTokens,
+        now: Timestamp,
+    ) -> Result<(Vec<String>, ProviderTokens), OidcError> {
+        let meta = self.metadata(provider, false, now).await?;
+        let client = CoreClient::from_provider_metadata(
+            (*meta).clone(),
+            ClientId::new(provider.settings.client_id.clone()),
+            Some(provider.secret.clone()),
+        )
+        .set_redirect_uri(provider.redirect.clone());
+        let http = |req| call(self.http.clone(), req);
+        let mut tokens = tokens.clone();
+        if tokens.expires_ms.is_some_and(|e| now.millis() >= e) {
+            let refresh = tokens.refresh.clone().ok_or_else(|| {
+                OidcError::UserInfo("the access token expired and there is no refresh token".into())
+            })?;
+            let response = client
+                .exchange_refresh_token(&openidconnect::RefreshToken::new(refresh))
+                .map_err(|e| OidcError::Exchange(e.to_string()))?
+                .request_async(&http)
+                .await
+                .map_err(|e| OidcError::Exchange(describe(&e)))?;
+            tokens.access = response.access_token().secret().clone();
+            if let Some(r) = response.refresh_token() {
+                tokens.refresh = Some(r.secret().clone());
+            }
+            tokens.expires_ms = response
+                .expires_in()
+                .map(|d| now.millis() + d.as_millis() as i64);
+        }
+        let info: UserInfoClaims<ExtraClaims, CoreGenderClaim> = client
+            .user_info(
+                AccessToken::new(tokens.access.clone()),
+                Some(SubjectIdentifier::new(tokens.subject.clone())),
+            )
+            .map_err(|e| OidcError::UserInfo(e.to_string()))?
+            .request_async(&http)
+            .await
+            .map_err(|e| OidcError::UserInfo(describe(&e)))?;
+        let groups = info
+            .additional_claims()
+            .strings(&provider.settings.groups_claim)
+            .unwrap_or_default();
+        Ok((groups, tokens))
     }
 
     /// The URL to send a browser to after signing out here, if the provider publishes one.

@@ -103,7 +103,11 @@ pub async fn sso_signed_in(
     ctx: &RequestContext,
 ) -> Result<Started, AppError> {
     let now = state.clock.now();
-    let SignedIn { profile, context } = signed_in;
+    let SignedIn {
+        profile,
+        context,
+        tokens,
+    } = signed_in;
     let new_id = uuid::Uuid::new_v4().to_string();
     let (user, created) = state.store.upsert_sso_user(&profile, &new_id, now).await?;
     let provider_settings = state
@@ -138,6 +142,11 @@ pub async fn sso_signed_in(
         client(ctx),
     );
     state.store.create_session(&session).await?;
+    let sealed = tokens.seal(&state.auth.seal, &session.public_id);
+    state
+        .store
+        .put_provider_tokens(&session.public_id, &sealed, now)
+        .await?;
     state.store.touch_user(&user.id, now).await?;
     let grants = grants_of(state, &user, &profile.groups).await?;
     let needs = needs_second_factor(&state.settings, &grants);

@@ -301,6 +301,27 @@ pub trait PeopleStore: Send + Sync {
     /// Records a token's use.
     async fn touch_personal_token(&self, id: &str, at: Timestamp) -> StoreResult<()>;
 
+    /// Stores (or replaces) a session's sealed provider tokens and when groups were checked.
+    async fn put_provider_tokens(
+        &self,
+        session_public_id: &str,
+        sealed: &str,
+        checked_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// A session's sealed provider tokens and when groups were last checked.
+    async fn provider_tokens(
+        &self,
+        session_public_id: &str,
+    ) -> StoreResult<Option<(String, Timestamp)>>;
+    /// Replaces the groups a provider reported for a person.
+    async fn set_identity_groups(
+        &self,
+        user_id: &str,
+        provider: &str,
+        groups: &[String],
+        at: Timestamp,
+    ) -> StoreResult<()>;
+
     /// Adds a security notice for a person.
     async fn add_notice(&self, user_id: &str, notice: &Notice) -> StoreResult<()>;
     /// A person's notices, newest first.
@@ -887,6 +908,57 @@ where
             .bind(id.to_owned())
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn put_provider_tokens(
+        &self,
+        session_public_id: &str,
+        sealed: &str,
+        checked_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO session_provider_tokens (session_public_id, sealed, groups_checked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (session_public_id) DO UPDATE SET sealed = excluded.sealed, groups_checked_at = excluded.groups_checked_at",
+        )
+        .bind(session_public_id.to_owned())
+        .bind(sealed.to_owned())
+        .bind(checked_at.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn provider_tokens(
+        &self,
+        session_public_id: &str,
+    ) -> StoreResult<Option<(String, Timestamp)>> {
+        let row = sqlx::query(
+            "SELECT sealed, groups_checked_at FROM session_provider_tokens WHERE session_public_id = $1",
+        )
+        .bind(session_public_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("sealed")?, ts(r.try_get("groups_checked_at")?))))
+            .transpose()
+    }
+
+    async fn set_identity_groups(
+        &self,
+        user_id: &str,
+        provider: &str,
+        groups: &[String],
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE identities SET groups = $1, updated_at = $2 WHERE user_id = $3 AND provider = $4",
+        )
+        .bind(groups_text(groups))
+        .bind(at.millis())
+        .bind(user_id.to_owned())
+        .bind(provider.to_owned())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

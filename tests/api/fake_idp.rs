@@ -80,6 +80,10 @@ struct Idp {
     second_key_published: Mutex<bool>,
     /// The app's clock, so tokens age as the app's time moves.
     clock: Mutex<Option<ManualClock>>,
+    /// Each subject's groups as the provider knows them now (userinfo answers from it).
+    groups: Mutex<HashMap<String, Vec<String>>>,
+    /// Refresh tokens issued, by value, to their subject.
+    refresh: Mutex<HashMap<String, String>>,
     rsa: CoreRsaPrivateSigningKey,
     rsa2: CoreRsaPrivateSigningKey,
     forged: CoreRsaPrivateSigningKey,
@@ -109,6 +113,8 @@ impl FakeIdp {
             codes: Mutex::new(HashMap::new()),
             second_key_published: Mutex::new(false),
             clock: Mutex::new(None),
+            groups: Mutex::new(HashMap::new()),
+            refresh: Mutex::new(HashMap::new()),
             rsa: CoreRsaPrivateSigningKey::from_pem(RSA_PEM, kid("rsa-1")).unwrap(),
             rsa2: CoreRsaPrivateSigningKey::from_pem(RSA_PEM_2, kid("rsa-2")).unwrap(),
             forged: CoreRsaPrivateSigningKey::from_pem(RSA_PEM_2, kid("rsa-1")).unwrap(),
@@ -148,6 +154,20 @@ impl FakeIdp {
     /// Stamps tokens with the app's (manual) time from now on.
     pub fn use_clock(&self, clock: ManualClock) {
         *self.inner.clock.lock().unwrap() = Some(clock);
+    }
+
+    /// Changes a subject's groups at the provider (as when an administrator there removes
+    /// someone from a group).
+    pub fn set_groups(&self, subject: &str, groups: &[&str]) {
+        self.inner.groups.lock().unwrap().insert(
+            subject.to_owned(),
+            groups.iter().map(|g| g.to_string()).collect(),
+        );
+    }
+
+    /// Forgets every refresh token (as when the provider revokes them).
+    pub fn revoke_refresh_tokens(&self) {
+        self.inner.refresh.lock().unwrap().clear();
     }
 
     /// Publishes the second RSA key (a key rotation at the provider).
@@ -270,7 +290,14 @@ async fn authorize(idp: web::Data<Idp>, q: web::Query<HashMap<String, String>>) 
                 .filter(|_| q.get("code_challenge_method").map(String::as_str) == Some("S256"))
                 .cloned(),
             redirect_uri: redirect_uri.clone(),
-            behaviour: idp.behaviour.lock().unwrap().clone(),
+            behaviour: {
+                let b = idp.behaviour.lock().unwrap().clone();
+                idp.groups
+                    .lock()
+                    .unwrap()
+                    .insert(b.subject.clone(), b.groups.clone());
+                b
+            },
         },
     );
     let state = q.get("state").cloned().unwrap_or_default();
@@ -311,6 +338,19 @@ async fn token(
     let expected = format!("{}:{}", idp.client_id, idp.client_secret);
     if basic.as_deref() != Some(expected.as_str()) {
         return HttpResponse::Unauthorized().json(json!({"error": "invalid_client"}));
+    }
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        let subject = form
+            .get("refresh_token")
+            .and_then(|r| idp.refresh.lock().unwrap().get(r).cloned());
+        return match subject {
+            Some(sub) => HttpResponse::Ok().json(json!({
+                "access_token": format!("at-{sub}|{}", idp.now_secs()),
+                "token_type": "Bearer",
+                "expires_in": 300,
+            })),
+            None => HttpResponse::BadRequest().json(json!({"error": "invalid_grant"})),
+        };
     }
     let Some(grant) = form
         .get("code")
@@ -355,26 +395,45 @@ async fn token(
     for (k, v) in &b.overrides {
         claims[k] = v.clone();
     }
-    let access = format!("at-{}|{}", b.subject, b.groups.join(","));
+    // Access tokens name their subject and issue time; they last five minutes.
+    let access = format!("at-{}|{now}", b.subject);
+    let refresh = format!("rt-{}", rand_hex());
+    idp.refresh
+        .lock()
+        .unwrap()
+        .insert(refresh.clone(), b.subject.clone());
     HttpResponse::Ok().json(json!({
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": 300,
+        "refresh_token": refresh,
         "id_token": sign(&idp, b.signer, &claims, "JWT"),
     }))
 }
 
-async fn userinfo(req: HttpRequest) -> HttpResponse {
+async fn userinfo(req: HttpRequest, idp: web::Data<Idp>) -> HttpResponse {
     let token = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let Some((sub, groups)) = token.strip_prefix("at-").and_then(|t| t.split_once('|')) else {
+    let Some((sub, issued)) = token.strip_prefix("at-").and_then(|t| t.split_once('|')) else {
         return HttpResponse::Unauthorized().finish();
     };
-    let groups: Vec<&str> = groups.split(',').filter(|g| !g.is_empty()).collect();
+    if issued
+        .parse::<i64>()
+        .map_or(true, |t| idp.now_secs() >= t + 300)
+    {
+        return HttpResponse::Unauthorized().json(json!({"error": "invalid_token"}));
+    }
+    let groups = idp
+        .groups
+        .lock()
+        .unwrap()
+        .get(sub)
+        .cloned()
+        .unwrap_or_default();
     HttpResponse::Ok()
         .json(json!({"sub": sub, "email": format!("{sub}@example.com"), "groups": groups}))
 }

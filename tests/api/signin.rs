@@ -1156,3 +1156,31 @@ async fn an_auditor_downloads_and_verifies_the_log_over_http() {
             .all(|e| details(e)["missing_permission"] == "audit:export")
     );
 }
+
+#[tokio::test]
+async fn a_person_removed_from_a_group_loses_its_access_without_signing_out() {
+    let (app, idp) = app_with_idp(|_| {}).await;
+    let (b, _) = signed_in(&app).await;
+    assert_eq!(b.get("/api/v1/projects/shop/events").await.status(), 200);
+    idp.set_groups("alice-sub", &[]);
+    // Within the check interval the session keeps what it had...
+    app.clock.advance_millis(4 * 60_000);
+    assert_eq!(b.get("/api/v1/projects/shop/events").await.status(), 200);
+    // ...then the provider is asked again (the access token has expired: it is refreshed).
+    app.clock.advance_millis(2 * 60_000);
+    assert_problem(b.get("/api/v1/projects/shop/events").await, 403).await;
+    assert_eq!(b.get("/api/v1/me").await.status(), 200, "still signed in");
+    idp.set_groups("alice-sub", &["analysts"]);
+    app.clock.advance_millis(6 * 60_000);
+    assert_eq!(b.get("/api/v1/projects/shop/events").await.status(), 200);
+    // When the provider no longer vouches for the session, it ends.
+    idp.revoke_refresh_tokens();
+    app.clock.advance_millis(6 * 60_000);
+    let body = assert_problem(b.get("/api/v1/me").await, 401).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be confirmed")
+    );
+}
