@@ -61,6 +61,9 @@ enum Command {
     /// People: list, disable, re-enable.
     #[command(subcommand)]
     User(UserCommand),
+    /// Service accounts: list, lock, unlock.
+    #[command(subcommand)]
+    ServiceAccount(ServiceAccountCommand),
     /// The audit log.
     #[command(subcommand)]
     Log(LogCommand),
@@ -130,6 +133,32 @@ enum GrantCommand {
     /// Revoke a grant by id.
     Revoke {
         /// The grant's id.
+        id: String,
+    },
+    /// Approve a pending grant (the operator as the second administrator).
+    Approve {
+        /// The grant's id.
+        id: String,
+    },
+    /// Reject a pending grant.
+    Reject {
+        /// The grant's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceAccountCommand {
+    /// List service accounts.
+    List,
+    /// Lock one: its tokens stop working at the next request.
+    Lock {
+        /// The service account's id.
+        id: String,
+    },
+    /// Unlock one.
+    Unlock {
+        /// The service account's id.
         id: String,
     },
 }
@@ -444,6 +473,7 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Grant(cmd) => grant_command(cmd, &settings, cli.json).await?,
         Command::User(cmd) => user_command(cmd, &settings, cli.json).await?,
+        Command::ServiceAccount(cmd) => service_account_command(cmd, &settings, cli.json).await?,
         Command::Keys(KeysCommand::Show) => {
             let key = audit::keys::load_or_create_signer(
                 &settings.audit.signing_key_file,
@@ -666,36 +696,113 @@ async fn grant_command(
             );
         }
         GrantCommand::Revoke { id } => {
-            let g = store
-                .grant(&id)
-                .await?
-                .with_context(|| format!("no grant {id}"))?;
-            anyhow::ensure!(
-                matches!(g.status, GrantStatus::Active | GrantStatus::Pending),
-                "grant {id} is already {}",
-                g.status.as_str()
-            );
-            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-            let project = ProjectId::parse(&g.project).ok();
-            let mut after = grant_json(&g);
-            after["status"] = json!("revoked");
-            log.record_cli(
-                Action::GrantChange,
-                project.as_ref(),
-                0,
-                json!({"grant": id, "before": grant_json(&g), "after": after}),
-            )
-            .await?;
-            store
-                .decide_grant(&id, g.status, GrantStatus::Revoked, "cli", clock.now())
-                .await?;
-            print(
-                as_json,
-                json!({"id": id, "status": "revoked"}),
-                &format!("grant {id} revoked"),
-            );
+            change_grant(&store, settings, &id, GrantStatus::Revoked, as_json).await?;
+        }
+        GrantCommand::Approve { id } => {
+            change_grant(&store, settings, &id, GrantStatus::Active, as_json).await?;
+        }
+        GrantCommand::Reject { id } => {
+            change_grant(&store, settings, &id, GrantStatus::Rejected, as_json).await?;
         }
     }
+    Ok(())
+}
+
+/// Revokes a live grant, or approves or rejects a pending one, as the operator.
+async fn change_grant(
+    store: &SharedStore,
+    settings: &Settings,
+    id: &str,
+    to: GrantStatus,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    let g = store
+        .grant(id)
+        .await?
+        .with_context(|| format!("no grant {id}"))?;
+    let allowed = match to {
+        GrantStatus::Revoked => matches!(g.status, GrantStatus::Active | GrantStatus::Pending),
+        _ => g.status == GrantStatus::Pending,
+    };
+    anyhow::ensure!(allowed, "grant {id} is {}", g.status.as_str());
+    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+    let project = ProjectId::parse(&g.project).ok();
+    let mut after = grant_json(&g);
+    after["status"] = json!(to);
+    log.record_cli(
+        Action::GrantChange,
+        project.as_ref(),
+        0,
+        json!({"grant": id, "before": grant_json(&g), "after": after}),
+    )
+    .await?;
+    store
+        .decide_grant(id, g.status, to, "cli", clock.now())
+        .await?;
+    print(
+        as_json,
+        json!({"id": id, "status": to}),
+        &format!("grant {id} is now {}", to.as_str()),
+    );
+    Ok(())
+}
+
+async fn service_account_command(
+    cmd: ServiceAccountCommand,
+    settings: &Settings,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    let clock = SystemClock;
+    let (id, lock) = match cmd {
+        ServiceAccountCommand::List => {
+            let mut rows = Vec::new();
+            for p in store.list_projects().await? {
+                for sa in store.service_accounts(&p.id).await? {
+                    let locked = store.service_account_locked(&sa.id).await?;
+                    rows.push(json!({"id": sa.id, "name": sa.name, "project": sa.project_id, "locked": locked.is_some()}));
+                }
+            }
+            let text = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}  {}  {}{}",
+                        r["id"].as_str().unwrap_or(""),
+                        r["name"].as_str().unwrap_or(""),
+                        r["project"].as_str().unwrap_or(""),
+                        if r["locked"] == true { "  locked" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(as_json, json!(rows), &text);
+            return Ok(());
+        }
+        ServiceAccountCommand::Lock { id } => (id, true),
+        ServiceAccountCommand::Unlock { id } => (id, false),
+    };
+    let before = store.service_account_locked(&id).await?.is_some();
+    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+    log.record_cli(
+        Action::UserChange,
+        None,
+        0,
+        json!({"service_account": id, "before": {"locked": before}, "after": {"locked": lock}}),
+    )
+    .await?;
+    anyhow::ensure!(
+        store
+            .lock_service_account(&id, lock.then(|| clock.now()))
+            .await?,
+        "no service account {id}"
+    );
+    print(
+        as_json,
+        json!({"id": id, "locked": lock}),
+        &format!("{id} {}", if lock { "locked" } else { "unlocked" }),
+    );
     Ok(())
 }
 

@@ -318,6 +318,26 @@ fn grants_and_people_from_the_command_line() {
         .output()
         .unwrap();
     assert!(!again.status.success(), "revoking twice is an error");
+    // The operator can act as the second administrator on a pending grant.
+    let sas = run_json(dir.path(), &["service-account", "list"]);
+    let sa = sas[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        run_json(dir.path(), &["service-account", "lock", &sa])["locked"],
+        true
+    );
+    assert_eq!(
+        run_json(dir.path(), &["service-account", "list"])[0]["locked"],
+        true
+    );
+    run_json(dir.path(), &["service-account", "unlock", &sa]);
+    let not_pending = auditgate(dir.path())
+        .args(["grant", "approve", deny["id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        !not_pending.status.success(),
+        "only pending grants are approved"
+    );
     let off = run_json(dir.path(), &["user", "disable", id]);
     assert_eq!(off["disabled"], true);
     assert_eq!(run_json(dir.path(), &["user", "list"])[0]["disabled"], true);
