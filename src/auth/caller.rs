@@ -49,7 +49,11 @@ pub async fn grants_of(
             .await?,
     );
     let lapse = state.settings.access.lapse_overdue_grants;
-    let roles = role_book(state).await?;
+    let roles = if stored.is_empty() {
+        RoleBook::default()
+    } else {
+        role_book(state).await?
+    };
     Ok(base.with_stored(&stored, &roles, state.clock.now(), lapse))
 }
 

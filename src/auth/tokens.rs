@@ -110,6 +110,11 @@ pub async fn authenticate(
     if record.revoked_at.is_some() {
         return Err(AppError::Unauthorized("the token has been revoked".into()));
     }
+    if record.locked_at.is_some() {
+        return Err(AppError::Unauthorized(
+            "this service account is locked".into(),
+        ));
+    }
     if let Some(name) = expected_name {
         let same: bool = name
             .as_bytes()

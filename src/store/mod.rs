@@ -119,6 +119,8 @@ pub struct TokenRecord {
     pub created_at: Timestamp,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
+    /// When its service account was locked, if it is.
+    pub locked_at: Option<Timestamp>,
 }
 
 /// An event ready to be stored.

@@ -47,7 +47,7 @@ impl<DB: Database> SqlStore<DB> {
 const INSERT_CHUNK: usize = 1000;
 
 const PROJECT_COLUMNS: &str = "id, name, ingest_token, retention_days, created_at, deleted_at";
-const TOKEN_SELECT: &str = "SELECT t.id, t.created_at, t.revoked_at, s.id AS sa_id, s.project_id, s.name \
+const TOKEN_SELECT: &str = "SELECT t.id, t.created_at, t.revoked_at, s.id AS sa_id, s.project_id, s.name, s.locked_at \
      FROM api_tokens t JOIN service_accounts s ON s.id = t.service_account_id";
 
 fn json_object(text: &str) -> StoreResult<Map<String, Value>> {
@@ -270,6 +270,7 @@ where
         },
         created_at: Timestamp::from_millis(r.try_get("created_at")?),
         revoked_at: opt_time(r.try_get("revoked_at")?),
+        locked_at: opt_time(r.try_get("locked_at")?),
     })
 }
 
