@@ -64,6 +64,15 @@ enum Command {
     /// Service accounts: list, lock, unlock.
     #[command(subcommand)]
     ServiceAccount(ServiceAccountCommand),
+    /// Custom roles: list, create, delete.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Sensitive properties of a project: list, mark, unmark.
+    #[command(subcommand)]
+    Property(PropertyCommand),
+    /// Just-in-time access requests: list pending, approve, reject.
+    #[command(subcommand)]
+    Request(RequestCommand),
     /// The audit log.
     #[command(subcommand)]
     Log(LogCommand),
@@ -144,6 +153,76 @@ enum GrantCommand {
     Reject {
         /// The grant's id.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestCommand {
+    /// Pending requests.
+    List,
+    /// Approve one (the operator counts as one approver).
+    Approve {
+        /// The request's id.
+        id: String,
+    },
+    /// Reject one.
+    Reject {
+        /// The request's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    /// Every grantable role and its permissions.
+    List,
+    /// Define a role from the permission catalogue.
+    Create {
+        /// Its name.
+        name: String,
+        /// Its permissions, e.g. events:read,profiles:read.
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Remove a custom role no live grant uses.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PropertyCommand {
+    /// A project's sensitive properties.
+    List {
+        /// The project.
+        #[arg(long)]
+        project: String,
+    },
+    /// Mark a property sensitive: redacted for readers without events:read_sensitive.
+    Mark {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// `event` or `profile`.
+        #[arg(long, default_value = "event")]
+        kind: String,
+        /// The property's name.
+        name: String,
+    },
+    /// Remove the mark.
+    Unmark {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// `event` or `profile`.
+        #[arg(long, default_value = "event")]
+        kind: String,
+        /// The property's name.
+        name: String,
     },
 }
 
@@ -474,6 +553,9 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::Grant(cmd) => grant_command(cmd, &settings, cli.json).await?,
         Command::User(cmd) => user_command(cmd, &settings, cli.json).await?,
         Command::ServiceAccount(cmd) => service_account_command(cmd, &settings, cli.json).await?,
+        Command::Role(cmd) => role_command(cmd, &settings, cli.json).await?,
+        Command::Request(cmd) => request_command(cmd, &settings, cli.json).await?,
+        Command::Property(cmd) => property_command(cmd, &settings, cli.json).await?,
         Command::Keys(KeysCommand::Show) => {
             let key = audit::keys::load_or_create_signer(
                 &settings.audit.signing_key_file,
@@ -802,6 +884,255 @@ async fn service_account_command(
         as_json,
         json!({"id": id, "locked": lock}),
         &format!("{id} {}", if lock { "locked" } else { "unlocked" }),
+    );
+    Ok(())
+}
+
+async fn request_command(
+    cmd: RequestCommand,
+    settings: &Settings,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    use crate::access::RequestStatus;
+    let store = open(settings).await?;
+    let clock = SystemClock;
+    let now = clock.now();
+    let (id, approve) = match cmd {
+        RequestCommand::List => {
+            let pending: Vec<_> = store
+                .requests(None)
+                .await?
+                .into_iter()
+                .filter(|r| r.state_at(now) == "pending")
+                .collect();
+            let rows: Vec<_> = pending
+                .iter()
+                .map(|r| json!({"id": r.id, "requester": r.requester, "project": r.project, "role": r.role, "reason": r.reason, "lapses_at": r.lapses_at.to_rfc3339()}))
+                .collect();
+            let text = pending
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}  {} asks {} on {}: {}",
+                        r.id, r.requester, r.role, r.project, r.reason
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(as_json, json!(rows), &text);
+            return Ok(());
+        }
+        RequestCommand::Approve { id } => (id, true),
+        RequestCommand::Reject { id } => (id, false),
+    };
+    let (request, approvals) = store
+        .request(&id)
+        .await?
+        .with_context(|| format!("no access request {id}"))?;
+    anyhow::ensure!(
+        request.state_at(now) == "pending",
+        "the request is {}",
+        request.state_at(now)
+    );
+    anyhow::ensure!(
+        !approvals.iter().any(|a| a == "cli"),
+        "the operator already approved it"
+    );
+    let granted = approve && approvals.len() as u32 + 1 >= request.approvals_needed;
+    let grant = granted.then(|| request.to_grant(uuid::Uuid::new_v4().to_string(), "cli", now));
+    let state = match (approve, granted) {
+        (false, _) => "rejected",
+        (true, true) => "granted",
+        (true, false) => "pending",
+    };
+    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+    let project = ProjectId::parse(&request.project).ok();
+    log.record_cli(
+        Action::AccessRequest,
+        project.as_ref(),
+        0,
+        json!({"request": id, "before": {"state": "pending", "approvals": approvals}, "after": {"state": state, "grant_id": grant.as_ref().map(|g| g.id.clone())}}),
+    )
+    .await?;
+    if approve {
+        store.approve_request(&id, "cli", now).await?;
+    }
+    if !approve || granted {
+        let status = if approve {
+            RequestStatus::Granted
+        } else {
+            RequestStatus::Rejected
+        };
+        store
+            .close_request(&id, status, grant.as_ref(), now)
+            .await?;
+    }
+    print(
+        as_json,
+        json!({"id": id, "state": state}),
+        &format!("request {id} is {state}"),
+    );
+    Ok(())
+}
+
+async fn role_command(cmd: RoleCommand, settings: &Settings, as_json: bool) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    let clock = SystemClock;
+    match cmd {
+        RoleCommand::List => {
+            let custom = store.custom_roles().await?;
+            let rows: Vec<_> = crate::access::BUILTIN
+                .iter()
+                .map(|r| json!({"name": r.name, "permissions": r.permissions, "builtin": true}))
+                .chain(custom.iter().map(
+                    |r| json!({"name": r.name, "permissions": r.permissions, "builtin": false}),
+                ))
+                .collect();
+            let text = rows
+                .iter()
+                .map(|r| format!("{}  {}", r["name"].as_str().unwrap_or(""), r["permissions"]))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(as_json, json!(rows), &text);
+        }
+        RoleCommand::Create {
+            name,
+            permissions,
+            description,
+        } => {
+            anyhow::ensure!(
+                crate::access::Role::builtin(&name).is_none()
+                    && !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || c == '_'
+                        || c == '-'),
+                "{name:?} must be a-z, 0-9, '_' or '-' and not a built-in role"
+            );
+            let mut perms = Vec::new();
+            for p in &permissions {
+                perms.push(
+                    Permission::parse(p).with_context(|| format!("{p:?} is not a permission"))?,
+                );
+            }
+            anyhow::ensure!(!perms.is_empty(), "a role needs --permissions");
+            let role = crate::access::CustomRole {
+                name,
+                permissions: perms,
+                description,
+            };
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            log.record_cli(
+                Action::RoleChange,
+                None,
+                0,
+                json!({"role": role.name, "before": null, "after": {"permissions": role.permissions}}),
+            )
+            .await?;
+            store.create_role(&role, "cli", clock.now()).await?;
+            print(
+                as_json,
+                json!({"name": role.name, "permissions": role.permissions}),
+                &format!("role {} created", role.name),
+            );
+        }
+        RoleCommand::Delete { name } => {
+            let in_use = store.grants(None).await?.iter().any(|g| {
+                g.role.as_deref() == Some(name.as_str())
+                    && matches!(g.status, GrantStatus::Active | GrantStatus::Pending)
+            });
+            anyhow::ensure!(!in_use, "role {name} is in use by a live grant");
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            log.record_cli(
+                Action::RoleChange,
+                None,
+                0,
+                json!({"role": name, "before": "defined", "after": null}),
+            )
+            .await?;
+            anyhow::ensure!(
+                store.delete_role(&name, clock.now()).await?,
+                "no custom role {name}"
+            );
+            print(
+                as_json,
+                json!({"name": name, "deleted": true}),
+                &format!("role {name} deleted"),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn property_command(
+    cmd: PropertyCommand,
+    settings: &Settings,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    use crate::store::PropertyKind;
+    let store = open(settings).await?;
+    let clock = SystemClock;
+    let kind_of =
+        |k: &str| PropertyKind::parse(k).with_context(|| format!("{k:?} is event or profile"));
+    let (project, kind, name, mark) = match cmd {
+        PropertyCommand::List { project } => {
+            let project = ProjectId::parse(&project)?;
+            let event = store
+                .sensitive_properties(&project, PropertyKind::Event)
+                .await?;
+            let profile = store
+                .sensitive_properties(&project, PropertyKind::Profile)
+                .await?;
+            let text = format!(
+                "event: {}\nprofile: {}",
+                event.join(", "),
+                profile.join(", ")
+            );
+            print(as_json, json!({"event": event, "profile": profile}), &text);
+            return Ok(());
+        }
+        PropertyCommand::Mark {
+            project,
+            kind,
+            name,
+        } => (project, kind_of(&kind)?, name, true),
+        PropertyCommand::Unmark {
+            project,
+            kind,
+            name,
+        } => (project, kind_of(&kind)?, name, false),
+    };
+    let project = ProjectId::parse(&project)?;
+    store
+        .project(&project)
+        .await?
+        .with_context(|| format!("no project {project}"))?;
+    let before = store
+        .sensitive_properties(&project, kind)
+        .await?
+        .contains(&name);
+    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+    log.record_cli(
+        Action::PropertiesClassify,
+        Some(&project),
+        0,
+        json!({"kind": kind.as_str(), "property": name, "before": {"sensitive": before}, "after": {"sensitive": mark}}),
+    )
+    .await?;
+    if mark {
+        store
+            .classify(&project, kind, &name, "cli", clock.now())
+            .await?;
+    } else {
+        store.declassify(&project, kind, &name).await?;
+    }
+    print(
+        as_json,
+        json!({"project": project, "kind": kind.as_str(), "property": name, "sensitive": mark}),
+        &format!(
+            "{name} is {}sensitive in {project}",
+            if mark { "" } else { "not " }
+        ),
     );
     Ok(())
 }

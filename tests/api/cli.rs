@@ -338,6 +338,102 @@ fn grants_and_people_from_the_command_line() {
         !not_pending.status.success(),
         "only pending grants are approved"
     );
+    let role = run_json(
+        dir.path(),
+        &[
+            "role",
+            "create",
+            "counter",
+            "--permissions",
+            "events:read,profiles:read",
+        ],
+    );
+    assert_eq!(
+        role["permissions"],
+        serde_json::json!(["events:read", "profiles:read"])
+    );
+    assert!(
+        run_json(dir.path(), &["role", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "counter")
+    );
+    run_json(
+        dir.path(),
+        &[
+            "grant",
+            "add",
+            "--user",
+            id,
+            "--role",
+            "counter",
+            "--project",
+            "shop",
+            "--reason",
+            "x",
+        ],
+    );
+    let busy = auditgate(dir.path())
+        .args(["role", "delete", "counter"])
+        .output()
+        .unwrap();
+    assert!(!busy.status.success(), "a role in use stays");
+    run_json(
+        dir.path(),
+        &["property", "mark", "--project", "shop", "email"],
+    );
+    assert_eq!(
+        run_json(dir.path(), &["property", "list", "--project", "shop"])["event"],
+        serde_json::json!(["email"])
+    );
+    run_json(
+        dir.path(),
+        &["property", "unmark", "--project", "shop", "email"],
+    );
+    assert_eq!(
+        run_json(dir.path(), &["property", "list", "--project", "shop"])["event"],
+        serde_json::json!([])
+    );
+    // A pending just-in-time request (as a person's POST would leave it), approved by the operator.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite:{}", dir.path().join("data/test.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let far = 4_000_000_000_000_i64;
+        sqlx::query(
+            "INSERT INTO access_requests (id, requester, project, role, reason, duration_ms, approvals_needed, created_at, lapses_at, status) \
+             VALUES ('r1', $1, 'shop', 'analyst', 'INC-9', 3600000, 1, 0, $2, 'pending')",
+        )
+        .bind(id)
+        .bind(far)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    });
+    assert_eq!(run_json(dir.path(), &["request", "list"])[0]["id"], "r1");
+    assert_eq!(
+        run_json(dir.path(), &["request", "approve", "r1"])["state"],
+        "granted"
+    );
+    assert!(
+        run_json(dir.path(), &["request", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let grants = run_json(dir.path(), &["grant", "list", "--project", "shop"]);
+    assert!(
+        grants
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["granted_by"] == "request:r1" && g["expires_at"].is_string())
+    );
     let off = run_json(dir.path(), &["user", "disable", id]);
     assert_eq!(off["disabled"], true);
     assert_eq!(run_json(dir.path(), &["user", "list"])[0]["disabled"], true);
