@@ -226,9 +226,14 @@ impl FromRequest for Principal {
             }
             let store: &dyn ProjectStore = state.store.as_ref();
             let result = match credentials {
-                Credentials::Bearer(secret) => tokens::authenticate(store, &secret, None).await,
+                Credentials::Bearer(secret) => {
+                    let touch = Some(state.store.clone());
+                    tokens::authenticate(store, &secret, None, state.clock.now(), touch).await
+                }
                 Credentials::Basic { user, secret } => {
-                    tokens::authenticate(store, &secret, Some(&user)).await
+                    let touch = Some(state.store.clone());
+                    tokens::authenticate(store, &secret, Some(&user), state.clock.now(), touch)
+                        .await
                 }
             };
             let subject = match result {

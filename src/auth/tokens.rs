@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::access::Subject;
 use crate::clock::Clock;
+use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::store::{NewToken, ProjectStore, ServiceAccount};
 
@@ -101,6 +102,8 @@ pub async fn authenticate(
     store: &dyn ProjectStore,
     secret: &ApiSecret,
     expected_name: Option<&str>,
+    now: Timestamp,
+    touch: Option<crate::store::SharedStore>,
 ) -> Result<Subject, AppError> {
     let invalid = || AppError::Unauthorized("the token is not valid".into());
     let record = store
@@ -123,6 +126,20 @@ pub async fn authenticate(
         if !same {
             return Err(invalid());
         }
+    }
+    // Recorded at most once a minute and off the request's path (best effort: it is
+    // bookkeeping for the access review, and must never slow or fail a request).
+    if record
+        .last_used_at
+        .is_none_or(|t| now.millis() - t.millis() >= 60_000)
+        && let Some(store) = touch
+    {
+        let id = record.id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_token(&id, now).await {
+                tracing::debug!(error = %e, "recording a token's use failed");
+            }
+        });
     }
     Ok(Subject::ServiceAccount {
         id: record.service_account.id,

@@ -40,18 +40,36 @@ pub struct ReviewRow {
     review_due: String,
     review_overdue: bool,
     last_signin_at: String,
+    last_used_at: String,
+    disabled: bool,
+}
+
+/// One principal as the review lists it.
+struct Who<'a> {
+    kind: &'static str,
+    id: &'a str,
+    email: &'a str,
+    signed_in: Option<Timestamp>,
+    used: Option<Timestamp>,
     disabled: bool,
 }
 
 fn rows_for(
     out: &mut Vec<ReviewRow>,
     grants: &Grants,
-    who: (&'static str, &str, &str, Option<Timestamp>, bool),
+    who: Who<'_>,
     stored: &HashMap<String, crate::access::GrantRecord>,
     project: Option<&ProjectId>,
     now: Timestamp,
 ) {
-    let (kind, id, email, last, disabled) = who;
+    let Who {
+        kind,
+        id,
+        email,
+        signed_in: last,
+        used,
+        disabled,
+    } = who;
     for g in grants.list() {
         if let Some(p) = project
             && g.project != "*"
@@ -102,6 +120,7 @@ fn rows_for(
                 .unwrap_or_default(),
             review_overdue: review.is_some_and(|(_, overdue)| overdue),
             last_signin_at: last.map(Timestamp::to_rfc3339).unwrap_or_default(),
+            last_used_at: used.map(Timestamp::to_rfc3339).unwrap_or_default(),
             disabled,
         });
     }
@@ -151,17 +170,32 @@ pub async fn review(
             .map(|(_, g)| g)
             .unwrap_or_default();
         let grants = grants_of(&state, &user, &groups).await?;
-        let who = (
-            "user",
-            user.id.as_str(),
-            user.email.as_str(),
-            user.last_signin_at,
-            user.disabled_at.is_some(),
-        );
+        let token_use = state
+            .store
+            .personal_tokens(&user.id)
+            .await?
+            .iter()
+            .filter_map(|t| t.last_used_at)
+            .max();
+        let who = Who {
+            kind: "user",
+            id: &user.id,
+            email: &user.email,
+            signed_in: user.last_signin_at,
+            used: user.last_signin_at.max(token_use),
+            disabled: user.disabled_at.is_some(),
+        };
         rows_for(&mut rows, &grants, who, &stored, project.as_ref(), now);
     }
     for p in state.store.list_projects().await? {
+        let tokens = state.store.tokens(&p.id).await?;
         for sa in state.store.service_accounts(&p.id).await? {
+            let used = tokens
+                .iter()
+                .filter(|t| t.service_account.id == sa.id)
+                .filter_map(|t| t.last_used_at)
+                .max();
+            let locked = state.store.service_account_locked(&sa.id).await?.is_some();
             let own: Vec<_> = stored
                 .values()
                 .filter(|g| {
@@ -179,7 +213,14 @@ pub async fn review(
             rows_for(
                 &mut rows,
                 &grants,
-                ("service_account", &sa.id, &sa.name, None, false),
+                Who {
+                    kind: "service_account",
+                    id: &sa.id,
+                    email: &sa.name,
+                    signed_in: None,
+                    used,
+                    disabled: locked,
+                },
                 &stored,
                 project.as_ref(),
                 now,

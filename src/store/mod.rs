@@ -121,6 +121,8 @@ pub struct TokenRecord {
     pub revoked_at: Option<Timestamp>,
     /// When its service account was locked, if it is.
     pub locked_at: Option<Timestamp>,
+    /// When it was last used (to the minute).
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// An event ready to be stored.
@@ -227,6 +229,8 @@ pub trait ProjectStore: Send + Sync {
     async fn create_token(&self, token: &NewToken) -> StoreResult<()>;
     /// Revokes a token; false if there is no such live token.
     async fn revoke_token(&self, id: &str, at: Timestamp) -> StoreResult<bool>;
+    /// Records a token's use.
+    async fn touch_token(&self, id: &str, at: Timestamp) -> StoreResult<()>;
     /// The token whose secret hashes to `hash`.
     async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>>;
     /// All tokens of a project, revoked ones included.

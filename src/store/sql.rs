@@ -47,7 +47,7 @@ impl<DB: Database> SqlStore<DB> {
 const INSERT_CHUNK: usize = 1000;
 
 const PROJECT_COLUMNS: &str = "id, name, ingest_token, retention_days, created_at, deleted_at";
-const TOKEN_SELECT: &str = "SELECT t.id, t.created_at, t.revoked_at, s.id AS sa_id, s.project_id, s.name, s.locked_at \
+const TOKEN_SELECT: &str = "SELECT t.id, t.created_at, t.revoked_at, t.last_used_at, s.id AS sa_id, s.project_id, s.name, s.locked_at \
      FROM api_tokens t JOIN service_accounts s ON s.id = t.service_account_id";
 
 fn json_object(text: &str) -> StoreResult<Map<String, Value>> {
@@ -195,6 +195,15 @@ where
         Ok(DB::rows_affected(&done) == 1)
     }
 
+    async fn touch_token(&self, id: &str, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(at.millis())
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
         let sql = format!("{TOKEN_SELECT} WHERE t.secret_hash = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -271,6 +280,7 @@ where
         created_at: Timestamp::from_millis(r.try_get("created_at")?),
         revoked_at: opt_time(r.try_get("revoked_at")?),
         locked_at: opt_time(r.try_get("locked_at")?),
+        last_used_at: opt_time(r.try_get("last_used_at")?),
     })
 }
 

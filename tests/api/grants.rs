@@ -566,6 +566,18 @@ async fn the_access_review_lists_who_holds_what_where_and_why_as_json_and_csv() 
         .unwrap();
     app.other_project("bank").await;
     assert_problem(carol.get("/api/v1/admin/access-review").await, 403).await;
+    assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
+    // The token's use is recorded off the request's path: wait for it.
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    for _ in 0..200 {
+        if app.store.tokens(&shop).await.unwrap()[0]
+            .last_used_at
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let review: Value = alice
         .get("/api/v1/admin/access-review?project=shop")
         .await
@@ -598,9 +610,13 @@ async fn the_access_review_lists_who_holds_what_where_and_why_as_json_and_csv() 
         .unwrap();
     assert_eq!(alice_row["role"], "owner");
     assert!(alice_row["via"].as_str().unwrap().contains("owners"));
+    let sa_row = rows
+        .iter()
+        .find(|r| r["principal_kind"] == "service_account" && r["project"] == "shop")
+        .unwrap();
     assert!(
-        rows.iter()
-            .any(|r| r["principal_kind"] == "service_account" && r["project"] == "shop")
+        sa_row["last_used_at"].as_str().unwrap().starts_with("20"),
+        "the service account read before the review"
     );
     assert!(
         rows.iter()
