@@ -253,6 +253,10 @@ pub struct GroupRoleSettings {
     pub role: String,
     /// A project id, or `*`.
     pub project: String,
+    /// When this mapping must next be reviewed (RFC 3339); the access review flags it after,
+    /// and with `lapse_overdue_grants` it stops working.
+    #[serde(default)]
+    pub review_by: Option<String>,
 }
 
 /// A configuration problem, naming the key at fault.
@@ -449,6 +453,14 @@ impl Settings {
                 return invalid(
                     "access.group_roles.role",
                     format!("{:?} is not a built-in role", m.role),
+                );
+            }
+            if let Some(by) = &m.review_by
+                && crate::domain::Timestamp::parse(by).is_err()
+            {
+                return invalid(
+                    "access.group_roles.review_by",
+                    format!("{by:?} is not an RFC 3339 time"),
                 );
             }
             if m.project != "*" && crate::domain::ProjectId::parse(&m.project).is_err() {

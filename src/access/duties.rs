@@ -102,6 +102,7 @@ mod tests {
                 group: "owners".into(),
                 role: "owner".into(),
                 project: "*".into(),
+                review_by: None,
             }],
         )
     }
@@ -174,6 +175,7 @@ mod tests {
                 group: "admins".into(),
                 role: "admin".into(),
                 project: "shop".into(),
+                review_by: None,
             }],
         );
         let carol = Actor {

@@ -188,6 +188,7 @@ mod tests {
                 group: "o".into(),
                 role: "owner".into(),
                 project: "*".into(),
+                review_by: None,
             }],
         );
         let carol = Actor {

@@ -365,12 +365,33 @@ fn scope_of(project: &str) -> Option<Scope> {
 pub struct Grants(Vec<Grant>);
 
 impl Grants {
-    /// The grants that `groups` carry under `mappings`.
+    /// The grants that `groups` carry under `mappings` (those overdue for review lapse when
+    /// `lapse_overdue` is given the time).
     pub fn from_groups(groups: &[String], mappings: &[GroupRoleSettings]) -> Self {
+        Self::from_groups_at(groups, mappings, None)
+    }
+
+    /// As `from_groups`, dropping mappings whose `review_by` is past at `lapse_at`.
+    pub fn from_groups_at(
+        groups: &[String],
+        mappings: &[GroupRoleSettings],
+        lapse_at: Option<Timestamp>,
+    ) -> Self {
         let mut grants = Self::default();
+        let overdue = |m: &GroupRoleSettings| {
+            lapse_at.is_some_and(|now| {
+                m.review_by
+                    .as_deref()
+                    .and_then(|t| Timestamp::parse(t).ok())
+                    .is_some_and(|by| now >= by)
+            })
+        };
         // Configuration names built-in roles only (checked at start-up).
         let builtin = RoleBook::default();
-        for m in mappings.iter().filter(|m| groups.contains(&m.group)) {
+        for m in mappings
+            .iter()
+            .filter(|m| groups.contains(&m.group) && !overdue(m))
+        {
             grants.allow(
                 &builtin,
                 &m.role,
@@ -528,6 +549,7 @@ mod tests {
             group: group.into(),
             role: role.into(),
             project: project.into(),
+            review_by: None,
         }
     }
 

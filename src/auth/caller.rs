@@ -36,7 +36,11 @@ pub async fn grants_of(
 ) -> Result<Grants, AppError> {
     let base = match user.kind {
         UserKind::Local => Grants::break_glass(),
-        UserKind::Sso => Grants::from_groups(groups, &state.settings.access.group_roles),
+        UserKind::Sso => {
+            let access = &state.settings.access;
+            let lapse_at = access.lapse_overdue_grants.then(|| state.clock.now());
+            Grants::from_groups_at(groups, &access.group_roles, lapse_at)
+        }
     };
     let mut stored = state
         .store

@@ -61,6 +61,7 @@ fn rows_for(
     stored: &HashMap<String, crate::access::GrantRecord>,
     project: Option<&ProjectId>,
     now: Timestamp,
+    mappings: &[crate::config::GroupRoleSettings],
 ) {
     let Who {
         kind,
@@ -81,6 +82,16 @@ fn rows_for(
             GrantSource::Grant(gid) => stored
                 .get(gid)
                 .map(|r| (r.review_due(), r.review_overdue(now))),
+            GrantSource::Group(group) => mappings
+                .iter()
+                .find(|m| {
+                    &m.group == group
+                        && Some(m.role.as_str()) == g.role.as_deref()
+                        && m.project == g.project
+                })
+                .and_then(|m| m.review_by.as_deref())
+                .and_then(|t| Timestamp::parse(t).ok())
+                .map(|due| (Some(due), now >= due)),
             _ => None,
         };
         let (via, granted_by, since) = match &g.source {
@@ -161,6 +172,7 @@ pub async fn review(
         .collect();
     let now = state.clock.now();
     let roles = crate::auth::caller::role_book(&state).await?;
+    let mappings = &state.settings.access.group_roles;
     let mut rows = Vec::new();
     for user in state.store.users().await? {
         let groups = state
@@ -185,7 +197,15 @@ pub async fn review(
             used: user.last_signin_at.max(token_use),
             disabled: user.disabled_at.is_some(),
         };
-        rows_for(&mut rows, &grants, who, &stored, project.as_ref(), now);
+        rows_for(
+            &mut rows,
+            &grants,
+            who,
+            &stored,
+            project.as_ref(),
+            now,
+            mappings,
+        );
     }
     for p in state.store.list_projects().await? {
         let tokens = state.store.tokens(&p.id).await?;
@@ -224,6 +244,7 @@ pub async fn review(
                 &stored,
                 project.as_ref(),
                 now,
+                mappings,
             );
         }
     }

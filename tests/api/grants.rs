@@ -26,11 +26,13 @@ async fn app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, FakeIdp) {
         group: "owners".into(),
         role: "owner".into(),
         project: "*".into(),
+        review_by: None,
     });
     s.access.group_roles.push(GroupRoleSettings {
         group: "shop-admins".into(),
         role: "admin".into(),
         project: "shop".into(),
+        review_by: None,
     });
     // Long sessions, so that grants can expire while one is live.
     s.auth.session_idle_minutes = 3 * 24 * 60;
@@ -385,6 +387,7 @@ async fn every_builtin_role_reaches_exactly_the_routes_its_permissions_allow() {
             group: format!("role-{}", r.name),
             role: r.name.into(),
             project: "*".into(),
+            review_by: None,
         })
         .collect();
     let (app, idp) = app(|s| s.access.group_roles.extend(mappings)).await;
@@ -939,4 +942,52 @@ async fn custom_roles_are_defined_granted_and_removed_only_when_unused() {
             .count(),
         2
     );
+}
+
+#[tokio::test]
+async fn configured_group_mappings_carry_a_review_date_too() {
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let late = GroupRoleSettings {
+        group: "late".into(),
+        role: "analyst".into(),
+        project: "shop".into(),
+        review_by: Some(tomorrow),
+    };
+    // Flagged in the access review once past its date...
+    let mapping = late.clone();
+    let (app, idp) = app(move |s| s.access.group_roles.push(mapping)).await;
+    let (carol, carol_id) = person(&app, &idp, "carol", &["late"]).await;
+    app.clock.advance_millis(2 * 86_400_000);
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let review: Value = alice
+        .get("/api/v1/admin/access-review")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let row = review["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["principal"] == carol_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["review_overdue"], true);
+    // ...and with lapse_overdue_grants, it stops working.
+    let (strict, idp) = self::app(move |s| {
+        s.access.lapse_overdue_grants = true;
+        s.access.group_roles.push(late);
+    })
+    .await;
+    let (carol, _) = person(&strict, &idp, "carol", &["late"]).await;
+    assert_eq!(
+        carol.get("/api/v1/projects/shop/events").await.status(),
+        200
+    );
+    strict.clock.advance_millis(2 * 86_400_000);
+    assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
 }

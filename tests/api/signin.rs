@@ -55,11 +55,13 @@ pub fn sso_settings(
             group: "analysts".into(),
             role: "analyst".into(),
             project: "shop".into(),
+            review_by: None,
         },
         GroupRoleSettings {
             group: "auditors".into(),
             role: "auditor".into(),
             project: "*".into(),
+            review_by: None,
         },
     ];
     s
