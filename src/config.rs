@@ -27,6 +27,18 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Roles granted through identity-provider groups.
     pub access: AccessSettings,
+    /// Deleting events past each project's retention window.
+    pub retention: RetentionSettings,
+}
+
+/// The retention sweeper.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Seconds between sweeps (the first runs at start-up); 0 turns the sweeper off.
+    pub sweep_interval_secs: u64,
+    /// Events deleted per statement, so a sweep never holds the database for long.
+    pub batch: u32,
 }
 
 /// The HTTP listener.
@@ -469,6 +481,9 @@ impl Settings {
                     format!("{:?} is not a project id or *", m.project),
                 );
             }
+        }
+        if !(1..=100_000).contains(&self.retention.batch) {
+            return invalid("retention.batch", "must be between 1 and 100000".into());
         }
         if self.ingest.max_future_secs < 0 {
             return invalid("ingest.max_future_secs", "must not be negative".into());

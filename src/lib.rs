@@ -26,6 +26,8 @@ pub mod error;
 #[cfg(feature = "server")]
 pub mod events;
 #[cfg(feature = "server")]
+pub mod privacy;
+#[cfg(feature = "server")]
 pub mod projects;
 #[cfg(feature = "server")]
 pub mod routes;

@@ -39,6 +39,27 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let audit = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
         let auth = std::sync::Arc::new(crate::auth::AuthServices::from_settings(&settings)?);
+        if settings.retention.sweep_interval_secs > 0 {
+            let (store, audit, clock) = (store.clone(), audit.clone(), clock.clone());
+            let every = std::time::Duration::from_secs(settings.retention.sweep_interval_secs);
+            let batch = settings.retention.batch;
+            tokio::spawn(async move {
+                loop {
+                    match crate::privacy::retention::sweep(&store, &audit, clock.now(), batch, None)
+                        .await
+                    {
+                        Ok(r) if !r.projects.is_empty() => {
+                            tracing::info!(report = ?r, "retention sweep");
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "retention sweep failed; retrying later")
+                        }
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
         let listener = TcpListener::bind(settings.bind_addr())?;
         let port = listener.local_addr()?.port();
         let metrics = prometheus::Registry::new();

@@ -13,6 +13,7 @@ mod health;
 mod ingest;
 pub mod openapi;
 mod pages;
+mod privacy;
 mod query;
 mod requests;
 mod review;
@@ -299,6 +300,12 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/admin/access-requests/{id}/reject",
             Requires(RolesAssign),
             || web::post().to(requests::reject),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/retention/sweep",
+            Requires(ProjectAdmin),
+            || web::post().to(privacy::sweep),
         ),
         def(
             Method::GET,

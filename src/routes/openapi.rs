@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    account, admin, audit, auth, classify, grants, health, ingest, query, requests, review,
+    account, admin, audit, auth, classify, grants, health, ingest, privacy, query, requests, review,
 };
 
 struct SecuritySchemes;
@@ -46,6 +46,7 @@ impl Modify for SecuritySchemes {
         grants::roles, grants::create_role, grants::delete_role,
         classify::list, classify::mark, classify::unmark,
         review::review,
+        privacy::sweep,
         requests::ask, requests::mine, requests::pending, requests::approve, requests::reject,
     ),
     modifiers(&SecuritySchemes),

@@ -241,6 +241,16 @@ pub trait ProjectStore: Send + Sync {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Stores events, skipping those whose `$insert_id` the project already has.
+    /// How many of a project's events happened before `cutoff`.
+    async fn count_events_before(&self, project: &ProjectId, cutoff: Timestamp)
+    -> StoreResult<u64>;
+    /// Deletes up to `limit` of a project's events from before `cutoff`, oldest first.
+    async fn delete_events_before(
+        &self,
+        project: &ProjectId,
+        cutoff: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64>;
     async fn insert_events(
         &self,
         project: &ProjectId,

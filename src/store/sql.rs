@@ -317,6 +317,41 @@ where
     for<'s> &'s str: ColumnIndex<DB::Row>,
     usize: ColumnIndex<DB::Row>,
 {
+    async fn count_events_before(
+        &self,
+        project: &ProjectId,
+        cutoff: Timestamp,
+    ) -> StoreResult<u64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM events WHERE project_id = $1 AND time_ms < $2")
+                .bind(project.as_str().to_owned())
+                .bind(cutoff.millis())
+                .fetch_one(&self.pool)
+                .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn delete_events_before(
+        &self,
+        project: &ProjectId,
+        cutoff: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let r = sqlx::query(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id = $1 AND time_ms < $2 \
+             ORDER BY time_ms, id LIMIT $3)",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(cutoff.millis())
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&r))
+    }
+
     async fn insert_events(
         &self,
         project: &ProjectId,

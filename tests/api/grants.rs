@@ -991,3 +991,74 @@ async fn configured_group_mappings_carry_a_review_date_too() {
     strict.clock.advance_millis(2 * 86_400_000);
     assert_problem(carol.get("/api/v1/projects/shop/events").await, 403).await;
 }
+
+#[tokio::test]
+async fn the_retention_sweeper_deletes_exactly_what_is_past_the_window_in_batches() {
+    let (app, idp) = app(|_| {}).await;
+    let old: Vec<Value> = (0..25)
+        .map(|i| json!({"event": "old", "properties": {"distinct_id": "u", "time": 1_400_000_000 + i, "$insert_id": format!("o{i}")}}))
+        .collect();
+    let now_secs = app.clock.now().millis() / 1000;
+    let recent: Vec<Value> = (0..5)
+        .map(|i| json!({"event": "new", "properties": {"distinct_id": "u", "time": now_secs - 3600 + i, "$insert_id": format!("n{i}")}}))
+        .collect();
+    assert_eq!(app.import(&json!(old)).await.status(), 200);
+    assert_eq!(app.import(&json!(recent)).await.status(), 200);
+    let (carol, carol_id) = person(&app, &idp, "carol", &[]).await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    grant(&alice, to_user(&carol_id, "analyst", "shop")).await;
+    assert_problem(
+        carol.post("/api/v1/admin/retention/sweep", json!({})).await,
+        403,
+    )
+    .await;
+
+    // Interrupted after two batches of ten...
+    let first: Value = alice
+        .post(
+            "/api/v1/admin/retention/sweep?batch=10&max_batches=2",
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["complete"], false);
+    assert_eq!(first["projects"][0]["due"], 25);
+    assert_eq!(first["projects"][0]["deleted"], 20);
+    // ...the next sweep finishes the job, and nothing recent is touched.
+    let second: Value = alice
+        .post("/api/v1/admin/retention/sweep?batch=10", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["complete"], true);
+    assert_eq!(second["projects"][0]["deleted"], 5);
+    let third: Value = alice
+        .post("/api/v1/admin/retention/sweep", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(third["projects"], json!([]), "nothing left past the window");
+    let events = app.all_events().await;
+    assert_eq!(events.len(), 5);
+    assert!(events.iter().all(|e| e["event"] == "new"));
+
+    let entries = log(&app).await;
+    let sweeps: Vec<Value> = entries
+        .iter()
+        .filter(|e| e.action == Action::RetentionSweep && e.outcome == Outcome::Allowed)
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(
+        sweeps.len(),
+        2,
+        "one entry per sweep that had something to delete"
+    );
+    assert_eq!(sweeps[0]["projects"][0]["due"], 25);
+    assert_eq!(sweeps[1]["projects"][0]["due"], 5);
+    let (text, _) = app.export_log().await;
+    auditgate::ledger::bundle::verify_text(&text, vec![app.verifier_key()], None).unwrap();
+}

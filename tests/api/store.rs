@@ -720,6 +720,14 @@ async fn access_suite(store: SharedStore) {
             .await
             .unwrap()
     );
+    // Retention deletes oldest first, in bounded batches, only before the cutoff.
+    let batch: Vec<NewEvent> = (0..7).map(|i| event("e", "u", T0 + i, None)).collect();
+    store.insert_events(&shop, &batch, t(0)).await.unwrap();
+    assert_eq!(store.count_events_before(&shop, t(5)).await.unwrap(), 5);
+    assert_eq!(store.delete_events_before(&shop, t(5), 3).await.unwrap(), 3);
+    assert_eq!(store.delete_events_before(&shop, t(5), 3).await.unwrap(), 2);
+    assert_eq!(store.delete_events_before(&shop, t(5), 3).await.unwrap(), 0);
+    assert_eq!(store.count_events_before(&shop, t(100)).await.unwrap(), 2);
 }
 
 #[tokio::test]
