@@ -24,6 +24,9 @@ use crate::ledger::entry::{Actor, ActorKind, AuthMethod};
 use crate::state::AppState;
 use crate::store::{EndReason, PersonalToken, SessionRecord, User, UserKind};
 
+/// How stale a session's or token's last use may be before it is written again.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
 /// The header JSON clients send the session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -174,7 +177,11 @@ pub async fn session_of(req: &HttpRequest) -> Result<Option<SessionCaller>, AppE
         )
         .await;
     }
-    state.store.touch_session(&session.id_hash, now).await?;
+    // Last use is kept to the minute: idle timeouts are minutes long, and a write on every
+    // request would serialise readers behind the database's write lock.
+    if now.millis() - session.last_seen_at.millis() >= TOUCH_EVERY_MS {
+        state.store.touch_session(&session.id_hash, now).await?;
+    }
     let grants = grants_of(state, &user, &groups).await?;
     let needs = needs_second_factor(&state.settings, &grants);
     Ok(Some(SessionCaller {
@@ -318,7 +325,12 @@ pub async fn personal_token_of(
             Some((user, _)) if user.disabled_at.is_some() => "this token's owner is disabled",
             None => "this token's owner no longer exists",
             Some((user, groups)) => {
-                state.store.touch_personal_token(&token.id, now).await?;
+                if token
+                    .last_used_at
+                    .is_none_or(|t| now.millis() - t.millis() >= TOUCH_EVERY_MS)
+                {
+                    state.store.touch_personal_token(&token.id, now).await?;
+                }
                 let grants = grants_of(state, &user, &groups).await?;
                 return Ok((user, grants, token));
             }
