@@ -271,6 +271,15 @@ pub struct GroupRoleSettings {
     pub review_by: Option<String>,
 }
 
+/// The scheme, host and port of a URL (what browsers send as `Origin`).
+pub fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -510,6 +519,15 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_drop_the_path() {
+        assert_eq!(
+            origin_of("https://a.example:8443/x/y"),
+            "https://a.example:8443"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -129,11 +129,11 @@ async fn not_found() -> HttpResponse {
 /// Headers on every response: a strict Content-Security-Policy (no scripts at all; forms
 /// post only here or, on sign-out, to a provider), no framing, and HSTS behind TLS.
 fn security_headers(settings: &Settings) -> DefaultHeaders {
-    let providers: Vec<String> = settings
+    let providers: Vec<&str> = settings
         .auth
         .providers
         .iter()
-        .map(|p| origin(&p.issuer))
+        .map(|p| crate::config::origin_of(&p.issuer))
         .collect();
     let csp = format!(
         "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'{}{}; \
@@ -155,15 +155,6 @@ fn security_headers(settings: &Settings) -> DefaultHeaders {
         ));
     }
     headers
-}
-
-/// The scheme, host and port of a URL.
-fn origin(url: &str) -> String {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[after_scheme..].find('/') {
-        Some(i) => url[..after_scheme + i].to_owned(),
-        None => url.to_owned(),
-    }
 }
 
 /// Adds `x-request-id` to every response, and rewrites any error body that is not yet a

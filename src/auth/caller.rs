@@ -158,24 +158,20 @@ pub async fn session_of(req: &HttpRequest) -> Result<Option<SessionCaller>, AppE
     if user.disabled_at.is_some() {
         return refuse("this account is disabled").await;
     }
-    if let Some(fresh) = refresh_groups(state, &session, now).await? {
-        groups = fresh;
-    } else if session.provider.is_some()
-        && state
-            .store
-            .provider_tokens(&session.public_id)
-            .await?
-            .is_some()
-    {
-        // Due for a check that failed: membership cannot be confirmed, so the session ends.
-        state
-            .store
-            .end_session(&user.id, &session.public_id, EndReason::ProviderLogout, now)
-            .await?;
-        return refuse(
-            "your groups could not be confirmed with your identity provider; sign in again",
-        )
-        .await;
+    match refresh_groups(state, &session, now).await? {
+        GroupCheck::Current => {}
+        GroupCheck::Updated(fresh) => groups = fresh,
+        GroupCheck::Failed => {
+            // Due for a check that failed: membership cannot be confirmed, so the session ends.
+            state
+                .store
+                .end_session(&user.id, &session.public_id, EndReason::ProviderLogout, now)
+                .await?;
+            return refuse(
+                "your groups could not be confirmed with your identity provider; sign in again",
+            )
+            .await;
+        }
     }
     // Last use is kept to the minute: idle timeouts are minutes long, and a write on every
     // request would serialise readers behind the database's write lock.
@@ -193,30 +189,39 @@ pub async fn session_of(req: &HttpRequest) -> Result<Option<SessionCaller>, AppE
     }))
 }
 
-/// Confirms an SSO session's groups with its provider when a check is due. `Some(groups)`
-/// when they are current (checked now or recently), `None` when a due check failed.
+/// What confirming a session's groups with its provider found.
+enum GroupCheck {
+    /// Nothing to confirm, or confirmed recently: the stored groups stand.
+    Current,
+    /// Confirmed now: the person's groups as they are after the update.
+    Updated(Vec<String>),
+    /// A check was due and failed.
+    Failed,
+}
+
+/// Confirms an SSO session's groups with its provider when a check is due.
 async fn refresh_groups(
     state: &AppState,
     session: &SessionRecord,
     now: crate::domain::Timestamp,
-) -> Result<Option<Vec<String>>, AppError> {
-    let (Some(provider_name), Some((sealed, checked_at))) = (
-        &session.provider,
-        state.store.provider_tokens(&session.public_id).await?,
-    ) else {
-        // Not an SSO session (or one from before tokens were kept): nothing to confirm.
-        return Ok(state.store.user(&session.user_id).await?.map(|(_, g)| g));
+) -> Result<GroupCheck, AppError> {
+    let Some(provider_name) = &session.provider else {
+        return Ok(GroupCheck::Current);
+    };
+    let Some((sealed, checked_at)) = state.store.provider_tokens(&session.public_id).await? else {
+        // A session from before tokens were kept: nothing to confirm with.
+        return Ok(GroupCheck::Current);
     };
     let every = state.settings.auth.group_refresh_minutes * 60_000;
     if now.millis() - checked_at.millis() < every {
-        return Ok(state.store.user(&session.user_id).await?.map(|(_, g)| g));
+        return Ok(GroupCheck::Current);
     }
     let seal = &state.auth.seal;
     let (Some(tokens), Ok(provider)) = (
         ProviderTokens::open(&sealed, seal, &session.public_id),
         state.auth.providers.get(provider_name),
     ) else {
-        return Ok(None);
+        return Ok(GroupCheck::Failed);
     };
     match state
         .auth
@@ -234,11 +239,12 @@ async fn refresh_groups(
                 .store
                 .put_provider_tokens(&session.public_id, &sealed, now)
                 .await?;
-            Ok(state.store.user(&session.user_id).await?.map(|(_, g)| g))
+            let groups = state.store.user(&session.user_id).await?.map(|(_, g)| g);
+            Ok(GroupCheck::Updated(groups.unwrap_or_default()))
         }
         Err(e) => {
             tracing::info!(error = %e, "group refresh failed");
-            Ok(None)
+            Ok(GroupCheck::Failed)
         }
     }
 }
@@ -258,22 +264,13 @@ pub fn check_csrf(req: &HttpRequest, caller: &SessionCaller) -> Result<(), AppEr
     }
     let state = state_of(req)?;
     let same_site = header("sec-fetch-site") == Some("same-origin");
-    let origin_ok = header("origin") == Some(origin_of(state.settings.public_url()));
+    let origin_ok = header("origin") == Some(crate::config::origin_of(state.settings.public_url()));
     if same_site && origin_ok {
         return Ok(());
     }
     Err(AppError::Forbidden(
         "cross-site request refused: send the session's CSRF token in X-CSRF-Token".into(),
     ))
-}
-
-/// The scheme, host and port of a URL.
-fn origin_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
 }
 
 /// A 401 that tells the client to complete 2-step verification first.
@@ -454,19 +451,5 @@ impl FromRequest for Person {
                 token: None,
             })
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::origin_of;
-
-    #[test]
-    fn origins_drop_the_path() {
-        assert_eq!(
-            origin_of("https://a.example:8443/x/y"),
-            "https://a.example:8443"
-        );
-        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 }
