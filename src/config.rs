@@ -29,6 +29,8 @@ pub struct Settings {
     pub access: AccessSettings,
     /// Deleting events past each project's retention window.
     pub retention: RetentionSettings,
+    /// Data-subject rights.
+    pub privacy: PrivacySettings,
 }
 
 /// The retention sweeper.
@@ -39,6 +41,25 @@ pub struct RetentionSettings {
     pub sweep_interval_secs: u64,
     /// Events deleted per statement, so a sweep never holds the database for long.
     pub batch: u32,
+    /// Days a deleted project can still be restored before the sweeper purges it.
+    pub project_grace_days: i64,
+}
+
+/// Data-subject requests, opt-outs and consent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// Whether this process runs subject-request jobs (several processes may; each job is
+    /// claimed by one state change).
+    pub run_jobs: bool,
+    /// Seconds between looks for jobs left over (new ones start at once).
+    pub job_poll_secs: u64,
+    /// Erasures naming more distinct_ids than this need a second person's approval.
+    pub approval_above_subjects: u64,
+    /// Erasures touching more events than this need a second person's approval.
+    pub approval_above_events: u64,
+    /// An event or profile property that, set to `true`, opts its distinct_id out.
+    pub opt_out_property: String,
 }
 
 /// The HTTP listener.
@@ -493,6 +514,18 @@ impl Settings {
         }
         if !(1..=100_000).contains(&self.retention.batch) {
             return invalid("retention.batch", "must be between 1 and 100000".into());
+        }
+        if self.retention.project_grace_days < 0 {
+            return invalid(
+                "retention.project_grace_days",
+                "must not be negative".into(),
+            );
+        }
+        if self.privacy.job_poll_secs == 0 {
+            return invalid("privacy.job_poll_secs", "must be at least 1".into());
+        }
+        if self.privacy.opt_out_property.is_empty() {
+            return invalid("privacy.opt_out_property", "must not be empty".into());
         }
         if self.ingest.max_future_secs < 0 {
             return invalid("ingest.max_future_secs", "must not be negative".into());

@@ -34,6 +34,9 @@ pub async fn create(
         retention_days: DEFAULT_RETENTION_DAYS,
         created_at: clock.now(),
         deleted_at: None,
+        consent_required: false,
+        consent_property: "$consent".into(),
+        purged_at: None,
         id,
     };
     let service_account = ServiceAccount {
@@ -81,4 +84,45 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     rand::fill(&mut b);
     b
+}
+
+/// A project as its administrators see it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ProjectView {
+    /// The slug.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// Days events are kept.
+    pub retention_days: i64,
+    /// Whether events need consent.
+    pub consent_required: bool,
+    /// The consent marker property.
+    pub consent_property: String,
+    /// When it was deleted, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// Until when it can be restored, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restorable_until: Option<String>,
+}
+
+impl ProjectView {
+    /// The view of `p`, given the grace period deleted projects have.
+    pub fn of(p: &Project, grace_days: i64) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            retention_days: p.retention_days,
+            consent_required: p.consent_required,
+            consent_property: p.consent_property.clone(),
+            deleted_at: p.deleted_at.map(|t| t.to_rfc3339()),
+            restorable_until: p
+                .deleted_at
+                .map(|t| {
+                    crate::domain::Timestamp::from_millis(t.millis() + grace_days * 86_400_000)
+                })
+                .map(|t| t.to_rfc3339()),
+        }
+    }
 }

@@ -43,10 +43,18 @@ impl Application {
             let (store, audit, clock) = (store.clone(), audit.clone(), clock.clone());
             let every = std::time::Duration::from_secs(settings.retention.sweep_interval_secs);
             let batch = settings.retention.batch;
+            let grace = settings.retention.project_grace_days;
             tokio::spawn(async move {
                 loop {
-                    match crate::privacy::retention::sweep(&store, &audit, clock.now(), batch, None)
-                        .await
+                    match crate::privacy::retention::sweep(
+                        &store,
+                        &audit,
+                        clock.now(),
+                        batch,
+                        None,
+                        grace,
+                    )
+                    .await
                     {
                         Ok(r) if !r.projects.is_empty() => {
                             tracing::info!(report = ?r, "retention sweep");
@@ -57,6 +65,31 @@ impl Application {
                         }
                     }
                     tokio::time::sleep(every).await;
+                }
+            });
+        }
+        let jobs = std::sync::Arc::new(tokio::sync::Notify::new());
+        if settings.privacy.run_jobs {
+            let (store, audit, clock) = (store.clone(), audit.clone(), clock.clone());
+            let (wake, every) = (
+                jobs.clone(),
+                std::time::Duration::from_secs(settings.privacy.job_poll_secs),
+            );
+            tokio::spawn(async move {
+                let mut first_pass = true;
+                loop {
+                    match crate::privacy::subjects::run_open(&store, &audit, &clock, first_pass)
+                        .await
+                    {
+                        Ok(n) if n > 0 => tracing::info!(jobs = n, "subject requests ended"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "subject requests: retrying later"),
+                    }
+                    first_pass = false;
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(every) => {}
+                    }
                 }
             });
         }
@@ -76,6 +109,7 @@ impl Application {
             metrics,
             audit,
             auth,
+            jobs,
         });
         let server = HttpServer::new(move || {
             let limit = state.settings.server.max_body_bytes;

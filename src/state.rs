@@ -24,6 +24,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Sign-in: providers, sealing key, session rules.
     pub auth: Arc<AuthServices>,
+    /// Wakes the subject-request worker when a request may run.
+    pub jobs: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

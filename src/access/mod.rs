@@ -90,6 +90,25 @@ pub fn holds(principal: &Principal, permission: Permission, project: &ProjectId)
     decide(principal.subject(), permission, project) == Decision::Allow
 }
 
+/// The same capability under its concrete type, for code generic over `P` that must call a
+/// service taking `Authorized<Q>`: succeeds only when both name the same permission.
+pub fn narrow<P: Requirement, Q: Requirement>(
+    auth: &Authorized<P>,
+) -> Result<Authorized<Q>, AppError> {
+    if P::PERMISSION != Q::PERMISSION {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "a {} capability cannot stand for {}",
+            P::PERMISSION,
+            Q::PERMISSION
+        )));
+    }
+    Ok(Authorized {
+        principal: auth.principal.clone(),
+        project: auth.project.clone(),
+        _permission: PhantomData,
+    })
+}
+
 /// Checks that the route declared `P` and that the policy allows it for `principal` on `project`.
 pub fn authorize<P: Requirement>(
     principal: &Principal,

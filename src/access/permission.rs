@@ -50,11 +50,14 @@ pub enum Permission {
     /// Mark properties as sensitive.
     #[serde(rename = "properties:classify")]
     PropertiesClassify,
+    /// Record people's opt-outs and consent.
+    #[serde(rename = "subjects:consent")]
+    SubjectsConsent,
 }
 
 impl Permission {
     /// Every permission, in catalogue order.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Self::EventsIngest,
         Self::EventsRead,
         Self::EventsReadSensitive,
@@ -69,6 +72,7 @@ impl Permission {
         Self::KeysRotate,
         Self::UsersAdmin,
         Self::PropertiesClassify,
+        Self::SubjectsConsent,
     ];
 
     /// Whether a person's session must have passed 2-step verification within the last few
@@ -108,6 +112,7 @@ impl Permission {
             Self::KeysRotate => "keys:rotate",
             Self::UsersAdmin => "users:admin",
             Self::PropertiesClassify => "properties:classify",
+            Self::SubjectsConsent => "subjects:consent",
         }
     }
 }
@@ -153,6 +158,7 @@ pub mod perm {
         KeysRotate,
         UsersAdmin,
         PropertiesClassify,
+        SubjectsConsent,
     );
 }
 

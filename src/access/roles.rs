@@ -38,6 +38,7 @@ pub const BUILTIN: &[Role] = &[
             P::KeysRotate,
             P::UsersAdmin,
             P::PropertiesClassify,
+            P::SubjectsConsent,
         ],
     },
     Role {
@@ -52,6 +53,7 @@ pub const BUILTIN: &[Role] = &[
             P::UsersAdmin,
             P::AuditRead,
             P::PropertiesClassify,
+            P::SubjectsConsent,
         ],
     },
     Role {
@@ -68,11 +70,16 @@ pub const BUILTIN: &[Role] = &[
     },
     Role {
         name: "data_protection_officer",
-        permissions: &[P::SubjectsExport, P::SubjectsErase, P::AuditRead],
+        permissions: &[
+            P::SubjectsExport,
+            P::SubjectsErase,
+            P::SubjectsConsent,
+            P::AuditRead,
+        ],
     },
     Role {
         name: "ingest_service",
-        permissions: &[P::EventsIngest],
+        permissions: &[P::EventsIngest, P::SubjectsConsent],
     },
     // Held beside a reading role, and only by explicit grant: reveals sensitive properties.
     Role {
@@ -82,10 +89,15 @@ pub const BUILTIN: &[Role] = &[
 ];
 
 /// What a service account holds on its own project: ingest and read, as Mixpanel's
-/// service accounts do. Stored deny grants can narrow it.
+/// service accounts do, and relaying people's opt-outs and consent (which SDKs also send). Stored deny grants can narrow it.
 pub const SERVICE_ACCOUNT: Role = Role {
     name: "service_account",
-    permissions: &[P::EventsIngest, P::EventsRead, P::ProfilesRead],
+    permissions: &[
+        P::EventsIngest,
+        P::EventsRead,
+        P::ProfilesRead,
+        P::SubjectsConsent,
+    ],
 };
 
 /// What the break-glass administrator holds on every project: enough to repair access when

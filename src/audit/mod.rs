@@ -241,24 +241,23 @@ impl AuditLog {
         Ok(self.pseudonyms.pseudonym(&salt, project, person))
     }
 
-    /// Unlinks a person from the log for good: deletes their salt and appends an erasure record
-    /// naming the retired pseudonym. No entry is edited; every hash and proof stays valid.
-    pub async fn forget_subject(
+    /// The keyed lookup of one person in one project: how their salt, opt-out and consent are
+    /// found without storing the distinct_id. Not a pseudonym: it is never written to the log.
+    pub fn subject_lookup(&self, project: &ProjectId, person: &DistinctId) -> Hash {
+        self.pseudonyms.lookup(project, person)
+    }
+
+    /// Unlinks a person from the log for good by deleting their salt: no entry is edited, every
+    /// hash and proof stays valid, but their pseudonym can no longer be tied to anyone. Only the
+    /// erasure job calls it, for requests made under `subjects:erase`, after the entry that
+    /// names the pseudonym is written. True if there was a salt.
+    pub(crate) async fn forget_subject(
         &self,
-        ctx: &RequestContext,
-        auth: &Authorized<crate::access::perm::SubjectsErase>,
+        project: &ProjectId,
         person: &DistinctId,
-    ) -> Result<u64, AppError> {
-        let project = auth.project();
+    ) -> Result<bool, AppError> {
         let lookup = self.pseudonyms.lookup(project, person);
-        let retired = match self.store.forget_subject(project, &lookup).await? {
-            Some(salt) => vec![self.pseudonyms.pseudonym(&salt, project, person)],
-            None => vec![],
-        };
-        let details =
-            json!({"pseudonym_salt": if retired.is_empty() { "none" } else { "deleted" }});
-        self.record(ctx, auth, Action::SubjectsErase, 0, details, retired)
-            .await
+        Ok(self.store.forget_subject(project, &lookup).await?.is_some())
     }
 
     /// `access::authorize_global`, recording a denial entry when refused.
@@ -365,6 +364,29 @@ impl AuditLog {
         Ok(self.append(draft).await?)
     }
 
+    /// Records an act refused by a rule beyond permissions (such as approving one's own
+    /// request), by a principal who holds the permission.
+    pub async fn refused_act<P: Requirement>(
+        &self,
+        ctx: &RequestContext,
+        auth: &Authorized<P>,
+        action: Action,
+        details: Value,
+    ) -> Result<u64, AppError> {
+        let actor = actor_of(auth.principal().subject());
+        let draft = draft(
+            ctx,
+            actor,
+            Some(auth.project()),
+            action,
+            Outcome::Denied,
+            0,
+            details,
+            vec![],
+        );
+        Ok(self.append(draft).await?)
+    }
+
     /// Records an act done from the server's command line.
     pub async fn record_cli(
         &self,
@@ -372,6 +394,19 @@ impl AuditLog {
         project: Option<&ProjectId>,
         records: u64,
         details: Value,
+    ) -> Result<u64, AppError> {
+        self.record_cli_about(action, project, records, details, vec![])
+            .await
+    }
+
+    /// Records an act done from the server's command line concerning the people in `subjects`.
+    pub async fn record_cli_about(
+        &self,
+        action: Action,
+        project: Option<&ProjectId>,
+        records: u64,
+        details: Value,
+        subjects: Vec<Hash>,
     ) -> Result<u64, AppError> {
         let actor = Actor {
             kind: ActorKind::System,
@@ -387,7 +422,7 @@ impl AuditLog {
             Outcome::Allowed,
             records,
             details,
-            vec![],
+            subjects,
         );
         Ok(self.append(draft).await?)
     }
@@ -461,6 +496,35 @@ fn draft(
         subjects,
         details: details.to_string(),
     }
+}
+
+/// An entry by a background job of the service (`job` names it), about one project and the
+/// people in `subjects`.
+pub fn job_draft(
+    job: &str,
+    project: &ProjectId,
+    action: Action,
+    outcome: Outcome,
+    records: u64,
+    details: Value,
+    subjects: Vec<Hash>,
+) -> Draft {
+    let actor = Actor {
+        kind: ActorKind::System,
+        id: job.to_owned(),
+        method: AuthMethod::Internal,
+        second_factor: false,
+    };
+    draft(
+        &RequestContext::default(),
+        actor,
+        Some(project),
+        action,
+        outcome,
+        records,
+        details,
+        subjects,
+    )
 }
 
 /// An entry by the service itself.

@@ -120,6 +120,12 @@ names!(
         AuditRead = "audit.read",
         AuditExport = "audit.export",
         KeyRotate = "keys.rotate",
+        SubjectsRequest = "subjects.request",
+        SubjectsAnonymize = "subjects.anonymize",
+        SubjectsOptOut = "subjects.opt_out",
+        SubjectsConsent = "subjects.consent",
+        ProjectRestore = "project.restore",
+        ProjectPurge = "project.purge",
     }
 );
 

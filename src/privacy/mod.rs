@@ -1,3 +1,8 @@
-//! Data-protection services: retention today; subject requests, opt-outs and consent follow.
+//! Data-protection services: subject requests as jobs, opt-outs and consent at ingestion,
+//! retention windows and the purge of deleted projects.
 
+pub mod consent;
+pub mod export;
+pub mod request;
 pub mod retention;
+pub mod subjects;

@@ -1,13 +1,14 @@
 //! Retention: each project's events older than its window are deleted in bounded batches.
-//! One audit entry per sweep, written before anything is deleted, says what is due.
+//! One audit entry per sweep, written before anything is deleted, says what is due. The sweep
+//! also purges projects deleted longer ago than the grace period, one entry per project first.
 
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::{AuditLog, system_draft};
+use crate::audit::{AuditLog, job_draft, system_draft};
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
-use crate::ledger::entry::Action;
+use crate::ledger::entry::{Action, Outcome};
 use crate::store::SharedStore;
 
 /// What one sweep found due and deleted, per project.
@@ -30,6 +31,8 @@ pub struct SweepReport {
     pub projects: Vec<ProjectSweep>,
     /// False when `max_batches` stopped the sweep early; the next one carries on.
     pub complete: bool,
+    /// Deleted projects whose grace period ended, now hard-deleted.
+    pub purged: Vec<ProjectId>,
 }
 
 /// Deletes every project's events older than its retention window as of `now`, `batch` rows
@@ -41,10 +44,16 @@ pub async fn sweep(
     now: Timestamp,
     batch: u32,
     max_batches: Option<u32>,
+    grace_days: i64,
 ) -> Result<SweepReport, AppError> {
     let mut due = Vec::new();
+    let mut purged = Vec::new();
     for p in store.list_projects().await? {
-        if p.deleted_at.is_some() {
+        if let Some(deleted) = p.deleted_at {
+            if p.purged_at.is_none() && deleted.millis() + grace_days * 86_400_000 <= now.millis() {
+                purge(store, audit, &p.id, deleted, batch, now).await?;
+                purged.push(p.id);
+            }
             continue;
         }
         let cutoff = Timestamp::from_millis(now.millis() - p.retention_days * 86_400_000);
@@ -57,6 +66,7 @@ pub async fn sweep(
         return Ok(SweepReport {
             projects: vec![],
             complete: true,
+            purged,
         });
     }
     let total: u64 = due.iter().map(|(_, _, n)| n).sum();
@@ -93,5 +103,42 @@ pub async fn sweep(
             deleted,
         });
     }
-    Ok(SweepReport { projects, complete })
+    Ok(SweepReport {
+        projects,
+        complete,
+        purged,
+    })
+}
+
+/// Hard-deletes a soft-deleted project's data, events in batches first; safe to interrupt.
+async fn purge(
+    store: &SharedStore,
+    audit: &AuditLog,
+    project: &ProjectId,
+    deleted: Timestamp,
+    batch: u32,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    let everything = Timestamp::from_millis(i64::MAX);
+    let events = store.count_events_before(project, everything).await?;
+    let details = json!({"deleted_at": deleted.to_rfc3339(), "events": events});
+    audit
+        .append(job_draft(
+            "retention",
+            project,
+            Action::ProjectPurge,
+            Outcome::Allowed,
+            events,
+            details,
+            vec![],
+        ))
+        .await?;
+    while store
+        .delete_events_before(project, everything, batch)
+        .await?
+        == u64::from(batch)
+    {}
+    store.purge_project(project, now).await?;
+    store.after_erasure().await?;
+    Ok(())
 }

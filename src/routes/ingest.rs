@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use crate::access::{Authorized, Principal, RouteAccess, authorize, perm};
 use crate::audit::RequestContext;
@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::events::mixpanel::{self, Endpoint, ParsedEvent, ParsedUpdate, Payload, RecordError};
 use crate::events::{self, profile::ProfileUpdate};
 use crate::ledger::entry::Action;
+use crate::privacy::consent::{self, Screen, Screened};
 use crate::state::AppState;
 use crate::store::NewEvent;
 
@@ -50,6 +51,8 @@ struct BatchResult {
     form: bool,
     total: usize,
     accepted: u64,
+    /// Valid records not stored because of an opt-out or missing consent.
+    dropped: u64,
     failed: Vec<RecordError>,
 }
 
@@ -68,19 +71,32 @@ impl BatchResult {
             form,
             total,
             accepted,
+            dropped: 0,
             failed,
         }
+    }
+
+    fn with_dropped(mut self, dropped: u64) -> Self {
+        self.dropped = dropped;
+        self
     }
 
     fn respond(mut self) -> Result<HttpResponse, AppError> {
         if self.failed.is_empty() {
             return Ok(match (self.endpoint, self.verbose) {
-                ("import", _) => HttpResponse::Ok().json(json!({
-                    "code": 200,
-                    "num_records_imported": self.accepted,
-                    // The SDKs (form bodies) want 1; Mixpanel's raw JSON Import API says "OK".
-                    "status": if self.form { json!(1) } else { json!("OK") },
-                })),
+                ("import", _) => {
+                    let mut body = json!({
+                        "code": 200,
+                        "num_records_imported": self.accepted,
+                        // The SDKs (form bodies) want 1; Mixpanel's raw JSON Import API says "OK".
+                        "status": if self.form { json!(1) } else { json!("OK") },
+                    });
+                    if self.dropped > 0 {
+                        // Opted out or without consent: accepted, never stored, logged.
+                        body["num_records_dropped"] = json!(self.dropped);
+                    }
+                    HttpResponse::Ok().json(body)
+                }
                 (_, true) => HttpResponse::Ok().json(json!({"status": 1, "error": null})),
                 (_, false) => HttpResponse::Ok().content_type("text/plain").body("1"),
             });
@@ -117,20 +133,52 @@ impl BatchResult {
 }
 
 /// Records an ingestion batch before it is written, so no write goes untraced; fails closed.
+#[allow(clippy::too_many_arguments)]
 async fn record_batch(
     state: &AppState,
     ctx: &RequestContext,
     auth: &Authorized<perm::EventsIngest>,
     action: Action,
     endpoint: &str,
-    valid: usize,
+    stored: usize,
     rejected: usize,
+    dropped: Value,
 ) -> Result<u64, AppError> {
-    let details = json!({"endpoint": endpoint, "valid": valid, "rejected_in_request": rejected});
+    let details = json!({"endpoint": endpoint, "valid": stored, "rejected_in_request": rejected, "dropped": dropped});
     state
         .audit
-        .record(ctx, auth, action, valid as u64, details, vec![])
+        .record(ctx, auth, action, stored as u64, details, vec![])
         .await
+}
+
+/// Drops what opted-out (or, where required, unconsented) people sent, before it is logged
+/// and stored.
+async fn screen<T: Screened>(
+    state: &AppState,
+    ctx: &RequestContext,
+    auth: &Authorized<perm::EventsIngest>,
+    items: Vec<T>,
+) -> Result<Screen<T>, AppError> {
+    let project = match state.store.project(auth.project()).await? {
+        Some(p) if p.is_live() => p,
+        _ => {
+            return Err(AppError::NotFound(format!(
+                "project {} does not exist",
+                auth.project()
+            )));
+        }
+    };
+    consent::screen(
+        &state.store,
+        &state.audit,
+        ctx,
+        auth,
+        &project,
+        items,
+        &state.settings.privacy.opt_out_property,
+        state.clock.now(),
+    )
+    .await
 }
 
 /// Groups records by the project token they carry and authorizes each group; records without
@@ -208,23 +256,28 @@ pub async fn track(
             Err(e) => failed.push(e),
         }
     }
-    let mut accepted = 0;
+    let (mut accepted, mut dropped) = (0, 0);
     let groups =
         authorize_by_token(&state, &ctx, route, items, "properties.token", &mut failed).await?;
     let authenticated = !groups.is_empty();
     for (auth, batch) in groups {
+        let screened = screen(&state, &ctx, &auth, batch).await?;
+        dropped += screened.opted_out + screened.no_consent;
         record_batch(
             &state,
             &ctx,
             &auth,
             Action::EventsIngest,
             "track",
-            batch.len(),
+            screened.kept.len(),
             failed.len(),
+            screened.dropped(),
         )
         .await?;
-        let outcome = events::ingest(&state.store, &auth, &batch, rules.now).await?;
-        accepted += outcome.inserted + outcome.duplicates;
+        if !screened.kept.is_empty() {
+            let outcome = events::ingest(&state.store, &auth, &screened.kept, rules.now).await?;
+            accepted += outcome.inserted + outcome.duplicates;
+        }
     }
     BatchResult::new(
         "track",
@@ -233,6 +286,7 @@ pub async fn track(
         accepted,
         failed,
     )
+    .with_dropped(dropped)
     .respond()
 }
 
@@ -256,21 +310,26 @@ pub async fn engage(
         }
     }
     let now = state.clock.now();
-    let mut accepted = 0;
+    let (mut accepted, mut dropped) = (0, 0);
     let groups = authorize_by_token(&state, &ctx, route, items, "$token", &mut failed).await?;
     let authenticated = !groups.is_empty();
     for (auth, batch) in groups {
+        let screened = screen(&state, &ctx, &auth, batch).await?;
+        dropped += screened.opted_out + screened.no_consent;
         record_batch(
             &state,
             &ctx,
             &auth,
             Action::ProfilesUpdate,
             "engage",
-            batch.len(),
+            screened.kept.len(),
             failed.len(),
+            screened.dropped(),
         )
         .await?;
-        accepted += events::update_profiles(&state.store, &auth, &batch, now).await?;
+        if !screened.kept.is_empty() {
+            accepted += events::update_profiles(&state.store, &auth, &screened.kept, now).await?;
+        }
     }
     BatchResult::new(
         "engage",
@@ -279,6 +338,7 @@ pub async fn engage(
         accepted,
         failed,
     )
+    .with_dropped(dropped)
     .respond()
 }
 
@@ -345,20 +405,25 @@ pub async fn import(
             Err(e) => failed.push(e),
         }
     }
-    let mut accepted = 0;
+    let (mut accepted, mut dropped) = (0, 0);
     if !batch.is_empty() {
+        let screened = screen(&state, &ctx, &auth, batch).await?;
+        dropped = screened.opted_out + screened.no_consent;
         record_batch(
             &state,
             &ctx,
             &auth,
             Action::EventsIngest,
             "import",
-            batch.len(),
+            screened.kept.len(),
             failed.len(),
+            screened.dropped(),
         )
         .await?;
-        let outcome = events::ingest(&state.store, &auth, &batch, rules.now).await?;
-        accepted = outcome.inserted + outcome.duplicates;
+        if !screened.kept.is_empty() {
+            let outcome = events::ingest(&state.store, &auth, &screened.kept, rules.now).await?;
+            accepted = outcome.inserted + outcome.duplicates;
+        }
     }
     BatchResult::new(
         "import",
@@ -367,5 +432,6 @@ pub async fn import(
         accepted,
         failed,
     )
+    .with_dropped(dropped)
     .respond()
 }

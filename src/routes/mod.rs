@@ -17,6 +17,7 @@ mod privacy;
 mod query;
 mod requests;
 mod review;
+mod subjects;
 
 use actix_web::http::Method;
 use actix_web::{Route, guard, web};
@@ -306,6 +307,150 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/admin/retention/sweep",
             Requires(ProjectAdmin),
             || web::post().to(privacy::sweep),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/projects/{project}/subject-requests/exports",
+            Requires(SubjectsExport),
+            || web::post().to(subjects::create_export),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/subject-requests/exports",
+            Requires(SubjectsExport),
+            || web::get().to(subjects::list_exports),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/subject-requests/exports/{id}",
+            Requires(SubjectsExport),
+            || web::get().to(subjects::show_export),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/projects/{project}/subject-requests/exports/{id}",
+            Requires(SubjectsExport),
+            || web::delete().to(subjects::cancel_export),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/subject-requests/exports/{id}/download",
+            Requires(SubjectsExport),
+            || web::get().to(subjects::download),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/projects/{project}/subject-requests/deletions",
+            Requires(SubjectsErase),
+            || web::post().to(subjects::create_deletion),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/subject-requests/deletions",
+            Requires(SubjectsErase),
+            || web::get().to(subjects::list_deletions),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/subject-requests/deletions/{id}",
+            Requires(SubjectsErase),
+            || web::get().to(subjects::show_deletion),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/projects/{project}/subject-requests/deletions/{id}",
+            Requires(SubjectsErase),
+            || web::delete().to(subjects::cancel_deletion),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/projects/{project}/subject-requests/deletions/{id}/approve",
+            Requires(SubjectsErase),
+            || web::post().to(subjects::approve_deletion),
+        ),
+        def(
+            Method::POST,
+            "/api/app/data-retrievals/v3.0/",
+            Requires(SubjectsExport),
+            || web::post().to(subjects::mixpanel_create_retrieval),
+        ),
+        def(
+            Method::GET,
+            "/api/app/data-retrievals/v3.0/{task_id}",
+            Requires(SubjectsExport),
+            || web::get().to(subjects::mixpanel_retrieval_status),
+        ),
+        def(
+            Method::POST,
+            "/api/app/data-deletions/v3.0/",
+            Requires(SubjectsErase),
+            || web::post().to(subjects::mixpanel_create_deletion),
+        ),
+        def(
+            Method::GET,
+            "/api/app/data-deletions/v3.0/{task_id}",
+            Requires(SubjectsErase),
+            || web::get().to(subjects::mixpanel_deletion_status),
+        ),
+        def(
+            Method::DELETE,
+            "/api/app/data-deletions/v3.0/{task_id}",
+            Requires(SubjectsErase),
+            || web::delete().to(subjects::mixpanel_cancel_deletion),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/subjects/{distinct_id}/preferences",
+            Requires(SubjectsConsent),
+            || web::get().to(privacy::preferences),
+        ),
+        def(
+            Method::PUT,
+            "/api/v1/projects/{project}/subjects/{distinct_id}/opt-out",
+            Requires(SubjectsConsent),
+            || web::put().to(privacy::opt_out),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/projects/{project}/subjects/{distinct_id}/opt-out",
+            Requires(SubjectsConsent),
+            || web::delete().to(privacy::opt_in),
+        ),
+        def(
+            Method::PUT,
+            "/api/v1/projects/{project}/subjects/{distinct_id}/consent",
+            Requires(SubjectsConsent),
+            || web::put().to(privacy::give_consent),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/projects/{project}/subjects/{distinct_id}/consent",
+            Requires(SubjectsConsent),
+            || web::delete().to(privacy::withdraw_consent),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}",
+            Requires(ProjectAdmin),
+            || web::get().to(privacy::project),
+        ),
+        def(
+            Method::PATCH,
+            "/api/v1/projects/{project}",
+            Requires(ProjectAdmin),
+            || web::patch().to(privacy::update_project),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/projects/{project}",
+            Requires(ProjectAdmin),
+            || web::delete().to(privacy::delete_project),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/projects/{project}/restore",
+            Requires(ProjectAdmin),
+            || web::post().to(privacy::restore_project),
         ),
         def(
             Method::GET,

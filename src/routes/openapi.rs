@@ -5,7 +5,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    account, admin, audit, auth, classify, grants, health, ingest, privacy, query, requests, review,
+    account, admin, audit, auth, classify, grants, health, ingest, privacy, query, requests,
+    review, subjects,
 };
 
 struct SecuritySchemes;
@@ -47,6 +48,16 @@ impl Modify for SecuritySchemes {
         classify::list, classify::mark, classify::unmark,
         review::review,
         privacy::sweep,
+        privacy::opt_out, privacy::opt_in, privacy::give_consent, privacy::withdraw_consent,
+        privacy::preferences,
+        privacy::project, privacy::update_project, privacy::delete_project, privacy::restore_project,
+        subjects::create_export, subjects::list_exports, subjects::show_export,
+        subjects::cancel_export, subjects::download,
+        subjects::create_deletion, subjects::list_deletions, subjects::show_deletion,
+        subjects::cancel_deletion, subjects::approve_deletion,
+        subjects::mixpanel_create_retrieval, subjects::mixpanel_retrieval_status,
+        subjects::mixpanel_create_deletion, subjects::mixpanel_deletion_status,
+        subjects::mixpanel_cancel_deletion,
         requests::ask, requests::mine, requests::pending, requests::approve, requests::reject,
     ),
     modifiers(&SecuritySchemes),

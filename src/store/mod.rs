@@ -4,6 +4,7 @@
 mod grants;
 mod people;
 pub mod postgres;
+mod privacy;
 mod sql;
 pub mod sqlite;
 
@@ -23,6 +24,7 @@ pub use people::{
     EndReason, Notice, PeopleStore, PersonalToken, SessionRecord, SsoProfile, TotpRecord, User,
     UserKind,
 };
+pub use privacy::{Affected, ConsentRecord, PrivacyStore, ProjectSettings};
 pub use sql::SqlStore;
 
 /// Why a store call failed, in the terms callers act on.
@@ -71,6 +73,19 @@ pub struct Project {
     pub created_at: Timestamp,
     /// When it was soft-deleted, if it was.
     pub deleted_at: Option<Timestamp>,
+    /// Whether events are stored only with consent (a marker property or a recorded consent).
+    pub consent_required: bool,
+    /// The event property that marks consent given on the client.
+    pub consent_property: String,
+    /// When the sweeper hard-deleted it after its grace period.
+    pub purged_at: Option<Timestamp>,
+}
+
+impl Project {
+    /// Whether it serves requests: not soft-deleted (nor purged).
+    pub fn is_live(&self) -> bool {
+        self.deleted_at.is_none()
+    }
 }
 
 /// A machine identity that belongs to one project.
@@ -240,7 +255,6 @@ pub trait ProjectStore: Send + Sync {
 /// Events and profiles.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Stores events, skipping those whose `$insert_id` the project already has.
     /// How many of a project's events happened before `cutoff`.
     async fn count_events_before(&self, project: &ProjectId, cutoff: Timestamp)
     -> StoreResult<u64>;
@@ -251,6 +265,7 @@ pub trait EventStore: Send + Sync {
         cutoff: Timestamp,
         limit: u32,
     ) -> StoreResult<u64>;
+    /// Stores events, skipping those whose `$insert_id` the project already has.
     async fn insert_events(
         &self,
         project: &ProjectId,
@@ -365,6 +380,7 @@ pub trait Store:
     + ClassificationStore
     + RequestStore
     + RoleStore
+    + PrivacyStore
 {
     /// "sqlite" or "postgres".
     fn backend(&self) -> &'static str;

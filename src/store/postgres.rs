@@ -24,6 +24,9 @@ impl Backend for Postgres {
     }
 
     const BEGIN_WRITE: &'static str = "BEGIN";
+
+    // Dead tuples are reclaimed by (auto)vacuum; see docs/privacy.md.
+    const AFTER_ERASURE: Option<&'static str> = None;
 }
 
 /// Connects to the PostgreSQL database named by a `postgres://` URL.

@@ -24,6 +24,9 @@ pub trait Backend: Database {
     /// Starts a transaction that will write: SQLite must take its write lock up front, or a
     /// read-then-write transaction fails with "database is locked" instead of waiting.
     const BEGIN_WRITE: &'static str;
+    /// Run after an erasure so that no copy of the erased rows stays on disk (SQLite's WAL
+    /// keeps old pages after a checkpoint unless it is truncated).
+    const AFTER_ERASURE: Option<&'static str>;
 }
 
 /// A store over one sqlx pool.
@@ -46,7 +49,8 @@ impl<DB: Database> SqlStore<DB> {
 /// Rows per multi-row INSERT: 7 parameters a row stays under SQLite's 32766-variable limit.
 const INSERT_CHUNK: usize = 1000;
 
-const PROJECT_COLUMNS: &str = "id, name, ingest_token, retention_days, created_at, deleted_at";
+const PROJECT_COLUMNS: &str = "id, name, ingest_token, retention_days, created_at, deleted_at, \
+     consent_required, consent_property, purged_at";
 const TOKEN_SELECT: &str = "SELECT t.id, t.created_at, t.revoked_at, t.last_used_at, s.id AS sa_id, s.project_id, s.name, s.locked_at \
      FROM api_tokens t JOIN service_accounts s ON s.id = t.service_account_id";
 
@@ -258,6 +262,9 @@ where
         retention_days: r.try_get("retention_days")?,
         created_at: Timestamp::from_millis(r.try_get("created_at")?),
         deleted_at: opt_time(r.try_get("deleted_at")?),
+        consent_required: r.try_get::<i64, _>("consent_required")? != 0,
+        consent_property: r.try_get("consent_property")?,
+        purged_at: opt_time(r.try_get("purged_at")?),
     })
 }
 
@@ -782,7 +789,8 @@ where
         + GrantStore
         + ClassificationStore
         + RequestStore
-        + RoleStore,
+        + RoleStore
+        + PrivacyStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     sqlx::migrate::Migrator: Send + Sync,

@@ -27,6 +27,8 @@ impl Backend for Sqlite {
     }
 
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
+    const AFTER_ERASURE: Option<&'static str> = Some("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 /// Opens (creating if needed) the SQLite file named by `sqlite:<path>`.

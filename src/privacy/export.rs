@@ -1,0 +1,159 @@
+//! The document an export request produces: everything stored about its people, streamed as
+//! one JSON object page by page, so a person with millions of events needs no more memory
+//! than a page. Sensitive properties are redacted as in every other read.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use actix_web::web::Bytes;
+use futures_util::Stream;
+use serde_json::{Value, json};
+
+use crate::domain::{DistinctId, ProjectId, Timestamp};
+use crate::error::AppError;
+use crate::events::{EventView, redact};
+use crate::store::{EventCursor, EventFilter, SharedStore};
+
+/// Events read per page while streaming.
+const PAGE: u32 = 500;
+
+/// What an export stream needs.
+pub struct ExportPlan {
+    /// The store to read from.
+    pub store: SharedStore,
+    /// The project.
+    pub project: ProjectId,
+    /// The request being served.
+    pub request_id: String,
+    /// GDPR or CCPA.
+    pub compliance_type: &'static str,
+    /// The people, in order.
+    pub people: Vec<DistinctId>,
+    /// Sensitive event properties.
+    pub sensitive_events: Vec<String>,
+    /// Sensitive profile properties.
+    pub sensitive_profiles: Vec<String>,
+    /// Whether the reader may see sensitive values.
+    pub reveal: bool,
+    /// When the document was made.
+    pub now: Timestamp,
+}
+
+struct Cursor {
+    plan: ExportPlan,
+    queue: VecDeque<DistinctId>,
+    current: Option<(DistinctId, Option<EventCursor>, bool)>,
+    started: bool,
+    first_subject: bool,
+    done: bool,
+}
+
+impl Cursor {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, AppError> {
+        if self.done {
+            return Ok(None);
+        }
+        if !self.started {
+            self.started = true;
+            let head = json!({
+                "project": self.plan.project,
+                "request_id": self.plan.request_id,
+                "compliance_type": self.plan.compliance_type,
+                "generated_at": self.plan.now.to_rfc3339(),
+                "sensitive_redacted": !self.plan.reveal,
+            })
+            .to_string();
+            // Open the object and its "subjects" list: the head without its closing brace.
+            return Ok(Some(Bytes::from(format!(
+                "{},\"subjects\":[",
+                &head[..head.len() - 1]
+            ))));
+        }
+        let Some((person, after, first_event)) = self.current.take() else {
+            let Some(person) = self.queue.pop_front() else {
+                self.done = true;
+                return Ok(Some(Bytes::from_static(b"]}\n")));
+            };
+            let profile = self
+                .plan
+                .store
+                .profile(&self.plan.project, &person)
+                .await?
+                .map(|p| {
+                    let mut props = p.properties;
+                    redact(
+                        &mut props,
+                        &self.plan.sensitive_profiles,
+                        self.plan.reveal,
+                        &mut BTreeSet::new(),
+                        &mut BTreeSet::new(),
+                    );
+                    json!({"properties": props, "updated_at": p.updated_at.to_rfc3339()})
+                })
+                .unwrap_or(Value::Null);
+            let sep = if self.first_subject { "" } else { "," };
+            self.first_subject = false;
+            let open = format!(
+                "{sep}{{\"distinct_id\":{},\"profile\":{profile},\"events\":[",
+                Value::String(person.as_str().to_owned())
+            );
+            self.current = Some((person, None, true));
+            return Ok(Some(Bytes::from(open)));
+        };
+        let filter = EventFilter {
+            project: self.plan.project.clone(),
+            distinct_id: Some(person.clone()),
+            event: None,
+            from: None,
+            to: None,
+        };
+        let rows = self.plan.store.query_events(&filter, after, PAGE).await?;
+        let Some(last) = rows.last() else {
+            return Ok(Some(Bytes::from_static(b"]}")));
+        };
+        let next = EventCursor {
+            time: last.time,
+            id: last.id,
+        };
+        let mut out = String::new();
+        for (i, e) in rows.into_iter().enumerate() {
+            let mut view = EventView::from(e);
+            redact(
+                &mut view.properties,
+                &self.plan.sensitive_events,
+                self.plan.reveal,
+                &mut BTreeSet::new(),
+                &mut BTreeSet::new(),
+            );
+            if !(first_event && i == 0) {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(&view).map_err(anyhow::Error::from)?);
+        }
+        self.current = Some((person, Some(next), false));
+        Ok(Some(Bytes::from(out)))
+    }
+}
+
+/// The export document as a stream of chunks. A database error mid-way ends the stream
+/// early, so the client sees invalid JSON rather than a silently short document.
+pub fn stream(plan: ExportPlan) -> impl Stream<Item = Result<Bytes, AppError>> {
+    let queue = plan.people.iter().cloned().collect();
+    let cursor = Cursor {
+        plan,
+        queue,
+        current: None,
+        started: false,
+        first_subject: true,
+        done: false,
+    };
+    futures_util::stream::unfold(cursor, |mut c| async move {
+        match c.next_chunk().await {
+            Ok(Some(bytes)) => Some((Ok(bytes), c)),
+            Ok(None) => None,
+            Err(e) => {
+                c.done = true;
+                Some((Err(e), c))
+            }
+        }
+    })
+}
