@@ -12,7 +12,7 @@ use crate::fake_idp::FakeIdp;
 use crate::helpers::{Backend, TestApp, assert_problem, fresh_db, spawn_with, test_settings};
 use crate::signin::{Browser, sso_settings};
 
-async fn app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, FakeIdp) {
+pub(crate) async fn app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, FakeIdp) {
     let idp = FakeIdp::start();
     let db = fresh_db(Backend::Sqlite, "grants").await.unwrap();
     let mut s = sso_settings(
@@ -44,7 +44,12 @@ async fn app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, FakeIdp) {
 }
 
 /// Signs `name` in through SSO with `groups`, enrolls TOTP; returns the browser and their id.
-async fn person(app: &TestApp, idp: &FakeIdp, name: &str, groups: &[&str]) -> (Browser, String) {
+pub(crate) async fn person(
+    app: &TestApp,
+    idp: &FakeIdp,
+    name: &str,
+    groups: &[&str],
+) -> (Browser, String) {
     idp.set(|b| {
         b.subject = format!("{name}-sub");
         b.email = format!("{name}@example.com");
@@ -57,15 +62,15 @@ async fn person(app: &TestApp, idp: &FakeIdp, name: &str, groups: &[&str]) -> (B
     (b, me["id"].as_str().unwrap().to_owned())
 }
 
-async fn grant(b: &Browser, body: Value) -> reqwest::Response {
+pub(crate) async fn grant(b: &Browser, body: Value) -> reqwest::Response {
     b.post("/api/v1/admin/grants", body).await
 }
 
-fn to_user(id: &str, role: &str, project: &str) -> Value {
+pub(crate) fn to_user(id: &str, role: &str, project: &str) -> Value {
     json!({"subject_kind": "user", "subject": id, "role": role, "project": project, "reason": "TICKET-1"})
 }
 
-async fn log(app: &TestApp) -> Vec<auditgate::ledger::entry::Entry> {
+pub(crate) async fn log(app: &TestApp) -> Vec<auditgate::ledger::entry::Entry> {
     app.settle().await;
     app.export_log().await.1
 }

@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod ingest;
 mod oidc_e2e;
+mod privacy;
 mod processes;
 mod query;
 mod routes;
