@@ -745,3 +745,257 @@ async fn access_suite_on_postgres() {
     };
     access_suite(store).await;
 }
+
+/// Subject requests, opt-outs, consent and the project lifecycle: the same on both backends.
+async fn privacy_suite(store: SharedStore) {
+    use auditgate::privacy::request::{ComplianceType, JobState, RequestKind, SubjectRequest};
+    use auditgate::store::{Affected, ConsentRecord, ProjectSettings};
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let shop = ProjectId::parse("shop").unwrap();
+    projects::create(store.as_ref(), &clock, shop.clone(), None)
+        .await
+        .unwrap();
+    let mut e = event("Buy", "p1", T0, Some("a"));
+    e.properties.insert("email".into(), json!("p1@example.com"));
+    store
+        .insert_events(
+            &shop,
+            &[
+                e,
+                event("Buy", "p1", T0 + 1, Some("b")),
+                event("Buy", "p2", T0 + 2, Some("c")),
+            ],
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        store
+            .count_subject_data(&shop, &ids(&["p1", "p2", "p9"]))
+            .await
+            .unwrap(),
+        Affected {
+            events: 3,
+            profiles: 0
+        }
+    );
+
+    // A request's life: created, staged, cancelled only before it starts.
+    let request = SubjectRequest {
+        id: "r1".into(),
+        project: shop.clone(),
+        kind: RequestKind::Erase,
+        compliance_type: ComplianceType::Ccpa,
+        state: JobState::Pending,
+        requested_by: "user:a".into(),
+        reason: "T-1".into(),
+        subject_count: 2,
+        property: None,
+        drop_properties: vec!["x".into()],
+        needs_approval: true,
+        approved_by: None,
+        approved_at: None,
+        created_at: clock.now(),
+        updated_at: clock.now(),
+        completed_at: None,
+        events_affected: 0,
+        profiles_affected: 0,
+        error: None,
+    };
+    let people: Vec<DistinctId> = ["p1", "p2"]
+        .iter()
+        .map(|d| DistinctId::parse(d).unwrap())
+        .collect();
+    store
+        .create_subject_request(&request, &people)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.subject_request(&shop, "r1").await.unwrap().unwrap(),
+        request
+    );
+    assert_eq!(store.subject_request_ids("r1").await.unwrap(), ["p1", "p2"]);
+    assert_eq!(store.open_subject_requests().await.unwrap().len(), 1);
+    assert!(
+        store
+            .approve_subject_request("r1", "user:b", clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .approve_subject_request("r1", "user:c", clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .move_subject_request("r1", &[JobState::Pending], JobState::Started, clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .move_subject_request("r1", &JobState::CANCELLABLE, JobState::Revoked, clock.now())
+            .await
+            .unwrap(),
+        "a started request is not cancellable"
+    );
+
+    // Erasing one person removes their events and their id from every request.
+    assert_eq!(
+        store
+            .erase_subject_property(&shop, "p1", "email")
+            .await
+            .unwrap(),
+        Affected {
+            events: 1,
+            profiles: 0
+        }
+    );
+    assert_eq!(
+        store.erase_subject(&shop, "p1").await.unwrap(),
+        Affected {
+            events: 2,
+            profiles: 0
+        }
+    );
+    assert_eq!(store.subject_request_ids("r1").await.unwrap(), ["p2"]);
+    assert_eq!(
+        store
+            .anonymize_subject(&shop, "p2", "anon-1", &["n".into()])
+            .await
+            .unwrap(),
+        Affected {
+            events: 1,
+            profiles: 0
+        }
+    );
+    let left = store.query_events(&filter(&shop), None, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].distinct_id, "anon-1");
+    assert!(left[0].properties.get("n").is_none());
+    store.after_erasure().await.unwrap();
+    store
+        .finish_subject_request(
+            "r1",
+            JobState::Success,
+            Affected {
+                events: 3,
+                profiles: 0,
+            },
+            None,
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let done = store.subject_request(&shop, "r1").await.unwrap().unwrap();
+    assert_eq!((done.state, done.events_affected), (JobState::Success, 3));
+    assert!(done.completed_at.is_some());
+    assert!(store.open_subject_requests().await.unwrap().is_empty());
+
+    // Opt-outs and consent, by lookup only.
+    let (a, b) = ([1u8; 32], [2u8; 32]);
+    assert!(
+        store
+            .set_opt_out(&shop, &a, "api", clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_opt_out(&shop, &a, "sdk", clock.now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.opted_out(&shop, &[a, b]).await.unwrap(), [a]);
+    assert_eq!(store.opt_out(&shop, &a).await.unwrap().unwrap().0, "api");
+    assert!(store.clear_opt_out(&shop, &a).await.unwrap());
+    assert!(store.opted_out(&shop, &[a, b]).await.unwrap().is_empty());
+    for (given, source) in [(true, "banner"), (false, "ticket")] {
+        let r = ConsentRecord {
+            given,
+            source: source.into(),
+            at: clock.now(),
+        };
+        store.record_consent(&shop, &b, &r).await.unwrap();
+    }
+    assert_eq!(
+        store.consent_states(&shop, &[a, b]).await.unwrap(),
+        [(b, false)]
+    );
+    assert_eq!(store.consent_history(&shop, &b).await.unwrap().len(), 2);
+
+    // Settings, soft delete, restore, purge.
+    let settings = ProjectSettings {
+        retention_days: 30,
+        consent_required: true,
+        consent_property: "ok".into(),
+    };
+    assert!(
+        store
+            .update_project_settings(&shop, &settings)
+            .await
+            .unwrap()
+    );
+    let p = store.project(&shop).await.unwrap().unwrap();
+    assert!(p.consent_required && p.consent_property == "ok" && p.retention_days == 30);
+    assert!(
+        store
+            .set_project_deleted(&shop, Some(clock.now()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_project_deleted(&shop, Some(clock.now()))
+            .await
+            .unwrap()
+    );
+    assert!(store.set_project_deleted(&shop, None).await.unwrap());
+    assert!(
+        store
+            .set_project_deleted(&shop, Some(clock.now()))
+            .await
+            .unwrap()
+    );
+    store.purge_project(&shop, clock.now()).await.unwrap();
+    let p = store.project(&shop).await.unwrap().unwrap();
+    assert!(p.purged_at.is_some());
+    assert!(
+        !store.set_project_deleted(&shop, None).await.unwrap(),
+        "a purged project stays gone"
+    );
+    assert!(
+        store
+            .query_events(&filter(&shop), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .tokens(&shop)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.revoked_at.is_some())
+    );
+}
+
+#[tokio::test]
+async fn privacy_suite_on_sqlite() {
+    let (store, _db) = open(Backend::Sqlite, "privacy_suite_on_sqlite")
+        .await
+        .unwrap();
+    privacy_suite(store).await;
+}
+
+#[tokio::test]
+async fn privacy_suite_on_postgres() {
+    let Some((store, _db)) = open(Backend::Postgres, "privacy_suite_on_postgres").await else {
+        return;
+    };
+    privacy_suite(store).await;
+}
