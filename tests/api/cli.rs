@@ -438,3 +438,114 @@ fn grants_and_people_from_the_command_line() {
     assert_eq!(off["disabled"], true);
     assert_eq!(run_json(dir.path(), &["user", "list"])[0]["disabled"], true);
 }
+
+#[test]
+fn subject_requests_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    run_json(dir.path(), &["project", "create", "shop"]);
+    let request = |kind: &str| {
+        run_json(
+            dir.path(),
+            &[
+                "subject-request",
+                "create",
+                "--project",
+                "shop",
+                "--kind",
+                kind,
+                "--reason",
+                "DSR-1",
+                "--distinct-id",
+                "cust-1",
+                "--distinct-id",
+                "cust-2",
+            ],
+        )
+    };
+    let export = request("export");
+    assert_eq!(export["status"], "PENDING");
+    let cancelled = run_json(
+        dir.path(),
+        &[
+            "subject-request",
+            "cancel",
+            "--project",
+            "shop",
+            export["id"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(cancelled["status"], "REVOKED");
+
+    // Above the approval bound, an erasure waits for the operator's approval.
+    let erase: Value = {
+        let out = auditgate(dir.path())
+            .env("AUDITGATE__PRIVACY__APPROVAL_ABOVE_SUBJECTS", "1")
+            .args([
+                "--json",
+                "subject-request",
+                "create",
+                "--project",
+                "shop",
+                "--kind",
+                "erase",
+                "--reason",
+                "DSR-2",
+                "--distinct-id",
+                "cust-1",
+                "--distinct-id",
+                "cust-2",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(erase["needs_approval"], true);
+    let id = erase["id"].as_str().unwrap();
+    assert_eq!(
+        run_json(dir.path(), &["subject-request", "run"])["ended"],
+        0
+    );
+    run_json(
+        dir.path(),
+        &["subject-request", "approve", "--project", "shop", id],
+    );
+    assert_eq!(
+        run_json(dir.path(), &["subject-request", "run"])["ended"],
+        1
+    );
+    let shown = run_json(
+        dir.path(),
+        &["subject-request", "show", "--project", "shop", id],
+    );
+    assert_eq!(
+        shown["status"], "NOT_FOUND",
+        "nothing was stored about them"
+    );
+    let all = run_json(
+        dir.path(),
+        &["subject-request", "list", "--project", "shop"],
+    );
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let bad = auditgate(dir.path())
+        .args([
+            "subject-request",
+            "create",
+            "--project",
+            "shop",
+            "--kind",
+            "shred",
+            "--reason",
+            "x",
+            "--distinct-id",
+            "a",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("shred"));
+}
