@@ -86,6 +86,17 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// The project `id` if it exists and is not deleted; a deleted one answers as if it never
+/// existed (404).
+pub async fn live(store: &dyn Store, id: &ProjectId) -> Result<Project, crate::error::AppError> {
+    match store.project(id).await? {
+        Some(p) if p.is_live() => Ok(p),
+        _ => Err(crate::error::AppError::NotFound(format!(
+            "project {id} does not exist"
+        ))),
+    }
+}
+
 /// A project as its administrators see it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ProjectView {

@@ -241,6 +241,19 @@ impl AuditLog {
         Ok(self.pseudonyms.pseudonym(&salt, project, person))
     }
 
+    /// The pseudonyms of several people in one project, in order.
+    pub async fn pseudonyms(
+        &self,
+        project: &ProjectId,
+        people: &[DistinctId],
+    ) -> Result<Vec<Hash>, AppError> {
+        let mut out = Vec::with_capacity(people.len());
+        for p in people {
+            out.push(self.pseudonym(project, p).await?);
+        }
+        Ok(out)
+    }
+
     /// The keyed lookup of one person in one project: how their salt, opt-out and consent are
     /// found without storing the distinct_id. Not a pseudonym: it is never written to the log.
     pub fn subject_lookup(&self, project: &ProjectId, person: &DistinctId) -> Hash {

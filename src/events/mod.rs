@@ -25,13 +25,9 @@ async fn live_project<P: crate::access::Requirement>(
     store: &SharedStore,
     auth: &Authorized<P>,
 ) -> Result<(), AppError> {
-    match store.project(auth.project()).await? {
-        Some(p) if p.deleted_at.is_none() => Ok(()),
-        _ => Err(AppError::NotFound(format!(
-            "project {} does not exist",
-            auth.project()
-        ))),
-    }
+    crate::projects::live(store.as_ref(), auth.project())
+        .await
+        .map(drop)
 }
 
 /// Stores a batch of events in the authorized project.

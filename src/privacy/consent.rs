@@ -95,10 +95,8 @@ pub async fn screen<T: Screened>(
         .map(|i| (i.person().as_str().to_owned(), i.person().clone()))
         .collect();
     if !announcing.is_empty() {
-        let mut subjects = Vec::new();
-        for p in announcing.values() {
-            subjects.push(audit.pseudonym(&project.id, p).await?);
-        }
+        let people: Vec<DistinctId> = announcing.values().cloned().collect();
+        let subjects = audit.pseudonyms(&project.id, &people).await?;
         let details = json!({"change": "opt_out", "source": "sdk", "property": opt_out_property, "people": subjects.len()});
         audit
             .record(ctx, auth, Action::SubjectsOptOut, 0, details, subjects)

@@ -89,19 +89,6 @@ fn check(new: &NewRequest) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The pseudonyms of `people` in `project`, for the log.
-async fn pseudonyms(
-    audit: &AuditLog,
-    project: &ProjectId,
-    people: &[DistinctId],
-) -> Result<Vec<Hash>, AppError> {
-    let mut out = Vec::with_capacity(people.len());
-    for p in people {
-        out.push(audit.pseudonym(project, p).await?);
-    }
-    Ok(out)
-}
-
 fn dedup(ids: Vec<DistinctId>) -> Vec<DistinctId> {
     let mut seen = BTreeSet::new();
     ids.into_iter()
@@ -163,7 +150,7 @@ pub async fn prepare(
         profiles_affected: 0,
         error: None,
     };
-    let subjects = pseudonyms(audit, project, &new.distinct_ids).await?;
+    let subjects = audit.pseudonyms(project, &new.distinct_ids).await?;
     let details = json!({
         "change": "create",
         "request_id": request.id,
@@ -381,9 +368,10 @@ async fn run(
         .map(|d| DistinctId::parse(d))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AppError::Internal(anyhow::anyhow!("a stored distinct_id: {}", e.0)))?;
+    // What is stored about them now: decides NOT_FOUND, and is what the work is due to change.
+    let due = store.count_subject_data(&r.project, &ids).await?;
     if r.state == JobState::Staging {
-        let found = store.count_subject_data(&r.project, &ids).await?;
-        let next = if found == Affected::default() {
+        let next = if due == Affected::default() {
             JobState::NotFound
         } else {
             JobState::Started
@@ -416,7 +404,7 @@ async fn run(
         }
         r.state = JobState::Started;
     }
-    match execute(store, audit, &r, &people).await {
+    match execute(store, audit, &r, &people, due).await {
         Ok(done) => {
             store
                 .finish_subject_request(&r.id, JobState::Success, done, None, clock.now())
@@ -467,10 +455,9 @@ async fn execute(
     audit: &AuditLog,
     r: &SubjectRequest,
     people: &[DistinctId],
+    due: Affected,
 ) -> Result<Affected, AppError> {
     let project = &r.project;
-    let ids: Vec<String> = people.iter().map(|p| p.as_str().to_owned()).collect();
-    let due = store.count_subject_data(project, &ids).await?;
     if r.kind == RequestKind::Export {
         // The data leaves only when downloaded, and each download is logged then.
         let details = json!({"change": "state", "request_id": r.id, "state": "SUCCESS", "events": due.events, "profiles": due.profiles});
@@ -507,7 +494,7 @@ async fn execute(
     start["stage"] = json!("start");
     start["events_due"] = json!(due.events);
     start["profiles_due"] = json!(due.profiles);
-    let subjects = pseudonyms(audit, project, people).await?;
+    let subjects = audit.pseudonyms(project, people).await?;
     audit
         .append(job_draft(
             JOB,

@@ -20,7 +20,7 @@ use crate::events::{self, profile::ProfileUpdate};
 use crate::ledger::entry::Action;
 use crate::privacy::consent::{self, Screen, Screened};
 use crate::state::AppState;
-use crate::store::NewEvent;
+use crate::store::{NewEvent, Project};
 
 fn read_payload(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Payload, AppError> {
     let form = req
@@ -152,28 +152,20 @@ async fn record_batch(
 }
 
 /// Drops what opted-out (or, where required, unconsented) people sent, before it is logged
-/// and stored.
+/// and stored. `project` is the live project `auth` names, which callers have already read.
 async fn screen<T: Screened>(
     state: &AppState,
     ctx: &RequestContext,
     auth: &Authorized<perm::EventsIngest>,
+    project: &Project,
     items: Vec<T>,
 ) -> Result<Screen<T>, AppError> {
-    let project = match state.store.project(auth.project()).await? {
-        Some(p) if p.is_live() => p,
-        _ => {
-            return Err(AppError::NotFound(format!(
-                "project {} does not exist",
-                auth.project()
-            )));
-        }
-    };
     consent::screen(
         &state.store,
         &state.audit,
         ctx,
         auth,
-        &project,
+        project,
         items,
         &state.settings.privacy.opt_out_property,
         state.clock.now(),
@@ -190,7 +182,7 @@ async fn authorize_by_token<T>(
     items: Vec<(usize, Option<String>, Option<String>, T)>,
     token_field: &str,
     failed: &mut Vec<RecordError>,
-) -> Result<Vec<(Authorized<perm::EventsIngest>, Vec<T>)>, AppError> {
+) -> Result<Vec<(Authorized<perm::EventsIngest>, Project, Vec<T>)>, AppError> {
     let mut groups: BTreeMap<String, Vec<(usize, Option<String>, T)>> = BTreeMap::new();
     for (index, insert_id, token, item) in items {
         match token {
@@ -206,10 +198,11 @@ async fn authorize_by_token<T>(
     let mut out = Vec::new();
     for (token, members) in groups {
         match state.store.project_by_ingest_token(&token).await? {
-            Some(project) if project.deleted_at.is_none() => {
+            Some(project) if project.is_live() => {
                 let principal = Principal::from_project_token(project.id.clone(), route)?;
                 let auth = authorize::<perm::EventsIngest>(&principal, &project.id)?;
-                out.push((auth, members.into_iter().map(|(_, _, item)| item).collect()));
+                let items = members.into_iter().map(|(_, _, item)| item).collect();
+                out.push((auth, project, items));
             }
             _ => failed.extend(
                 members
@@ -260,8 +253,8 @@ pub async fn track(
     let groups =
         authorize_by_token(&state, &ctx, route, items, "properties.token", &mut failed).await?;
     let authenticated = !groups.is_empty();
-    for (auth, batch) in groups {
-        let screened = screen(&state, &ctx, &auth, batch).await?;
+    for (auth, project, batch) in groups {
+        let screened = screen(&state, &ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
         record_batch(
             &state,
@@ -313,8 +306,8 @@ pub async fn engage(
     let (mut accepted, mut dropped) = (0, 0);
     let groups = authorize_by_token(&state, &ctx, route, items, "$token", &mut failed).await?;
     let authenticated = !groups.is_empty();
-    for (auth, batch) in groups {
-        let screened = screen(&state, &ctx, &auth, batch).await?;
+    for (auth, project, batch) in groups {
+        let screened = screen(&state, &ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
         record_batch(
             &state,
@@ -381,11 +374,7 @@ pub async fn import(
         .authorize::<perm::EventsIngest>(&ctx, &principal, &project, Action::EventsIngest)
         .await?;
     let payload = read_payload(&req, &body, &state)?;
-    let expected_token = state
-        .store
-        .project(auth.project())
-        .await?
-        .map(|p| p.ingest_token);
+    let live = crate::projects::live(state.store.as_ref(), auth.project()).await?;
     let rules = state.time_rules();
     let mut failed = Vec::new();
     let mut batch: Vec<NewEvent> = Vec::new();
@@ -395,7 +384,7 @@ pub async fn import(
             Ok(ParsedEvent {
                 token: Some(t),
                 event,
-            }) if Some(&t) != expected_token.as_ref() => failed.push(RecordError {
+            }) if t != live.ingest_token => failed.push(RecordError {
                 index: i,
                 insert_id: event.insert_id,
                 field: "properties.token".into(),
@@ -407,7 +396,7 @@ pub async fn import(
     }
     let (mut accepted, mut dropped) = (0, 0);
     if !batch.is_empty() {
-        let screened = screen(&state, &ctx, &auth, batch).await?;
+        let screened = screen(&state, &ctx, &auth, &live, batch).await?;
         dropped = screened.opted_out + screened.no_consent;
         record_batch(
             &state,

@@ -63,12 +63,7 @@ fn person_path(path: (String, String)) -> Result<(ProjectId, DistinctId), AppErr
 }
 
 async fn live_project(state: &AppState, project: &ProjectId) -> Result<Project, AppError> {
-    match state.store.project(project).await? {
-        Some(p) if p.is_live() => Ok(p),
-        _ => Err(AppError::NotFound(format!(
-            "project {project} does not exist"
-        ))),
-    }
+    crate::projects::live(state.store.as_ref(), project).await
 }
 
 /// Where a choice came from.

@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::privacy::export::{self, ExportPlan};
 use crate::privacy::subjects::{self, ComplianceType, NewRequest, RequestKind, SubjectRequest};
+use crate::projects;
 use crate::state::AppState;
 use crate::store::PropertyKind;
 
@@ -173,16 +174,6 @@ fn project_of(path: &str) -> Result<ProjectId, AppError> {
     ProjectId::parse(path).map_err(|e| AppError::BadRequest(e.0))
 }
 
-/// Refuses projects that do not exist or were deleted, as if they never existed.
-async fn live(state: &AppState, project: &ProjectId) -> Result<(), AppError> {
-    match state.store.project(project).await? {
-        Some(p) if p.is_live() => Ok(()),
-        _ => Err(AppError::NotFound(format!(
-            "project {project} does not exist"
-        ))),
-    }
-}
-
 async fn authorized<P: Requirement>(
     state: &AppState,
     ctx: &RequestContext,
@@ -198,7 +189,7 @@ async fn authorized<P: Requirement>(
         .audit
         .authorize::<P>(ctx, principal, project, action)
         .await?;
-    live(state, project).await?;
+    projects::live(state.store.as_ref(), project).await?;
     Ok(auth)
 }
 
@@ -469,10 +460,7 @@ pub async fn download(
         .sensitive_properties(&project, PropertyKind::Profile)
         .await?;
     let reveal = access::holds(&principal, Permission::EventsReadSensitive, &project);
-    let mut subjects = Vec::with_capacity(people.len());
-    for p in &people {
-        subjects.push(state.audit.pseudonym(&project, p).await?);
-    }
+    let subjects = state.audit.pseudonyms(&project, &people).await?;
     let details = json!({
         "request_id": r.id,
         "compliance_type": r.compliance_type.as_str(),
