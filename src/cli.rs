@@ -683,33 +683,43 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
             let store = open(&settings).await?;
             let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
             let origin = &settings.audit.origin;
-            let (lines, project) = match project {
+            let scope = if project.is_some() { "project" } else { "log" };
+            let details =
+                json!({"scope": scope, "from": from, "to": to, "file": out.display().to_string()});
+            let lines = match project {
                 Some(p) => {
+                    // Logged first: the entry closes its commit group and ends the bundle,
+                    // which proves that no entry of the project is missing.
                     let p = ProjectId::parse(&p)?;
-                    (
-                        audit::export::export_project(store.as_ref(), origin, &p).await?,
-                        Some(p),
-                    )
+                    let seq = log
+                        .record_cli(Action::AuditExport, Some(&p), 0, details)
+                        .await?;
+                    log.wait_signed(seq, std::time::Duration::from_secs(10))
+                        .await?;
+                    audit::export::export_project(store.as_ref(), origin, &p, seq + 1).await?
                 }
-                None => (
-                    audit::export::export_log(
+                None => {
+                    let lines = audit::export::export_log(
                         store.as_ref(),
                         origin,
                         from,
                         to,
                         (!all_checkpoints).then_some(1000),
                     )
-                    .await?,
-                    None,
-                ),
+                    .await?;
+                    let entries = lines
+                        .iter()
+                        .filter(|l| matches!(l, Line::Entry { .. }))
+                        .count() as u64;
+                    log.record_cli(Action::AuditExport, None, entries, details)
+                        .await?;
+                    lines
+                }
             };
             let entries = lines
                 .iter()
                 .filter(|l| matches!(l, Line::Entry { .. }))
                 .count() as u64;
-            let details = json!({"scope": if project.is_some() { "project" } else { "log" }, "from": from, "to": to, "file": out.display().to_string()});
-            log.record_cli(Action::AuditExport, project.as_ref(), entries, details)
-                .await?;
             std::fs::write(&out, audit::export::to_text(&lines))
                 .with_context(|| format!("writing {}", out.display()))?;
             print(
@@ -1445,9 +1455,21 @@ async fn open(settings: &Settings) -> anyhow::Result<SharedStore> {
 }
 
 fn print(as_json: bool, value: serde_json::Value, text: &str) {
-    if as_json {
-        println!("{value}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = if as_json {
+        writeln!(out, "{value}")
     } else {
-        println!("{text}");
+        writeln!(out, "{text}")
+    };
+    // A reader that stopped early (`| head -1`) is not an error of ours: the command has
+    // done its work, so leave quietly instead of panicking on the closed pipe.
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("auditgate: writing the answer failed: {e}");
+            std::process::exit(1);
+        }
     }
 }

@@ -21,6 +21,7 @@ pub struct Application {
     port: u16,
     server: Server,
     store: SharedStore,
+    audit: AuditLog,
 }
 
 impl Application {
@@ -107,7 +108,7 @@ impl Application {
             clock,
             settings,
             metrics,
-            audit,
+            audit: audit.clone(),
             auth,
             jobs,
         });
@@ -137,6 +138,7 @@ impl Application {
             port,
             server,
             store,
+            audit,
         })
     }
 
@@ -148,6 +150,11 @@ impl Application {
     /// The store the server uses.
     pub fn store(&self) -> SharedStore {
         self.store.clone()
+    }
+
+    /// The audit log the server writes.
+    pub fn audit(&self) -> AuditLog {
+        self.audit.clone()
     }
 
     /// Serves until the server is stopped or receives SIGTERM/SIGINT, then drains.

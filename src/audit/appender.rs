@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::SharedClock;
 use crate::ledger::chain::Draft;
 use crate::ledger::checkpoint::Checkpoint;
+use crate::ledger::entry::{Action, Outcome};
 use crate::ledger::note::SignerKey;
 use crate::store::SharedStore;
 
@@ -121,7 +122,7 @@ async fn run(
             }
         };
         let mut group = vec![first];
-        while group.len() < config.max_group {
+        while group.len() < config.max_group && !ends_group(&group[group.len() - 1].draft) {
             match receiver.try_recv() {
                 Ok(p) => group.push(p),
                 Err(_) => break,
@@ -182,6 +183,14 @@ async fn run(
             }
         }
     }
+}
+
+/// A project export's own entry ends its commit group, so a checkpoint is signed at exactly
+/// its size: the project bundle then ends at the tree's last leaf, which proves it complete.
+fn ends_group(draft: &Draft) -> bool {
+    draft.action == Action::AuditExport
+        && draft.outcome == Outcome::Allowed
+        && draft.project.is_some()
 }
 
 async fn store_checkpoint(config: &AppenderConfig, carried: &mut Option<(u64, String)>) {

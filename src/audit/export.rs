@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::domain::ProjectId;
 use crate::ledger::bundle::{FORMAT, Line, Scope};
-use crate::ledger::entry::{Entry, chain_link};
+use crate::ledger::entry::{Action, Entry, Outcome, chain_link};
 use crate::ledger::merkle::{CompactRange, MerkleTree};
 use crate::store::Store;
 
@@ -23,6 +23,44 @@ async fn key_lines(store: &dyn Store) -> anyhow::Result<Vec<Line>> {
         .into_iter()
         .map(|vkey| Line::Key { vkey })
         .collect())
+}
+
+/// A `handover` line for every signing-key rotation in the log, so that an auditor holding any
+/// one of the log's keys can follow the others, whatever part of the log the bundle covers.
+async fn handover_lines(store: &dyn Store) -> anyhow::Result<Vec<Line>> {
+    let mut found = Vec::new();
+    for e in store
+        .audit_entries_with_action(Action::KeyRotate.as_str())
+        .await?
+    {
+        if Entry::decode(&e.bytes)?.outcome != Outcome::Allowed {
+            continue;
+        }
+        let (size, note) = store
+            .checkpoint_covering(e.seq)
+            .await?
+            .with_context(|| format!("no checkpoint covers the key rotation at entry {}", e.seq))?;
+        found.push((e, size, note));
+    }
+    let Some(largest) = found.iter().map(|(_, size, _)| *size).max() else {
+        return Ok(vec![]);
+    };
+    let tree = MerkleTree::from_leaves(store.audit_leaves(largest).await?);
+    found
+        .into_iter()
+        .map(|(e, size, note)| {
+            Ok(Line::Handover {
+                seq: e.seq,
+                bytes: b64(&e.bytes),
+                proof: tree
+                    .inclusion_proof(e.seq, size)?
+                    .iter()
+                    .map(|h| b64(h))
+                    .collect(),
+                note,
+            })
+        })
+        .collect()
 }
 
 /// The largest signed size, optionally capped at `to`.
@@ -64,6 +102,7 @@ pub async fn export_log(
         to,
     }];
     lines.extend(key_lines(store).await?);
+    lines.extend(handover_lines(store).await?);
     if from > 0 {
         let mut range = CompactRange::new();
         store
@@ -107,19 +146,21 @@ pub async fn export_log(
     Ok(lines)
 }
 
-/// One project's entries up to the latest checkpoint, each with an inclusion proof, so that
-/// the project's auditor sees nothing of other projects.
+/// One project's entries in the tree of size `size`, each with an inclusion proof, so that
+/// the project's auditor sees nothing of other projects. The tree's last entry must be the
+/// project's own (the export's entry, which closes its commit group): that is what proves no
+/// later entry of the project was left out.
 pub async fn export_project(
     store: &dyn Store,
     origin: &str,
     project: &ProjectId,
+    size: u64,
 ) -> anyhow::Result<Vec<Line>> {
-    let size = signed_size(store, None).await?;
     let note = store
         .checkpoints(size, size)
         .await?
         .pop()
-        .context("the checkpoint vanished")?
+        .with_context(|| format!("no checkpoint of exactly {size} entries"))?
         .1;
     let mut lines = vec![Line::Header {
         format: FORMAT.into(),
@@ -130,9 +171,16 @@ pub async fn export_project(
         to: size,
     }];
     lines.extend(key_lines(store).await?);
+    lines.extend(handover_lines(store).await?);
     lines.push(Line::Checkpoint { note });
     let tree = MerkleTree::from_leaves(store.audit_leaves(size).await?);
-    for e in store.project_audit_entries(project, size).await? {
+    let entries = store.project_audit_entries(project, size).await?;
+    anyhow::ensure!(
+        entries.last().is_some_and(|e| e.seq + 1 == size),
+        "entry {} is not an entry of project {project}: a project bundle ends at the project's own entry",
+        size.saturating_sub(1)
+    );
+    for e in entries {
         let proof = tree.inclusion_proof(e.seq, size)?;
         lines.push(Line::Entry {
             seq: e.seq,

@@ -1,12 +1,15 @@
 //! The export bundle: one JSON object per line, and its streaming, offline verification.
 //!
-//! A whole-log bundle is `header`, `key`+, [`prefix` when it starts past entry 0], then entries
-//! in sequence order with a `checkpoint` line after the entry that completes each signed tree
-//! size; it ends with a checkpoint. A project bundle is `header`, `key`+, one `checkpoint`, then
-//! that project's entries, each with an inclusion proof to the checkpoint.
+//! Every bundle starts with `header`, `key`+ and `handover`* (one per signing-key rotation of
+//! the log, so an auditor holding any one of the log's keys can follow the others). A
+//! whole-log bundle then has [`prefix` when it starts past entry 0] and the entries in sequence
+//! order, with a `checkpoint` line after the entry that completes each signed tree size; it
+//! ends with a checkpoint. A project bundle has one `checkpoint`, then that project's entries,
+//! each with an inclusion proof to it; the last of them is the checkpoint's last leaf, which
+//! proves that no later entry of the project was left out.
 //! `docs/audit-log-format.md` specifies every line and check.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -53,6 +56,18 @@ pub enum Line {
     Key {
         /// `name+keyid+base64`.
         vkey: String,
+    },
+    /// A signing-key rotation: the `keys.rotate` entry naming the old and the new key, and the
+    /// first checkpoint covering it, signed by both, with the entry's inclusion proof in it.
+    Handover {
+        /// The rotation entry's sequence number.
+        seq: u64,
+        /// Its base64 canonical bytes.
+        bytes: String,
+        /// Its inclusion proof in the hand-over checkpoint.
+        proof: Vec<String>,
+        /// The hand-over checkpoint, signed by the old and the new key.
+        note: String,
     },
     /// The tree before `from`: its Merkle peaks, last chain link and last time.
     Prefix {
@@ -141,16 +156,40 @@ enum Stage {
     Done,
 }
 
+/// A key the verifier accepts, and the checkpoint sizes it may sign: from the hand-over that
+/// introduced it (0 for the log's first key) to the hand-over that retired it, both included.
+#[derive(Debug, Clone)]
+struct Window {
+    key: VerifierKey,
+    from: u64,
+    to: u64,
+}
+
+/// A verified `handover` line.
+#[derive(Debug, Clone)]
+struct Handover {
+    seq: u64,
+    leaf: Hash,
+    old: VerifierKey,
+    new: VerifierKey,
+    size: u64,
+}
+
 /// Checks a bundle line by line against the auditor's trusted keys (and a checkpoint they
 /// saved earlier), consuming exactly what it verifies.
 pub struct Verifier {
     trusted: Vec<VerifierKey>,
+    /// The keys accepted for checkpoints: the trusted ones and those joined to them by
+    /// hand-overs, each with its window; set once the key and hand-over lines are read.
+    windows: Vec<Window>,
+    saved_note: Option<String>,
     saved: Option<Checkpoint>,
     saved_checked: bool,
     stage: Stage,
     line: usize,
     header: Option<(String, Scope, Option<String>, u64, u64)>,
-    keys: HashSet<String>,
+    keys: Vec<VerifierKey>,
+    handovers: Vec<Handover>,
     range: CompactRange,
     next: u64,
     last_link: Hash,
@@ -159,9 +198,6 @@ pub struct Verifier {
     project_seqs: HashMap<String, u64>,
     checkpoint: Option<Checkpoint>,
     checkpoints: u64,
-    /// Hand-overs announced by `keys.rotate` entries: (old key, new key), awaiting a checkpoint
-    /// signed by both.
-    pending: Vec<(VerifierKey, VerifierKey)>,
     /// Reused for each entry's decoded bytes.
     buf: Vec<u8>,
     entries: u64,
@@ -169,26 +205,28 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier trusting `trusted`; `saved`, if given, is a signed checkpoint kept earlier.
+    /// A verifier trusting `trusted`; `saved`, if given, is a signed checkpoint kept earlier
+    /// (checked once the bundle's hand-overs tell which keys signed when).
     pub fn new(trusted: Vec<VerifierKey>, saved: Option<&str>) -> Result<Self, BundleError> {
         if trusted.is_empty() {
             return Err(BundleError::Unusable("no trusted key".into()));
         }
-        let saved = saved
-            .map(|note| {
-                checkpoint::open(note, &trusted)
-                    .map(|c| c.checkpoint)
-                    .map_err(|e| BundleError::Unusable(format!("the saved checkpoint: {e}")))
-            })
-            .transpose()?;
+        if let Some(note) = saved {
+            crate::ledger::note::Note::parse(note)
+                .and_then(|n| Checkpoint::parse(&n.text).map(|_| ()))
+                .map_err(|e| BundleError::Unusable(format!("the saved checkpoint: {e}")))?;
+        }
         Ok(Self {
             trusted,
-            saved,
+            windows: Vec::new(),
+            saved_note: saved.map(str::to_owned),
+            saved: None,
             saved_checked: false,
             stage: Stage::Header,
             line: 0,
             header: None,
-            keys: HashSet::new(),
+            keys: Vec::new(),
+            handovers: Vec::new(),
             range: CompactRange::new(),
             next: 0,
             last_link: [0; 32],
@@ -197,7 +235,6 @@ impl Verifier {
             project_seqs: HashMap::new(),
             checkpoint: None,
             checkpoints: 0,
-            pending: Vec::new(),
             buf: Vec::new(),
             entries: 0,
             ended_on_checkpoint: false,
@@ -292,23 +329,28 @@ impl Verifier {
                 "the first line must be the header".into(),
             )),
             (Stage::Keys, Line::Key { vkey }) => {
-                VerifierKey::parse(&vkey).map_err(|e| self.invalid(None, format!("key: {e}")))?;
-                if !self.keys.insert(vkey) {
+                if !self.handovers.is_empty() {
+                    return Err(self.invalid(None, "key lines come before hand-over lines"));
+                }
+                let key = VerifierKey::parse(&vkey)
+                    .map_err(|e| self.invalid(None, format!("key: {e}")))?;
+                if self.keys.contains(&key) {
                     return Err(self.invalid(None, "a key appears twice"));
                 }
+                self.keys.push(key);
                 Ok(())
             }
+            (
+                Stage::Keys,
+                Line::Handover {
+                    seq,
+                    bytes,
+                    proof,
+                    note,
+                },
+            ) => self.handover(seq, &bytes, &proof, &note),
             (Stage::Keys, line) => {
-                let known = self
-                    .trusted
-                    .iter()
-                    .any(|k| self.keys.contains(&k.to_string()));
-                if !known {
-                    return Err(self.invalid(
-                        None,
-                        "the bundle's keys do not include the trusted key (a replaced key?)",
-                    ));
-                }
+                self.resolve_keys()?;
                 self.stage = Stage::Body;
                 self.body(line)
             }
@@ -428,7 +470,9 @@ impl Verifier {
         }
         match scope {
             Scope::Log => {
-                if from > 0 && self.range.size() != from {
+                // The tree holds every entry before the next one: from the prefix when the
+                // bundle starts past entry 0, then from the entries themselves.
+                if self.range.size() != self.next {
                     return Err(self.invalid(
                         Some(seq),
                         "a bundle starting past entry 0 needs a prefix line first",
@@ -461,9 +505,10 @@ impl Verifier {
                     );
                 }
                 self.project_order(&entry, from == 0)?;
-                self.range.push(leaf_hash(&bytes));
+                let leaf = leaf_hash(&bytes);
+                self.range.push(leaf);
                 self.next += 1;
-                self.note_rotation(&entry)?;
+                self.check_rotation(&entry, &leaf)?;
             }
             Scope::Project => {
                 let cp = self
@@ -515,54 +560,186 @@ impl Verifier {
         }
     }
 
-    /// Opens a checkpoint with the trusted keys. A key announced by a `keys.rotate` entry
-    /// becomes trusted, and the key it replaces retired, when a checkpoint covering that entry
-    /// carries valid signatures of both.
-    fn checkpoint(&mut self, note: &str, origin: &str) -> Result<Checkpoint, BundleError> {
-        let mut candidates = self.trusted.clone();
-        candidates.extend(self.pending.iter().map(|(_, new)| new.clone()));
-        let opened = checkpoint::open(note, &candidates)
-            .map_err(|e| self.invalid(None, format!("checkpoint: {e}")))?;
-        if !opened.signed_by.iter().any(|k| self.trusted.contains(k)) {
+    /// Checks one `handover` line: a `keys.rotate` entry naming two of the bundle's keys,
+    /// included in a checkpoint that both of them signed.
+    fn handover(
+        &mut self,
+        seq: u64,
+        b64: &str,
+        proof: &[String],
+        note: &str,
+    ) -> Result<(), BundleError> {
+        let origin = self
+            .header
+            .as_ref()
+            .map(|h| h.0.clone())
+            .unwrap_or_default();
+        let bytes = STANDARD
+            .decode(b64)
+            .map_err(|_| self.invalid(Some(seq), "hand-over: entry bytes are not base64"))?;
+        let entry = EntryView::parse(&bytes)
+            .map_err(|e| self.invalid(Some(seq), format!("hand-over: {e}")))?;
+        if entry.seq != seq
+            || entry.action != Action::KeyRotate
+            || entry.outcome != Outcome::Allowed
+        {
             return Err(self.invalid(
-                None,
-                "checkpoint: no trusted key signed it (only an announced successor)",
+                Some(seq),
+                "hand-over: not the allowed keys.rotate entry it claims to be",
             ));
         }
-        if opened.checkpoint.origin != origin {
-            return Err(self.invalid(None, "a checkpoint of another log"));
+        let (old, new) = rotation_keys(&entry).ok_or_else(|| {
+            self.invalid(
+                Some(seq),
+                "hand-over: the entry must name the old and the new key",
+            )
+        })?;
+        if !self.keys.contains(&old) || !self.keys.contains(&new) || old == new {
+            return Err(self.invalid(
+                Some(seq),
+                "hand-over: the old and the new key must be two of the bundle's keys",
+            ));
         }
-        let signed: Vec<VerifierKey> = opened.signed_by.into_iter().cloned().collect();
-        for (old, new) in std::mem::take(&mut self.pending) {
-            if signed.contains(&old) && signed.contains(&new) {
-                self.trusted.retain(|k| k != &old);
-                self.trusted.push(new);
+        let pair = [old.clone(), new.clone()];
+        let opened = checkpoint::open(note, &pair)
+            .map_err(|e| self.invalid(Some(seq), format!("hand-over checkpoint: {e}")))?;
+        if opened.signed_by.len() != 2 {
+            return Err(self.invalid(
+                Some(seq),
+                "hand-over checkpoint: it must be signed by both the old and the new key",
+            ));
+        }
+        let cp = opened.checkpoint;
+        if cp.origin != origin || cp.size <= seq {
+            return Err(self.invalid(
+                Some(seq),
+                "hand-over checkpoint: of another log, or not covering the entry",
+            ));
+        }
+        let proof = proof
+            .iter()
+            .map(|p| b64_hash(p))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                self.invalid(
+                    Some(seq),
+                    "hand-over: a proof hash is not base64 of 32 bytes",
+                )
+            })?;
+        let leaf = leaf_hash(&bytes);
+        verify_inclusion(&leaf, seq, cp.size, &proof, &cp.root)
+            .map_err(|e| self.invalid(Some(seq), format!("hand-over inclusion proof: {e}")))?;
+        if let Some(last) = self.handovers.last()
+            && last.size >= cp.size
+        {
+            return Err(self.invalid(Some(seq), "hand-overs must come in the order they happened"));
+        }
+        if self
+            .handovers
+            .iter()
+            .any(|h| h.old == old || h.new == new || h.new == old && h.old == new)
+        {
+            return Err(self.invalid(Some(seq), "hand-over: a key is retired or introduced twice"));
+        }
+        self.handovers.push(Handover {
+            seq,
+            leaf,
+            old,
+            new,
+            size: cp.size,
+        });
+        Ok(())
+    }
+
+    /// After the key and hand-over lines: the keys accepted for checkpoints are the trusted
+    /// ones and every key joined to one of them by hand-overs, each valid from the hand-over
+    /// that introduced it to the one that retired it.
+    fn resolve_keys(&mut self) -> Result<(), BundleError> {
+        if !self.trusted.iter().any(|k| self.keys.contains(k)) {
+            return Err(self.invalid(
+                None,
+                "the bundle's keys do not include the trusted key (a replaced key?)",
+            ));
+        }
+        let mut accepted: Vec<VerifierKey> = self.trusted.clone();
+        loop {
+            let before = accepted.len();
+            for h in &self.handovers {
+                match (accepted.contains(&h.old), accepted.contains(&h.new)) {
+                    (true, false) => accepted.push(h.new.clone()),
+                    (false, true) => accepted.push(h.old.clone()),
+                    _ => {}
+                }
             }
+            if accepted.len() == before {
+                break;
+            }
+        }
+        self.windows = accepted
+            .into_iter()
+            .map(|key| Window {
+                from: self
+                    .handovers
+                    .iter()
+                    .find(|h| h.new == key)
+                    .map_or(0, |h| h.size),
+                to: self
+                    .handovers
+                    .iter()
+                    .find(|h| h.old == key)
+                    .map_or(u64::MAX, |h| h.size),
+                key,
+            })
+            .collect();
+        if let Some(note) = self.saved_note.take() {
+            let saved = self
+                .open_checkpoint(&note)
+                .map_err(|e| BundleError::Unusable(format!("the saved checkpoint: {e}")))?;
+            self.saved = Some(saved);
+        }
+        Ok(())
+    }
+
+    /// A checkpoint signed by an accepted key within that key's window.
+    fn open_checkpoint(&self, note: &str) -> Result<Checkpoint, String> {
+        let keys: Vec<VerifierKey> = self.windows.iter().map(|w| w.key.clone()).collect();
+        let opened = checkpoint::open(note, &keys).map_err(|e| e.to_string())?;
+        let size = opened.checkpoint.size;
+        let valid = opened.signed_by.iter().any(|k| {
+            self.windows
+                .iter()
+                .any(|w| &w.key == *k && w.from <= size && size <= w.to)
+        });
+        if !valid {
+            return Err(format!(
+                "no key valid at tree size {size} signed it (a retired key, or one not yet handed over to)"
+            ));
         }
         Ok(opened.checkpoint)
     }
 
-    /// Remembers a key hand-over announced by a trusted key's log.
-    fn note_rotation(&mut self, entry: &EntryView<'_>) -> Result<(), BundleError> {
+    /// Opens a checkpoint line of the bundle.
+    fn checkpoint(&mut self, note: &str, origin: &str) -> Result<Checkpoint, BundleError> {
+        let cp = self
+            .open_checkpoint(note)
+            .map_err(|e| self.invalid(None, format!("checkpoint: {e}")))?;
+        if cp.origin != origin {
+            return Err(self.invalid(None, "a checkpoint of another log"));
+        }
+        Ok(cp)
+    }
+
+    /// A `keys.rotate` entry in the bundle must be the one its hand-over line names.
+    fn check_rotation(&self, entry: &EntryView<'_>, leaf: &Hash) -> Result<(), BundleError> {
         if entry.action != Action::KeyRotate || entry.outcome != Outcome::Allowed {
             return Ok(());
         }
-        let details: serde_json::Value = serde_json::from_str(entry.details).map_err(|_| {
-            self.invalid(Some(entry.seq), "a key rotation whose details are not JSON")
-        })?;
-        let key = |name: &str| {
-            details[name]
-                .as_str()
-                .and_then(|k| VerifierKey::parse(k).ok())
-        };
-        let (Some(old), Some(new)) = (key("old"), key("new")) else {
-            return Err(self.invalid(
-                Some(entry.seq),
-                "a key rotation must name the old and the new key",
-            ));
-        };
-        if self.trusted.contains(&old) {
-            self.pending.push((old, new));
+        if !self
+            .handovers
+            .iter()
+            .any(|h| h.seq == entry.seq && &h.leaf == leaf)
+        {
+            return Err(self.invalid(Some(entry.seq), "a key rotation without its hand-over line"));
         }
         Ok(())
     }
@@ -632,6 +809,17 @@ impl Verifier {
                 "the bundle ends before its last checkpoint (truncated)",
             ));
         }
+        // The project's last entry must be the checkpoint's last leaf: with project_seq
+        // running from 0 without gaps, that proves no entry of the project is missing.
+        if scope == Scope::Project && self.last_seq.map(|s| s + 1) != Some(to) {
+            return Err(self.invalid(
+                self.last_seq.map(|s| s + 1),
+                format!(
+                    "the project's entries end before entry {} of the checkpoint's {to}: later entries of the project were removed",
+                    to.saturating_sub(1)
+                ),
+            ));
+        }
         let mut saved_checkpoint = None;
         if let Some(saved) = &self.saved {
             if saved.size > cp.size {
@@ -683,10 +871,22 @@ fn fast_entry(text: &str) -> Option<(u64, &str)> {
     Some((seq.parse().ok()?, bytes))
 }
 
+/// The old and the new key a `keys.rotate` entry names in its details.
+fn rotation_keys(entry: &EntryView<'_>) -> Option<(VerifierKey, VerifierKey)> {
+    let details: serde_json::Value = serde_json::from_str(entry.details).ok()?;
+    let key = |name: &str| {
+        details[name]
+            .as_str()
+            .and_then(|k| VerifierKey::parse(k).ok())
+    };
+    Some((key("old")?, key("new")?))
+}
+
 fn kind(line: &Line) -> &'static str {
     match line {
         Line::Header { .. } => "header",
         Line::Key { .. } => "key",
+        Line::Handover { .. } => "handover",
         Line::Prefix { .. } => "prefix",
         Line::Entry { .. } => "entry",
         Line::Checkpoint { .. } => "checkpoint",

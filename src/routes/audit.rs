@@ -185,21 +185,35 @@ pub async fn export(
         .audit
         .authorize::<perm::AuditExport>(&ctx, &principal, &project, Action::AuditExport)
         .await?;
-    let lines =
-        export::export_project(state.store.as_ref(), &state.settings.audit.origin, &project)
-            .await?;
-    let entries = lines.len().saturating_sub(3) as u64;
-    state
+    // The export's own entry comes first: it closes its commit group, so the bundle can end
+    // at it and prove that no entry of the project is missing.
+    let seq = state
         .audit
         .record(
             &ctx,
             &auth,
             Action::AuditExport,
-            entries,
+            0,
             json!({"scope": "project"}),
             vec![],
         )
         .await?;
+    state
+        .audit
+        .wait_signed(seq, std::time::Duration::from_secs(5))
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let lines = export::export_project(
+        state.store.as_ref(),
+        &state.settings.audit.origin,
+        &project,
+        seq + 1,
+    )
+    .await
+    .map_err(|e| match e.downcast::<crate::store::StoreError>() {
+        Ok(store) => AppError::from(store),
+        Err(e) => AppError::Unavailable(e.to_string()),
+    })?;
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .body(export::to_text(&lines)))

@@ -349,6 +349,10 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<StoredEntry>>;
     /// Leaf hashes of entries `[0, size)`.
     async fn audit_leaves(&self, size: u64) -> StoreResult<Vec<Hash>>;
+    /// Every entry recording `action`, in order (key rotations, for hand-over lines).
+    async fn audit_entries_with_action(&self, action: &str) -> StoreResult<Vec<StoredEntry>>;
+    /// The smallest checkpoint covering entry `seq` (of size above `seq`).
+    async fn checkpoint_covering(&self, seq: u64) -> StoreResult<Option<(u64, String)>>;
     /// Records a public key that signs checkpoints.
     async fn add_audit_key(&self, vkey: &str, at: Timestamp) -> StoreResult<()>;
     /// Every public key that ever signed checkpoints, oldest first.

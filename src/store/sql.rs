@@ -697,6 +697,33 @@ where
         rows.into_iter().map(|r| hash_of(r.try_get(0)?)).collect()
     }
 
+    async fn audit_entries_with_action(&self, action: &str) -> StoreResult<Vec<StoredEntry>> {
+        let rows =
+            sqlx::query("SELECT seq, bytes FROM audit_entries WHERE action = $1 ORDER BY seq")
+                .bind(action.to_owned())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEntry {
+                    seq: r.try_get::<i64, _>(0)? as u64,
+                    bytes: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn checkpoint_covering(&self, seq: u64) -> StoreResult<Option<(u64, String)>> {
+        let row = sqlx::query(
+            "SELECT size, note FROM audit_checkpoints WHERE size > $1 ORDER BY size LIMIT 1",
+        )
+        .bind(seq.min(i64::MAX as u64) as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+            .transpose()
+    }
+
     async fn add_audit_key(&self, vkey: &str, at: Timestamp) -> StoreResult<()> {
         sqlx::query("INSERT INTO audit_keys (vkey, created_at) VALUES ($1, $2) ON CONFLICT (vkey) DO NOTHING")
             .bind(vkey.to_owned())

@@ -125,6 +125,7 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub project: CreatedProject,
     pub client: reqwest::Client,
+    pub audit: auditgate::audit::AuditLog,
     pub _db: TestDb,
 }
 
@@ -159,6 +160,7 @@ pub async fn spawn_with(settings: Settings, db: TestDb) -> TestApp {
         .await
         .unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
+    let audit = app.audit();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -167,6 +169,7 @@ pub async fn spawn_with(settings: Settings, db: TestDb) -> TestApp {
         clock,
         project,
         client: reqwest::Client::new(),
+        audit,
         _db: db,
     }
 }
@@ -309,6 +312,35 @@ impl TestApp {
             })
             .collect();
         (auditgate::audit::export::to_text(&lines), entries)
+    }
+
+    /// One project's bundle, exported as the CLI does: its export entry first, then the
+    /// project's entries up to and including it.
+    pub async fn export_project(&self, project: &str) -> String {
+        let project = ProjectId::parse(project).unwrap();
+        let seq = self
+            .audit
+            .record_cli(
+                auditgate::ledger::entry::Action::AuditExport,
+                Some(&project),
+                0,
+                serde_json::json!({"scope": "project"}),
+            )
+            .await
+            .unwrap();
+        self.audit
+            .wait_signed(seq, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        let lines = auditgate::audit::export::export_project(
+            self.store.as_ref(),
+            &self.origin,
+            &project,
+            seq + 1,
+        )
+        .await
+        .unwrap();
+        auditgate::audit::export::to_text(&lines)
     }
 
     /// The key that verifies this app's checkpoints.

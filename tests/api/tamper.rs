@@ -1,6 +1,5 @@
 //! The tamper suite: every way of altering an exported log that the verifier must catch.
 
-use auditgate::domain::ProjectId;
 use auditgate::ledger::bundle::{BundleError, Line, verify_text};
 use auditgate::ledger::chain::{Draft, Head, seal};
 use auditgate::ledger::checkpoint::Checkpoint;
@@ -302,17 +301,13 @@ async fn foreign_signatures_and_replaced_keys_are_caught() {
 #[tokio::test]
 async fn project_bundles_catch_forged_proofs_and_missing_entries() {
     let app = busy_app().await;
-    let lines_ = auditgate::audit::export::export_project(
-        app.store.as_ref(),
-        &app.origin,
-        &ProjectId::parse("shop").unwrap(),
-    )
-    .await
-    .unwrap();
-    let bundle = auditgate::audit::export::to_text(&lines_);
+    let bundle = app.export_project("shop").await;
     let key = vec![app.verifier_key()];
     let report = verify_text(&bundle, key.clone(), None).unwrap();
-    assert_eq!(report.entries, 8, "4 ingestion batches and 4 reads of shop");
+    assert_eq!(
+        report.entries, 9,
+        "4 ingestion batches, 4 reads of shop and the export itself"
+    );
     assert!(!bundle.contains("\"bank\""), "nothing of the other project");
 
     let original = lines(&bundle);
@@ -351,11 +346,22 @@ async fn project_bundles_catch_forged_proofs_and_missing_entries() {
         Line::Entry { seq, .. } => seq,
         _ => unreachable!(),
     };
-    let result = verify_text(&join(&missing), key, None);
+    let result = verify_text(&join(&missing), key.clone(), None);
     assert!(
         matches!(result, Err(BundleError::Invalid { seq: Some(s), .. }) if s > removed_seq),
         "{result:?}"
     );
+
+    // Dropping the project's newest entries leaves a bundle whose every remaining entry and
+    // proof is genuine: only the commitment of the checkpoint's last leaf exposes it.
+    for drop in 1..=3 {
+        let cut = &original[..original.len() - drop];
+        let result = verify_text(&join(cut), key.clone(), None);
+        assert!(
+            matches!(&result, Err(BundleError::Invalid { reason, .. }) if reason.contains("later entries of the project were removed")),
+            "dropping the last {drop}: {result:?}"
+        );
+    }
 }
 
 #[tokio::test]
