@@ -639,6 +639,9 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
                 "no signing key at {} to rotate",
                 path.display()
             );
+            // Held until the new key is in place: no service may sign meanwhile, and none may
+            // be running with the old key afterwards.
+            let _lock = audit::keys::lock_key_file(path, true)?;
             let old = audit::keys::load_or_create_signer(path, &settings.audit.origin)?;
             let new = audit::keys::next_signer(&old)?;
             let store = open(&settings).await?;
@@ -939,6 +942,33 @@ async fn service_account_command(
         ServiceAccountCommand::Lock { id } => (id, true),
         ServiceAccountCommand::Unlock { id } => (id, false),
     };
+    // People type names ("shop-service") as often as ids; resolve either before anything is
+    // logged, so a command that fails leaves no entry saying it was done.
+    let mut matches = Vec::new();
+    for p in store.list_projects().await? {
+        matches.extend(
+            store
+                .service_accounts(&p.id)
+                .await?
+                .into_iter()
+                .filter(|sa| sa.id == id || sa.name == id),
+        );
+    }
+    let id = match &matches[..] {
+        [sa] => sa.id.clone(),
+        [] => anyhow::bail!(
+            "no service account with the id or name {id:?} (auditgate service-account list shows them)"
+        ),
+        several => anyhow::bail!(
+            "{id:?} names {} service accounts; use one of their ids: {}",
+            several.len(),
+            several
+                .iter()
+                .map(|sa| sa.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let before = store.service_account_locked(&id).await?.is_some();
     let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
     log.record_cli(
@@ -1111,6 +1141,9 @@ async fn role_command(cmd: RoleCommand, settings: &Settings, as_json: bool) -> a
             );
         }
         RoleCommand::Delete { name } => {
+            // Checked before anything is logged: the log records only what happens.
+            let defined = store.custom_roles().await?.iter().any(|r| r.name == name);
+            anyhow::ensure!(defined, "no custom role {name}");
             let in_use = store.grants(None).await?.iter().any(|g| {
                 g.role.as_deref() == Some(name.as_str())
                     && matches!(g.status, GrantStatus::Active | GrantStatus::Pending)

@@ -109,6 +109,45 @@ impl From<DistinctId> for String {
     }
 }
 
+/// Longest free text a client may send (a reason, a note, a name, a description), in bytes.
+pub const MAX_TEXT: usize = 1000;
+
+/// Free text a person or client wrote: at most [`MAX_TEXT`] bytes, so that nobody can make
+/// an audit entry, a stored record or a page as large as they like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeText(String);
+
+impl FreeText {
+    /// Accepts at most [`MAX_TEXT`] bytes; `field` names it in the error.
+    pub fn parse(field: &str, s: &str) -> Result<Self, ParseError> {
+        if s.len() > MAX_TEXT {
+            return Err(ParseError(format!(
+                "{field} is {} bytes long; at most {MAX_TEXT} are accepted",
+                s.len()
+            )));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// As [`FreeText::parse`], and not blank.
+    pub fn required(field: &str, s: &str) -> Result<Self, ParseError> {
+        if s.trim().is_empty() {
+            return Err(ParseError(format!("{field} must not be empty")));
+        }
+        Self::parse(field, s)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// A point in time as milliseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
@@ -174,6 +213,15 @@ mod tests {
             format!("{:?}", DistinctId::parse("alice").unwrap()),
             "DistinctId(..)"
         );
+    }
+
+    #[test]
+    fn free_text_is_bounded() {
+        assert!(FreeText::parse("reason", &"x".repeat(MAX_TEXT)).is_ok());
+        let err = FreeText::parse("reason", &"x".repeat(MAX_TEXT + 1)).unwrap_err();
+        assert!(err.0.contains("reason is 1001 bytes"));
+        assert!(FreeText::required("note", "  ").is_err());
+        assert_eq!(FreeText::parse("note", "").unwrap().as_str(), "");
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<crate::domain::ParseError> for AppError {
+    /// A value that parsed as JSON but is not acceptable: 422.
+    fn from(e: crate::domain::ParseError) -> Self {
+        Self::Unprocessable(e.0)
+    }
+}
+
 impl AppError {
     fn title(status: StatusCode) -> &'static str {
         status.canonical_reason().unwrap_or("Error")

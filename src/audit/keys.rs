@@ -57,6 +57,50 @@ pub fn load_or_create_signer(path: &Path, origin: &str) -> anyhow::Result<Signer
     Ok(key)
 }
 
+/// A lock on `<key file>.lock`: held shared by every process that signs or appends with the
+/// key (the service, CLI commands), and exclusively by `keys rotate`, so a rotation never
+/// leaves a running service signing with a retired key. Released when dropped or the process
+/// ends, however it ends.
+#[derive(Debug)]
+pub struct KeyFileLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes the key file's lock, shared or exclusive, without waiting.
+pub fn lock_key_file(path: &Path, exclusive: bool) -> anyhow::Result<KeyFileLock> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let lock_path = path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    let taken = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match taken {
+        Ok(()) => Ok(KeyFileLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) if exclusive => anyhow::bail!(
+            "the signing key {} is in use by a running auditgate service or command \
+             (it holds {}): stop every service using this key, then rotate",
+            path.display(),
+            lock_path.display()
+        ),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the signing key {} is being rotated (auditgate keys rotate holds {}): start again once it is done",
+            path.display(),
+            lock_path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", lock_path.display()))
+        }
+    }
+}
+
 /// Generates the next signing key under the same name.
 pub fn next_signer(current: &SignerKey) -> anyhow::Result<SignerKey> {
     Ok(SignerKey::from_seed(current.name(), random32())?)

@@ -7,6 +7,7 @@ pub mod export;
 pub mod keys;
 
 use std::future::{Ready, ready};
+use std::sync::Arc;
 
 use anyhow::Context;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::domain::{DistinctId, ProjectId};
 use crate::error::AppError;
 use crate::ledger::chain::Draft;
 use crate::ledger::checkpoint::Checkpoint;
-use crate::ledger::entry::{Action, Actor, ActorKind, AuthMethod, Outcome};
+use crate::ledger::entry::{Action, Actor, ActorKind, AuthMethod, MAX_FIELD, Outcome, bound_text};
 use crate::ledger::merkle::Hash;
 use crate::ledger::note::{SignerKey, VerifierKey};
 use crate::store::SharedStore;
@@ -117,6 +118,8 @@ pub struct AuditLog {
     clock: SharedClock,
     pseudonyms: PseudonymKey,
     verifier: VerifierKey,
+    /// The shared lock on the signing key's file, held as long as the log is in use.
+    key_lock: Option<Arc<keys::KeyFileLock>>,
 }
 
 impl AuditLog {
@@ -127,9 +130,12 @@ impl AuditLog {
         clock: SharedClock,
         settings: &AuditSettings,
     ) -> anyhow::Result<Self> {
+        let lock = keys::lock_key_file(&settings.signing_key_file, false)?;
         let signer = keys::load_or_create_signer(&settings.signing_key_file, &settings.origin)?;
         let pseudonyms = PseudonymKey::load_or_create(&settings.pseudonym_key_file)?;
-        Self::start_with(store, clock, settings, vec![signer], pseudonyms).await
+        let mut log = Self::start_with(store, clock, settings, vec![signer], pseudonyms).await?;
+        log.key_lock = Some(Arc::new(lock));
+        Ok(log)
     }
 
     /// Starts the log with keys already in hand; checkpoints are signed by every key given, and
@@ -178,6 +184,7 @@ impl AuditLog {
             clock,
             pseudonyms,
             verifier,
+            key_lock: None,
         };
         if log.store.audit_head().await?.size() == 0 {
             let details = json!({"origin": settings.origin, "key": log.verifier.to_string()});
@@ -486,6 +493,20 @@ impl AuditLog {
     }
 }
 
+/// Cuts every string in `details` that is longer than an entry's text field, so a client's
+/// over-long token header or reason stays a readable, structured summary (the ledger then
+/// bounds the whole object as a last resort).
+fn bound_strings(value: &mut Value) {
+    match value {
+        Value::String(s) if s.len() > MAX_FIELD => {
+            *s = bound_text(std::mem::take(s), MAX_FIELD);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_strings),
+        Value::Object(map) => map.values_mut().for_each(bound_strings),
+        _ => {}
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn draft(
     ctx: &RequestContext,
@@ -494,9 +515,10 @@ fn draft(
     action: Action,
     outcome: Outcome,
     records: u64,
-    details: Value,
+    mut details: Value,
     subjects: Vec<Hash>,
 ) -> Draft {
+    bound_strings(&mut details);
     Draft {
         project: project.map(ToString::to_string),
         actor,

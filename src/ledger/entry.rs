@@ -22,6 +22,49 @@ pub const CHAIN_LABEL: &[u8] = b"auditgate/v1/chain\n";
 pub const MAX_FIELD: usize = 4096;
 /// Longest `details` JSON.
 pub const MAX_DETAILS: usize = 1 << 20;
+/// How much of an over-long `details` object its summary keeps.
+pub const DETAILS_PREFIX: usize = 64 << 10;
+
+/// `text` if it fits in `max` bytes; otherwise its longest prefix (on a character boundary)
+/// followed by `…[cut: N bytes, sha256 H]`, N its length and H its SHA-256 in hex, all within
+/// `max`. Text a client controls reaches the log only through this, so no entry can exceed
+/// what the verifier accepts.
+pub fn bound_text(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let marker = format!(
+        "\u{2026}[cut: {} bytes, sha256 {}]",
+        text.len(),
+        hex::encode(Sha256::digest(text.as_bytes()))
+    );
+    let mut end = max.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + marker.len());
+    out.push_str(&text[..end]);
+    out.push_str(&marker);
+    out
+}
+
+/// `details` if it fits in [`MAX_DETAILS`]; otherwise a JSON object summarising it:
+/// `{"cut":{"bytes":N,"sha256":H,"prefix":P}}` with P its first [`DETAILS_PREFIX`] bytes.
+pub fn bound_details(details: String) -> String {
+    if details.len() <= MAX_DETAILS {
+        return details;
+    }
+    let mut end = DETAILS_PREFIX;
+    while !details.is_char_boundary(end) {
+        end -= 1;
+    }
+    serde_json::json!({"cut": {
+        "bytes": details.len(),
+        "sha256": hex::encode(Sha256::digest(details.as_bytes())),
+        "prefix": &details[..end],
+    }})
+    .to_string()
+}
 
 macro_rules! names {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),* $(,)? }) => {

@@ -200,6 +200,7 @@ pub async fn create_token(
 ) -> Result<HttpResponse, AppError> {
     let caller = person.session()?;
     let f: NewTokenForm = body(&req, &bytes)?;
+    crate::domain::FreeText::parse("name", &f.name)?;
     let (token, secret) =
         signin::create_personal_token(&state, caller, &f.name, f.expires_in_days, &ctx).await?;
     let mut json = token_json(&token);

@@ -11,7 +11,7 @@ use crate::access::{
 };
 use crate::audit::RequestContext;
 use crate::auth::caller::role_book;
-use crate::domain::{ProjectId, Timestamp};
+use crate::domain::{FreeText, ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::state::AppState;
@@ -137,9 +137,7 @@ pub async fn create(
             ));
         }
     };
-    if b.reason.trim().is_empty() {
-        return Err(AppError::Unprocessable("a grant needs a reason".into()));
-    }
+    FreeText::required("reason", &b.reason)?;
     let now = state.clock.now();
     let expires_at = match b.expires_in_days {
         Some(d) if !(1..=3650).contains(&d) => {
@@ -471,9 +469,7 @@ pub async fn review(
     if grant.subject_kind == SubjectKind::User && grant.subject == me {
         return Err(AppError::Forbidden("nobody reviews their own grant".into()));
     }
-    if body.note.trim().is_empty() {
-        return Err(AppError::Unprocessable("a review needs a note".into()));
-    }
+    FreeText::required("note", &body.note)?;
     let now = state.clock.now();
     let after = GrantRecord {
         reviewed_at: Some(now),
@@ -688,6 +684,7 @@ pub async fn create_role(
         .await?;
     let b: NewRole = serde_json::from_slice(&bytes)
         .map_err(|e| AppError::Unprocessable(format!("the body does not match: {e}")))?;
+    FreeText::parse("description", &b.description)?;
     let valid_name = (1..=64).contains(&b.name.len())
         && b.name
             .chars()

@@ -95,6 +95,7 @@ async fn choose(
     let source = body
         .and_then(|b| b.into_inner().source)
         .unwrap_or_else(|| "api".into());
+    crate::domain::FreeText::parse("source", &source)?;
     let changed = consent::record(
         &state.store,
         &state.audit,

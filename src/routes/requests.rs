@@ -69,9 +69,7 @@ pub async fn ask(
         access.request_max_days * 86_400_000,
     )
     .map_err(AppError::Unprocessable)?;
-    if b.reason.trim().is_empty() {
-        return Err(AppError::Unprocessable("a request needs a reason".into()));
-    }
+    crate::domain::FreeText::required("reason", &b.reason)?;
     let now = state.clock.now();
     let r = AccessRequest {
         id: uuid::Uuid::new_v4().to_string(),

@@ -46,6 +46,11 @@ impl RequestBody {
         default_kind: RequestKind,
         reason: Option<&str>,
     ) -> Result<NewRequest, AppError> {
+        let reason = self
+            .reason
+            .or(reason.map(str::to_owned))
+            .unwrap_or_default();
+        crate::domain::FreeText::parse("reason", &reason)?;
         let kind = match self.kind.as_deref() {
             None => default_kind,
             Some(k) => RequestKind::parse(k).ok_or_else(|| {
@@ -72,10 +77,7 @@ impl RequestBody {
         Ok(NewRequest {
             kind,
             compliance_type,
-            reason: self
-                .reason
-                .or(reason.map(str::to_owned))
-                .unwrap_or_default(),
+            reason,
             distinct_ids,
             property: self.property,
             drop_properties: self.drop_properties.unwrap_or_default(),

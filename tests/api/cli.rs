@@ -549,3 +549,57 @@ fn subject_requests_from_the_command_line() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("shred"));
 }
+
+/// Entries in the test's audit log, read straight from the database.
+fn log_size(dir: &std::path::Path) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite:{}", dir.join("data/test.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries")
+            .fetch_one(&mut db)
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn failed_commands_log_nothing_names_work_and_closed_pipes_are_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    run_json(dir.path(), &["project", "create", "shop"]);
+    let before = log_size(dir.path());
+    for args in [
+        &["service-account", "lock", "nobody"][..],
+        &["role", "delete", "ghost"][..],
+    ] {
+        let out = auditgate(dir.path()).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(log_size(dir.path()), before, "{args:?} wrote an entry");
+    }
+    // The name people type works like the id, and is logged once, as done.
+    let locked = run_json(dir.path(), &["service-account", "lock", "shop-service"]);
+    assert_eq!(locked["locked"], true);
+    assert!(locked["id"].as_str().unwrap() != "shop-service");
+    assert_eq!(log_size(dir.path()), before + 1);
+    assert_eq!(
+        run_json(dir.path(), &["service-account", "list"])[0]["locked"],
+        true
+    );
+
+    // `auditgate role list | head -1`: the reader leaves early; no panic, no failure.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // closed before the command writes a byte
+    let out = auditgate(dir.path())
+        .args(["role", "list"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -268,13 +268,26 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
 
     let before = {
         let server = serve(&dir, &db.url);
-        load(
+        let answered = load(
             vec![server.base.clone()],
             secret.clone(),
             4,
             Instant::now() + Duration::from_millis(300),
         )
-        .await
+        .await;
+        // Never a service left signing with a retired key: refused while one runs.
+        let refused = auditgate(&dir, &db.url)
+            .args(["keys", "rotate"])
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("stop every service"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        assert_eq!(key_text(&dir), original, "the key is unchanged");
+        answered
     };
     let out = auditgate(&dir, &db.url)
         .args(["--json", "keys", "rotate"])

@@ -1186,3 +1186,46 @@ async fn a_person_removed_from_a_group_loses_its_access_without_signing_out() {
             .contains("could not be confirmed")
     );
 }
+
+#[tokio::test]
+async fn oversized_client_text_never_makes_the_log_unverifiable() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (app, _idp) = app_with_idp(|_| {}).await;
+    // An anonymous caller's logout token whose header `typ` is 1.1 MB: the refusal is logged,
+    // with the echoed text cut to a prefix, its length and its hash.
+    let typ = "x".repeat(1_100_000);
+    let header = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "typ": typ}).to_string());
+    let token = format!("{header}.e30.c2ln");
+    let resp = app
+        .client
+        .post(format!("{}/auth/backchannel-logout/corp", app.address))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 400).await;
+
+    // A verified person's 1.1 MB reason is refused with a 422 before anything is stored.
+    let (b, _) = signed_in(&app).await;
+    let ask = json!({"project": "shop", "role": "analyst", "reason": "r".repeat(1_100_000), "duration_hours": 2});
+    let body = assert_problem(b.post("/api/v1/access-requests", ask).await, 422).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reason is 1100000 bytes")
+    );
+
+    let log = entries(&app).await; // exports and verifies
+    let failed = find(&log, Action::SignInFailed, Outcome::Denied);
+    let reason = details(failed[0])["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.len() <= auditgate::ledger::entry::MAX_FIELD,
+        "{}",
+        reason.len()
+    );
+    assert!(reason.contains("[cut: "), "{reason:.200}");
+    let (bundle, _) = app.export_log().await;
+    auditgate::ledger::bundle::verify_text(&bundle, vec![app.verifier_key()], None).unwrap();
+}
