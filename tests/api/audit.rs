@@ -208,6 +208,10 @@ async fn log_tables_refuse_update_and_delete() {
         "DELETE FROM audit_entries",
         "UPDATE audit_checkpoints SET note = 'x'",
         "DELETE FROM audit_checkpoints",
+        // REPLACE deletes the old row without firing the delete trigger.
+        "REPLACE INTO audit_entries SELECT seq, project_id, project_seq, time_ms, 'x', leaf_hash, link, bytes FROM audit_entries WHERE seq = 0",
+        "INSERT OR REPLACE INTO audit_entries SELECT seq, project_id, project_seq, time_ms, 'x', leaf_hash, link, bytes FROM audit_entries WHERE seq = 0",
+        "REPLACE INTO audit_checkpoints SELECT size, 'forged', created_at FROM audit_checkpoints LIMIT 1",
     ] {
         let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
@@ -404,6 +408,8 @@ async fn postgres_log_tables_refuse_update_delete_and_truncate() {
         "UPDATE audit_checkpoints SET note = 'x'",
         "DELETE FROM audit_checkpoints",
         "TRUNCATE audit_checkpoints",
+        "INSERT INTO audit_entries SELECT seq, project_id, project_seq, time_ms, 'x', leaf_hash, link, bytes FROM audit_entries WHERE seq = 0",
+        "INSERT INTO audit_checkpoints SELECT size, 'forged', created_at FROM audit_checkpoints LIMIT 1",
     ] {
         let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
