@@ -91,6 +91,12 @@ impl Appender {
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::SeqCst)
     }
+
+    /// Records that the database took a write again (a readiness probe), before the next
+    /// append confirms it.
+    pub fn mark_healthy(&self) {
+        self.healthy.store(true, Ordering::SeqCst);
+    }
 }
 
 async fn run(

@@ -226,6 +226,21 @@ impl AuditLog {
         self.appender.is_healthy()
     }
 
+    /// Whether the log can be written now: true at once while appends succeed; after a failed
+    /// one, a small real write to the same database decides (and, if it succeeds, the log is
+    /// ready again without waiting for a request to risk an append).
+    pub async fn probe_writable(&self) -> Result<(), AuditUnavailable> {
+        if self.appender.is_healthy() {
+            return Ok(());
+        }
+        self.store
+            .probe_write(self.clock.now())
+            .await
+            .map_err(|e| AuditUnavailable(e.to_string()))?;
+        self.appender.mark_healthy();
+        Ok(())
+    }
+
     /// Appends an entry; fails closed.
     pub async fn append(&self, draft: Draft) -> Result<u64, AuditUnavailable> {
         self.appender.append(draft).await

@@ -20,18 +20,19 @@ pub async fn healthz() -> HttpResponse {
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let timeout = Duration::from_millis(state.settings.database.acquire_timeout_ms);
-    match tokio::time::timeout(timeout, state.store.ping()).await {
-        Ok(Ok(())) if !state.audit.is_healthy() => Err(AppError::Unavailable(
-            "the audit log's last write failed; data requests fail closed".into(),
-        )),
+    let checks = async {
+        state.store.ping().await?;
+        state.audit.probe_writable().await.map_err(|e| {
+            crate::store::StoreError::Unavailable(format!("{e}; data requests fail closed"))
+        })
+    };
+    match tokio::time::timeout(timeout, checks).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({
             "status": "ready",
             "database": state.store.backend(),
             "audit_log": "ok",
         }))),
-        Ok(Err(e)) => Err(AppError::Unavailable(format!(
-            "the database does not answer: {e}"
-        ))),
+        Ok(Err(e)) => Err(AppError::Unavailable(format!("not ready: {e}"))),
         Err(_) => Err(AppError::Unavailable(
             "the database did not answer in time".into(),
         )),

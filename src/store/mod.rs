@@ -390,8 +390,10 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// Runs the pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
-    /// Checks the database answers.
+    /// Checks the database answers (and, for a file, that it is still the file opened).
     async fn ping(&self) -> StoreResult<()>;
+    /// Makes one small durable write: whether the database takes writes now.
+    async fn probe_write(&self, at: Timestamp) -> StoreResult<()>;
     /// Closes every connection; later calls fail as if the database were gone.
     async fn close(&self);
 }

@@ -32,12 +32,63 @@ pub trait Backend: Database {
 /// A store over one sqlx pool.
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
+    /// The database file, for a backend that is one (SQLite).
+    file: Option<FileIdentity>,
+}
+
+/// Which file the store opened: a file deleted or replaced under a running service would
+/// otherwise go on taking writes that vanish at the next start.
+#[derive(Debug, Clone)]
+pub struct FileIdentity {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` now.
+    pub fn of(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// Fails if the file is gone or is another file now.
+    pub fn check(&self) -> StoreResult<()> {
+        match Self::of(&self.path) {
+            Ok(now) if now.dev == self.dev && now.ino == self.ino => Ok(()),
+            Ok(_) => Err(StoreError::Unavailable(format!(
+                "the database file {} was replaced while the service ran; restart it once the right file is back",
+                self.path.display()
+            ))),
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "the database file {} is gone ({e}); restore it and restart the service",
+                self.path.display()
+            ))),
+        }
+    }
 }
 
 impl<DB: Database> SqlStore<DB> {
     /// Wraps a connected pool.
     pub fn new(pool: Pool<DB>) -> Self {
-        Self { pool }
+        Self { pool, file: None }
+    }
+
+    /// Wraps a connected pool over the database file `file`.
+    pub fn over_file(pool: Pool<DB>, file: FileIdentity) -> Self {
+        Self {
+            pool,
+            file: Some(file),
+        }
+    }
+
+    fn check_file(&self) -> StoreResult<()> {
+        self.file.as_ref().map_or(Ok(()), FileIdentity::check)
     }
 
     /// The underlying pool, for benchmarks that compare against raw sqlx.
@@ -604,6 +655,7 @@ where
             .bind(head.last_time)
             .execute(&mut *tx)
             .await?;
+        self.check_file()?;
         tx.commit().await?;
         Ok(Appended {
             seqs: sealed.iter().map(|s| s.entry.seq).collect(),
@@ -822,6 +874,7 @@ where
     DB::Arguments: IntoArguments<DB>,
     sqlx::migrate::Migrator: Send + Sync,
     DB::Connection: sqlx::migrate::Migrate,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     fn backend(&self) -> &'static str {
         <DB as Backend>::NAME
@@ -835,7 +888,17 @@ where
     }
 
     async fn ping(&self) -> StoreResult<()> {
+        self.check_file()?;
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self, at: Timestamp) -> StoreResult<()> {
+        self.check_file()?;
+        sqlx::query("UPDATE health_probe SET at = $1 WHERE id = 1")
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

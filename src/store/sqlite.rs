@@ -9,7 +9,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::sql::{Backend, SqlStore};
+use sqlx::Connection;
+
+use super::sql::{Backend, FileIdentity, SqlStore};
 use super::{StoreError, StoreResult};
 use crate::config::DatabaseSettings;
 
@@ -44,6 +46,7 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
     }
+    let path = options.get_filename().to_owned();
     let options = options
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -56,7 +59,14 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
     let pool = SqlitePoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        // When a write fails for lack of space or an I/O error, SQLite rolls the transaction
+        // back by itself, but sqlx still counts it open, and the next BEGIN on that connection
+        // fails for ever. A connection released inside a transaction is closed instead of
+        // pooled, so writes work again as soon as the cause is gone.
+        .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
         .connect_with(options)
         .await?;
-    Ok(SqlStore::new(pool))
+    let file = FileIdentity::of(&path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
+    Ok(SqlStore::over_file(pool, file))
 }

@@ -4,6 +4,7 @@ mod audit;
 mod bad_input;
 mod cli;
 mod fake_idp;
+mod faults;
 mod grants;
 mod health;
 mod helpers;
