@@ -102,6 +102,10 @@ impl ResponseError for AppError {
         if status == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer realm=\"auditgate\""));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is a passing condition (the database or the log): say when to retry.
+            resp.insert_header(("Retry-After", "5"));
+        }
         resp.content_type(PROBLEM_JSON)
             .body(Value::Object(body).to_string())
     }

@@ -44,15 +44,41 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(e.to_string())
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| unavailable(&c)) => {
+                Self::Unavailable(e.to_string())
             }
             _ => Self::Other(e.into()),
         }
     }
+}
+
+/// Whether a database error code means "not now" rather than "never": the database is
+/// down, starting, shutting down, out of space or connections, locked, or cancelled a
+/// statement. Such failures are a 503 with Retry-After, never a 500.
+fn unavailable(code: &str) -> bool {
+    if code.len() == 5 {
+        // PostgreSQL's SQLSTATE: connection exceptions (08), insufficient resources (53),
+        // operator intervention (57: shutdown, cannot connect now, query cancelled),
+        // serialization failures and deadlocks (40001, 40P01), and a database not accepting
+        // connections now (55000, `ALLOW_CONNECTIONS false`).
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || code.starts_with("57")
+            || matches!(code, "40001" | "40P01" | "55000");
+    }
+    // SQLite's result codes, primary code in the low byte: BUSY, LOCKED, READONLY, IOERR,
+    // FULL, CANTOPEN.
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 /// Result of a store call.

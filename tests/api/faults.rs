@@ -169,3 +169,115 @@ async fn deleted_database_files_are_noticed_at_once() {
         "{body}"
     );
 }
+
+/// A TCP proxy in front of PostgreSQL that can go away (connections dropped, new ones
+/// refused) and come back on the same port.
+struct Proxy {
+    port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(port: u16) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket
+            .bind(format!("127.0.0.1:{port}").parse().unwrap())
+            .unwrap();
+        let listener = socket.listen(64).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut relays = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                relays.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            task: Some(task),
+        }
+    }
+
+    /// Drops every connection and stops listening: new connections are refused.
+    fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn postgres_refusing_connections_is_a_503_with_retry_after_and_recovers() {
+    let Some(db) = fresh_db(Backend::Postgres, "pg_refusing").await else {
+        return;
+    };
+    let mut proxy = Proxy::start(0).await;
+    let mut settings = test_settings(&db);
+    settings.database.url = db
+        .url
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    assert_ne!(
+        settings.database.url, db.url,
+        "the test URL names 127.0.0.1:5432"
+    );
+    settings.database.acquire_timeout_ms = 1000;
+    settings.audit.write_timeout_ms = 1000;
+    let app = spawn_with(settings, db).await;
+    assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
+
+    proxy.stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for path in [
+        "/api/v1/projects/shop/events",
+        "/api/v1/projects/shop/events/count",
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 503, "{path}");
+        assert!(r.headers().contains_key("retry-after"), "{path}");
+    }
+    let r = app.get_anonymous("/readyz").await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+
+    let _back = Proxy::start(proxy.port).await;
+    until(&app, "/readyz", 200, Duration::from_secs(10)).await;
+    assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
+
+    // PostgreSQL itself refusing: live connections terminated by an administrator (57P01),
+    // new ones refused (55000). Each is a database error, not an I/O one.
+    let name = app._db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = crate::helpers::postgres_server("pg_refusing").unwrap();
+    let mut admin = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let set = |allow: bool| format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}");
+    sqlx::query(sqlx::AssertSqlSafe(set(false)))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let r = app.get("/api/v1/projects/shop/events").await;
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().contains_key("retry-after"));
+    }
+    assert_eq!(app.get_anonymous("/readyz").await.status(), 503);
+    sqlx::query(sqlx::AssertSqlSafe(set(true)))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    until(&app, "/readyz", 200, Duration::from_secs(10)).await;
+    assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
+}
