@@ -3,8 +3,9 @@
 //! `cargo bench --bench audit` prints: raw SHA-256 throughput and Ed25519 verification rate;
 //! durable appends per second with 1, 16 and 64 concurrent requesters on SQLite and (with
 //! AUDITGATE_TEST_POSTGRES_URL) PostgreSQL; time from an append to a stored signed checkpoint;
-//! the latency one append adds to a request; and offline verification speed against hashing
-//! the same bytes alone.
+//! the latency one append adds to a request; offline verification speed against hashing
+//! the same bytes alone; and inclusion and consistency proof latency at 10k, 100k and 1M
+//! entries beside a one-row lookup of the same store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -190,6 +191,59 @@ async fn verification(
     );
 }
 
+/// Proof latency as the log grows: it must stay flat (O(log n) stored hashes per proof).
+async fn proof_latency(store: &SharedStore) {
+    let mut next = store.audit_head().await.unwrap().size() as usize;
+    for target in [10_000usize, 100_000, 1_000_000] {
+        while next < target {
+            let n = (target - next).min(5_000);
+            let drafts = (next..next + n).map(draft).collect::<Vec<_>>();
+            let salts = vec![[7u8; 16]; n];
+            store
+                .append_audit(
+                    drafts,
+                    salts,
+                    auditgate::clock::Clock::now(&SystemClock),
+                    None,
+                )
+                .await
+                .unwrap();
+            next += n;
+        }
+        let size = next as u64;
+        let mut inclusion = Vec::new();
+        let mut consistency = Vec::new();
+        let mut lookup = Vec::new();
+        for i in 0..300u64 {
+            let seq = i.wrapping_mul(2_654_435_761) % size;
+            let t = Instant::now();
+            auditgate::audit::proofs::inclusion_proof(store.as_ref(), seq, size)
+                .await
+                .unwrap();
+            inclusion.push(t.elapsed());
+            let t = Instant::now();
+            auditgate::audit::proofs::consistency_proof(store.as_ref(), seq.max(1), size)
+                .await
+                .unwrap();
+            consistency.push(t.elapsed());
+            let t = Instant::now();
+            store.audit_entries(seq, seq + 1).await.unwrap();
+            lookup.push(t.elapsed());
+        }
+        for v in [&mut inclusion, &mut consistency, &mut lookup] {
+            v.sort();
+        }
+        println!(
+            "sqlite   proofs at {size:>7} entries: inclusion p50 {:.2} ms p99 {:.2} ms, consistency p50 {:.2} ms p99 {:.2} ms | one-row lookup p50 {:.2} ms",
+            pct(&inclusion, 0.5),
+            pct(&inclusion, 0.99),
+            pct(&consistency, 0.5),
+            pct(&consistency, 0.99),
+            pct(&lookup, 0.5),
+        );
+    }
+}
+
 async fn run(label: &str, url: String, dir: &std::path::Path) {
     let (store, log, settings) = open(label, url, dir).await;
     appends(label, &log, 1, 1_000).await;
@@ -198,6 +252,7 @@ async fn run(label: &str, url: String, dir: &std::path::Path) {
     latencies(label, &store, &log).await;
     if label == "sqlite" {
         verification(&store, &settings, log.verifier_key().clone()).await;
+        proof_latency(&store).await;
     }
 }
 

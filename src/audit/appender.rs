@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::memory::{NotExtended, SignedMemory};
 use crate::clock::SharedClock;
 use crate::ledger::chain::Draft;
 use crate::ledger::checkpoint::Checkpoint;
@@ -47,6 +48,8 @@ pub struct AppenderConfig {
     pub timeout: Duration,
     /// Most entries per group.
     pub max_group: usize,
+    /// The last checkpoint signed, kept beside the key: every commit must extend it.
+    pub memory: SignedMemory,
 }
 
 impl Appender {
@@ -100,10 +103,13 @@ impl Appender {
 }
 
 async fn run(
-    config: AppenderConfig,
+    mut config: AppenderConfig,
     mut receiver: mpsc::Receiver<Pending>,
     healthy: Arc<AtomicBool>,
 ) {
+    // Set once the database's tree stops extending what was signed: from then on nothing is
+    // appended or signed until an operator has looked (and restarted the service).
+    let mut refused: Option<String> = None;
     // The signed checkpoint of the last commit, not yet stored. Under load it rides along in
     // the next group's transaction; when nothing is waiting it is stored at once. Either way
     // only this task writes, so commits never wait on each other's locks.
@@ -142,6 +148,12 @@ async fn run(
         }
         let (drafts, replies): (Vec<_>, Vec<_>) =
             group.into_iter().map(|p| (p.draft, p.reply)).unzip();
+        if let Some(reason) = &refused {
+            for reply in replies {
+                let _ = reply.send(Err(AuditUnavailable(reason.clone())));
+            }
+            continue;
+        }
         let salts = drafts
             .iter()
             .map(|_| {
@@ -156,6 +168,30 @@ async fn run(
             .append_audit(drafts, salts, now, carried.as_ref());
         match tokio::time::timeout(config.timeout, append).await {
             Ok(Ok(appended)) => {
+                // The group was sealed onto the database's head: if that head is the one this
+                // signer last signed, the new tree extends it by construction; otherwise
+                // (another writer, or someone else's hand) a consistency proof must show it.
+                let built_on_ours = config.memory.last().is_none_or(|last| {
+                    appended.base.size() == last.size && appended.base.range.root() == last.root
+                });
+                if !built_on_ours
+                    && let Err(e) = config
+                        .memory
+                        .check(config.store.as_ref(), &appended.head)
+                        .await
+                {
+                    let reason = e.to_string();
+                    tracing::error!(%reason, "the commit cannot be signed");
+                    healthy.store(false, Ordering::SeqCst);
+                    for reply in replies {
+                        let _ = reply.send(Err(AuditUnavailable(reason.clone())));
+                    }
+                    // A database that cannot answer now may later; a diverged history never.
+                    if matches!(e, NotExtended::Diverged(_)) {
+                        refused = Some(reason);
+                    }
+                    continue;
+                }
                 healthy.store(true, Ordering::SeqCst);
                 for (reply, seq) in replies.into_iter().zip(&appended.seqs) {
                     let _ = reply.send(Ok(*seq));
@@ -169,7 +205,15 @@ async fn run(
                 };
                 let signers: Vec<&SignerKey> = config.signers.iter().collect();
                 carried = match checkpoint.sign(&signers) {
-                    Ok(note) => Some((checkpoint.size, note)),
+                    // Remembered before it is published; if it cannot be, it is not published
+                    // (the next commit, or the next start, signs the tail).
+                    Ok(note) => match config.memory.remember(&checkpoint, &note) {
+                        Ok(()) => Some((checkpoint.size, note)),
+                        Err(e) => {
+                            tracing::error!(error = %e, "remembering a checkpoint failed");
+                            None
+                        }
+                    },
                     Err(e) => {
                         tracing::error!(error = %e, "signing a checkpoint failed");
                         None

@@ -6,10 +6,10 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::proofs;
 use crate::domain::ProjectId;
 use crate::ledger::bundle::{FORMAT, Line, Scope};
 use crate::ledger::entry::{Action, Entry, Outcome, chain_link};
-use crate::ledger::merkle::{CompactRange, MerkleTree};
 use crate::store::Store;
 
 fn b64(h: &[u8]) -> String {
@@ -42,25 +42,19 @@ async fn handover_lines(store: &dyn Store) -> anyhow::Result<Vec<Line>> {
             .with_context(|| format!("no checkpoint covers the key rotation at entry {}", e.seq))?;
         found.push((e, size, note));
     }
-    let Some(largest) = found.iter().map(|(_, size, _)| *size).max() else {
-        return Ok(vec![]);
-    };
-    let tree = MerkleTree::from_leaves(store.audit_leaves(largest).await?);
-    found
-        .into_iter()
-        .map(|(e, size, note)| {
-            Ok(Line::Handover {
-                seq: e.seq,
-                bytes: b64(&e.bytes),
-                proof: tree
-                    .inclusion_proof(e.seq, size)?
-                    .iter()
-                    .map(|h| b64(h))
-                    .collect(),
-                note,
-            })
-        })
-        .collect()
+    let mut lines = Vec::with_capacity(found.len());
+    for (e, size, note) in found {
+        let proof = proofs::inclusion_proofs(store, &[e.seq], size)
+            .await?
+            .remove(0);
+        lines.push(Line::Handover {
+            seq: e.seq,
+            bytes: b64(&e.bytes),
+            proof: proof.iter().map(|h| b64(h)).collect(),
+            note,
+        });
+    }
+    Ok(lines)
 }
 
 /// The largest signed size, optionally capped at `to`.
@@ -104,12 +98,7 @@ pub async fn export_log(
     lines.extend(key_lines(store).await?);
     lines.extend(handover_lines(store).await?);
     if from > 0 {
-        let mut range = CompactRange::new();
-        store
-            .audit_leaves(from)
-            .await?
-            .into_iter()
-            .for_each(|l| range.push(l));
+        let peaks = proofs::peaks(store, from).await?;
         let last = store
             .audit_entries(from - 1, from)
             .await?
@@ -118,7 +107,7 @@ pub async fn export_log(
         let entry = Entry::decode(&last.bytes)?;
         lines.push(Line::Prefix {
             size: from,
-            peaks: range.peaks().iter().map(|p| b64(p)).collect(),
+            peaks: peaks.iter().map(|p| b64(p)).collect(),
             last_link: b64(&chain_link(&last.bytes)),
             last_time: entry.time_ms,
         });
@@ -173,15 +162,15 @@ pub async fn export_project(
     lines.extend(key_lines(store).await?);
     lines.extend(handover_lines(store).await?);
     lines.push(Line::Checkpoint { note });
-    let tree = MerkleTree::from_leaves(store.audit_leaves(size).await?);
     let entries = store.project_audit_entries(project, size).await?;
     anyhow::ensure!(
         entries.last().is_some_and(|e| e.seq + 1 == size),
         "entry {} is not an entry of project {project}: a project bundle ends at the project's own entry",
         size.saturating_sub(1)
     );
-    for e in entries {
-        let proof = tree.inclusion_proof(e.seq, size)?;
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    let proofs = proofs::inclusion_proofs(store, &seqs, size).await?;
+    for (e, proof) in entries.into_iter().zip(proofs) {
         lines.push(Line::Entry {
             seq: e.seq,
             bytes: b64(&e.bytes),

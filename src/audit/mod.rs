@@ -5,6 +5,8 @@
 pub mod appender;
 pub mod export;
 pub mod keys;
+pub mod memory;
+pub mod proofs;
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -152,22 +154,36 @@ impl AuditLog {
         store
             .add_audit_key(&verifier.to_string(), clock.now())
             .await?;
+        proofs::fill_in(store.as_ref()).await?;
+        let mut memory = memory::SignedMemory::load(&settings.signing_key_file)?;
+        let head = store.audit_head().await?;
+        // Refuse to start on a database that does not extend what this key signed: an old
+        // backup, deleted files, or history rewritten while the service was down.
+        memory.check(store.as_ref(), &head).await?;
+        let latest = store.latest_checkpoint().await?;
+        if memory.last().is_none()
+            && let Some((_, note)) = &latest
+        {
+            // The first start with a memory (or after an upgrade): adopt the latest stored
+            // checkpoint, if this key really signed it.
+            let verifiers: Vec<VerifierKey> = signers.iter().map(SignerKey::verifier).collect();
+            let opened = crate::ledger::checkpoint::open(note, &verifiers)?;
+            memory.remember(&opened.checkpoint, note)?;
+            memory.check(store.as_ref(), &head).await?;
+        }
         // A crash between a commit and storing its checkpoint leaves a committed, unsigned
         // tail: sign it now, so every answered request's entry is covered by a checkpoint.
-        let head = store.audit_head().await?;
-        let signed = store.latest_checkpoint().await?.map_or(0, |(size, _)| size);
+        let signed = latest.map_or(0, |(size, _)| size);
         if head.size() > signed {
             let checkpoint = Checkpoint {
                 origin: settings.origin.clone(),
                 size: head.size(),
                 root: head.range.root(),
             };
+            let note = checkpoint.sign(&signers.iter().collect::<Vec<_>>())?;
+            memory.remember(&checkpoint, &note)?;
             store
-                .insert_checkpoint(
-                    head.size(),
-                    &checkpoint.sign(&signers.iter().collect::<Vec<_>>())?,
-                    clock.now(),
-                )
+                .insert_checkpoint(head.size(), &note, clock.now())
                 .await?;
         }
         let appender = Appender::start(AppenderConfig {
@@ -177,6 +193,7 @@ impl AuditLog {
             origin: settings.origin.clone(),
             timeout: Duration::from_millis(settings.write_timeout_ms),
             max_group: settings.max_group,
+            memory,
         });
         let log = Self {
             appender,

@@ -3,7 +3,7 @@
 use super::entry::{
     Action, Actor, Entry, MAX_FIELD, Outcome, bound_details, bound_text, chain_link,
 };
-use super::merkle::{CompactRange, Hash, leaf_hash};
+use super::merkle::{CompactRange, Hash, Node, leaf_hash};
 
 /// What happened, before the log gives it a place: everything of an entry but its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct Sealed {
     pub leaf: Hash,
     /// Its chain link.
     pub link: Hash,
+    /// The perfect subtrees its leaf completes, for stores that keep them.
+    pub nodes: Vec<Node>,
 }
 
 /// Places `draft` at the end of the log described by `head`, and advances `head`.
@@ -101,7 +103,8 @@ pub fn seal(
     let bytes = entry.encode();
     let leaf = leaf_hash(&bytes);
     let link = chain_link(&bytes);
-    head.range.push(leaf);
+    let mut nodes = Vec::new();
+    head.range.push_with(leaf, |n| nodes.push(n));
     head.last_link = link;
     head.last_time = entry.time_ms;
     Sealed {
@@ -109,6 +112,7 @@ pub fn seal(
         bytes,
         leaf,
         link,
+        nodes,
     }
 }
 

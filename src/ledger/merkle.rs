@@ -85,12 +85,26 @@ impl CompactRange {
 
     /// Appends one leaf hash, merging equal-sized subtrees as binary addition carries.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_with(leaf, |_| {});
+    }
+
+    /// Appends one leaf hash and hands over every perfect subtree it completes, smallest
+    /// first: what a store keeps so that proofs need only O(log n) hashes.
+    pub fn push_with(&mut self, leaf: Hash, mut completed: impl FnMut(Node)) {
+        let index = self.size;
         let mut hash = leaf;
         let mut size = self.size;
+        let mut level = 0;
         while size & 1 == 1 {
             let left = self.peaks.pop().expect("one peak per set bit");
             hash = node_hash(&left, &hash);
             size >>= 1;
+            level += 1;
+            completed(Node {
+                level,
+                index: index >> level,
+                hash,
+            });
         }
         self.peaks.push(hash);
         self.size += 1;
@@ -104,6 +118,158 @@ impl CompactRange {
             Some(last) => iter.fold(*last, |acc, peak| node_hash(peak, &acc)),
         }
     }
+}
+
+/// A perfect subtree: the `2^level` leaves from `index * 2^level`, and their hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    /// Height above the leaves (0 for a leaf).
+    pub level: u32,
+    /// Position among the subtrees of this height.
+    pub index: u64,
+    /// Its hash.
+    pub hash: Hash,
+}
+
+/// Where proofs read perfect-subtree hashes from: a tree in memory, or hashes fetched from a
+/// store. `None` means the source lacks that hash.
+pub trait Nodes {
+    /// The hash of the perfect subtree `(level, index)`; level 0 is a leaf hash.
+    fn node(&self, level: u32, index: u64) -> Option<Hash>;
+}
+
+impl Nodes for std::collections::HashMap<(u32, u64), Hash> {
+    fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        self.get(&(level, index)).copied()
+    }
+}
+
+/// A source that answers every request with zeros and remembers what was asked: running a
+/// proof over it plans which hashes to fetch (O(log n) of them) before fetching them.
+#[derive(Debug, Default)]
+pub struct Planner(std::cell::RefCell<std::collections::BTreeSet<(u32, u64)>>);
+
+impl Planner {
+    /// The `(level, index)` pairs asked for so far.
+    pub fn needed(self) -> Vec<(u32, u64)> {
+        self.0.into_inner().into_iter().collect()
+    }
+}
+
+impl Nodes for Planner {
+    fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        self.0.borrow_mut().insert((level, index));
+        Some([0; 32])
+    }
+}
+
+fn missing(start: u64, end: u64) -> ProofError {
+    ProofError::Range(format!(
+        "the hashes of leaves {start}..{end} are not stored"
+    ))
+}
+
+/// The hash of leaves `[start, end)`, per RFC 6962's recursive definition, from perfect
+/// subtrees only: at most two per level.
+pub fn subtree_root(nodes: &impl Nodes, start: u64, end: u64) -> Result<Hash, ProofError> {
+    let n = end - start;
+    if n.is_power_of_two() && start.is_multiple_of(n) {
+        let level = n.trailing_zeros();
+        return nodes
+            .node(level, start >> level)
+            .ok_or_else(|| missing(start, end));
+    }
+    let k = split(n);
+    Ok(node_hash(
+        &subtree_root(nodes, start, start + k)?,
+        &subtree_root(nodes, start + k, end)?,
+    ))
+}
+
+/// The root of the tree of `size` leaves.
+pub fn root_of(nodes: &impl Nodes, size: u64) -> Result<Hash, ProofError> {
+    match size {
+        0 => Ok(empty_root()),
+        s => subtree_root(nodes, 0, s),
+    }
+}
+
+/// The RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves.
+pub fn inclusion_proof(nodes: &impl Nodes, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+    if index >= size {
+        return Err(ProofError::Range(format!(
+            "no leaf {index} in a tree of {size}"
+        )));
+    }
+    let mut proof = Vec::new();
+    path(nodes, index, 0, size, &mut proof)?;
+    Ok(proof)
+}
+
+fn path(
+    nodes: &impl Nodes,
+    m: u64,
+    start: u64,
+    end: u64,
+    out: &mut Vec<Hash>,
+) -> Result<(), ProofError> {
+    let n = end - start;
+    if n == 1 {
+        return Ok(());
+    }
+    let k = split(n);
+    if m < k {
+        path(nodes, m, start, start + k, out)?;
+        out.push(subtree_root(nodes, start + k, end)?);
+    } else {
+        path(nodes, m - k, start + k, end, out)?;
+        out.push(subtree_root(nodes, start, start + k)?);
+    }
+    Ok(())
+}
+
+/// The RFC 9162 consistency proof from the tree of `size1` leaves to that of `size2`.
+pub fn consistency_proof(
+    nodes: &impl Nodes,
+    size1: u64,
+    size2: u64,
+) -> Result<Vec<Hash>, ProofError> {
+    if size1 > size2 {
+        return Err(ProofError::Range(format!(
+            "no consistency from {size1} to {size2}"
+        )));
+    }
+    let mut proof = Vec::new();
+    if size1 > 0 && size1 < size2 {
+        subproof(nodes, size1, 0, size2, true, &mut proof)?;
+    }
+    Ok(proof)
+}
+
+fn subproof(
+    nodes: &impl Nodes,
+    m: u64,
+    start: u64,
+    end: u64,
+    whole: bool,
+    out: &mut Vec<Hash>,
+) -> Result<(), ProofError> {
+    let n = end - start;
+    if m == n {
+        if !whole {
+            out.push(subtree_root(nodes, start, end)?);
+        }
+        return Ok(());
+    }
+    let k = split(n);
+    if m <= k {
+        subproof(nodes, m, start, start + k, whole, out)?;
+        out.push(subtree_root(nodes, start + k, end)?);
+    } else {
+        subproof(nodes, m - k, start + k, end, false, out)?;
+        out.push(subtree_root(nodes, start, start + k)?);
+    }
+    Ok(())
 }
 
 /// Largest power of two strictly less than `n` (n > 1).
@@ -140,91 +306,41 @@ impl MerkleTree {
         self.levels.first().map_or(0, |l| l.len() as u64)
     }
 
-    /// The hash of leaves `[start, end)`, per RFC 6962's recursive definition.
-    fn subtree(&self, start: u64, end: u64) -> Hash {
-        let n = end - start;
-        if n.is_power_of_two() && start.is_multiple_of(n) {
-            let level = n.trailing_zeros() as usize;
-            return self.levels[level][(start / n) as usize];
+    fn check(&self, size: u64) -> Result<(), ProofError> {
+        if size > self.size() {
+            return Err(ProofError::Range(format!(
+                "the tree has only {} leaves",
+                self.size()
+            )));
         }
-        let k = split(n);
-        node_hash(
-            &self.subtree(start, start + k),
-            &self.subtree(start + k, end),
-        )
+        Ok(())
     }
 
     /// The root of the first `size` leaves.
     pub fn root(&self, size: u64) -> Result<Hash, ProofError> {
-        match size {
-            0 => Ok(empty_root()),
-            s if s > self.size() => Err(ProofError::Range(format!(
-                "the tree has only {} leaves",
-                self.size()
-            ))),
-            s => Ok(self.subtree(0, s)),
-        }
+        self.check(size)?;
+        root_of(self, size)
     }
 
     /// The inclusion proof of leaf `index` in the tree of the first `size` leaves.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
-        if index >= size || size > self.size() {
-            return Err(ProofError::Range(format!(
-                "no leaf {index} in a tree of {size} (have {})",
-                self.size()
-            )));
-        }
-        let mut proof = Vec::new();
-        self.path(index, 0, size, &mut proof);
-        Ok(proof)
-    }
-
-    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) {
-        let n = end - start;
-        if n == 1 {
-            return;
-        }
-        let k = split(n);
-        if m < k {
-            self.path(m, start, start + k, out);
-            out.push(self.subtree(start + k, end));
-        } else {
-            self.path(m - k, start + k, end, out);
-            out.push(self.subtree(start, start + k));
-        }
+        self.check(size)?;
+        inclusion_proof(self, index, size)
     }
 
     /// The consistency proof between the trees of the first `size1` and `size2` leaves.
     pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, ProofError> {
-        if size1 > size2 || size2 > self.size() {
-            return Err(ProofError::Range(format!(
-                "no consistency from {size1} to {size2} (have {})",
-                self.size()
-            )));
-        }
-        let mut proof = Vec::new();
-        if size1 > 0 && size1 < size2 {
-            self.subproof(size1, 0, size2, true, &mut proof);
-        }
-        Ok(proof)
+        self.check(size2)?;
+        consistency_proof(self, size1, size2)
     }
+}
 
-    fn subproof(&self, m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<Hash>) {
-        let n = end - start;
-        if m == n {
-            if !whole {
-                out.push(self.subtree(start, end));
-            }
-            return;
-        }
-        let k = split(n);
-        if m <= k {
-            self.subproof(m, start, start + k, whole, out);
-            out.push(self.subtree(start + k, end));
-        } else {
-            self.subproof(m - k, start + k, end, false, out);
-            out.push(self.subtree(start, start + k));
-        }
+impl Nodes for MerkleTree {
+    fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        self.levels
+            .get(level as usize)?
+            .get(index as usize)
+            .copied()
     }
 }
 
@@ -380,6 +496,49 @@ mod tests {
 
     fn leaves(n: u64) -> Vec<Hash> {
         (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()
+    }
+
+    #[test]
+    fn stored_nodes_give_the_same_proofs_from_o_log_n_hashes() {
+        let n = 1000u64;
+        let all = leaves(n);
+        let tree = MerkleTree::from_leaves(all.clone());
+        let mut stored: std::collections::HashMap<(u32, u64), Hash> = Default::default();
+        let mut range = CompactRange::new();
+        for (i, leaf) in all.iter().enumerate() {
+            stored.insert((0, i as u64), *leaf);
+            range.push_with(*leaf, |node| {
+                stored.insert((node.level, node.index), node.hash);
+            });
+        }
+        assert_eq!(stored.len() as u64, n + n - u64::from(n.count_ones()));
+        for size in [1, 2, 3, 7, 8, 9, 255, 256, 257, 640, 999, 1000] {
+            assert_eq!(root_of(&stored, size).unwrap(), tree.root(size).unwrap());
+            for index in [0, size / 3, size / 2, size - 1] {
+                let plan = Planner::default();
+                inclusion_proof(&plan, index, size).unwrap();
+                assert!(plan.needed().len() <= 2 * 11, "O(log n) hashes");
+                assert_eq!(
+                    inclusion_proof(&stored, index, size).unwrap(),
+                    tree.inclusion_proof(index, size).unwrap()
+                );
+            }
+            for older in [1, size / 2, size] {
+                assert_eq!(
+                    consistency_proof(&stored, older, size).unwrap(),
+                    tree.consistency_proof(older, size).unwrap()
+                );
+            }
+        }
+        stored.remove(&(1, 0));
+        assert!(
+            inclusion_proof(&stored, 5, 10).is_ok(),
+            "leaf 5 needs no node (1, 0)"
+        );
+        assert!(
+            inclusion_proof(&stored, 2, 10).is_err(),
+            "a missing hash is an error"
+        );
     }
 
     #[test]

@@ -9,11 +9,10 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::{Principal, perm};
-use crate::audit::{RequestContext, export};
+use crate::audit::{RequestContext, export, proofs};
 use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::ledger::entry::Action;
-use crate::ledger::merkle::MerkleTree;
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/api/v1/audit/checkpoint", tag = "audit",
@@ -50,6 +49,15 @@ pub struct InclusionProof {
     proof: Vec<String>,
 }
 
+/// The sizes were checked against the log: a proof that still fails lacks stored hashes or
+/// the database, which is the service's condition, not the caller's.
+fn unavailable(e: anyhow::Error) -> AppError {
+    match e.downcast::<crate::store::StoreError>() {
+        Ok(store) => AppError::from(store),
+        Err(e) => AppError::Unavailable(format!("the proof cannot be built now: {e}")),
+    }
+}
+
 async fn latest_size(state: &AppState) -> Result<u64, AppError> {
     Ok(state.store.latest_checkpoint().await?.map_or(0, |(s, _)| s))
 }
@@ -75,15 +83,13 @@ pub async fn inclusion(
             q.seq
         )));
     }
-    let leaves = state.store.audit_leaves(size).await?;
-    let leaf_hash = STANDARD.encode(leaves[q.seq as usize]);
-    let proof = MerkleTree::from_leaves(leaves)
-        .inclusion_proof(q.seq, size)
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let (leaf, proof) = proofs::inclusion_proof(state.store.as_ref(), q.seq, size)
+        .await
+        .map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(InclusionProof {
         seq: q.seq,
         size,
-        leaf_hash,
+        leaf_hash: STANDARD.encode(leaf),
         proof: b64s(&proof),
     }))
 }
@@ -115,10 +121,9 @@ pub async fn consistency(
             q.from
         )));
     }
-    let tree = MerkleTree::from_leaves(state.store.audit_leaves(to).await?);
-    let proof = tree
-        .consistency_proof(q.from, to)
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let proof = proofs::consistency_proof(state.store.as_ref(), q.from, to)
+        .await
+        .map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(json!({"from": q.from, "to": to, "proof": b64s(&proof)})))
 }
 

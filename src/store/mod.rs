@@ -333,6 +333,8 @@ pub struct Appended {
     pub seqs: Vec<u64>,
     /// The log's head after the append.
     pub head: Head,
+    /// The head the append built on, as the database held it.
+    pub base: Head,
 }
 
 /// A stored audit entry.
@@ -375,6 +377,16 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<StoredEntry>>;
     /// Leaf hashes of entries `[0, size)`.
     async fn audit_leaves(&self, size: u64) -> StoreResult<Vec<Hash>>;
+    /// Perfect-subtree hashes by `(level, index)` (level 0 from the entries' leaf hashes);
+    /// hashes not stored are absent from the answer.
+    async fn audit_nodes(
+        &self,
+        ids: &[(u32, u64)],
+    ) -> StoreResult<std::collections::HashMap<(u32, u64), Hash>>;
+    /// How many interior hashes are stored.
+    async fn audit_node_count(&self) -> StoreResult<u64>;
+    /// Stores interior hashes (filling in a log written before they were kept).
+    async fn insert_audit_nodes(&self, nodes: &[crate::ledger::merkle::Node]) -> StoreResult<()>;
     /// Every entry recording `action`, in order (key rotations, for hand-over lines).
     async fn audit_entries_with_action(&self, action: &str) -> StoreResult<Vec<StoredEntry>>;
     /// The smallest checkpoint covering entry `seq` (of size above `seq`).

@@ -11,7 +11,8 @@ use sqlx::{
 
 use super::*;
 use crate::ledger::chain::seal;
-use crate::ledger::merkle::CompactRange;
+use crate::ledger::merkle::{CompactRange, Node};
+use std::collections::HashMap;
 
 /// What a backend adds to the portable queries.
 pub trait Backend: Database {
@@ -565,6 +566,29 @@ where
     }
 }
 
+/// Stores perfect-subtree hashes; one already stored with the same hash is skipped.
+async fn insert_nodes<DB>(conn: &mut DB::Connection, nodes: &[Node]) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+{
+    for chunk in nodes.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
+        qb.push_values(chunk, |mut row, n| {
+            row.push_bind(i64::from(n.level))
+                .push_bind(n.index as i64)
+                .push_bind(n.hash.to_vec());
+        });
+        qb.push(" ON CONFLICT (level, idx) DO NOTHING");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 fn hash_of(bytes: Vec<u8>) -> StoreResult<Hash> {
     bytes
         .try_into()
@@ -607,6 +631,7 @@ where
             .fetch_one(&mut *tx)
             .await?;
         let mut head = head_from_row::<DB>(&row)?;
+        let base = head.clone();
         let mut next_project_seq: std::collections::HashMap<String, u64> = Default::default();
         for project in drafts.iter().filter_map(|d| d.project.clone()) {
             if next_project_seq.contains_key(&project) {
@@ -648,6 +673,11 @@ where
             });
             qb.build().execute(&mut *tx).await?;
         }
+        let nodes: Vec<Node> = sealed
+            .iter()
+            .flat_map(|s| s.nodes.iter().copied())
+            .collect();
+        insert_nodes(&mut *tx, &nodes).await?;
         sqlx::query("UPDATE audit_head SET size = $1, last_link = $2, peaks = $3, last_time = $4 WHERE id = 1")
             .bind(head.size() as i64)
             .bind(head.last_link.to_vec())
@@ -660,6 +690,7 @@ where
         Ok(Appended {
             seqs: sealed.iter().map(|s| s.entry.seq).collect(),
             head,
+            base,
         })
     }
 
@@ -747,6 +778,57 @@ where
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(|r| hash_of(r.try_get(0)?)).collect()
+    }
+
+    async fn audit_nodes(&self, ids: &[(u32, u64)]) -> StoreResult<HashMap<(u32, u64), Hash>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let (leaves, inner): (Vec<_>, Vec<_>) = ids.iter().partition(|(level, _)| *level == 0);
+        for chunk in leaves.chunks(INSERT_CHUNK) {
+            let mut qb: QueryBuilder<DB> =
+                QueryBuilder::new("SELECT seq, leaf_hash FROM audit_entries WHERE seq IN (");
+            let mut list = qb.separated(", ");
+            for (_, index) in chunk {
+                list.push_bind(*index as i64);
+            }
+            qb.push(")");
+            for r in qb.build().fetch_all(&self.pool).await? {
+                out.insert((0, r.try_get::<i64, _>(0)? as u64), hash_of(r.try_get(1)?)?);
+            }
+        }
+        for chunk in inner.chunks(INSERT_CHUNK / 2) {
+            let mut qb: QueryBuilder<DB> =
+                QueryBuilder::new("SELECT level, idx, hash FROM audit_nodes WHERE ");
+            for (i, (level, index)) in chunk.iter().enumerate() {
+                qb.push(if i == 0 { "(level = " } else { " OR (level = " });
+                qb.push_bind(i64::from(*level));
+                qb.push(" AND idx = ");
+                qb.push_bind(*index as i64);
+                qb.push(")");
+            }
+            for r in qb.build().fetch_all(&self.pool).await? {
+                let key = (
+                    r.try_get::<i64, _>(0)? as u32,
+                    r.try_get::<i64, _>(1)? as u64,
+                );
+                out.insert(key, hash_of(r.try_get(2)?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn audit_node_count(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_nodes")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n as u64)
+    }
+
+    async fn insert_audit_nodes(&self, nodes: &[Node]) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        insert_nodes(&mut *tx, nodes).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn audit_entries_with_action(&self, action: &str) -> StoreResult<Vec<StoredEntry>> {

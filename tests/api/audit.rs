@@ -119,13 +119,16 @@ fn hashes(v: &Value) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// Makes every insert into the log fail, as a full or read-only disk would, while reads work.
+/// Makes every insert into the log (and the readiness probe's write) fail, as a full or
+/// read-only disk would, while reads work.
 async fn break_the_log(url: &str) -> sqlx::SqliteConnection {
     let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-    sqlx::query("CREATE TRIGGER fail_closed_test BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    for sql in [
+        "CREATE TRIGGER fail_closed_test BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        "CREATE TRIGGER fail_closed_probe BEFORE UPDATE ON health_probe BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
     conn
 }
 
@@ -155,10 +158,12 @@ async fn no_data_leaves_when_the_log_cannot_be_written() {
     .await;
     assert_problem(app.get_anonymous("/readyz").await, 503).await;
 
-    sqlx::query("DROP TRIGGER fail_closed_test")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    for sql in [
+        "DROP TRIGGER fail_closed_test",
+        "DROP TRIGGER fail_closed_probe",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
     assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
     assert_eq!(
         app.get_anonymous("/readyz").await.status(),
@@ -414,4 +419,47 @@ async fn postgres_log_tables_refuse_update_delete_and_truncate() {
         let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
+}
+
+#[tokio::test]
+async fn a_log_written_before_interior_hashes_were_kept_is_filled_in() {
+    use auditgate::ledger::merkle::MerkleTree;
+    let app = spawn_app().await;
+    for i in 0..20 {
+        app.get(&format!("/api/v1/projects/shop/events?distinct_id=u{i}"))
+            .await;
+    }
+    app.settle().await;
+    let mut conn = sqlx::SqliteConnection::connect(&app._db.url).await.unwrap();
+    for sql in [
+        "DROP TRIGGER audit_nodes_no_delete",
+        "DELETE FROM audit_nodes",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    let size = app.store.audit_head().await.unwrap().size();
+    assert!(
+        auditgate::audit::proofs::inclusion_proofs(app.store.as_ref(), &[3], size)
+            .await
+            .is_err(),
+        "without the interior hashes there is no proof"
+    );
+    auditgate::audit::proofs::fill_in(app.store.as_ref())
+        .await
+        .unwrap();
+    let tree = MerkleTree::from_leaves(app.store.audit_leaves(size).await.unwrap());
+    for seq in [0, 3, size / 2, size - 1] {
+        assert_eq!(
+            auditgate::audit::proofs::inclusion_proofs(app.store.as_ref(), &[seq], size)
+                .await
+                .unwrap()[0],
+            tree.inclusion_proof(seq, size).unwrap()
+        );
+    }
+    assert_eq!(
+        auditgate::audit::proofs::consistency_proof(app.store.as_ref(), 5, size)
+            .await
+            .unwrap(),
+        tree.consistency_proof(5, size).unwrap()
+    );
 }

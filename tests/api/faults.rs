@@ -281,3 +281,165 @@ async fn postgres_refusing_connections_is_a_503_with_retry_after_and_recovers() 
     until(&app, "/readyz", 200, Duration::from_secs(10)).await;
     assert_eq!(app.get("/api/v1/projects/shop/events").await.status(), 200);
 }
+
+/// Rewrites history as a database administrator without the signing key could: entry `at`
+/// gets other details, every later entry is re-chained, the tree's hashes and the head are
+/// recomputed, and the checkpoints from `at` on are deleted. Every table is self-consistent
+/// afterwards; only a signature over the old history (or its memory) can tell.
+async fn rewrite_history(url: &str, at: u64) {
+    use auditgate::ledger::entry::{Entry, chain_link};
+    use auditgate::ledger::merkle::{CompactRange, leaf_hash};
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    for sql in [
+        "DROP TRIGGER audit_entries_no_update",
+        "DROP TRIGGER audit_entries_no_delete",
+        "DROP TRIGGER audit_entries_no_replace",
+        "DROP TRIGGER audit_checkpoints_no_delete",
+        "DROP TRIGGER audit_nodes_no_delete",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, bytes FROM audit_entries ORDER BY seq")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let mut range = CompactRange::new();
+    let mut nodes = Vec::new();
+    let mut last_link = [0u8; 32];
+    let mut last_time = 0;
+    sqlx::query("DELETE FROM audit_nodes")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (seq, bytes) in rows {
+        let mut e = Entry::decode(&bytes).unwrap();
+        if seq as u64 >= at {
+            if seq as u64 == at {
+                e.details = r#"{"rewritten":true}"#.into();
+            }
+            e.prev = last_link;
+            let bytes = e.encode();
+            sqlx::query(
+                "UPDATE audit_entries SET bytes = $1, leaf_hash = $2, link = $3 WHERE seq = $4",
+            )
+            .bind(&bytes)
+            .bind(leaf_hash(&bytes).to_vec())
+            .bind(chain_link(&bytes).to_vec())
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        let bytes = e.encode();
+        range.push_with(leaf_hash(&bytes), |n| nodes.push(n));
+        last_link = chain_link(&bytes);
+        last_time = e.time_ms;
+    }
+    for n in nodes {
+        sqlx::query("INSERT INTO audit_nodes (level, idx, hash) VALUES ($1, $2, $3)")
+            .bind(i64::from(n.level))
+            .bind(n.index as i64)
+            .bind(n.hash.to_vec())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE audit_head SET last_link = $1, peaks = $2, last_time = $3 WHERE id = 1")
+        .bind(last_link.to_vec())
+        .bind(range.peaks().concat())
+        .bind(last_time)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_checkpoints WHERE size > $1")
+        .bind(at as i64)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// A second service over the same database and keys, as a restart would start it.
+async fn restart(app: &crate::helpers::TestApp) -> anyhow::Result<auditgate::startup::Application> {
+    let mut settings = test_settings(&app._db);
+    settings.database.url = app._db.url.clone();
+    auditgate::startup::Application::build(settings, std::sync::Arc::new(app.clock.clone())).await
+}
+
+#[tokio::test]
+async fn a_history_rewritten_in_the_database_without_the_key_is_never_signed() {
+    let db = fresh_db(Backend::Sqlite, "rewritten").await.unwrap();
+    let app = spawn_with(test_settings(&db), db).await;
+    for i in 0..12 {
+        app.get(&format!("/api/v1/projects/shop/events?distinct_id=u{i}"))
+            .await;
+    }
+    app.settle().await;
+    let (before, _) = app.export_log().await;
+    verify_text(&before, vec![app.verifier_key()], None).unwrap();
+
+    rewrite_history(&app._db.url, 5).await;
+    // The running service notices at its next commit: nothing is answered, nothing signed.
+    let body = assert_problem(app.get("/api/v1/projects/shop/events").await, 503).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("refusing to sign"),
+        "{body}"
+    );
+    assert_problem(app.get("/api/v1/projects/shop/events").await, 503).await;
+    let latest = app.store.latest_checkpoint().await.unwrap().unwrap().0;
+    assert_eq!(
+        latest, 5,
+        "no checkpoint was signed over the rewritten history"
+    );
+    // And a restart refuses to start on it.
+    let err = restart(&app).await.err().expect("refused to start");
+    assert!(format!("{err:#}").contains("refusing to sign"), "{err:#}");
+}
+
+#[tokio::test]
+async fn an_old_backup_or_deleted_files_never_start_a_second_log_under_the_same_key() {
+    let db = fresh_db(Backend::Sqlite, "backup").await.unwrap();
+    let path = db.dir.path().join("auditgate.db");
+    let app = spawn_with(test_settings(&db), db).await;
+    app.get("/api/v1/projects/shop/events").await;
+    app.settle().await;
+    let backup = app._db.dir.path().join("backup.db");
+    let mut conn = sqlx::SqliteConnection::connect(&app._db.url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "VACUUM INTO '{}'",
+        backup.display()
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    for i in 0..5 {
+        app.get(&format!("/api/v1/projects/shop/events?distinct_id=u{i}"))
+            .await;
+    }
+    app.settle().await;
+    let second = restart(&app).await.expect("the real database starts");
+    second.store().close().await;
+    // The service stopped, and the backup put back in place of the live files.
+    app.store.close().await;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    std::fs::copy(&backup, &path).unwrap();
+    let err = restart(&app)
+        .await
+        .err()
+        .expect("refused to start on the backup");
+    assert!(
+        format!("{err:#}").contains("an old backup was restored"),
+        "{err:#}"
+    );
+
+    // No database at all: a fresh, empty log would be a second log under the same key.
+    std::fs::remove_file(&path).unwrap();
+    let err = restart(&app).await.err().expect("refused to start afresh");
+    assert!(format!("{err:#}").contains("refusing to sign"), "{err:#}");
+}
