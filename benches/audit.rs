@@ -252,6 +252,13 @@ async fn run(label: &str, url: String, dir: &std::path::Path) {
     latencies(label, &store, &log).await;
     if label == "sqlite" {
         verification(&store, &settings, log.verifier_key().clone()).await;
+        // A log of its own, so the sizes are exactly 10k, 100k and 1M.
+        let (store, _log, _) = open(
+            "proofs",
+            format!("sqlite:{}", dir.join("proofs.db").display()),
+            dir,
+        )
+        .await;
         proof_latency(&store).await;
     }
 }

@@ -72,6 +72,24 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Largest accepted request body, in bytes, after decompression.
     pub max_body_bytes: usize,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// Per-client-address limits on the public and sign-in routes.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Requests each client address may make, refused with 429 and Retry-After beyond.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Public routes (proofs, checkpoint, readiness, `/track`, `/engage`): per second.
+    pub public_per_second: u32,
+    /// Public routes: how many may come at once.
+    pub public_burst: u32,
+    /// Sign-in routes (password, callback, 2-step codes, logout tokens): per minute.
+    pub signin_per_minute: u32,
+    /// Sign-in routes: how many may come at once.
+    pub signin_burst: u32,
 }
 
 /// How logs are written.
@@ -366,6 +384,20 @@ impl Settings {
                     self.server.bind
                 ),
             );
+        }
+        if let Err(e) = crate::domain::TrustedProxies::parse(&self.server.trusted_proxies) {
+            return invalid("server.trusted_proxies", e.0);
+        }
+        let r = &self.server.rate_limit;
+        if [
+            r.public_per_second,
+            r.public_burst,
+            r.signin_per_minute,
+            r.signin_burst,
+        ]
+        .contains(&0)
+        {
+            return invalid("server.rate_limit", "every limit must be at least 1".into());
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024".into());

@@ -148,6 +148,70 @@ impl FreeText {
     }
 }
 
+/// The proxies allowed to name the client in `X-Forwarded-For`.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<(std::net::IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Parses addresses (`10.0.0.1`) and CIDR ranges (`10.0.0.0/8`, `fd00::/8`).
+    pub fn parse(items: &[String]) -> Result<Self, ParseError> {
+        let mut nets = Vec::new();
+        for item in items {
+            let (addr, bits) = item.split_once('/').unwrap_or((item, ""));
+            let addr: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| ParseError(format!("{item:?} is not an address or CIDR range")))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = if bits.is_empty() {
+                max
+            } else {
+                bits.parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| ParseError(format!("{item:?} has a bad prefix length")))?
+            };
+            nets.push((addr, bits));
+        }
+        Ok(Self(nets))
+    }
+
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        self.0.iter().any(|(net, bits)| match (net, ip) {
+            (V4(n), V4(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
+            (V6(n), V6(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
+            _ => false,
+        })
+    }
+
+    /// The client: the peer, unless the peer is a trusted proxy, in which case the rightmost
+    /// address in `X-Forwarded-For` that is not itself a trusted proxy (entries to its left
+    /// were written by the client and prove nothing).
+    pub fn client(&self, peer: std::net::IpAddr, forwarded_for: Option<&str>) -> std::net::IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for hop in forwarded_for.unwrap_or("").rsplit(',') {
+            match hop.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusts(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let (whole, rest) = ((bits / 8) as usize, bits % 8);
+    a[..whole] == b[..whole] && (rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0)
+}
+
 /// A point in time as milliseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
@@ -212,6 +276,32 @@ mod tests {
         assert_eq!(
             format!("{:?}", DistinctId::parse("alice").unwrap()),
             "DistinctId(..)"
+        );
+    }
+
+    #[test]
+    fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.0.2.1".into()]).unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let xff = Some("1.2.3.4, 203.0.113.9, 10.1.1.1");
+        assert_eq!(
+            t.client(ip("198.51.100.7"), xff),
+            ip("198.51.100.7"),
+            "untrusted peer"
+        );
+        assert_eq!(
+            t.client(ip("10.9.9.9"), xff),
+            ip("203.0.113.9"),
+            "rightmost untrusted hop"
+        );
+        assert_eq!(t.client(ip("192.0.2.1"), None), ip("192.0.2.1"));
+        assert_eq!(t.client(ip("10.9.9.9"), Some("garbage")), ip("10.9.9.9"));
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+        assert!(TrustedProxies::parse(&["proxy".into()]).is_err());
+        assert!(
+            TrustedProxies::parse(&["fd00::/8".into()])
+                .unwrap()
+                .trusts(ip("fd12::1"))
         );
     }
 

@@ -33,6 +33,9 @@ pub enum AppError {
     /// A dependency (the database, the audit log) cannot serve now (503).
     #[error("{0}")]
     Unavailable(String),
+    /// Too many requests from one client (429), with the seconds to wait.
+    #[error("{0}")]
+    TooManyRequests(String, u64),
     /// A problem with extra members, such as an ingestion batch's failed records.
     #[error("{detail}")]
     Detailed {
@@ -72,6 +75,7 @@ impl ResponseError for AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Detailed { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,6 +105,10 @@ impl ResponseError for AppError {
         let mut resp = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer realm=\"auditgate\""));
+        }
+        if let Self::TooManyRequests(_, wait) = self {
+            resp.insert_header(("Retry-After", wait.to_string()));
+            body.insert("retry_after".into(), (*wait).into());
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Every 503 is a passing condition (the database or the log): say when to retry.

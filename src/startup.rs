@@ -69,6 +69,19 @@ impl Application {
                 }
             });
         }
+        {
+            // Summaries of repeated anonymous refusals, once their minute has ended.
+            let audit = audit.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = audit.flush_refusals(false).await {
+                        tracing::warn!(error = %e, "refusal summaries: retrying later");
+                    }
+                }
+            });
+        }
         let jobs = std::sync::Arc::new(tokio::sync::Notify::new());
         if settings.privacy.run_jobs {
             let (store, audit, clock) = (store.clone(), audit.clone(), clock.clone());
@@ -112,10 +125,27 @@ impl Application {
             auth,
             jobs,
         });
+        let trusted = crate::domain::TrustedProxies::parse(&state.settings.server.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))?;
+        let limiters = web::Data::new(crate::routes::limits::Limiters::new(
+            &state.settings.server.rate_limit,
+        ));
+        {
+            let limiters = limiters.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    limiters.forget_idle();
+                }
+            });
+        }
         let server = HttpServer::new(move || {
             let limit = state.settings.server.max_body_bytes;
             App::new()
                 .app_data(state.clone())
+                .app_data(trusted.clone())
+                .app_data(limiters.clone())
                 .app_data(web::PayloadConfig::new(limit))
                 .app_data(
                     web::JsonConfig::default()
@@ -157,9 +187,14 @@ impl Application {
         self.audit.clone()
     }
 
-    /// Serves until the server is stopped or receives SIGTERM/SIGINT, then drains.
+    /// Serves until the server is stopped or receives SIGTERM/SIGINT, then drains and
+    /// writes the summaries of refusals still being counted.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Err(e) = self.audit.flush_refusals(true).await {
+            tracing::error!(error = %e, "the last refusal summaries could not be written");
+        }
+        served
     }
 }
 

@@ -7,6 +7,7 @@ pub mod export;
 pub mod keys;
 pub mod memory;
 pub mod proofs;
+pub mod refusals;
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ impl From<AuditUnavailable> for AppError {
 /// Where a request came from, as the log records it.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
-    /// The peer's IP address (proxies are not trusted for it).
+    /// The client's IP address: the peer's, or the one a trusted proxy names.
     pub client_ip: Option<String>,
     /// The User-Agent, cut to 512 bytes.
     pub user_agent: Option<String>,
@@ -67,11 +68,25 @@ impl RequestContext {
                 ua[..end].to_owned()
             });
         Self {
-            client_ip: req.peer_addr().map(|a| a.ip().to_string()),
+            client_ip: client_ip(req).map(|ip| ip.to_string()),
             user_agent,
             request_id: req.extensions().get::<RequestId>().map(|id| id.to_string()),
         }
     }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy
+/// (`server.trusted_proxies`) and names the client in `X-Forwarded-For`.
+pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(match req.app_data::<crate::domain::TrustedProxies>() {
+        Some(trusted) => trusted.client(peer, forwarded),
+        None => peer,
+    })
 }
 
 impl FromRequest for RequestContext {
@@ -122,6 +137,8 @@ pub struct AuditLog {
     verifier: VerifierKey,
     /// The shared lock on the signing key's file, held as long as the log is in use.
     key_lock: Option<Arc<keys::KeyFileLock>>,
+    /// Repeated anonymous refusals, summarised.
+    refusals: Arc<refusals::Refusals>,
 }
 
 impl AuditLog {
@@ -202,6 +219,7 @@ impl AuditLog {
             pseudonyms,
             verifier,
             key_lock: None,
+            refusals: Arc::default(),
         };
         if log.store.audit_head().await?.size() == 0 {
             let details = json!({"origin": settings.origin, "key": log.verifier.to_string()});
@@ -479,15 +497,59 @@ impl AuditLog {
         Ok(self.append(draft).await?)
     }
 
-    /// Records a refused authentication (a bad or revoked token).
-    pub async fn rejected(&self, ctx: &RequestContext, reason: &str) -> Result<u64, AppError> {
-        let actor = Actor {
-            kind: ActorKind::Anonymous,
-            id: String::new(),
-            method: AuthMethod::None,
-            second_factor: false,
-        };
-        self.refused(ctx, actor, reason).await
+    /// Records a refused authentication (a bad or revoked token): the first from a client
+    /// address for a reason at once, its repeats within a minute as one summary entry
+    /// ([`AuditLog::flush_refusals`]).
+    pub async fn rejected(&self, ctx: &RequestContext, reason: &str) -> Result<(), AppError> {
+        let key = (ctx.client_ip.clone(), reason.to_owned());
+        if !self.refusals.note(key, self.clock.now().millis()) {
+            return Ok(());
+        }
+        let details = json!({"reason": reason, "repeats": "summarised for a minute by client address and reason"});
+        let draft = draft(
+            ctx,
+            anonymous(),
+            None,
+            Action::AuthRejected,
+            Outcome::Denied,
+            0,
+            details,
+            vec![],
+        );
+        self.append(draft).await?;
+        Ok(())
+    }
+
+    /// Writes one summary entry for each client address and reason whose minute of repeated
+    /// refusals has ended (every open one with `all`, at shutdown).
+    pub async fn flush_refusals(&self, all: bool) -> Result<(), AppError> {
+        let now = self.clock.now().millis();
+        let due = self.refusals.due(now, all);
+        for (i, s) in due.iter().enumerate() {
+            let ctx = RequestContext {
+                client_ip: s.client_ip.clone(),
+                ..RequestContext::default()
+            };
+            let details = json!({
+                "reason": s.reason,
+                "summary": {"repeats": s.repeats, "first_ms": s.first_ms, "last_ms": s.last_ms},
+            });
+            let draft = draft(
+                &ctx,
+                anonymous(),
+                None,
+                Action::AuthRejected,
+                Outcome::Denied,
+                s.repeats,
+                details,
+                vec![],
+            );
+            if let Err(e) = self.append(draft).await {
+                self.refusals.restore(due[i..].to_vec(), now);
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     /// Records a request refused before authorization for a known person: no CSRF proof,
@@ -536,6 +598,15 @@ fn bound_strings(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(bound_strings),
         Value::Object(map) => map.values_mut().for_each(bound_strings),
         _ => {}
+    }
+}
+
+fn anonymous() -> Actor {
+    Actor {
+        kind: ActorKind::Anonymous,
+        id: String::new(),
+        method: AuthMethod::None,
+        second_factor: false,
     }
 }
 

@@ -11,6 +11,7 @@ mod classify;
 mod grants;
 mod health;
 mod ingest;
+pub mod limits;
 pub mod openapi;
 mod pages;
 mod privacy;
@@ -521,11 +522,39 @@ pub fn registry() -> Vec<RouteDef> {
 /// Registers every route with its declared access in the resource's app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for r in registry() {
-        cfg.service(
-            web::resource(r.path)
-                .guard(guard::Method(r.method.clone()))
-                .app_data(RouteAccess(r.access))
-                .route((r.handler)()),
-        );
+        let resource = web::resource(r.path)
+            .guard(guard::Method(r.method.clone()))
+            .app_data(RouteAccess(r.access))
+            .route((r.handler)());
+        match r.rate_class() {
+            Some(class) => cfg.service(
+                resource
+                    .app_data(class)
+                    .wrap(actix_web::middleware::from_fn(limits::limit)),
+            ),
+            None => cfg.service(resource),
+        };
+    }
+}
+
+impl RouteDef {
+    /// The per-client limit this route falls under: the routes anyone can call without an
+    /// account, and each step of signing in.
+    pub fn rate_class(&self) -> Option<limits::RateClass> {
+        use limits::RateClass;
+        let signin = self.method == Method::POST
+            && (self.path.starts_with("/auth/password")
+                || self.path.starts_with("/auth/backchannel-logout")
+                || self.path.starts_with("/auth/2fa/"))
+            || self.path == "/auth/callback"
+            || self.path == "/auth/login";
+        if signin {
+            return Some(RateClass::SignIn);
+        }
+        match (&self.access, self.path) {
+            (_, "/healthz") => None,
+            (Access::Public(_), _) | (_, "/track" | "/engage") => Some(RateClass::Public),
+            _ => None,
+        }
     }
 }

@@ -114,6 +114,12 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.server.shutdown_timeout_secs = 1;
     s.database.url = db_url.to_owned();
     s.database.max_connections = 4;
+    // Tests call the sign-in and public routes far faster than people do; the limits have
+    // their own test.
+    s.server.rate_limit.public_per_second = 1_000_000;
+    s.server.rate_limit.public_burst = 1_000_000;
+    s.server.rate_limit.signin_per_minute = 1_000_000;
+    s.server.rate_limit.signin_burst = 1_000_000;
     s
 }
 
