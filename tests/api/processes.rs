@@ -11,6 +11,33 @@ use serde_json::Value;
 
 use crate::helpers::{Backend, fresh_db};
 
+/// The exit status of the independent verifier (tests/independent-verifier, written from
+/// docs/audit-log-format.md alone, in JavaScript) on `bundle` with `key`; `None` without Node.
+pub fn independent(bundle: &Path, key: &str) -> Option<i32> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent-verifier/verify.mjs");
+    match Command::new("node")
+        .arg(script)
+        .arg(bundle)
+        .arg(key)
+        .output()
+    {
+        Ok(out) => out.status.code(),
+        Err(_) if std::env::var("CI").is_err() => {
+            eprintln!("SKIPPED the independent verifier: node is not installed");
+            None
+        }
+        Err(e) => panic!("CI needs node for the independent verifier: {e}"),
+    }
+}
+
+/// Asserts the independent verifier's verdict (when Node is there to run it).
+pub fn agrees(bundle: &Path, key: &str, code: i32, what: &str) {
+    if let Some(got) = independent(bundle, key) {
+        assert_eq!(got, code, "{what}: the independent verifier disagrees");
+    }
+}
+
 /// A running `auditgate serve`; killed when dropped.
 struct Server {
     child: Child,
@@ -352,6 +379,7 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
                 "{what} with {key}: {}",
                 String::from_utf8_lossy(&out.stdout)
             );
+            agrees(&bundle, key, 0, what);
         }
     };
     // Thinned (the README's command) and with every checkpoint, from the original key's era
@@ -383,6 +411,7 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
             .to_string();
     export(&[]);
     assert_eq!(verify(&stranger).status.code(), Some(1));
+    agrees(&bundle, &stranger, 1, "a stranger's key");
     let without: String = std::fs::read_to_string(&bundle)
         .unwrap()
         .lines()
@@ -392,6 +421,8 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
     std::fs::write(&bundle, without).unwrap();
     assert_eq!(verify(&original).status.code(), Some(1));
     assert_eq!(verify(&current).status.code(), Some(1));
+    agrees(&bundle, &original, 1, "no hand-over line");
+    agrees(&bundle, &current, 1, "no hand-over line");
 
     // Range exports across the rotation: many from/to pairs, each verified with either key
     // by the library the binaries share (the binaries were run on three of them above).
@@ -431,6 +462,13 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
                 continue; // no signed size in range: the export says so
             };
             let text = auditgate::audit::export::to_text(&lines);
+            if checked % 3 == 0 {
+                let file = dir.join("range.bundle");
+                std::fs::write(&file, &text).unwrap();
+                for key in [&original, &current] {
+                    agrees(&file, key, 0, &format!("from {from} to {to:?}"));
+                }
+            }
             for key in &keys {
                 let report = auditgate::ledger::bundle::verify_text(&text, vec![key.clone()], None)
                     .unwrap_or_else(|e| panic!("from {from} to {to:?} with {key}: {e}"));

@@ -354,8 +354,15 @@ async fn project_bundles_catch_forged_proofs_and_missing_entries() {
 
     // Dropping the project's newest entries leaves a bundle whose every remaining entry and
     // proof is genuine: only the commitment of the checkpoint's last leaf exposes it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("project.bundle");
+    let vkey = key[0].to_string();
+    std::fs::write(&file, join(&original)).unwrap();
+    crate::processes::agrees(&file, &vkey, 0, "the project bundle");
     for drop in 1..=3 {
         let cut = &original[..original.len() - drop];
+        std::fs::write(&file, join(cut)).unwrap();
+        crate::processes::agrees(&file, &vkey, 1, "a project bundle without its tail");
         let result = verify_text(&join(cut), key.clone(), None);
         assert!(
             matches!(&result, Err(BundleError::Invalid { reason, .. }) if reason.contains("later entries of the project were removed")),
