@@ -72,6 +72,10 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Largest accepted request body, in bytes, after decompression.
     pub max_body_bytes: usize,
+    /// Seconds a request body may take to arrive (else 408).
+    pub body_read_secs: u64,
+    /// Bodies of 1 MiB or more read and handled at once (others wait, then 503).
+    pub max_large_bodies: usize,
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
     /// Per-client-address limits on the public and sign-in routes.
@@ -398,6 +402,12 @@ impl Settings {
         .contains(&0)
         {
             return invalid("server.rate_limit", "every limit must be at least 1".into());
+        }
+        if self.server.body_read_secs == 0 || self.server.max_large_bodies == 0 {
+            return invalid(
+                "server.body_read_secs",
+                "body_read_secs and max_large_bodies must be at least 1".into(),
+            );
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024".into());

@@ -33,6 +33,9 @@ pub enum AppError {
     /// A dependency (the database, the audit log) cannot serve now (503).
     #[error("{0}")]
     Unavailable(String),
+    /// The request did not arrive in time (408).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Too many requests from one client (429), with the seconds to wait.
     #[error("{0}")]
     TooManyRequests(String, u64),
@@ -76,6 +79,7 @@ impl ResponseError for AppError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Detailed { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -140,12 +140,18 @@ impl Application {
                 }
             });
         }
+        let bodies = web::Data::new(crate::routes::bodies::BodyGate::new(
+            state.settings.server.max_large_bodies,
+            std::time::Duration::from_secs(state.settings.server.body_read_secs),
+            state.settings.server.max_body_bytes,
+        ));
         let server = HttpServer::new(move || {
             let limit = state.settings.server.max_body_bytes;
             App::new()
                 .app_data(state.clone())
                 .app_data(trusted.clone())
                 .app_data(limiters.clone())
+                .app_data(bodies.clone())
                 .app_data(web::PayloadConfig::new(limit))
                 .app_data(
                     web::JsonConfig::default()

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod audit;
 mod auth;
+pub mod bodies;
 mod classify;
 mod grants;
 mod health;
@@ -522,10 +523,12 @@ pub fn registry() -> Vec<RouteDef> {
 /// Registers every route with its declared access in the resource's app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for r in registry() {
+        // Bodies are read under their limits only once the client's budget allows it.
         let resource = web::resource(r.path)
             .guard(guard::Method(r.method.clone()))
             .app_data(RouteAccess(r.access))
-            .route((r.handler)());
+            .route((r.handler)())
+            .wrap(actix_web::middleware::from_fn(bodies::bound));
         match r.rate_class() {
             Some(class) => cfg.service(
                 resource
