@@ -89,4 +89,24 @@ async fn the_verifier_reports_and_exits_0_1_or_2() {
         2,
         "a file cut mid-line"
     );
+    // An unknown format, and a saved checkpoint that is not one: exit 2, as the format
+    // document says.
+    let other = dir.path().join("other.bundle");
+    std::fs::write(
+        &other,
+        bundle.replacen("auditgate-bundle/v1", "auditgate-bundle/v9", 1),
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&[other.to_str().unwrap(), "--key", &key]).0,
+        2,
+        "unknown format"
+    );
+    let junk = dir.path().join("junk.checkpoint");
+    std::fs::write(&junk, "not a checkpoint\n").unwrap();
+    assert_eq!(
+        verify(&[g, "--key", &key, "--checkpoint", junk.to_str().unwrap()]).0,
+        2,
+        "a saved checkpoint that is not one"
+    );
 }
