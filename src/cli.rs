@@ -816,6 +816,13 @@ async fn grant_command(
                 reviewed_at: None,
                 locked_at: None,
             };
+            if g.subject_kind == SubjectKind::User
+                && let Some((u, _)) = store.user(&g.subject).await?
+                && crate::auth::signin::is_break_glass(&u)
+            {
+                let book = RoleBook::new(store.custom_roles().await?);
+                crate::access::check_break_glass_grant(&g, &book).map_err(anyhow::Error::msg)?;
+            }
             let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
             let project = ProjectId::parse(&g.project).ok();
             log.record_cli(

@@ -11,11 +11,16 @@ mod roles;
 
 use std::marker::PhantomData;
 
-pub use duties::{Actor as DutyActor, check_approval, check_new_grant};
+pub use duties::{
+    Actor as DutyActor, Change as GrantChange, check_approval, check_break_glass_grant,
+    check_change, check_new_grant,
+};
 pub use permission::{Permission, Requirement, perm};
 pub use policy::{Decision, Subject, decide, decide_global};
 pub use principal::{Access, AccountNeed, NEEDS_CREDENTIALS, Principal, RouteAccess};
-pub use requests::{AccessRequest, RequestStatus, check_ask, check_request_approval};
+pub use requests::{
+    AccessRequest, RequestStatus, approvals_needed, check_ask, check_request_approval,
+};
 pub use roles::{
     BREAK_GLASS, BUILTIN, CustomRole, Effect, Grant, GrantRecord, GrantSource, GrantStatus, Grants,
     Role, RoleBook, SERVICE_ACCOUNT, SubjectKind,

@@ -76,17 +76,57 @@ impl Permission {
     ];
 
     /// Whether a person's session must have passed 2-step verification within the last few
-    /// minutes to use it (a step-up).
+    /// minutes to use it (a step-up). Project settings are here because retention and
+    /// deletion destroy data.
     pub fn needs_step_up(self) -> bool {
         matches!(
             self,
             Self::EventsExport
                 | Self::SubjectsExport
                 | Self::SubjectsErase
+                | Self::ProjectAdmin
                 | Self::RolesAssign
                 | Self::AuditExport
                 | Self::KeysRotate
                 | Self::UsersAdmin
+        )
+    }
+
+    /// Whether it administers the service (roles, people, keys, projects, classification):
+    /// kept for people in a session, never used with a token of any kind.
+    pub fn administers(self) -> bool {
+        matches!(
+            self,
+            Self::RolesAssign
+                | Self::UsersAdmin
+                | Self::KeysRotate
+                | Self::ProjectAdmin
+                | Self::PropertiesClassify
+        )
+    }
+
+    /// Whether a personal token may use it: a token proves no fresh second factor, so
+    /// nothing that needs a step-up in a session, and no administration.
+    pub fn personal_tokens_may(self) -> bool {
+        !self.needs_step_up() && !self.administers()
+    }
+
+    /// Whether a service account's token may use it: whatever its grants allow, except
+    /// administration.
+    pub fn service_tokens_may(self) -> bool {
+        !self.administers()
+    }
+
+    /// Whether it reveals event or profile data (what the break-glass account never holds,
+    /// and what `second_factor = "data_readers"` asks a second factor for).
+    pub fn reads_data(self) -> bool {
+        matches!(
+            self,
+            Self::EventsRead
+                | Self::EventsReadSensitive
+                | Self::EventsExport
+                | Self::ProfilesRead
+                | Self::SubjectsExport
         )
     }
 
@@ -173,5 +213,16 @@ mod tests {
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
             assert!(seen.insert(p.as_str()));
         }
+    }
+
+    #[test]
+    fn personal_tokens_never_carry_what_needs_a_step_up() {
+        for p in Permission::ALL {
+            assert!(!(p.needs_step_up() && p.personal_tokens_may()), "{p}");
+        }
+        assert!(!Permission::PropertiesClassify.personal_tokens_may());
+        assert!(!Permission::ProjectAdmin.service_tokens_may());
+        assert!(Permission::EventsRead.personal_tokens_may());
+        assert!(Permission::EventsExport.service_tokens_may());
     }
 }

@@ -215,6 +215,19 @@ impl FromRequest for Principal {
                 && secret.is_personal()
             {
                 let (user, grants, token) = caller::personal_token_of(&req, secret).await?;
+                if let Access::Requires(permission) = access
+                    && !permission.personal_tokens_may()
+                {
+                    let e = AppError::Forbidden(format!(
+                        "a personal token cannot use {permission}: sign in, and verify again if asked"
+                    ));
+                    let actor = caller::user_actor(&user.id, AuthMethod::PersonalToken, false);
+                    state
+                        .audit
+                        .refused(&RequestContext::of(&req), actor, &e.to_string())
+                        .await?;
+                    return Err(e);
+                }
                 let subject = Subject::User {
                     id: user.id,
                     method: AuthMethod::PersonalToken,
@@ -236,6 +249,20 @@ impl FromRequest for Principal {
                         .await
                 }
             };
+            if let (Ok(subject @ Subject::ServiceAccount { .. }), Access::Requires(permission)) =
+                (&result, access)
+                && !permission.service_tokens_may()
+            {
+                let e = AppError::Forbidden(format!(
+                    "a service account cannot use {permission}: administration is for people"
+                ));
+                let actor = crate::audit::actor_of(subject);
+                state
+                    .audit
+                    .refused(&RequestContext::of(&req), actor, &e.to_string())
+                    .await?;
+                return Err(e);
+            }
             let subject = match result {
                 Ok(Subject::ServiceAccount {
                     id,

@@ -100,6 +100,23 @@ impl AccessRequest {
     }
 }
 
+/// How many approvals a request for `role` needs: what configuration says (at least one),
+/// and at least two for the roles a direct grant of which waits for a second administrator,
+/// so that asking is never a shorter way to power than granting.
+pub fn approvals_needed(
+    roles: &RoleBook,
+    role: &str,
+    configured: Option<u32>,
+    powerful_need_approval: bool,
+) -> u32 {
+    let base = configured.unwrap_or(1).max(1);
+    if powerful_need_approval && roles.is_powerful(role) {
+        base.max(2)
+    } else {
+        base
+    }
+}
+
 /// Checks what is asked: a real role, a project (never `*`), a duration within the cap.
 pub fn check_ask(
     roles: &RoleBook,
@@ -227,6 +244,22 @@ mod tests {
             grants: &nobody,
         };
         assert!(check_request_approval(&dave, &r, &[], &RoleBook::default(), early).is_err());
+    }
+
+    #[test]
+    fn powerful_roles_need_two_approvals_like_direct_grants() {
+        let book = RoleBook::new(vec![crate::access::CustomRole {
+            name: "key-keeper".into(),
+            permissions: vec![crate::access::Permission::KeysRotate],
+            description: String::new(),
+        }]);
+        for role in ["owner", "admin", "key-keeper"] {
+            assert_eq!(approvals_needed(&book, role, None, true), 2, "{role}");
+            assert_eq!(approvals_needed(&book, role, Some(3), true), 3, "{role}");
+            assert_eq!(approvals_needed(&book, role, None, false), 1, "{role}");
+        }
+        assert_eq!(approvals_needed(&book, "analyst", None, true), 1);
+        assert_eq!(approvals_needed(&book, "analyst", Some(0), true), 1);
     }
 
     #[test]

@@ -148,6 +148,16 @@ impl RoleBook {
             .map(|r| Cow::Owned(r.permissions.clone()))
     }
 
+    /// Whether granting role `name` needs a second approval: owner, and any role carrying
+    /// `roles:assign` or `keys:rotate`.
+    pub fn is_powerful(&self, name: &str) -> bool {
+        name == "owner"
+            || self.permissions(name).is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| matches!(p, P::RolesAssign | P::KeysRotate))
+            })
+    }
+
     /// The custom roles.
     pub fn custom(&self) -> &[CustomRole] {
         &self.custom
@@ -305,7 +315,8 @@ impl GrantRecord {
         self.status == GrantStatus::Active
             && self.expires_at.is_none_or(|e| now < e)
             && self.locked_at.is_none()
-            && !(lapse_overdue && self.review_overdue(now))
+            // A deny never lapses for want of a review: that would widen access.
+            && !(lapse_overdue && self.effect == Effect::Allow && self.review_overdue(now))
     }
 
     /// When its next review is due, if it has a cadence.
@@ -336,12 +347,7 @@ impl GrantRecord {
 
     /// Whether it carries the most powerful permissions, which need a second approval.
     pub fn is_powerful(&self, roles: &RoleBook) -> bool {
-        self.effect == Effect::Allow
-            && (self.role.as_deref() == Some("owner")
-                || self
-                    .permissions(roles)
-                    .iter()
-                    .any(|p| matches!(p, P::RolesAssign | P::KeysRotate)))
+        self.effect == Effect::Allow && self.role.as_deref().is_some_and(|r| roles.is_powerful(r))
     }
 }
 
@@ -532,18 +538,26 @@ impl Grants {
 
     /// Whether some grant reads event or profile data anywhere.
     pub fn reads_data(&self) -> bool {
-        self.0.iter().any(|g| {
-            g.permissions.iter().any(|p| {
-                matches!(
-                    p,
-                    P::EventsRead
-                        | P::EventsReadSensitive
-                        | P::EventsExport
-                        | P::ProfilesRead
-                        | P::SubjectsExport
-                )
-            })
-        })
+        self.0
+            .iter()
+            .any(|g| g.permissions.iter().any(|p| p.reads_data()))
+    }
+
+    /// The same grants without any permission that reads data: what the break-glass account
+    /// holds, whatever it was granted.
+    pub fn without_data(mut self) -> Self {
+        for g in &mut self.0 {
+            if g.permissions.iter().any(|p| p.reads_data()) {
+                g.permissions = Cow::Owned(
+                    g.permissions
+                        .iter()
+                        .copied()
+                        .filter(|p| !p.reads_data())
+                        .collect(),
+                );
+            }
+        }
+        self
     }
 
     /// The grants, for display.

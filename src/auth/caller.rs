@@ -61,7 +61,12 @@ pub async fn grants_of(
     } else {
         role_book(state).await?
     };
-    Ok(base.with_stored(&stored, &roles, state.clock.now(), lapse))
+    let grants = base.with_stored(&stored, &roles, state.clock.now(), lapse);
+    Ok(match user.kind {
+        // Grants of data roles to it are refused; this holds even for one made otherwise.
+        UserKind::Local => grants.without_data(),
+        UserKind::Sso => grants,
+    })
 }
 
 /// Every grantable role as of now: the built-in ones and those administrators defined.
@@ -69,8 +74,12 @@ pub async fn role_book(state: &AppState) -> Result<RoleBook, AppError> {
     Ok(RoleBook::new(state.store.custom_roles().await?))
 }
 
-/// Whether the configured policy makes this person pass 2-step verification.
-pub fn needs_second_factor(settings: &Settings, grants: &Grants) -> bool {
+/// Whether the configured policy makes this person pass 2-step verification (the
+/// break-glass account always does).
+pub fn needs_second_factor(settings: &Settings, user: &User, grants: &Grants) -> bool {
+    if user.kind == UserKind::Local {
+        return true;
+    }
     match settings.auth.second_factor {
         SecondFactorPolicy::Everyone => true,
         SecondFactorPolicy::DataReaders => grants.reads_data(),
@@ -179,7 +188,7 @@ pub async fn session_of(req: &HttpRequest) -> Result<Option<SessionCaller>, AppE
         state.store.touch_session(&session.id_hash, now).await?;
     }
     let grants = grants_of(state, &user, &groups).await?;
-    let needs = needs_second_factor(&state.settings, &grants);
+    let needs = needs_second_factor(&state.settings, &user, &grants);
     Ok(Some(SessionCaller {
         secret,
         session,

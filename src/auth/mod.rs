@@ -23,6 +23,8 @@ pub struct AuthServices {
     pub rules: session::SessionRules,
     /// Lockout after wrong codes.
     pub totp: totp::TotpPolicy,
+    /// Runs password checks off the async workers, a few at a time.
+    pub passwords: password::Checker,
 }
 
 impl AuthServices {
@@ -37,6 +39,7 @@ impl AuthServices {
                 max_failures: auth.totp_max_failures,
                 lockout_ms: auth.totp_lockout_minutes * 60_000,
             },
+            passwords: password::Checker::for_this_machine(),
         })
     }
 }

@@ -9,14 +9,16 @@ use super::caller::{SessionCaller, grants_of, needs_second_factor, user_actor};
 use super::oidc::{SignedIn, amr_proves_mfa};
 use super::recovery::{self, RecoveryCode};
 use super::session::{SessionSecret, new_session, random_text};
+use super::tokens::ApiSecret;
 use super::totp::{self, TotpCode, TotpError, TotpSecret};
-use super::{password, tokens::ApiSecret};
 use crate::audit::RequestContext;
 use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Actor, ActorKind, AuthMethod, Outcome};
 use crate::state::AppState;
-use crate::store::{EndReason, Notice, PersonalToken, SessionRecord, User, UserKind};
+use crate::store::{
+    Claim, EndReason, Factor, Notice, PersonalToken, SessionRecord, User, UserKind,
+};
 
 /// Where a browser goes after a sign-in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +151,7 @@ pub async fn sso_signed_in(
         .await?;
     state.store.touch_user(&user.id, now).await?;
     let grants = grants_of(state, &user, &profile.groups).await?;
-    let needs = needs_second_factor(&state.settings, &grants);
+    let needs = needs_second_factor(&state.settings, &user, &grants);
     let next = match (provider_mfa || !needs, has_totp(state, &user.id).await?) {
         (true, _) => Next::Done,
         (false, true) => Next::Verify,
@@ -193,9 +195,9 @@ pub async fn password_sign_in(
     let now = state.clock.now();
     let auth = &state.settings.auth;
     let refuse = "wrong email or password";
-    let Some((user, hash, failures, locked_until)) = state.store.local_user(email).await? else {
+    let Some((user, hash, _, _)) = state.store.local_user(email).await? else {
         // Spend the same time as a real check so that timing does not reveal accounts.
-        let _ = password::matches(password_input, dummy_hash());
+        let _ = state.auth.passwords.matches(password_input, None).await;
         state
             .audit
             .account(
@@ -209,31 +211,46 @@ pub async fn password_sign_in(
         return Err(AppError::Unauthorized(refuse.into()));
     };
     let actor = user_actor(&user.id, AuthMethod::Password, false);
-    if let Some(until) = locked_until.filter(|u| *u > now) {
-        state
-            .audit
-            .account(
-                ctx,
-                actor,
-                Action::BreakGlass,
-                Outcome::Denied,
-                json!({"reason": "locked", "locked_until": until.to_rfc3339()}),
-            )
-            .await?;
-        return Err(locked(until));
-    }
-    let ok = password::matches(password_input, &hash);
-    let (failures, lock) = password::after_attempt(
-        ok,
-        failures,
-        auth.password_max_failures,
-        auth.password_lockout_minutes * 60_000,
-        now,
-    );
-    state
+    // Counted before it is checked, so parallel guesses cannot all be checked.
+    let lock_at = Timestamp::from_millis(now.millis() + auth.password_lockout_minutes * 60_000);
+    let claim = state
         .store
-        .set_password_state(&user.id, failures, lock)
+        .claim_attempt(
+            Factor::Password,
+            &user.id,
+            auth.password_max_failures,
+            lock_at,
+            now,
+        )
         .await?;
+    let locks_until = match claim {
+        Claim::Granted { locks_until } => locks_until,
+        Claim::Refused { until } => {
+            let until = until.unwrap_or(lock_at);
+            state
+                .audit
+                .account(
+                    ctx,
+                    actor,
+                    Action::BreakGlass,
+                    Outcome::Denied,
+                    json!({"reason": "locked", "locked_until": until.to_rfc3339()}),
+                )
+                .await?;
+            return Err(locked(until));
+        }
+    };
+    let ok = state
+        .auth
+        .passwords
+        .matches(password_input, Some(&hash))
+        .await;
+    if ok {
+        state
+            .store
+            .clear_attempts(Factor::Password, &user.id)
+            .await?;
+    }
     if !ok || user.disabled_at.is_some() {
         let reason = if ok {
             "account disabled"
@@ -250,7 +267,7 @@ pub async fn password_sign_in(
                 json!({"reason": reason}),
             )
             .await?;
-        if let Some(until) = lock {
+        if let Some(until) = locks_until.filter(|_| !ok) {
             state
                 .audit
                 .account(
@@ -296,12 +313,6 @@ pub async fn password_sign_in(
         user,
         next,
     })
-}
-
-/// An argon2id hash of a random string, checked against when no account matches.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| password::hash(&random_text()).unwrap_or_default())
 }
 
 fn locked(until: Timestamp) -> AppError {
@@ -416,17 +427,21 @@ pub async fn confirm_enrollment(
             ));
         }
     };
+    let locks_until = claim_code_attempt(state, caller, ctx, "enroll").await?;
     let secret = open_secret(state, &caller.user.id, &record.secret_sealed)?;
     let now = state.clock.now();
-    let (result, next) = totp::verify(&secret, code, now, record.state, state.auth.totp);
-    if let Err(e) = result {
-        state.store.save_totp(&caller.user.id, &next, None).await?;
-        return Err(code_refused(state, caller, e, &next, ctx, "enroll").await);
+    if let Err(e) = accept_code(
+        state,
+        caller,
+        &secret,
+        code,
+        record.state.last_step,
+        Some(now),
+    )
+    .await?
+    {
+        return Err(code_refused(state, caller, e, locks_until, ctx, "enroll").await);
     }
-    state
-        .store
-        .save_totp(&caller.user.id, &next, Some(now))
-        .await?;
     let codes = new_recovery_codes(state, &caller.user.id).await?;
     let (secret, csrf) = renew(state, caller, now).await?;
     state
@@ -482,7 +497,7 @@ async fn code_refused(
     state: &AppState,
     caller: &SessionCaller,
     error: TotpError,
-    after: &totp::TotpState,
+    locks_until: Option<Timestamp>,
     ctx: &RequestContext,
     step: &str,
 ) -> AppError {
@@ -525,7 +540,7 @@ async fn code_refused(
     {
         return e;
     }
-    if let Some(until) = after.locked_until.filter(|u| *u > now)
+    if let Some(until) = locks_until
         && !matches!(error, TotpError::Locked { .. })
         && let Err(e) = state
             .audit
@@ -546,6 +561,63 @@ async fn code_refused(
     }
 }
 
+/// Counts a code attempt before it is checked: the lock it would set, or the refusal
+/// (logged) while locked.
+async fn claim_code_attempt(
+    state: &AppState,
+    caller: &SessionCaller,
+    ctx: &RequestContext,
+    step: &str,
+) -> Result<Option<Timestamp>, AppError> {
+    let now = state.clock.now();
+    let policy = state.auth.totp;
+    let lock_at = Timestamp::from_millis(now.millis() + policy.lockout_ms);
+    match state
+        .store
+        .claim_attempt(
+            Factor::Totp,
+            &caller.user.id,
+            policy.max_failures,
+            lock_at,
+            now,
+        )
+        .await?
+    {
+        Claim::Granted { locks_until } => Ok(locks_until),
+        Claim::Refused { until } => {
+            let e = TotpError::Locked {
+                until: until.unwrap_or(lock_at),
+            };
+            Err(code_refused(state, caller, e, None, ctx, step).await)
+        }
+    }
+}
+
+/// Checks a code and records its step, which the store accepts only once, even from
+/// parallel requests; a success clears the failure count.
+async fn accept_code(
+    state: &AppState,
+    caller: &SessionCaller,
+    secret: &TotpSecret,
+    code: &TotpCode,
+    last_step: Option<u64>,
+    activate: Option<Timestamp>,
+) -> Result<Result<(), TotpError>, AppError> {
+    let step = match totp::verify(secret, code, state.clock.now(), last_step) {
+        Ok(step) => step,
+        Err(e) => return Ok(Err(e)),
+    };
+    let accepted = state
+        .store
+        .accept_totp_step(&caller.user.id, step, activate)
+        .await?;
+    Ok(if accepted {
+        Ok(())
+    } else {
+        Err(TotpError::Replayed)
+    })
+}
+
 /// Checks a code or a recovery code and completes (or steps up) the session with a new id.
 pub async fn verify_second_factor(
     state: &AppState,
@@ -562,21 +634,17 @@ pub async fn verify_second_factor(
         }
     };
     let now = state.clock.now();
+    let locks_until = claim_code_attempt(state, caller, ctx, "verify").await?;
     let (method, remaining) = match input {
         SecondFactorInput::Code(code) => {
             let secret = open_secret(state, &caller.user.id, &record.secret_sealed)?;
-            let (result, next) = totp::verify(&secret, code, now, record.state, state.auth.totp);
-            state.store.save_totp(&caller.user.id, &next, None).await?;
-            if let Err(e) = result {
-                return Err(code_refused(state, caller, e, &next, ctx, "verify").await);
+            let last = record.state.last_step;
+            if let Err(e) = accept_code(state, caller, &secret, code, last, None).await? {
+                return Err(code_refused(state, caller, e, locks_until, ctx, "verify").await);
             }
             ("totp", None)
         }
         SecondFactorInput::Recovery(code) => {
-            if let Some(until) = record.state.locked_until.filter(|u| *u > now) {
-                let e = TotpError::Locked { until };
-                return Err(code_refused(state, caller, e, &record.state, ctx, "verify").await);
-            }
             let unused = state.store.unused_recovery_codes(&caller.user.id).await?;
             let found = recovery::find(code, &unused);
             let used = match found {
@@ -590,19 +658,13 @@ pub async fn verify_second_factor(
             };
             if !used {
                 // Wrong recovery codes count towards the same lockout as wrong codes.
-                let mut next = record.state;
-                next.failures += 1;
-                if next.failures >= state.auth.totp.max_failures {
-                    next.failures = 0;
-                    next.locked_until = Some(Timestamp::from_millis(
-                        now.millis() + state.auth.totp.lockout_ms,
-                    ));
-                }
-                state.store.save_totp(&caller.user.id, &next, None).await?;
-                return Err(
-                    code_refused(state, caller, TotpError::Wrong, &next, ctx, "recovery").await,
-                );
+                let e = TotpError::Wrong;
+                return Err(code_refused(state, caller, e, locks_until, ctx, "recovery").await);
             }
+            state
+                .store
+                .clear_attempts(Factor::Totp, &caller.user.id)
+                .await?;
             ("recovery_code", Some(unused.len() - 1))
         }
     };

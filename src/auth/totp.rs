@@ -1,5 +1,5 @@
 //! 2-step verification with TOTP (RFC 6238): the checks, as pure functions of the secret, the
-//! code, the person's verification state and the time. Storage and pages come with sign-in.
+//! code, the last accepted step and the time. Storage, counting and pages come with sign-in.
 //!
 //! Parameters every authenticator app accepts: HMAC-SHA-1, 6 digits, 30-second steps, one step
 //! of clock skew each way. A time step is accepted once per person. After
@@ -169,17 +169,16 @@ pub enum TotpError {
     Wrong,
 }
 
-/// Checks `code` at `now`; returns the outcome and the state to store (always store it).
+/// Checks `code` at `now` against the steps around it: the step it matches, unless it is
+/// no later than `last_step` (a replay). Failures are counted, and locks kept, by the store,
+/// atomically, before this is called; the store also refuses a step a parallel request
+/// accepted meanwhile.
 pub fn verify(
     secret: &TotpSecret,
     code: &TotpCode,
     now: Timestamp,
-    state: TotpState,
-    policy: TotpPolicy,
-) -> (Result<u64, TotpError>, TotpState) {
-    if let Some(until) = state.locked_until.filter(|u| *u > now) {
-        return (Err(TotpError::Locked { until }), state);
-    }
+    last_step: Option<u64>,
+) -> Result<u64, TotpError> {
     let totp = secret.totp();
     let origin = secs(now) / STEP_SECS;
     // Compare every candidate step in constant time rather than stopping at the first match.
@@ -190,36 +189,10 @@ pub fn verify(
             matched = Some(step);
         }
     }
-    let mut next = TotpState {
-        locked_until: None,
-        ..state
-    };
     match matched {
-        Some(step) if state.last_step.is_some_and(|last| step <= last) => {
-            next.failures += 1;
-            lock_if_needed(&mut next, now, policy);
-            (Err(TotpError::Replayed), next)
-        }
-        Some(step) => (
-            Ok(step),
-            TotpState {
-                last_step: Some(step),
-                failures: 0,
-                locked_until: None,
-            },
-        ),
-        None => {
-            next.failures += 1;
-            lock_if_needed(&mut next, now, policy);
-            (Err(TotpError::Wrong), next)
-        }
-    }
-}
-
-fn lock_if_needed(state: &mut TotpState, now: Timestamp, policy: TotpPolicy) {
-    if state.failures >= policy.max_failures {
-        state.locked_until = Some(Timestamp::from_millis(now.millis() + policy.lockout_ms));
-        state.failures = 0;
+        Some(step) if last_step.is_some_and(|last| step <= last) => Err(TotpError::Replayed),
+        Some(step) => Ok(step),
+        None => Err(TotpError::Wrong),
     }
 }
 
@@ -278,22 +251,13 @@ mod tests {
     fn a_fresh_code_passes_once_and_its_replay_is_refused() {
         let s = TotpSecret::generate();
         let code = TotpCode::parse(&s.code_at(at(T))).unwrap();
-        let (ok, state) = verify(
-            &s,
-            &code,
-            at(T),
-            TotpState::default(),
-            TotpPolicy::default(),
+        let step = verify(&s, &code, at(T), None).unwrap();
+        assert_eq!(
+            verify(&s, &code, at(T + 5_000), Some(step)),
+            Err(TotpError::Replayed)
         );
-        assert!(ok.is_ok());
-        let (again, state) = verify(&s, &code, at(T + 5_000), state, TotpPolicy::default());
-        assert_eq!(again, Err(TotpError::Replayed));
         let next = TotpCode::parse(&s.code_at(at(T + 30_000))).unwrap();
-        assert!(
-            verify(&s, &next, at(T + 30_000), state, TotpPolicy::default())
-                .0
-                .is_ok()
-        );
+        assert_eq!(verify(&s, &next, at(T + 30_000), Some(step)), Ok(step + 1));
     }
 
     #[test]
@@ -306,45 +270,12 @@ mod tests {
             (60_000, false),
         ] {
             let code = TotpCode::parse(&s.code_at(at(T + offset))).unwrap();
-            let (r, _) = verify(
-                &s,
-                &code,
-                at(T),
-                TotpState::default(),
-                TotpPolicy::default(),
+            assert_eq!(
+                verify(&s, &code, at(T), None).is_ok(),
+                ok,
+                "offset {offset}"
             );
-            assert_eq!(r.is_ok(), ok, "offset {offset}");
         }
-    }
-
-    #[test]
-    fn repeated_failures_lock_even_the_right_code_until_the_lock_ends() {
-        let s = TotpSecret::generate();
-        let policy = TotpPolicy::default();
-        let wrong = TotpCode::parse(if s.code_at(at(T)) == "000000" {
-            "111111"
-        } else {
-            "000000"
-        })
-        .unwrap();
-        let mut state = TotpState::default();
-        for i in 0..policy.max_failures {
-            let (r, next) = verify(&s, &wrong, at(T + i as i64), state, policy);
-            assert_eq!(r, Err(TotpError::Wrong));
-            state = next;
-        }
-        let until = state.locked_until.expect("locked after the fifth failure");
-        let right = TotpCode::parse(&s.code_at(at(T + 60_000))).unwrap();
-        assert!(matches!(
-            verify(&s, &right, at(T + 60_000), state, policy).0,
-            Err(TotpError::Locked { .. })
-        ));
-        let later = until.millis() + 1;
-        let right = TotpCode::parse(&s.code_at(at(later))).unwrap();
-        assert!(
-            verify(&s, &right, at(later), state, policy).0.is_ok(),
-            "the lock ends by itself"
-        );
     }
 
     #[test]

@@ -6,11 +6,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::{
-    DutyActor, Effect, GrantRecord, GrantStatus, Permission, Principal, Subject, SubjectKind,
-    check_approval, check_new_grant, perm,
+    DutyActor, Effect, GrantChange, GrantRecord, GrantStatus, Permission, Principal, Subject,
+    SubjectKind, check_approval, check_break_glass_grant, check_change, check_new_grant, perm,
 };
 use crate::audit::RequestContext;
 use crate::auth::caller::role_book;
+use crate::auth::signin::is_break_glass;
 use crate::domain::{FreeText, ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
@@ -81,6 +82,25 @@ async fn duty_actor(
             "only people administer grants, never tokens of services".into(),
         )),
     }
+}
+
+/// Refuses (and logs) a lock, unlock or revocation that separation of duties forbids.
+async fn check_duties(
+    state: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    actor: &DutyActor<'_>,
+    grant: &GrantRecord,
+    change: GrantChange,
+) -> Result<(), AppError> {
+    if let Err(reason) = check_change(actor, grant, change) {
+        state
+            .audit
+            .refused(ctx, crate::audit::actor_of(principal.subject()), &reason)
+            .await?;
+        return Err(AppError::Forbidden(reason));
+    }
+    Ok(())
 }
 
 /// A new grant.
@@ -173,12 +193,25 @@ pub async fn create(
         grants: &grants,
     };
     let roles = role_book(&state).await?;
-    grant.status = match check_new_grant(
-        &actor,
-        &grant,
-        &roles,
-        state.settings.access.powerful_grants_need_approval,
-    ) {
+    let to_break_glass = subject_kind == SubjectKind::User
+        && state
+            .store
+            .user(&grant.subject)
+            .await?
+            .is_some_and(|(u, _)| is_break_glass(&u));
+    let checked = if to_break_glass {
+        check_break_glass_grant(&grant, &roles)
+    } else {
+        Ok(())
+    };
+    grant.status = match checked.and_then(|()| {
+        check_new_grant(
+            &actor,
+            &grant,
+            &roles,
+            state.settings.access.powerful_grants_need_approval,
+        )
+    }) {
         Ok(status) => status,
         Err(reason) => {
             state
@@ -256,7 +289,13 @@ async fn decide(
     };
     authorize_assign(state, ctx, principal, &grant.project).await?;
     let (actor_id, groups, grants) = duty_actor(state, principal).await?;
+    let actor = DutyActor {
+        id: &actor_id,
+        groups: &groups,
+        grants: &grants,
+    };
     let from = if to == GrantStatus::Revoked {
+        check_duties(state, ctx, principal, &actor, &grant, GrantChange::Revoke).await?;
         if !matches!(grant.status, GrantStatus::Active | GrantStatus::Pending) {
             return Err(AppError::Conflict(format!(
                 "the grant is already {}",
@@ -265,11 +304,6 @@ async fn decide(
         }
         grant.status
     } else {
-        let actor = DutyActor {
-            id: &actor_id,
-            groups: &groups,
-            grants: &grants,
-        };
         let roles = role_book(state).await?;
         if let Err(reason) = check_approval(&actor, &grant, &roles) {
             state
@@ -511,6 +545,18 @@ async fn lock_grant(
     lock: bool,
 ) -> Result<HttpResponse, AppError> {
     let grant = existing_grant(state, ctx, principal, id).await?;
+    let change = if lock {
+        GrantChange::Lock
+    } else {
+        GrantChange::Unlock
+    };
+    let (actor_id, groups, grants) = duty_actor(state, principal).await?;
+    let actor = DutyActor {
+        id: &actor_id,
+        groups: &groups,
+        grants: &grants,
+    };
+    check_duties(state, ctx, principal, &actor, &grant, change).await?;
     let now = state.clock.now();
     let after = GrantRecord {
         locked_at: lock.then_some(now),

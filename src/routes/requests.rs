@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::pages::body;
 use crate::access::{
-    AccessRequest, DutyActor, Principal, RequestStatus, Subject, check_ask, check_request_approval,
-    perm,
+    AccessRequest, DutyActor, Principal, RequestStatus, Subject, approvals_needed, check_ask,
+    check_request_approval, perm,
 };
 use crate::audit::RequestContext;
 use crate::auth::caller::{Person, role_book};
@@ -61,8 +61,9 @@ pub async fn ask(
     let b: NewRequest = body(&req, &bytes)?;
     let access = &state.settings.access;
     let duration_ms = b.duration_hours.saturating_mul(3_600_000);
+    let roles = role_book(&state).await?;
     check_ask(
-        &role_book(&state).await?,
+        &roles,
         &b.role,
         &b.project,
         duration_ms,
@@ -75,12 +76,12 @@ pub async fn ask(
         id: uuid::Uuid::new_v4().to_string(),
         requester: person.user.id.clone(),
         project: b.project,
-        approvals_needed: access
-            .request_approvals
-            .get(&b.role)
-            .copied()
-            .unwrap_or(1)
-            .max(1),
+        approvals_needed: approvals_needed(
+            &roles,
+            &b.role,
+            access.request_approvals.get(&b.role).copied(),
+            access.powerful_grants_need_approval,
+        ),
         role: b.role,
         reason: b.reason,
         duration_ms,

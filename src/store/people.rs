@@ -35,6 +35,40 @@ impl UserKind {
     }
 }
 
+/// A secret that locks after repeated failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    /// The break-glass password.
+    Password,
+    /// TOTP codes and recovery codes.
+    Totp,
+}
+
+impl Factor {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Password => "local_passwords",
+            Self::Totp => "totp_credentials",
+        }
+    }
+}
+
+/// What claiming an attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Evaluate it. `locks_until` is set when it is the last allowed: the lock stands
+    /// unless it succeeds.
+    Granted {
+        /// The lock this attempt set.
+        locks_until: Option<Timestamp>,
+    },
+    /// Locked (until then, if known), or no such factor: evaluate nothing.
+    Refused {
+        /// When the lock ends.
+        until: Option<Timestamp>,
+    },
+}
+
 /// A person who signs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -199,13 +233,19 @@ pub trait PeopleStore: Send + Sync {
         &self,
         email: &str,
     ) -> StoreResult<Option<(User, String, u32, Option<Timestamp>)>>;
-    /// Stores a password attempt's outcome.
-    async fn set_password_state(
+    /// Counts one attempt at a factor before it is evaluated, in one conditional update, so
+    /// that parallel attempts cannot all be evaluated: the `max`-th sets the lock (`until`),
+    /// and attempts while locked are refused. A success clears the count.
+    async fn claim_attempt(
         &self,
+        factor: Factor,
         user_id: &str,
-        failures: u32,
-        locked_until: Option<Timestamp>,
-    ) -> StoreResult<()>;
+        max: u32,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Claim>;
+    /// Clears a factor's count and lock after a success.
+    async fn clear_attempts(&self, factor: Factor, user_id: &str) -> StoreResult<()>;
     /// A person by id, with the groups of all their identities.
     async fn user(&self, id: &str) -> StoreResult<Option<(User, Vec<String>)>>;
     /// Every person, oldest first.
@@ -262,13 +302,15 @@ pub trait PeopleStore: Send + Sync {
     async fn totp(&self, user_id: &str) -> StoreResult<Option<TotpRecord>>;
     /// Starts (or restarts) enrollment with a new sealed secret; refused once active.
     async fn begin_totp(&self, user_id: &str, sealed: &str, at: Timestamp) -> StoreResult<bool>;
-    /// Stores the state after an attempt, activating a pending credential if `activate`.
-    async fn save_totp(
+    /// Accepts a TOTP code's time step if it is later than any accepted before (false for a
+    /// replay, even by a parallel request), clears the failure count, and activates a pending
+    /// credential if `activate`.
+    async fn accept_totp_step(
         &self,
         user_id: &str,
-        state: &TotpState,
+        step: u64,
         activate: Option<Timestamp>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Removes a person's TOTP credential and recovery codes (an administrator's reset).
     async fn reset_totp(&self, user_id: &str) -> StoreResult<bool>;
     /// Replaces a person's recovery codes with a new batch of hashes.
@@ -484,17 +526,54 @@ where
         .transpose()
     }
 
-    async fn set_password_state(
+    async fn claim_attempt(
         &self,
+        factor: Factor,
         user_id: &str,
-        failures: u32,
-        locked_until: Option<Timestamp>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE local_passwords SET failures = $1, locked_until = $2 WHERE user_id = $3",
-        )
-        .bind(i64::from(failures))
-        .bind(locked_until.map(|t| t.millis()))
+        max: u32,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Claim> {
+        // An expired lock restarts the count; the right-hand sides see the row before the
+        // update on both backends.
+        let table = factor.table();
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {table} SET \
+             failures = CASE WHEN locked_until IS NULL THEN failures + 1 ELSE 1 END, \
+             locked_until = CASE WHEN (CASE WHEN locked_until IS NULL THEN failures + 1 ELSE 1 END) >= $1 \
+             THEN $2 ELSE NULL END \
+             WHERE user_id = $3 AND (locked_until IS NULL OR locked_until <= $4) \
+             RETURNING locked_until"
+        )))
+        .bind(i64::from(max))
+        .bind(until.millis())
+        .bind(user_id.to_owned())
+        .bind(now.millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(r) = row {
+            return Ok(Claim::Granted {
+                locks_until: opt_ts(r.try_get("locked_until")?),
+            });
+        }
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT locked_until FROM {table} WHERE user_id = $1"
+        )))
+        .bind(user_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        let until = match row {
+            Some(r) => opt_ts(r.try_get("locked_until")?),
+            None => None,
+        };
+        Ok(Claim::Refused { until })
+    }
+
+    async fn clear_attempts(&self, factor: Factor, user_id: &str) -> StoreResult<()> {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET failures = 0, locked_until = NULL WHERE user_id = $1",
+            factor.table()
+        )))
         .bind(user_id.to_owned())
         .execute(&self.pool)
         .await?;
@@ -757,24 +836,23 @@ where
         Ok(DB::rows_affected(&r) > 0)
     }
 
-    async fn save_totp(
+    async fn accept_totp_step(
         &self,
         user_id: &str,
-        state: &TotpState,
+        step: u64,
         activate: Option<Timestamp>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE totp_credentials SET last_step = $1, failures = $2, locked_until = $3, \
-             activated_at = COALESCE(activated_at, $4) WHERE user_id = $5",
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE totp_credentials SET last_step = $1, failures = 0, locked_until = NULL, \
+             activated_at = COALESCE(activated_at, $2) \
+             WHERE user_id = $3 AND (last_step IS NULL OR last_step < $1)",
         )
-        .bind(state.last_step.map(|s| s as i64))
-        .bind(i64::from(state.failures))
-        .bind(state.locked_until.map(|t| t.millis()))
+        .bind(i64::try_from(step).unwrap_or(i64::MAX))
         .bind(activate.map(|t| t.millis()))
         .bind(user_id.to_owned())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(DB::rows_affected(&r) > 0)
     }
 
     async fn reset_totp(&self, user_id: &str) -> StoreResult<bool> {

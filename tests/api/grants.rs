@@ -332,7 +332,7 @@ async fn disabling_a_person_ends_their_live_session_and_tokens_at_once() {
 }
 
 /// A request for `path` with bodies that pass validation, so only authorization decides.
-async fn call(b: &Browser, method: &str, path: &str) -> reqwest::Response {
+pub(crate) async fn call(b: &Browser, method: &str, path: &str) -> reqwest::Response {
     match method {
         "GET" => b.get(path).await,
         "DELETE" => b.delete(path).await,
@@ -364,7 +364,7 @@ async fn call(b: &Browser, method: &str, path: &str) -> reqwest::Response {
     }
 }
 
-fn concrete(path: &str, project: &str) -> String {
+pub(crate) fn concrete(path: &str, project: &str) -> String {
     let p = path
         .replace("{project}", project)
         .replace("{distinct_id}", "alice")
@@ -379,7 +379,7 @@ fn concrete(path: &str, project: &str) -> String {
 }
 
 /// Mixpanel's GDPR paths name the project by its public token.
-async fn with_token(app: &TestApp, url: String, project: &str) -> String {
+pub(crate) async fn with_token(app: &TestApp, url: String, project: &str) -> String {
     if !url.starts_with("/api/app/") {
         return url;
     }
@@ -390,7 +390,7 @@ async fn with_token(app: &TestApp, url: String, project: &str) -> String {
 
 /// Routes a person reaches with a session; /track and /engage authenticate by the
 /// project token inside each record instead.
-fn person_routes() -> Vec<(String, String, Permission)> {
+pub(crate) fn person_routes() -> Vec<(String, String, Permission)> {
     registry()
         .into_iter()
         .filter_map(|r| match r.access {

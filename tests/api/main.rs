@@ -12,6 +12,7 @@ mod ingest;
 mod limits;
 mod oidc_e2e;
 mod privacy;
+mod privilege;
 mod processes;
 mod query;
 mod routes;

@@ -326,7 +326,7 @@ async fn the_whole_journey_signs_in_enrolls_refuses_a_replay_reads_and_signs_out
 }
 
 /// Creates the break-glass account root@example.com; returns its password.
-async fn break_glass(app: &TestApp) -> &'static str {
+pub(crate) async fn break_glass(app: &TestApp) -> &'static str {
     let user = User {
         id: "bg-admin".into(),
         email: "root@example.com".into(),

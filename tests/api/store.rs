@@ -6,7 +6,7 @@ use auditgate::domain::{DistinctId, ProjectId, Timestamp};
 use auditgate::events::profile::{ProfileOp, ProfileUpdate};
 use auditgate::projects;
 use auditgate::store::{
-    self, CountGroup, EventCursor, EventFilter, NewEvent, SharedStore, StoreError,
+    self, Claim, CountGroup, EventCursor, EventFilter, Factor, NewEvent, SharedStore, StoreError,
 };
 use serde_json::{Map, json};
 
@@ -315,12 +315,45 @@ async fn people_suite(store: SharedStore) {
         store.create_local_user(&dup, "hash").await,
         Err(StoreError::Conflict(_))
     ));
-    store
-        .set_password_state("l-1", 3, Some(t(9)))
-        .await
-        .unwrap();
+    // Attempts are counted before they are checked: the third of three sets the lock, and
+    // claims while it holds are refused, however many arrive at once.
+    let claims = futures_util::future::join_all(
+        (0..8).map(|_| store.claim_attempt(Factor::Password, "l-1", 3, t(100), t(5))),
+    )
+    .await;
+    let granted: Vec<_> = claims
+        .iter()
+        .filter_map(|c| match c.as_ref().unwrap() {
+            Claim::Granted { locks_until } => Some(*locks_until),
+            Claim::Refused { .. } => None,
+        })
+        .collect();
+    assert_eq!(granted.len(), 3, "{claims:?}");
+    assert_eq!(granted.iter().filter(|l| l.is_some()).count(), 1);
+    assert!(claims.iter().any(|c| matches!(
+        c.as_ref().unwrap(),
+        Claim::Refused { until: Some(u) } if *u == t(100)
+    )));
     let (_, hash, failures, lock) = store.local_user("root@example.com").await.unwrap().unwrap();
-    assert_eq!((hash.as_str(), failures, lock), ("hash", 3, Some(t(9))));
+    assert_eq!((hash.as_str(), failures, lock), ("hash", 3, Some(t(100))));
+    // The lock ends by itself and the count starts again; a success clears it.
+    assert_eq!(
+        store
+            .claim_attempt(Factor::Password, "l-1", 3, t(200), t(100))
+            .await
+            .unwrap(),
+        Claim::Granted { locks_until: None }
+    );
+    store.clear_attempts(Factor::Password, "l-1").await.unwrap();
+    let (_, _, failures, lock) = store.local_user("root@example.com").await.unwrap().unwrap();
+    assert_eq!((failures, lock), (0, None));
+    assert_eq!(
+        store
+            .claim_attempt(Factor::Totp, "nobody", 3, t(200), t(100))
+            .await
+            .unwrap(),
+        Claim::Refused { until: None }
+    );
     assert!(
         store
             .local_user("a.new@example.com")
@@ -411,7 +444,17 @@ async fn people_suite(store: SharedStore) {
         failures: 0,
         locked_until: None,
     };
-    store.save_totp("u-1", &state, Some(t(2))).await.unwrap();
+    store
+        .claim_attempt(Factor::Totp, "u-1", 5, t(100), t(2))
+        .await
+        .unwrap();
+    // A step is accepted once, whichever of two parallel requests comes first.
+    let (a, b) = tokio::join!(
+        store.accept_totp_step("u-1", 42, Some(t(2))),
+        store.accept_totp_step("u-1", 42, Some(t(2)))
+    );
+    assert!(a.unwrap() ^ b.unwrap());
+    assert!(!store.accept_totp_step("u-1", 41, None).await.unwrap());
     assert!(
         !store.begin_totp("u-1", "sealed-3", t(3)).await.unwrap(),
         "active: kept"
