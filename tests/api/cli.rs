@@ -603,3 +603,76 @@ fn failed_commands_log_nothing_names_work_and_closed_pipes_are_quiet() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// A gzip body of `members` members, each 1 MiB of zeros: about 1 KiB each on the wire.
+pub(crate) fn gzip_bomb(members: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let member = gz.finish().unwrap();
+    member.repeat(members)
+}
+
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024
+}
+
+#[test]
+fn compressed_bodies_that_expand_past_the_limit_cost_no_more_than_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run_json(dir.path(), &["project", "create", "shop"]);
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let mut child = auditgate(dir.path())
+        .env("AUDITGATE__LOG__FORMAT", "json")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("serve exited early").unwrap();
+        let log: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if let Some(port) = log["port"].as_u64() {
+            break port;
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let before = peak_rss_mib(child.id());
+    // Eight at once, each 256 KiB on the wire and 256 MiB decompressed.
+    let bomb = gzip_bomb(256);
+    let answers: Vec<_> = (0..8)
+        .map(|_| {
+            let (bomb, secret) = (bomb.clone(), secret.clone());
+            std::thread::spawn(move || {
+                let resp = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .unwrap()
+                    .post(format!("http://127.0.0.1:{port}/import?project_id=shop"))
+                    .bearer_auth(secret)
+                    .header("content-type", "application/json")
+                    .header("content-encoding", "gzip")
+                    .body(bomb)
+                    .send()
+                    .unwrap();
+                (resp.status().as_u16(), resp.text().unwrap())
+            })
+        })
+        .collect();
+    for a in answers {
+        let (status, body) = a.join().unwrap();
+        assert_eq!(status, 413, "{body}");
+        assert!(body.contains("once decompressed"), "{body}");
+    }
+    let peak = peak_rss_mib(child.id());
+    eprintln!("peak memory {peak} MiB, {before} MiB before");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        peak < 300,
+        "peak memory {peak} MiB (from {before} MiB) under eight 256 MiB gzip bodies"
+    );
+}

@@ -305,3 +305,41 @@ async fn revoked_tokens_stop_working() {
     let body = assert_problem(app.get("/api/v1/projects/shop/events").await, 401).await;
     assert!(body["detail"].as_str().unwrap().contains("revoked"));
 }
+
+#[tokio::test]
+async fn compressed_bodies_are_bounded_decoded_and_checked_as_they_stream() {
+    let app = spawn_app().await;
+    let post = |encoding: &'static str, body: Vec<u8>| {
+        app.client
+            .post(format!("{}/import", app.address))
+            .bearer_auth(app.secret())
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+    };
+    // 16 MiB of zeros in 16 KiB: refused once the decompressed bytes pass the limit.
+    let body = assert_problem(post("gzip", crate::cli::gzip_bomb(16)).await.unwrap(), 413).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("once decompressed"),
+        "{body}"
+    );
+    // Cut short, or not what it says: 400.
+    let batch = json!([app.event("Zipped", "u1", "d1")]).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(batch.as_bytes()).unwrap();
+    let mut cut = gz.finish().unwrap();
+    cut.truncate(cut.len() - 6);
+    assert_problem(post("gzip", cut).await.unwrap(), 400).await;
+    assert_problem(post("gzip", batch.clone().into_bytes()).await.unwrap(), 400).await;
+    assert_problem(post("br", batch.clone().into_bytes()).await.unwrap(), 400).await;
+    // deflate (zlib, as HTTP means it) is read like gzip.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(batch.as_bytes()).unwrap();
+    let r = post("deflate", z.finish().unwrap()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.all_events().await.len(), 1);
+}
