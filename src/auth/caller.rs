@@ -225,12 +225,38 @@ async fn refresh_groups(
     if now.millis() - checked_at.millis() < every {
         return Ok(GroupCheck::Current);
     }
+    match confirm_groups(
+        state,
+        &session.user_id,
+        &session.public_id,
+        provider_name,
+        &sealed,
+        now,
+    )
+    .await?
+    {
+        Some(groups) => Ok(GroupCheck::Updated(groups)),
+        None => Ok(GroupCheck::Failed),
+    }
+}
+
+/// Asks the provider for the person's groups with one session's sealed tokens, storing what
+/// it says and the renewed tokens: the person's groups after the update, or `None` when the
+/// provider could not be asked or did not answer.
+async fn confirm_groups(
+    state: &AppState,
+    user_id: &str,
+    public_id: &str,
+    provider_name: &str,
+    sealed: &str,
+    now: crate::domain::Timestamp,
+) -> Result<Option<Vec<String>>, AppError> {
     let seal = &state.auth.seal;
     let (Some(tokens), Ok(provider)) = (
-        ProviderTokens::open(&sealed, seal, &session.public_id),
+        ProviderTokens::open(sealed, seal, public_id),
         state.auth.providers.get(provider_name),
     ) else {
-        return Ok(GroupCheck::Failed);
+        return Ok(None);
     };
     match state
         .auth
@@ -241,21 +267,51 @@ async fn refresh_groups(
         Ok((groups, renewed)) => {
             state
                 .store
-                .set_identity_groups(&session.user_id, provider_name, &groups, now)
+                .set_identity_groups(user_id, provider_name, &groups, now)
                 .await?;
-            let sealed = renewed.seal(seal, &session.public_id);
+            let sealed = renewed.seal(seal, public_id);
             state
                 .store
-                .put_provider_tokens(&session.public_id, &sealed, now)
+                .put_provider_tokens(public_id, &sealed, now)
                 .await?;
-            let groups = state.store.user(&session.user_id).await?.map(|(_, g)| g);
-            Ok(GroupCheck::Updated(groups.unwrap_or_default()))
+            let groups = state.store.user(user_id).await?.map(|(_, g)| g);
+            Ok(Some(groups.unwrap_or_default()))
         }
         Err(e) => {
             tracing::info!(error = %e, "group refresh failed");
-            Ok(GroupCheck::Failed)
+            Ok(None)
         }
     }
+}
+
+/// The groups a personal token may act on: as stored while a provider confirmed them within
+/// `auth.group_refresh_minutes`; otherwise confirmed now with the refresh token of the
+/// person's most recent live session; failing that, none, so the token keeps only grants
+/// made to the person directly.
+async fn token_groups(
+    state: &AppState,
+    user: &User,
+    groups: Vec<String>,
+    now: crate::domain::Timestamp,
+) -> Result<Vec<String>, AppError> {
+    if user.kind != UserKind::Sso {
+        return Ok(groups);
+    }
+    let every = state.settings.auth.group_refresh_minutes * 60_000;
+    if let Some(at) = state.store.groups_confirmed_at(&user.id).await?
+        && now.millis() - at.millis() < every
+    {
+        return Ok(groups);
+    }
+    let Some((public_id, provider, sealed)) = state.store.latest_provider_tokens(&user.id).await?
+    else {
+        return Ok(vec![]);
+    };
+    Ok(
+        confirm_groups(state, &user.id, &public_id, &provider, &sealed, now)
+            .await?
+            .unwrap_or_default(),
+    )
 }
 
 /// Refuses a state-changing request made with a cookie unless it proves it came from this
@@ -337,6 +393,7 @@ pub async fn personal_token_of(
                 {
                     state.store.touch_personal_token(&token.id, now).await?;
                 }
+                let groups = token_groups(state, &user, groups, now).await?;
                 let grants = grants_of(state, &user, &groups).await?;
                 return Ok((user, grants, token));
             }

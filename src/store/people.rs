@@ -363,6 +363,14 @@ pub trait PeopleStore: Send + Sync {
         groups: &[String],
         at: Timestamp,
     ) -> StoreResult<()>;
+    /// When a provider last confirmed the person's groups (sign-in or refresh).
+    async fn groups_confirmed_at(&self, user_id: &str) -> StoreResult<Option<Timestamp>>;
+    /// The provider tokens of the person's most recent session that neither they, an
+    /// administrator nor the provider ended: (session public id, provider, sealed tokens).
+    async fn latest_provider_tokens(
+        &self,
+        user_id: &str,
+    ) -> StoreResult<Option<(String, String, String)>>;
 
     /// Adds a security notice for a person.
     async fn add_notice(&self, user_id: &str, notice: &Notice) -> StoreResult<()>;
@@ -1019,6 +1027,40 @@ where
         .await?;
         row.map(|r| Ok((r.try_get("sealed")?, ts(r.try_get("groups_checked_at")?))))
             .transpose()
+    }
+
+    async fn groups_confirmed_at(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query("SELECT MAX(updated_at) AS at FROM identities WHERE user_id = $1")
+            .bind(user_id.to_owned())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(opt_ts(row.try_get("at")?))
+    }
+
+    async fn latest_provider_tokens(
+        &self,
+        user_id: &str,
+    ) -> StoreResult<Option<(String, String, String)>> {
+        // A session replaced at 2-step verification ('rotated') handed on its tokens;
+        // one ended by a sign-out, an administrator or the provider did not.
+        let row = sqlx::query(
+            "SELECT s.public_id, s.provider, t.sealed FROM sessions s \
+             JOIN session_provider_tokens t ON t.session_public_id = s.public_id \
+             WHERE s.user_id = $1 AND s.provider IS NOT NULL \
+             AND (s.ended_at IS NULL OR s.end_reason = 'rotated') \
+             ORDER BY s.created_at DESC LIMIT 1",
+        )
+        .bind(user_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("public_id")?,
+                r.try_get("provider")?,
+                r.try_get("sealed")?,
+            ))
+        })
+        .transpose()
     }
 
     async fn set_identity_groups(

@@ -456,3 +456,31 @@ fn permission_rules_for_tokens_cover_the_catalogue() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_personal_token_loses_group_access_when_the_provider_stops_confirming_it() {
+    let (app, idp) = app(|_| {}).await;
+    let (b, _) = person(&app, &idp, "gina", &["shop-admins"]).await;
+    let token = bearer(&app, &b.personal_token("notebook", 30).await);
+    let read = || token.get("/api/v1/projects/shop/events");
+    assert_eq!(read().await.status(), 200);
+    idp.set_groups("gina-sub", &[]);
+    // Within the check interval the token keeps what it had...
+    app.clock.advance_millis(4 * 60_000);
+    assert_eq!(read().await.status(), 200);
+    // ...then the provider is asked, with the refresh token of her session.
+    app.clock.advance_millis(2 * 60_000);
+    assert_problem(read().await, 403).await;
+    idp.set_groups("gina-sub", &["shop-admins"]);
+    app.clock.advance_millis(6 * 60_000);
+    assert_eq!(read().await.status(), 200);
+    // Once she signs out there is nothing to confirm with: only direct grants remain.
+    assert_eq!(b.post("/auth/logout", json!({})).await.status(), 200);
+    app.clock.advance_millis(6 * 60_000);
+    assert_problem(read().await, 403).await;
+    assert_eq!(
+        token.get("/api/v1/me").await.status(),
+        200,
+        "the token itself still works"
+    );
+}

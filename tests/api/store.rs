@@ -407,6 +407,14 @@ async fn people_suite(store: SharedStore) {
     );
     assert_eq!(rotated.amr, vec!["pwd".to_owned()]);
     assert_eq!(store.live_sessions("u-1", t(7)).await.unwrap().len(), 3);
+    for (public, sealed) in [("p1", "s1"), ("p2", "s2"), ("p3", "s3")] {
+        store
+            .put_provider_tokens(public, sealed, t(7))
+            .await
+            .unwrap();
+    }
+    assert!(store.groups_confirmed_at("u-1").await.unwrap().is_some());
+    assert_eq!(store.groups_confirmed_at("nobody").await.unwrap(), None);
     let ended = store
         .end_provider_sessions("corp", Some("sid-2"), None, t(8))
         .await
@@ -425,6 +433,11 @@ async fn people_suite(store: SharedStore) {
             .await
             .unwrap()
     );
+    // Sessions the provider or an administrator ended lend their tokens to nobody.
+    assert_eq!(
+        store.latest_provider_tokens("u-1").await.unwrap(),
+        Some(("p1".into(), "corp".into(), "s1".into()))
+    );
     assert_eq!(
         store
             .end_user_sessions("u-1", EndReason::Disabled, t(9))
@@ -432,6 +445,7 @@ async fn people_suite(store: SharedStore) {
             .unwrap(),
         1
     );
+    assert_eq!(store.latest_provider_tokens("u-1").await.unwrap(), None);
     assert!(store.live_sessions("u-1", t(10)).await.unwrap().is_empty());
 
     assert!(store.begin_totp("u-1", "sealed-1", t(0)).await.unwrap());
