@@ -220,12 +220,9 @@ pub async fn profile(
     store: &SharedStore,
     auth: &Authorized<perm::ProfilesRead>,
     distinct_id: &DistinctId,
-) -> Result<Profile, AppError> {
+) -> Result<Option<Profile>, AppError> {
     live_project(store, auth).await?;
-    store
-        .profile(auth.project(), distinct_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no profile for that distinct_id".into()))
+    Ok(store.profile(auth.project(), distinct_id).await?)
 }
 
 #[cfg(test)]

@@ -36,10 +36,18 @@ pub struct ExportPlan {
     pub reveal: bool,
     /// When the document was made.
     pub now: Timestamp,
+    /// Told once, when the stream ends, what actually went out.
+    pub on_end: Option<OnEnd>,
 }
+
+/// How an export stream ended: the records (profiles and events) it sent, and whether the
+/// document was complete (not cut short by an error or a client that went away).
+pub type OnEnd =
+    Box<dyn FnOnce(u64, bool) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 struct Cursor {
     plan: ExportPlan,
+    records: u64,
     queue: VecDeque<DistinctId>,
     current: Option<(DistinctId, Option<EventCursor>, bool)>,
     started: bool,
@@ -79,6 +87,7 @@ impl Cursor {
                 .profile(&self.plan.project, &person)
                 .await?
                 .map(|p| {
+                    self.records += 1;
                     let mut props = p.properties;
                     redact(
                         &mut props,
@@ -115,6 +124,7 @@ impl Cursor {
             id: last.id,
         };
         let mut out = String::new();
+        self.records += rows.len() as u64;
         for (i, e) in rows.into_iter().enumerate() {
             let mut view = EventView::from(e);
             redact(
@@ -140,6 +150,7 @@ pub fn stream(plan: ExportPlan) -> impl Stream<Item = Result<Bytes, AppError>> {
     let queue = plan.people.iter().cloned().collect();
     let cursor = Cursor {
         plan,
+        records: 0,
         queue,
         current: None,
         started: false,
@@ -149,11 +160,28 @@ pub fn stream(plan: ExportPlan) -> impl Stream<Item = Result<Bytes, AppError>> {
     futures_util::stream::unfold(cursor, |mut c| async move {
         match c.next_chunk().await {
             Ok(Some(bytes)) => Some((Ok(bytes), c)),
-            Ok(None) => None,
+            Ok(None) => {
+                if let Some(end) = c.plan.on_end.take() {
+                    end(c.records, true).await;
+                }
+                None
+            }
             Err(e) => {
                 c.done = true;
+                if let Some(end) = c.plan.on_end.take() {
+                    end(c.records, false).await;
+                }
                 Some((Err(e), c))
             }
         }
     })
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        // The client went away mid-document: what it was sent is still told.
+        if let Some(end) = self.plan.on_end.take() {
+            tokio::spawn(end(self.records, false));
+        }
+    }
 }

@@ -257,7 +257,22 @@ pub async fn profile(
         .authorize::<perm::ProfilesRead>(&ctx, &principal, &project, Action::ProfilesRead)
         .await?;
     let distinct_id = DistinctId::parse(&distinct_path).map_err(|e| AppError::BadRequest(e.0))?;
-    let mut p = events::profile(&state.store, &auth, &distinct_id).await?;
+    let Some(mut p) = events::profile(&state.store, &auth, &distinct_id).await? else {
+        // Whether someone has a profile is itself something learnt about them: logged too.
+        let subject = state.audit.pseudonym(&project, &distinct_id).await?;
+        state
+            .audit
+            .record(
+                &ctx,
+                &auth,
+                Action::ProfilesRead,
+                0,
+                json!({"found": false}),
+                vec![subject],
+            )
+            .await?;
+        return Err(AppError::NotFound("no profile for that distinct_id".into()));
+    };
     let sensitive = state
         .store
         .sensitive_properties(&project, PropertyKind::Profile)
@@ -273,6 +288,7 @@ pub async fn profile(
     );
     let subject = state.audit.pseudonym(&project, &distinct_id).await?;
     let details = json!({
+        "found": true,
         "properties": p.properties.len(),
         "sensitive_returned": returned,
         "sensitive_redacted": redacted,

@@ -478,9 +478,37 @@ pub async fn download(
             Action::SubjectsExport,
             r.events_affected,
             details,
-            subjects,
+            subjects.clone(),
         )
         .await?;
+    // The entry above is written before any data leaves; this one says what actually did.
+    let on_end: export::OnEnd = {
+        let (state, ctx, auth) = (state.clone(), ctx.clone(), auth.clone());
+        let (request_id, subjects) = (r.id.clone(), subjects.clone());
+        Box::new(move |records, complete| {
+            Box::pin(async move {
+                let details = json!({
+                    "request_id": request_id,
+                    "streamed_records": records,
+                    "complete": complete,
+                });
+                let recorded = state
+                    .audit
+                    .record(
+                        &ctx,
+                        &auth,
+                        Action::SubjectsExport,
+                        records,
+                        details,
+                        subjects,
+                    )
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::error!(error = %e, "recording what an export streamed failed");
+                }
+            })
+        })
+    };
     let plan = ExportPlan {
         store: state.store.clone(),
         project,
@@ -491,6 +519,7 @@ pub async fn download(
         sensitive_profiles,
         reveal,
         now: state.clock.now(),
+        on_end: Some(on_end),
     };
     Ok(HttpResponse::Ok()
         .content_type("application/json")

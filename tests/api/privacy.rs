@@ -184,6 +184,15 @@ async fn an_export_holds_exactly_the_persons_data_with_sensitive_values_redacted
         .expect("the download is logged");
     assert_eq!(download.subjects.len(), 1, "one pseudonym");
     assert_eq!(details(download)["sensitive_revealed"], false);
+    // After the document went out, what it held: one profile and three events.
+    let streamed = entries
+        .iter()
+        .find(|e| e.action == Action::SubjectsExport && details(e)["streamed_records"].is_u64())
+        .expect("what the download streamed is logged");
+    assert_eq!(details(streamed)["streamed_records"], 4);
+    assert_eq!(details(streamed)["complete"], true);
+    assert_eq!(streamed.records, 4);
+    assert!(streamed.seq > download.seq);
     let created = entries
         .iter()
         .find(|e| e.action == Action::SubjectsRequest && details(e)["change"] == "create")

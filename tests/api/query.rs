@@ -160,6 +160,20 @@ async fn profiles_are_read_by_distinct_id() {
         .unwrap();
     assert_eq!(p["properties"]["$email"], "a@example.com");
     assert_problem(app.get("/api/v1/projects/shop/profiles/nobody").await, 404).await;
+    // Probing whether someone has a profile is a read like any other: logged, pseudonymised.
+    app.settle().await;
+    let (_, entries) = app.export_log().await;
+    let reads: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == auditgate::ledger::entry::Action::ProfilesRead)
+        .collect();
+    assert_eq!(reads.len(), 2);
+    let probe: Value = serde_json::from_str(&reads[1].details).unwrap();
+    assert_eq!(probe["found"], false);
+    assert_eq!(reads[1].records, 0);
+    assert_eq!(reads[1].subjects.len(), 1);
+    assert_ne!(reads[0].subjects, reads[1].subjects);
+    assert!(!reads[1].details.contains("nobody"));
 }
 
 #[tokio::test]
