@@ -73,33 +73,94 @@ async fn change(
             Action::PropertiesClassify,
         )
         .await?;
-    let before = state
-        .store
-        .sensitive_properties(&project, kind)
-        .await?
-        .contains(&name);
+    let by = crate::audit::actor_of(principal.subject()).id;
+    let current = state.store.classification(&project, kind, &name).await?;
+    let before = match &current {
+        None => json!({"sensitive": false}),
+        Some(None) => json!({"sensitive": true}),
+        Some(Some(asked)) => json!({"sensitive": true, "unmark_requested_by": asked}),
+    };
+    // Removing a mark takes two people: the first asks, a second confirms.
+    let step = match (&current, sensitive) {
+        (_, true) => Step::Mark,
+        (None, false) => Step::Nothing,
+        (Some(None), false) => Step::Ask,
+        (Some(Some(asked)), false) if *asked == by => {
+            let details = json!({"kind": kind.as_str(), "property": name, "before": before,
+                "reason": "you asked to remove this mark; a second person must confirm"});
+            state
+                .audit
+                .refused_act(&ctx, &auth, Action::PropertiesClassify, details)
+                .await?;
+            return Err(AppError::Conflict(
+                "you already asked to remove this mark: another person with properties:classify must confirm".into(),
+            ));
+        }
+        (Some(Some(_)), false) => Step::Confirm,
+    };
+    let after = match step {
+        Step::Mark => json!({"sensitive": true}),
+        Step::Nothing | Step::Confirm => json!({"sensitive": false}),
+        Step::Ask => json!({"sensitive": true, "unmark_requested_by": by}),
+    };
     let details = json!({
         "kind": kind.as_str(),
         "property": name,
-        "before": {"sensitive": before},
-        "after": {"sensitive": sensitive},
+        "before": before,
+        "after": after,
     });
     // Logged before it changes anything.
     state
         .audit
         .record(&ctx, &auth, Action::PropertiesClassify, 0, details, vec![])
         .await?;
-    let by = crate::audit::actor_of(principal.subject()).id;
-    if sensitive {
-        state
-            .store
-            .classify(&project, kind, &name, &by, state.clock.now())
-            .await?;
-    } else {
-        state.store.declassify(&project, kind, &name).await?;
+    let now = state.clock.now();
+    let changed = match step {
+        Step::Mark => {
+            state
+                .store
+                .classify(&project, kind, &name, &by, now)
+                .await?;
+            true
+        }
+        Step::Nothing => true,
+        Step::Ask => {
+            state
+                .store
+                .request_declassify(&project, kind, &name, &by, now)
+                .await?
+        }
+        Step::Confirm => {
+            state
+                .store
+                .confirm_declassify(&project, kind, &name, &by)
+                .await?
+        }
+    };
+    if !changed {
+        return Err(AppError::Conflict(
+            "the mark changed meanwhile; look again and retry".into(),
+        ));
     }
-    Ok(HttpResponse::Ok()
-        .json(json!({"kind": kind.as_str(), "property": name, "sensitive": sensitive})))
+    let body = json!({"kind": kind.as_str(), "property": name, "sensitive": after["sensitive"]});
+    Ok(match step {
+        Step::Ask => HttpResponse::Accepted().json(json!({
+            "kind": kind.as_str(),
+            "property": name,
+            "sensitive": true,
+            "unmark_requested_by": by,
+            "next": "a second person with properties:classify removes the mark with the same request",
+        })),
+        _ => HttpResponse::Ok().json(body),
+    })
+}
+
+/// What a change to a mark does.
+enum Step {
+    Mark,
+    Nothing,
+    Ask,
+    Confirm,
 }
 
 /// Marks a property sensitive: its values are redacted for readers without
@@ -116,10 +177,11 @@ pub async fn mark(
     change(ctx, principal, path, state, true).await
 }
 
-/// Removes a property's sensitive mark.
+/// Asks to remove a property's sensitive mark (202), or confirms another person's request
+/// and removes it (200): unmarking takes two people.
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/sensitive-properties/{kind}/{name}", tag = "access",
     params(("project" = String, Path, description = "The project"), ("kind" = String, Path, description = "event or profile"), ("name" = String, Path, description = "The property")),
-    responses((status = 200, description = "No longer sensitive"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "No longer sensitive"), (status = 202, description = "Asked: a second person must confirm"), (status = 401), (status = 403), (status = 404), (status = 409, description = "Asked already by this person")))]
 pub async fn unmark(
     ctx: RequestContext,
     principal: Principal,

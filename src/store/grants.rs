@@ -319,7 +319,8 @@ pub trait ClassificationStore: Send + Sync {
         project: &crate::domain::ProjectId,
         kind: PropertyKind,
     ) -> StoreResult<Vec<String>>;
-    /// Marks a property sensitive; false if it already was.
+    /// Marks a property sensitive, withdrawing any request to remove the mark; false if it
+    /// already was, with no such request.
     async fn classify(
         &self,
         project: &crate::domain::ProjectId,
@@ -328,7 +329,31 @@ pub trait ClassificationStore: Send + Sync {
         by: &str,
         at: Timestamp,
     ) -> StoreResult<bool>;
-    /// Removes the mark; false if there was none.
+    /// Whether a property is marked, and who asked to remove the mark: `None` if unmarked.
+    async fn classification(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+    ) -> StoreResult<Option<Option<String>>>;
+    /// Records `by`'s request to remove a mark nobody asked to remove yet; false otherwise.
+    async fn request_declassify(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Removes a mark someone other than `by` asked to remove; false otherwise.
+    async fn confirm_declassify(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+        by: &str,
+    ) -> StoreResult<bool>;
+    /// Removes the mark at once (the server operator's command); false if there was none.
     async fn declassify(
         &self,
         project: &crate::domain::ProjectId,
@@ -374,13 +399,76 @@ where
     ) -> StoreResult<bool> {
         let r = sqlx::query(
             "INSERT INTO sensitive_properties (project_id, kind, name, classified_by, classified_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, kind, name) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, kind, name) DO UPDATE \
+             SET unmark_requested_by = NULL, unmark_requested_at = NULL \
+             WHERE sensitive_properties.unmark_requested_by IS NOT NULL",
         )
         .bind(project.as_str().to_owned())
         .bind(kind.as_str().to_owned())
         .bind(name.to_owned())
         .bind(by.to_owned())
         .bind(at.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn classification(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+    ) -> StoreResult<Option<Option<String>>> {
+        let row = sqlx::query(
+            "SELECT unmark_requested_by FROM sensitive_properties \
+             WHERE project_id = $1 AND kind = $2 AND name = $3",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(kind.as_str().to_owned())
+        .bind(name.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(r.try_get("unmark_requested_by")?))
+            .transpose()
+    }
+
+    async fn request_declassify(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE sensitive_properties SET unmark_requested_by = $1, unmark_requested_at = $2 \
+             WHERE project_id = $3 AND kind = $4 AND name = $5 AND unmark_requested_by IS NULL",
+        )
+        .bind(by.to_owned())
+        .bind(at.millis())
+        .bind(project.as_str().to_owned())
+        .bind(kind.as_str().to_owned())
+        .bind(name.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn confirm_declassify(
+        &self,
+        project: &crate::domain::ProjectId,
+        kind: PropertyKind,
+        name: &str,
+        by: &str,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "DELETE FROM sensitive_properties WHERE project_id = $1 AND kind = $2 AND name = $3 \
+             AND unmark_requested_by IS NOT NULL AND unmark_requested_by <> $4",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(kind.as_str().to_owned())
+        .bind(name.to_owned())
+        .bind(by.to_owned())
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&r) > 0)

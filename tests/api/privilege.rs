@@ -484,3 +484,67 @@ async fn a_personal_token_loses_group_access_when_the_provider_stops_confirming_
         "the token itself still works"
     );
 }
+
+#[tokio::test]
+async fn removing_a_sensitive_mark_takes_a_second_person() {
+    let (app, idp) = app(|_| {}).await;
+    let (alice, _) = person(&app, &idp, "alice", &["owners"]).await;
+    let (bob, _) = person(&app, &idp, "bob", &["owners"]).await;
+    app.import(&json!([{"event": "signup", "properties": {"distinct_id": "u1", "time": 1_700_000_000, "$insert_id": "s1", "email": "u1@example.com"}}]))
+        .await;
+    let url = |b: &Browser| {
+        format!(
+            "{}/api/v1/projects/shop/sensitive-properties/event/email",
+            b.base
+        )
+    };
+    let put = |b: &Browser| {
+        b.client
+            .put(url(b))
+            .header("x-csrf-token", b.csrf.clone().unwrap())
+            .send()
+    };
+    assert_eq!(put(&alice).await.unwrap().status(), 200);
+    assert_eq!(email_of(&alice).await, "[redacted]");
+    // Alice, who reads events, asks to remove the mark: it stays until someone else agrees.
+    let asked = alice.delete(&url(&alice)).await;
+    assert_eq!(asked.status(), 202);
+    assert_eq!(email_of(&alice).await, "[redacted]");
+    let again = assert_problem(alice.delete(&url(&alice)).await, 409).await;
+    assert!(reason(&again).contains("another person"), "{again}");
+    assert_eq!(email_of(&alice).await, "[redacted]");
+    // Marking again withdraws the request; a new one needs a new confirmation.
+    assert_eq!(put(&alice).await.unwrap().status(), 200);
+    assert_eq!(alice.delete(&url(&alice)).await.status(), 202);
+    let done = bob.delete(&url(&bob)).await;
+    assert_eq!(done.status(), 200);
+    assert_eq!(email_of(&alice).await, "u1@example.com");
+
+    let entries = log(&app).await;
+    let changes: Vec<Value> = entries
+        .iter()
+        .filter(|e| e.action == Action::PropertiesClassify)
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(changes.len(), 6, "{changes:?}");
+    assert_eq!(changes[1]["after"]["sensitive"], true);
+    assert!(changes[1]["after"]["unmark_requested_by"].is_string());
+    assert!(
+        changes[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("second person")
+    );
+    assert_eq!(changes[5]["after"]["sensitive"], false);
+    assert!(changes[5]["before"]["unmark_requested_by"].is_string());
+}
+
+async fn email_of(b: &Browser) -> Value {
+    let page: Value = b
+        .get("/api/v1/projects/shop/events")
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["events"][0]["properties"]["email"].clone()
+}

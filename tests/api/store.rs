@@ -765,6 +765,62 @@ async fn access_suite(store: SharedStore) {
             .unwrap()
             .is_empty()
     );
+    // Unmarking takes two people: one asks, another confirms; marking again withdraws it.
+    let ev = PropertyKind::Event;
+    assert_eq!(
+        store.classification(&shop, ev, "email").await.unwrap(),
+        Some(None)
+    );
+    assert!(
+        !store
+            .confirm_declassify(&shop, ev, "email", "b")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .request_declassify(&shop, ev, "email", "a", t(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .request_declassify(&shop, ev, "email", "b", t(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.classification(&shop, ev, "email").await.unwrap(),
+        Some(Some("a".into()))
+    );
+    assert!(
+        !store
+            .confirm_declassify(&shop, ev, "email", "a")
+            .await
+            .unwrap()
+    );
+    assert!(store.classify(&shop, ev, "email", "c", t(2)).await.unwrap());
+    assert_eq!(
+        store.classification(&shop, ev, "email").await.unwrap(),
+        Some(None)
+    );
+    assert!(
+        store
+            .request_declassify(&shop, ev, "email", "a", t(3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .confirm_declassify(&shop, ev, "email", "b")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.classification(&shop, ev, "email").await.unwrap(),
+        None
+    );
+    assert!(store.classify(&shop, ev, "email", "a", t(4)).await.unwrap());
     assert!(
         store
             .declassify(&shop, PropertyKind::Event, "email")
