@@ -420,7 +420,7 @@ async fn parallel_wrong_passwords_and_codes_are_evaluated_only_up_to_the_limit()
 async fn a_burst_of_bad_sign_ins_does_not_starve_data_reads() {
     let (app, _idp): (TestApp, FakeIdp) = app(|_| {}).await;
     app.import(&json!([app.event("signup", "u1", "b1")])).await;
-    let logins = join_all((0..60).map(|i| {
+    let logins = join_all((0..100).map(|i| {
         app.client
             .post(format!("{}/auth/password", app.address))
             .json(&json!({"email": format!("nobody{i}@example.com"), "password": "guess"}))
