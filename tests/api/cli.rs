@@ -264,7 +264,7 @@ fn grants_and_people_from_the_command_line() {
             "--user",
             id,
             "--role",
-            "analyst",
+            "auditor",
             "--project",
             "shop",
             "--reason",
@@ -272,6 +272,28 @@ fn grants_and_people_from_the_command_line() {
         ],
     );
     assert_eq!(g["status"], "active");
+    // The only person here is the break-glass account: it is granted no data role.
+    let data = auditgate(dir.path())
+        .args([
+            "grant",
+            "add",
+            "--user",
+            id,
+            "--role",
+            "analyst",
+            "--project",
+            "shop",
+            "--reason",
+            "OPS-2",
+        ])
+        .output()
+        .unwrap();
+    assert!(!data.status.success());
+    assert!(
+        String::from_utf8_lossy(&data.stderr).contains("break-glass account reads no data"),
+        "{}",
+        String::from_utf8_lossy(&data.stderr)
+    );
     assert_eq!(g["granted_by"], "cli");
     let deny = run_json(
         dir.path(),
@@ -364,8 +386,8 @@ fn grants_and_people_from_the_command_line() {
         &[
             "grant",
             "add",
-            "--user",
-            id,
+            "--group",
+            "analysts",
             "--role",
             "counter",
             "--project",
