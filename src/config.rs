@@ -126,6 +126,17 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Milliseconds to wait for a connection before failing.
     pub acquire_timeout_ms: u64,
+    /// Milliseconds an event or profile read may run before it is stopped (503).
+    pub read_timeout_ms: u64,
+    /// Milliseconds a SQLite write waits for another writer's lock: longer than the longest
+    /// commit, so concurrent writers wait their turn instead of failing.
+    pub busy_timeout_ms: u64,
+    /// Connections kept for the audit appender alone, so reads can never starve it.
+    pub audit_connections: u32,
+    /// SQLite: bytes the write-ahead log is truncated to after each checkpoint.
+    pub wal_limit_bytes: u64,
+    /// SQLite: seconds between the service's own full WAL checkpoints.
+    pub wal_checkpoint_secs: u64,
 }
 
 /// Ingestion limits.
@@ -424,6 +435,12 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1".into());
+        }
+        if self.database.audit_connections == 0 {
+            return invalid("database.audit_connections", "must be at least 1".into());
+        }
+        if self.database.read_timeout_ms == 0 {
+            return invalid("database.read_timeout_ms", "must be at least 1".into());
         }
         if !(1..=2000).contains(&self.ingest.max_batch) {
             return invalid("ingest.max_batch", "must be between 1 and 2000".into());

@@ -82,6 +82,24 @@ impl Application {
                 }
             });
         }
+        if settings.database.wal_checkpoint_secs > 0 {
+            // SQLite checkpoints on its own only when no reader holds the log, which a busy
+            // service never lets happen: without this the WAL grows by every write.
+            let store = store.clone();
+            let every = std::time::Duration::from_secs(settings.database.wal_checkpoint_secs);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    match store.truncate_wal().await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::debug!("WAL checkpoint: readers busy, next time"),
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint: retrying later"),
+                    }
+                }
+            });
+        }
         let jobs = std::sync::Arc::new(tokio::sync::Notify::new());
         if settings.privacy.run_jobs {
             let (store, audit, clock) = (store.clone(), audit.clone(), clock.clone());

@@ -25,7 +25,7 @@ pub use people::{
     TotpRecord, User, UserKind,
 };
 pub use privacy::{Affected, ConsentRecord, PrivacyStore, ProjectSettings};
-pub use sql::SqlStore;
+pub use sql::{Pools, SqlStore};
 
 /// Why a store call failed, in the terms callers act on.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +53,25 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::Conflict(db.message().to_owned())
             }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| ran_out_of_time(&c)) => {
+                Self::Unavailable(
+                    "the query ran longer than database.read_timeout_ms allows and was stopped; \
+                     ask for a shorter time range or a narrower filter"
+                        .into(),
+                )
+            }
             sqlx::Error::Database(db) if db.code().is_some_and(|c| unavailable(&c)) => {
                 Self::Unavailable(e.to_string())
             }
             _ => Self::Other(e.into()),
         }
     }
+}
+
+/// Whether a statement was stopped by its time limit: PostgreSQL's `query_canceled` under
+/// `statement_timeout`, SQLite's INTERRUPT from the progress handler of a timed read.
+fn ran_out_of_time(code: &str) -> bool {
+    code == "57014" || code.parse::<u32>().is_ok_and(|n| n & 0xff == 9)
 }
 
 /// Whether a database error code means "not now" rather than "never": the database is
@@ -432,6 +445,9 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// Makes one small durable write: whether the database takes writes now.
     async fn probe_write(&self, at: Timestamp) -> StoreResult<()>;
+    /// SQLite: checkpoints the write-ahead log fully and truncates it, unless readers keep it
+    /// busy for more than a moment (then false). Other backends: nothing to do (true).
+    async fn truncate_wal(&self) -> StoreResult<bool>;
     /// Closes every connection; later calls fail as if the database were gone.
     async fn close(&self);
 }

@@ -520,12 +520,7 @@ where
     }
 
     async fn after_erasure(&self) -> StoreResult<()> {
-        if let Some(sql) = DB::AFTER_ERASURE {
-            sqlx::query(AssertSqlSafe(sql.to_owned()))
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
+        self.truncate_log().await
     }
 
     async fn set_opt_out(

@@ -25,16 +25,34 @@ pub trait Backend: Database {
     /// Starts a transaction that will write: SQLite must take its write lock up front, or a
     /// read-then-write transaction fails with "database is locked" instead of waiting.
     const BEGIN_WRITE: &'static str;
-    /// Run after an erasure so that no copy of the erased rows stays on disk (SQLite's WAL
-    /// keeps old pages after a checkpoint unless it is truncated).
-    const AFTER_ERASURE: Option<&'static str>;
+    /// Checkpoints and truncates a write-ahead log: run periodically so it stays small, and
+    /// after an erasure so that no copy of the erased rows stays on disk (SQLite's WAL keeps
+    /// old pages after a checkpoint unless it is truncated).
+    const TRUNCATE_WAL: Option<&'static str>;
 }
 
-/// A store over one sqlx pool.
+/// A store over three sqlx pools to one database, so that no kind of work can take every
+/// connection another needs.
 pub struct SqlStore<DB: Database> {
+    /// Everything not named below: sign-in, grants, ingestion, administration.
     pub(super) pool: Pool<DB>,
+    /// Event, count and profile reads and proofs, whose cost grows with the data: each
+    /// statement runs under `database.read_timeout_ms`.
+    reads: Pool<DB>,
+    /// The audit appender's alone: a request's entry never waits behind a slow read.
+    audit: Pool<DB>,
     /// The database file, for a backend that is one (SQLite).
     file: Option<FileIdentity>,
+}
+
+/// The pools a store is made of (see [`SqlStore`]).
+pub struct Pools<DB: Database> {
+    /// Everything else.
+    pub general: Pool<DB>,
+    /// Timed reads.
+    pub reads: Pool<DB>,
+    /// The appender.
+    pub audit: Pool<DB>,
 }
 
 /// Which file the store opened: a file deleted or replaced under a running service would
@@ -75,17 +93,29 @@ impl FileIdentity {
 }
 
 impl<DB: Database> SqlStore<DB> {
-    /// Wraps a connected pool.
-    pub fn new(pool: Pool<DB>) -> Self {
-        Self { pool, file: None }
+    /// Wraps connected pools, over the database file `file` for a backend that is one.
+    pub fn new(pools: Pools<DB>, file: Option<FileIdentity>) -> Self {
+        Self {
+            pool: pools.general,
+            reads: pools.reads,
+            audit: pools.audit,
+            file,
+        }
     }
 
-    /// Wraps a connected pool over the database file `file`.
-    pub fn over_file(pool: Pool<DB>, file: FileIdentity) -> Self {
-        Self {
-            pool,
-            file: Some(file),
+    /// The backend's [`Backend::TRUNCATE_WAL`], if it has one.
+    pub(super) async fn truncate_log(&self) -> StoreResult<()>
+    where
+        DB: Backend,
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+    {
+        if let Some(sql) = DB::TRUNCATE_WAL {
+            sqlx::query(AssertSqlSafe(sql.to_owned()))
+                .execute(&self.pool)
+                .await?;
         }
+        Ok(())
     }
 
     fn check_file(&self) -> StoreResult<()> {
@@ -464,7 +494,7 @@ where
         }
         qb.push(" ORDER BY time_ms, id LIMIT ")
             .push_bind(i64::from(limit));
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = qb.build().fetch_all(&self.reads).await?;
         rows.iter().map(event_from_row::<DB>).collect()
     }
 
@@ -484,7 +514,7 @@ where
         if group != CountGroup::Total {
             qb.push(format!(" GROUP BY {key} ORDER BY {key}"));
         }
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = qb.build().fetch_all(&self.reads).await?;
         rows.iter()
             .map(|r| {
                 let k = match group {
@@ -506,7 +536,7 @@ where
         )
         .bind(project.as_str().to_owned())
         .bind(distinct_id.as_str().to_owned())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         row.map(|r| {
             let properties: String = r.try_get("properties")?;
@@ -616,7 +646,7 @@ where
         now: Timestamp,
         checkpoint: Option<&(u64, String)>,
     ) -> StoreResult<Appended> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.audit.begin_with(DB::BEGIN_WRITE).await?;
         if let Some((size, note)) = checkpoint {
             sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING")
                 .bind(*size as i64)
@@ -697,7 +727,7 @@ where
     async fn audit_head(&self) -> StoreResult<Head> {
         let row =
             sqlx::query("SELECT size, last_link, peaks, last_time FROM audit_head WHERE id = 1")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.audit)
                 .await?;
         head_from_row::<DB>(&row)
     }
@@ -707,7 +737,7 @@ where
             .bind(size as i64)
             .bind(note.to_owned())
             .bind(at.millis())
-            .execute(&self.pool)
+            .execute(&self.audit)
             .await?;
         Ok(())
     }
@@ -775,7 +805,7 @@ where
     async fn audit_leaves(&self, size: u64) -> StoreResult<Vec<Hash>> {
         let rows = sqlx::query("SELECT leaf_hash FROM audit_entries WHERE seq < $1 ORDER BY seq")
             .bind(size.min(i64::MAX as u64) as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         rows.into_iter().map(|r| hash_of(r.try_get(0)?)).collect()
     }
@@ -791,7 +821,7 @@ where
                 list.push_bind(*index as i64);
             }
             qb.push(")");
-            for r in qb.build().fetch_all(&self.pool).await? {
+            for r in qb.build().fetch_all(&self.reads).await? {
                 out.insert((0, r.try_get::<i64, _>(0)? as u64), hash_of(r.try_get(1)?)?);
             }
         }
@@ -805,7 +835,7 @@ where
                 qb.push_bind(*index as i64);
                 qb.push(")");
             }
-            for r in qb.build().fetch_all(&self.pool).await? {
+            for r in qb.build().fetch_all(&self.reads).await? {
                 let key = (
                     r.try_get::<i64, _>(0)? as u32,
                     r.try_get::<i64, _>(1)? as u64,
@@ -954,6 +984,8 @@ where
         + PrivacyStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
     sqlx::migrate::Migrator: Send + Sync,
     DB::Connection: sqlx::migrate::Migrate,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
@@ -979,12 +1011,32 @@ where
         self.check_file()?;
         sqlx::query("UPDATE health_probe SET at = $1 WHERE id = 1")
             .bind(at.millis())
-            .execute(&self.pool)
+            .execute(&self.audit)
             .await?;
         Ok(())
     }
 
+    async fn truncate_wal(&self) -> StoreResult<bool> {
+        let Some(sql) = DB::TRUNCATE_WAL else {
+            return Ok(true);
+        };
+        // A full checkpoint holds the write lock while it waits for older readers: wait a
+        // little, never as long as writers would (the next run tries again).
+        let mut conn = self.pool.acquire().await?;
+        conn.close_on_drop();
+        sqlx::query("PRAGMA busy_timeout = 250")
+            .execute(&mut *conn)
+            .await?;
+        let row = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut *conn)
+            .await?;
+        let busy: i64 = row.try_get(0)?;
+        Ok(busy == 0)
+    }
+
     async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
+        self.audit.close().await;
     }
 }

@@ -1,17 +1,17 @@
 //! The SQLite backend: a local file in WAL mode, the default.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
 
 use sqlx::Connection;
 
-use super::sql::{Backend, FileIdentity, SqlStore};
+use super::sql::{Backend, FileIdentity, Pools, SqlStore};
 use super::{StoreError, StoreResult};
 use crate::config::DatabaseSettings;
 
@@ -30,7 +30,7 @@ impl Backend for Sqlite {
 
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
-    const AFTER_ERASURE: Option<&'static str> = Some("PRAGMA wal_checkpoint(TRUNCATE)");
+    const TRUNCATE_WAL: Option<&'static str> = Some("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 /// Opens (creating if needed) the SQLite file named by `sqlite:<path>`.
@@ -53,20 +53,54 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
         // WAL with NORMAL is durable against process crashes; FULL also survives power loss.
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        // A writer waits for the one before it for longer than any commit takes, so
+        // concurrent imports queue instead of failing with "database is locked".
+        .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
+        // After each checkpoint the WAL file shrinks back to this size instead of keeping
+        // its largest size for ever.
+        .pragma("journal_size_limit", settings.wal_limit_bytes.to_string())
         // Erased personal data must not linger in free pages.
         .pragma("secure_delete", "ON");
-    let pool = SqlitePoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-        // When a write fails for lack of space or an I/O error, SQLite rolls the transaction
-        // back by itself, but sqlx still counts it open, and the next BEGIN on that connection
-        // fails for ever. A connection released inside a transaction is closed instead of
-        // pooled, so writes work again as soon as the cause is gone.
-        .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
-        .connect_with(options)
-        .await?;
+    let pool = |size: u32| {
+        SqlitePoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+            // When a write fails for lack of space or an I/O error, SQLite rolls the
+            // transaction back by itself, but sqlx still counts it open, and the next BEGIN on
+            // that connection fails for ever. A connection released inside a transaction is
+            // closed instead of pooled, so writes work again as soon as the cause is gone.
+            .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+    };
+    let read_limit = Duration::from_millis(settings.read_timeout_ms);
+    let pools = Pools {
+        general: pool(settings.max_connections)
+            .connect_with(options.clone())
+            .await?,
+        // SQLite has no statement timeout: a progress handler stops a statement once the
+        // connection has been out of the pool longer than the limit. It is armed afresh
+        // each time a connection is handed out.
+        reads: pool(settings.max_connections)
+            .after_connect(move |conn, _| Box::pin(arm(conn, read_limit)))
+            .before_acquire(move |conn, _| {
+                Box::pin(async move { arm(conn, read_limit).await.map(|()| true) })
+            })
+            .connect_with(options.clone())
+            .await?,
+        audit: pool(settings.audit_connections)
+            .connect_with(options)
+            .await?,
+    };
     let file = FileIdentity::of(&path)
         .map_err(|e| StoreError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
-    Ok(SqlStore::over_file(pool, file))
+    Ok(SqlStore::new(pools, Some(file)))
+}
+
+/// Makes statements on `conn` fail with SQLITE_INTERRUPT once `limit` has passed from now.
+async fn arm(conn: &mut SqliteConnection, limit: Duration) -> Result<(), sqlx::Error> {
+    let deadline = Instant::now() + limit;
+    // About a millisecond of work between checks.
+    conn.lock_handle()
+        .await?
+        .set_progress_handler(10_000, move || Instant::now() < deadline);
+    Ok(())
 }

@@ -16,6 +16,7 @@ mod privilege;
 mod processes;
 mod query;
 mod routes;
+mod scale;
 mod sdk;
 mod signin;
 mod store;
