@@ -150,15 +150,21 @@ pub async fn events(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Grouping {
-    /// `event` or `day`; absent for one total.
+    /// `event`, `day` or `event_day`; absent for one total.
     group_by: Option<String>,
 }
 
 /// One group's count.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CountRow {
-    /// The event name or the day (YYYY-MM-DD), or `total`.
+    /// The event name, the day (YYYY-MM-DD), both as `YYYY-MM-DD/<event>`, or `total`.
     key: String,
+    /// The day, when grouped by event and day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    day: Option<String>,
+    /// The event name, when grouped by event and day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<String>,
     /// How many events.
     count: i64,
 }
@@ -166,7 +172,7 @@ pub struct CountRow {
 /// A grouped count.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CountResponse {
-    /// `event`, `day` or `total`.
+    /// `event`, `day`, `event_day` or `total`.
     group_by: &'static str,
     /// One row per group.
     counts: Vec<CountRow>,
@@ -195,9 +201,10 @@ pub async fn count(
         None => (CountGroup::Total, "total"),
         Some("event") => (CountGroup::Event, "event"),
         Some("day") => (CountGroup::Day, "day"),
+        Some("event_day") => (CountGroup::EventDay, "event_day"),
         Some(other) => {
             return Err(AppError::BadRequest(format!(
-                "group_by must be event or day, not {other:?}"
+                "group_by must be event, day or event_day, not {other:?}"
             )));
         }
     };
@@ -219,7 +226,21 @@ pub async fn count(
         .await?;
     let counts = rows
         .into_iter()
-        .map(|(key, count)| CountRow { key, count })
+        .map(|(key, count)| {
+            let (day, event) = match group {
+                CountGroup::EventDay => key
+                    .split_once('/')
+                    .map(|(d, e)| (Some(d.to_owned()), Some(e.to_owned())))
+                    .unwrap_or_default(),
+                _ => (None, None),
+            };
+            CountRow {
+                key,
+                day,
+                event,
+                count,
+            }
+        })
         .collect();
     Ok(HttpResponse::Ok().json(CountResponse {
         group_by: name,

@@ -253,6 +253,8 @@ pub enum CountGroup {
     Event,
     /// By UTC day.
     Day,
+    /// By UTC day and event name: keys are `YYYY-MM-DD/<event name>`.
+    EventDay,
 }
 
 /// A person's profile (Mixpanel's "user profile" or "people" record).
@@ -318,7 +320,9 @@ pub trait EventStore: Send + Sync {
         after: Option<EventCursor>,
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>>;
-    /// Counts events, grouped; keys are event names, `YYYY-MM-DD` days, or `total`.
+    /// Counts events, grouped; keys are event names, `YYYY-MM-DD` days, both, or `total`.
+    /// Without a `distinct_id` whole days are read from per-day counts, so the cost grows
+    /// with the days and names asked for, not with the events.
     async fn count_events(
         &self,
         filter: &EventFilter,

@@ -7,7 +7,7 @@ use sqlx::{
     AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
 };
 
-use super::sql::{Backend, SqlStore};
+use super::sql::{Backend, SqlStore, adjust_counts, count_deltas};
 use super::{StoreError, StoreResult};
 use crate::domain::{DistinctId, ProjectId, Timestamp};
 use crate::ledger::merkle::Hash;
@@ -455,21 +455,24 @@ where
 
     async fn erase_subject(&self, project: &ProjectId, distinct_id: &str) -> StoreResult<Affected> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        let mut out = Affected::default();
-        for (table, events) in [("events", true), ("profiles", false)] {
-            let r = sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE project_id = $1 AND distinct_id = $2"
-            )))
-            .bind(project.as_str().to_owned())
-            .bind(distinct_id.to_owned())
-            .execute(&mut *tx)
-            .await?;
-            if events {
-                out.events = DB::rows_affected(&r);
-            } else {
-                out.profiles = DB::rows_affected(&r);
-            }
-        }
+        let gone = sqlx::query(
+            "DELETE FROM events WHERE project_id = $1 AND distinct_id = $2 RETURNING event, time_ms",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(distinct_id.to_owned())
+        .fetch_all(&mut *tx)
+        .await?;
+        adjust_counts(&mut *tx, project, count_deltas(&gone, -1)?).await?;
+        let profiles =
+            sqlx::query("DELETE FROM profiles WHERE project_id = $1 AND distinct_id = $2")
+                .bind(project.as_str().to_owned())
+                .bind(distinct_id.to_owned())
+                .execute(&mut *tx)
+                .await?;
+        let out = Affected {
+            events: gone.len() as u64,
+            profiles: DB::rows_affected(&profiles),
+        };
         sqlx::query("DELETE FROM subject_request_ids WHERE project_id = $1 AND distinct_id = $2")
             .bind(project.as_str().to_owned())
             .bind(distinct_id.to_owned())
@@ -698,6 +701,7 @@ where
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for sql in [
             "DELETE FROM events WHERE project_id = $1",
+            "DELETE FROM event_counts WHERE project_id = $1",
             "DELETE FROM profiles WHERE project_id = $1",
             "DELETE FROM opt_outs WHERE project_id = $1",
             "DELETE FROM consents WHERE project_id = $1",

@@ -12,7 +12,7 @@ use sqlx::{
 use super::*;
 use crate::ledger::chain::seal;
 use crate::ledger::merkle::{CompactRange, Node};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What a backend adds to the portable queries.
 pub trait Backend: Database {
@@ -118,6 +118,72 @@ impl<DB: Database> SqlStore<DB> {
         Ok(())
     }
 
+    /// Adds the counts of the events matching `filter` to `totals`, reading the events.
+    async fn scan_counts(
+        &self,
+        filter: &EventFilter,
+        group: CountGroup,
+        totals: &mut BTreeMap<String, i64>,
+    ) -> StoreResult<()>
+    where
+        DB: Backend,
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+        for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+        for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+        usize: ColumnIndex<DB::Row>,
+    {
+        let (day, event, group_by) = count_keys(group, "time_ms / 86400000");
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(format!(
+            "SELECT {day} AS d, {event} AS e, COUNT(*) AS n FROM events"
+        ));
+        push_filter(&mut qb, filter);
+        qb.push(group_by);
+        for r in qb.build().fetch_all(&self.reads).await? {
+            add_count(group, &r, totals)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the per-day counts of whole days `[first_day, end_day)` to `totals`.
+    async fn rollup_counts(
+        &self,
+        filter: &EventFilter,
+        group: CountGroup,
+        first_day: Option<i64>,
+        end_day: Option<i64>,
+        totals: &mut BTreeMap<String, i64>,
+    ) -> StoreResult<()>
+    where
+        DB: Backend,
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+        for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+        for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+        usize: ColumnIndex<DB::Row>,
+    {
+        let (day, event, group_by) = count_keys(group, "day");
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(format!(
+            "SELECT {day} AS d, {event} AS e, CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n \
+             FROM event_counts WHERE project_id = "
+        ));
+        qb.push_bind(filter.project.as_str().to_owned());
+        if let Some(e) = &filter.event {
+            qb.push(" AND event = ").push_bind(e.clone());
+        }
+        if let Some(d) = first_day {
+            qb.push(" AND day >= ").push_bind(d);
+        }
+        if let Some(d) = end_day {
+            qb.push(" AND day < ").push_bind(d);
+        }
+        qb.push(group_by);
+        for r in qb.build().fetch_all(&self.reads).await? {
+            add_count(group, &r, totals)?;
+        }
+        Ok(())
+    }
+
     fn check_file(&self) -> StoreResult<()> {
         self.file.as_ref().map_or(Ok(()), FileIdentity::check)
     }
@@ -149,6 +215,111 @@ fn project_id(text: String) -> StoreResult<ProjectId> {
 
 fn opt_time(ms: Option<i64>) -> Option<Timestamp> {
     ms.map(Timestamp::from_millis)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The day and event columns a count selects (constants where it does not group by them),
+/// and its GROUP BY clause.
+fn count_keys(group: CountGroup, day: &'static str) -> (&'static str, &'static str, String) {
+    let (d, e) = match group {
+        CountGroup::Total => ("CAST(0 AS BIGINT)", "''"),
+        CountGroup::Event => ("CAST(0 AS BIGINT)", "event"),
+        CountGroup::Day => (day, "''"),
+        CountGroup::EventDay => (day, "event"),
+    };
+    // PostgreSQL refuses constants in GROUP BY: group by the real columns only.
+    let by: Vec<&str> = [d, e]
+        .into_iter()
+        .filter(|c| *c == day || *c == "event")
+        .collect();
+    let clause = if by.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", by.join(", "))
+    };
+    (d, e, clause)
+}
+
+/// Adds one (d, e, n) row of a count to `totals` under its key.
+fn add_count<R: Row>(
+    group: CountGroup,
+    row: &R,
+    totals: &mut BTreeMap<String, i64>,
+) -> StoreResult<()>
+where
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    let day: i64 = row.try_get(0)?;
+    let event: String = row.try_get(1)?;
+    let n: i64 = row.try_get(2)?;
+    let key = match group {
+        CountGroup::Total => "total".to_owned(),
+        CountGroup::Event => event,
+        CountGroup::Day => day_key(day),
+        CountGroup::EventDay => format!("{}/{event}", day_key(day)),
+    };
+    *totals.entry(key).or_default() += n;
+    Ok(())
+}
+
+/// Moves the per-day counts by `deltas` ((day, event) -> change), in key order so that
+/// concurrent writers lock rows in the same order; rows that reach zero are removed.
+pub(super) async fn adjust_counts<DB>(
+    conn: &mut DB::Connection,
+    project: &ProjectId,
+    deltas: BTreeMap<(i64, String), i64>,
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let changes: Vec<_> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
+    for chunk in changes.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new("INSERT INTO event_counts (project_id, day, event, n) ");
+        qb.push_values(chunk, |mut row, ((day, event), n)| {
+            row.push_bind(project.as_str().to_owned())
+                .push_bind(*day)
+                .push_bind(event.clone())
+                .push_bind(*n);
+        });
+        qb.push(
+            " ON CONFLICT (project_id, day, event) DO UPDATE SET n = event_counts.n + excluded.n",
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
+    if changes.iter().any(|(_, n)| *n < 0) {
+        sqlx::query("DELETE FROM event_counts WHERE project_id = $1 AND n <= 0")
+            .bind(project.as_str().to_owned())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The per-day count changes of events (event, time_ms) returned by an INSERT or DELETE.
+pub(super) fn count_deltas<R: Row>(
+    rows: &[R],
+    sign: i64,
+) -> StoreResult<BTreeMap<(i64, String), i64>>
+where
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'s> &'s str: ColumnIndex<R>,
+{
+    let mut deltas = BTreeMap::new();
+    for r in rows {
+        let event: String = r.try_get("event")?;
+        let time: i64 = r.try_get("time_ms")?;
+        *deltas.entry((time.div_euclid(DAY_MS), event)).or_default() += sign;
+    }
+    Ok(deltas)
 }
 
 fn day_key(day: i64) -> String {
@@ -428,17 +599,18 @@ where
         limit: u32,
     ) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        let r = sqlx::query(
+        let gone = sqlx::query(
             "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id = $1 AND time_ms < $2 \
-             ORDER BY time_ms, id LIMIT $3)",
+             ORDER BY time_ms, id LIMIT $3) RETURNING event, time_ms",
         )
         .bind(project.as_str().to_owned())
         .bind(cutoff.millis())
         .bind(i64::from(limit))
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        adjust_counts(&mut *tx, project, count_deltas(&gone, -1)?).await?;
         tx.commit().await?;
-        Ok(DB::rows_affected(&r))
+        Ok(gone.len() as u64)
     }
 
     async fn insert_events(
@@ -448,6 +620,7 @@ where
         received_at: Timestamp,
     ) -> StoreResult<InsertOutcome> {
         let mut inserted = 0;
+        let mut deltas = BTreeMap::new();
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for chunk in events.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
@@ -462,10 +635,15 @@ where
                     .push_bind(serde_json::to_string(&e.properties).expect("a JSON map serializes"))
                     .push_bind(received_at.millis());
             });
-            qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING");
-            let done = qb.build().execute(&mut *tx).await?;
-            inserted += DB::rows_affected(&done);
+            // Only the rows actually inserted come back: duplicates are not counted.
+            qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING RETURNING event, time_ms");
+            let done = qb.build().fetch_all(&mut *tx).await?;
+            inserted += done.len() as u64;
+            for (key, n) in count_deltas(&done, 1)? {
+                *deltas.entry(key).or_default() += n;
+            }
         }
+        adjust_counts(&mut *tx, project, deltas).await?;
         tx.commit().await?;
         Ok(InsertOutcome {
             inserted,
@@ -503,27 +681,34 @@ where
         filter: &EventFilter,
         group: CountGroup,
     ) -> StoreResult<Vec<(String, i64)>> {
-        let key = match group {
-            CountGroup::Total => "'total'",
-            CountGroup::Event => "event",
-            CountGroup::Day => "time_ms / 86400000",
-        };
-        let mut qb: QueryBuilder<DB> =
-            QueryBuilder::new(format!("SELECT {key} AS k, COUNT(*) AS n FROM events"));
-        push_filter(&mut qb, filter);
-        if group != CountGroup::Total {
-            qb.push(format!(" GROUP BY {key} ORDER BY {key}"));
+        let mut totals = BTreeMap::new();
+        // Whole UTC days inside [from, to) come from the per-day counts; the ragged ends, and
+        // one person's events (indexed by person), are counted from the events themselves.
+        let first_day = filter.from.map(|t| -(-t.millis()).div_euclid(DAY_MS));
+        let end_day = filter.to.map(|t| t.millis() / DAY_MS);
+        let whole_days =
+            filter.distinct_id.is_none() && first_day.zip(end_day).is_none_or(|(a, b)| a < b);
+        if !whole_days {
+            self.scan_counts(filter, group, &mut totals).await?;
+        } else {
+            self.rollup_counts(filter, group, first_day, end_day, &mut totals)
+                .await?;
+            if let (Some(from), Some(day)) = (filter.from, first_day)
+                && from.millis() < day * DAY_MS
+            {
+                let mut head = filter.clone();
+                head.to = Some(Timestamp::from_millis(day * DAY_MS));
+                self.scan_counts(&head, group, &mut totals).await?;
+            }
+            if let (Some(to), Some(day)) = (filter.to, end_day)
+                && to.millis() > day * DAY_MS
+            {
+                let mut tail = filter.clone();
+                tail.from = Some(Timestamp::from_millis(day * DAY_MS));
+                self.scan_counts(&tail, group, &mut totals).await?;
+            }
         }
-        let rows = qb.build().fetch_all(&self.reads).await?;
-        rows.iter()
-            .map(|r| {
-                let k = match group {
-                    CountGroup::Day => day_key(r.try_get::<i64, _>(0)?),
-                    _ => r.try_get::<String, _>(0)?,
-                };
-                Ok((k, r.try_get::<i64, _>(1)?))
-            })
-            .collect()
+        Ok(totals.into_iter().collect())
     }
 
     async fn profile(

@@ -145,6 +145,22 @@ async fn counts_group_by_event_and_day() {
         c["counts"],
         json!([{"key": day(now - 2 * DAY_MS), "count": 1}, {"key": day(now - DAY_MS), "count": 2}])
     );
+    let c: Value = app
+        .get("/api/v1/projects/shop/events/count?group_by=event_day")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (d1, d2) = (day(now - 2 * DAY_MS), day(now - DAY_MS));
+    assert_eq!(c["group_by"], "event_day");
+    assert_eq!(
+        c["counts"],
+        json!([
+            {"key": format!("{d1}/Buy"), "day": d1, "event": "Buy", "count": 1},
+            {"key": format!("{d2}/Buy"), "day": d2, "event": "Buy", "count": 1},
+            {"key": format!("{d2}/View"), "day": d2, "event": "View", "count": 1},
+        ])
+    );
 }
 
 #[tokio::test]
