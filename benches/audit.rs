@@ -145,13 +145,16 @@ async fn verification(
     settings: &Settings,
     key: auditgate::ledger::note::VerifierKey,
 ) {
-    let lines = auditgate::audit::export::export_log(
-        store.as_ref(),
+    let lines = auditgate::audit::export::Export::log(
+        store.clone(),
         &settings.audit.origin,
         0,
         None,
         Some(1000),
     )
+    .await
+    .unwrap()
+    .collect()
     .await
     .unwrap();
     let bundle = auditgate::audit::export::to_text(&lines);

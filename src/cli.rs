@@ -689,7 +689,7 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
             let scope = if project.is_some() { "project" } else { "log" };
             let details =
                 json!({"scope": scope, "from": from, "to": to, "file": out.display().to_string()});
-            let lines = match project {
+            let mut bundle = match project {
                 Some(p) => {
                     // Logged first: the entry closes its commit group and ends the bundle,
                     // which proves that no entry of the project is missing.
@@ -699,35 +699,45 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
                         .await?;
                     log.wait_signed(seq, std::time::Duration::from_secs(10))
                         .await?;
-                    audit::export::export_project(store.as_ref(), origin, &p, seq + 1).await?
+                    audit::export::Export::project(store.clone(), origin, &p, seq + 1).await?
                 }
                 None => {
-                    let lines = audit::export::export_log(
-                        store.as_ref(),
+                    let bundle = audit::export::Export::log(
+                        store.clone(),
                         origin,
                         from,
                         to,
                         (!all_checkpoints).then_some(1000),
                     )
                     .await?;
-                    let entries = lines
+                    let entries = bundle.log_entries().unwrap_or(0);
+                    log.record_cli(Action::AuditExport, None, entries, details)
+                        .await?;
+                    bundle
+                }
+            };
+            // Written a chunk at a time: memory stays flat whatever the log's size.
+            let (mut entries, mut lines) = (0u64, 0usize);
+            let write = async {
+                use std::io::Write;
+                let mut file = std::io::BufWriter::new(std::fs::File::create(&out)?);
+                while let Some(chunk) = bundle.next_lines().await? {
+                    entries += chunk
                         .iter()
                         .filter(|l| matches!(l, Line::Entry { .. }))
                         .count() as u64;
-                    log.record_cli(Action::AuditExport, None, entries, details)
-                        .await?;
-                    lines
+                    lines += chunk.len();
+                    file.write_all(audit::export::to_text(&chunk).as_bytes())?;
                 }
+                file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                anyhow::Ok(())
             };
-            let entries = lines
-                .iter()
-                .filter(|l| matches!(l, Line::Entry { .. }))
-                .count() as u64;
-            std::fs::write(&out, audit::export::to_text(&lines))
+            write
+                .await
                 .with_context(|| format!("writing {}", out.display()))?;
             print(
                 cli.json,
-                json!({"out": out.display().to_string(), "entries": entries, "lines": lines.len()}),
+                json!({"out": out.display().to_string(), "entries": entries, "lines": lines}),
                 &format!(
                     "wrote {entries} entries to {}\nverify with: auditgate-verify {} --key '{}'",
                     out.display(),

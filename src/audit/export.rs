@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::web::Bytes;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::Stream;
 
 use super::proofs;
 use crate::domain::ProjectId;
 use crate::ledger::bundle::{FORMAT, Line, Scope};
 use crate::ledger::entry::{Action, Entry, Outcome, chain_link};
-use crate::store::Store;
+use crate::store::{SharedStore, Store};
 
 fn b64(h: &[u8]) -> String {
     STANDARD.encode(h)
@@ -72,112 +74,221 @@ async fn signed_size(store: &dyn Store, to: Option<u64>) -> anyhow::Result<u64> 
     Ok(size)
 }
 
-/// Every entry in `[from, to)`, where `to` is the largest checkpoint size not above the `to`
-/// asked for. `every` thins the checkpoints to one per that many entries (the final one and
-/// every key hand-over are always kept); `None` keeps them all.
-pub async fn export_log(
-    store: &dyn Store,
-    origin: &str,
-    from: u64,
-    to: Option<u64>,
-    every: Option<u64>,
-) -> anyhow::Result<Vec<Line>> {
-    let to = signed_size(store, to).await?;
-    anyhow::ensure!(
-        from < to,
-        "nothing to export: from {from} is not below the last signed size {to}"
-    );
-    let mut lines = vec![Line::Header {
-        format: FORMAT.into(),
-        origin: origin.into(),
-        scope: Scope::Log,
-        project: None,
-        from,
-        to,
-    }];
-    lines.extend(key_lines(store).await?);
-    lines.extend(handover_lines(store).await?);
-    if from > 0 {
-        let peaks = proofs::peaks(store, from).await?;
-        let last = store
-            .audit_entries(from - 1, from)
-            .await?
-            .pop()
-            .context("the entry before `from` is missing")?;
-        let entry = Entry::decode(&last.bytes)?;
-        lines.push(Line::Prefix {
-            size: from,
-            peaks: peaks.iter().map(|p| b64(p)).collect(),
-            last_link: b64(&chain_link(&last.bytes)),
-            last_time: entry.time_ms,
-        });
-    }
-    let mut checkpoints: BTreeMap<u64, String> = BTreeMap::new();
-    let mut last_kept = from;
-    for (size, note) in store.checkpoints(from + 1, to).await? {
-        let hand_over = note.matches('\u{2014}').count() > 1;
-        if every.is_none_or(|n| size >= last_kept + n) || size == to || hand_over {
-            last_kept = size;
-            checkpoints.insert(size, note);
-        }
-    }
-    for e in store.audit_entries(from, to).await? {
-        let size = e.seq + 1;
-        lines.push(Line::Entry {
-            seq: e.seq,
-            bytes: b64(&e.bytes),
-            proof: None,
-        });
-        if let Some(note) = checkpoints.get(&size) {
-            lines.push(Line::Checkpoint { note: note.clone() });
-        }
-    }
-    Ok(lines)
+/// Entries read, proved and written per step: an export's memory does not grow with the log.
+const CHUNK: u64 = 2000;
+
+/// A bundle being exported: its opening lines first, then its entries a chunk at a time.
+pub struct Export {
+    store: SharedStore,
+    opening: Option<Vec<Line>>,
+    scope: Part,
+    next: u64,
+    to: u64,
 }
 
-/// One project's entries in the tree of size `size`, each with an inclusion proof, so that
-/// the project's auditor sees nothing of other projects. The tree's last entry must be the
-/// project's own (the export's entry, which closes its commit group): that is what proves no
-/// later entry of the project was left out.
-pub async fn export_project(
-    store: &dyn Store,
-    origin: &str,
-    project: &ProjectId,
-    size: u64,
-) -> anyhow::Result<Vec<Line>> {
-    let note = store
-        .checkpoints(size, size)
-        .await?
-        .pop()
-        .with_context(|| format!("no checkpoint of exactly {size} entries"))?
-        .1;
-    let mut lines = vec![Line::Header {
-        format: FORMAT.into(),
-        origin: origin.into(),
-        scope: Scope::Project,
-        project: Some(project.to_string()),
-        from: 0,
-        to: size,
-    }];
-    lines.extend(key_lines(store).await?);
-    lines.extend(handover_lines(store).await?);
-    lines.push(Line::Checkpoint { note });
-    let entries = store.project_audit_entries(project, size).await?;
-    anyhow::ensure!(
-        entries.last().is_some_and(|e| e.seq + 1 == size),
-        "entry {} is not an entry of project {project}: a project bundle ends at the project's own entry",
-        size.saturating_sub(1)
-    );
-    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
-    let proofs = proofs::inclusion_proofs(store, &seqs, size).await?;
-    for (e, proof) in entries.into_iter().zip(proofs) {
-        lines.push(Line::Entry {
-            seq: e.seq,
-            bytes: b64(&e.bytes),
-            proof: Some(proof.iter().map(|h| b64(h)).collect()),
-        });
+enum Part {
+    /// Entries `[next, to)` of the whole log, with the checkpoints kept (one per `every`
+    /// entries, the last and every key hand-over; all of them without `every`).
+    Log { every: Option<u64>, last_kept: u64 },
+    /// One project's entries below `to`, each with an inclusion proof in the tree of `to`,
+    /// from the project's `next_in_project`th entry on.
+    Project {
+        project: ProjectId,
+        next_in_project: u64,
+    },
+}
+
+impl Export {
+    /// Every entry in `[from, to)`, where `to` is the largest checkpoint size not above the
+    /// `to` asked for. `every` thins the checkpoints to one per that many entries (the final
+    /// one and every key hand-over are always kept); `None` keeps them all.
+    pub async fn log(
+        store: SharedStore,
+        origin: &str,
+        from: u64,
+        to: Option<u64>,
+        every: Option<u64>,
+    ) -> anyhow::Result<Self> {
+        let to = signed_size(store.as_ref(), to).await?;
+        anyhow::ensure!(
+            from < to,
+            "nothing to export: from {from} is not below the last signed size {to}"
+        );
+        let mut lines = vec![Line::Header {
+            format: FORMAT.into(),
+            origin: origin.into(),
+            scope: Scope::Log,
+            project: None,
+            from,
+            to,
+        }];
+        lines.extend(key_lines(store.as_ref()).await?);
+        lines.extend(handover_lines(store.as_ref()).await?);
+        if from > 0 {
+            let peaks = proofs::peaks(store.as_ref(), from).await?;
+            let last = store
+                .audit_entries(from - 1, from)
+                .await?
+                .pop()
+                .context("the entry before `from` is missing")?;
+            let entry = Entry::decode(&last.bytes)?;
+            lines.push(Line::Prefix {
+                size: from,
+                peaks: peaks.iter().map(|p| b64(p)).collect(),
+                last_link: b64(&chain_link(&last.bytes)),
+                last_time: entry.time_ms,
+            });
+        }
+        Ok(Self {
+            store,
+            opening: Some(lines),
+            scope: Part::Log {
+                every,
+                last_kept: from,
+            },
+            next: from,
+            to,
+        })
     }
-    Ok(lines)
+
+    /// One project's entries in the tree of size `size`, each with an inclusion proof, so
+    /// that the project's auditor sees nothing of other projects. The tree's last entry must
+    /// be the project's own (the export's entry, which closes its commit group): that is
+    /// what proves no later entry of the project was left out.
+    pub async fn project(
+        store: SharedStore,
+        origin: &str,
+        project: &ProjectId,
+        size: u64,
+    ) -> anyhow::Result<Self> {
+        let note = store
+            .checkpoints(size, size)
+            .await?
+            .pop()
+            .with_context(|| format!("no checkpoint of exactly {size} entries"))?
+            .1;
+        let last = store
+            .audit_entries(size.saturating_sub(1), size)
+            .await?
+            .pop()
+            .map(|e| Entry::decode(&e.bytes))
+            .transpose()?;
+        anyhow::ensure!(
+            last.is_some_and(|e| e.project.as_deref() == Some(project.as_str())),
+            "entry {} is not an entry of project {project}: a project bundle ends at the project's own entry",
+            size.saturating_sub(1)
+        );
+        let mut lines = vec![Line::Header {
+            format: FORMAT.into(),
+            origin: origin.into(),
+            scope: Scope::Project,
+            project: Some(project.to_string()),
+            from: 0,
+            to: size,
+        }];
+        lines.extend(key_lines(store.as_ref()).await?);
+        lines.extend(handover_lines(store.as_ref()).await?);
+        lines.push(Line::Checkpoint { note });
+        Ok(Self {
+            store,
+            opening: Some(lines),
+            scope: Part::Project {
+                project: project.clone(),
+                next_in_project: 0,
+            },
+            next: 0,
+            to: size,
+        })
+    }
+
+    /// How many entries a whole-log export holds (known before it is written).
+    pub fn log_entries(&self) -> Option<u64> {
+        match self.scope {
+            Part::Log { .. } => Some(self.to - self.next),
+            Part::Project { .. } => None,
+        }
+    }
+
+    /// The next lines of the bundle, or `None` once it is complete.
+    pub async fn next_lines(&mut self) -> anyhow::Result<Option<Vec<Line>>> {
+        if let Some(opening) = self.opening.take() {
+            return Ok(Some(opening));
+        }
+        if self.next >= self.to {
+            return Ok(None);
+        }
+        let end = self.to.min(self.next.saturating_add(CHUNK));
+        let store = self.store.as_ref();
+        let mut lines = Vec::new();
+        match &mut self.scope {
+            Part::Log { every, last_kept } => {
+                let mut checkpoints = BTreeMap::new();
+                for (size, note) in store.checkpoints(self.next + 1, end).await? {
+                    let hand_over = note.matches('\u{2014}').count() > 1;
+                    if every.is_none_or(|n| size >= *last_kept + n) || size == self.to || hand_over
+                    {
+                        *last_kept = size;
+                        checkpoints.insert(size, note);
+                    }
+                }
+                for e in store.audit_entries(self.next, end).await? {
+                    lines.push(Line::Entry {
+                        seq: e.seq,
+                        bytes: b64(&e.bytes),
+                        proof: None,
+                    });
+                    if let Some(note) = checkpoints.remove(&(e.seq + 1)) {
+                        lines.push(Line::Checkpoint { note });
+                    }
+                }
+                self.next = end;
+            }
+            Part::Project {
+                project,
+                next_in_project,
+            } => {
+                let entries = store
+                    .project_audit_entries(project, *next_in_project, self.to, CHUNK as u32)
+                    .await?;
+                let seqs: Vec<u64> = entries.iter().map(|(_, e)| e.seq).collect();
+                let proofs = proofs::inclusion_proofs(store, &seqs, self.to).await?;
+                for ((_, e), proof) in entries.iter().zip(proofs) {
+                    lines.push(Line::Entry {
+                        seq: e.seq,
+                        bytes: b64(&e.bytes),
+                        proof: Some(proof.iter().map(|h| b64(h)).collect()),
+                    });
+                }
+                match entries.last() {
+                    Some((n, _)) if entries.len() as u64 == CHUNK => *next_in_project = n + 1,
+                    _ => self.next = self.to,
+                }
+            }
+        }
+        Ok(Some(lines))
+    }
+
+    /// The whole bundle's lines (for small logs and tests).
+    pub async fn collect(mut self) -> anyhow::Result<Vec<Line>> {
+        let mut all = Vec::new();
+        while let Some(lines) = self.next_lines().await? {
+            all.extend(lines);
+        }
+        Ok(all)
+    }
+
+    /// The bundle's bytes, a chunk at a time. A failure mid-way ends the stream with an
+    /// error, so the reader gets a bundle that does not verify, never a short one that does.
+    pub fn stream(self) -> impl Stream<Item = anyhow::Result<Bytes>> {
+        futures_util::stream::unfold(Some(self), |export| async move {
+            let mut export = export?;
+            match export.next_lines().await {
+                Ok(Some(lines)) => Some((Ok(Bytes::from(to_text(&lines))), Some(export))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
 }
 
 /// Lines joined into the bundle's bytes.

@@ -386,12 +386,15 @@ pub trait AuditStore: Send + Sync {
     async fn checkpoints(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>>;
     /// Entries with `from <= seq < to`, in order.
     async fn audit_entries(&self, from: u64, to: u64) -> StoreResult<Vec<StoredEntry>>;
-    /// One project's entries with `seq < to`, in order.
+    /// Up to `limit` of one project's entries from its `from`th on with `seq < to`, in
+    /// order, each with its number within the project.
     async fn project_audit_entries(
         &self,
         project: &ProjectId,
+        from: u64,
         to: u64,
-    ) -> StoreResult<Vec<StoredEntry>>;
+        limit: u32,
+    ) -> StoreResult<Vec<(u64, StoredEntry)>>;
     /// Leaf hashes of entries `[0, size)`.
     async fn audit_leaves(&self, size: u64) -> StoreResult<Vec<Hash>>;
     /// Perfect-subtree hashes by `(level, index)` (level 0 from the entries' leaf hashes);

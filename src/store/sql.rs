@@ -968,21 +968,30 @@ where
     async fn project_audit_entries(
         &self,
         project: &ProjectId,
+        from: u64,
         to: u64,
-    ) -> StoreResult<Vec<StoredEntry>> {
+        limit: u32,
+    ) -> StoreResult<Vec<(u64, StoredEntry)>> {
+        // Paged by the project's own numbering, which its index orders.
         let rows = sqlx::query(
-            "SELECT seq, bytes FROM audit_entries WHERE project_id = $1 AND seq < $2 ORDER BY seq",
+            "SELECT project_seq, seq, bytes FROM audit_entries \
+             WHERE project_id = $1 AND project_seq >= $2 AND seq < $3 ORDER BY project_seq LIMIT $4",
         )
         .bind(project.as_str().to_owned())
+        .bind(from.min(i64::MAX as u64) as i64)
         .bind(to.min(i64::MAX as u64) as i64)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(StoredEntry {
-                    seq: r.try_get::<i64, _>(0)? as u64,
-                    bytes: r.try_get(1)?,
-                })
+                Ok((
+                    r.try_get::<i64, _>(0)? as u64,
+                    StoredEntry {
+                        seq: r.try_get::<i64, _>(1)? as u64,
+                        bytes: r.try_get(2)?,
+                    },
+                ))
             })
             .collect()
     }

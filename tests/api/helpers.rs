@@ -307,7 +307,10 @@ impl TestApp {
     /// The whole log as a bundle, and the entries in it.
     pub async fn export_log(&self) -> (String, Vec<auditgate::ledger::entry::Entry>) {
         let lines =
-            auditgate::audit::export::export_log(self.store.as_ref(), &self.origin, 0, None, None)
+            auditgate::audit::export::Export::log(self.store.clone(), &self.origin, 0, None, None)
+                .await
+                .unwrap()
+                .collect()
                 .await
                 .unwrap();
         let entries = lines
@@ -338,12 +341,15 @@ impl TestApp {
             .wait_signed(seq, std::time::Duration::from_secs(5))
             .await
             .unwrap();
-        let lines = auditgate::audit::export::export_project(
-            self.store.as_ref(),
+        let lines = auditgate::audit::export::Export::project(
+            self.store.clone(),
             &self.origin,
             &project,
             seq + 1,
         )
+        .await
+        .unwrap()
+        .collect()
         .await
         .unwrap();
         auditgate::audit::export::to_text(&lines)

@@ -455,12 +455,13 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
             Some(from + 1),
             Some(from + 5),
         ] {
-            let Ok(lines) =
-                auditgate::audit::export::export_log(store.as_ref(), &origin, from, to, Some(3))
+            let Ok(export) =
+                auditgate::audit::export::Export::log(store.clone(), &origin, from, to, Some(3))
                     .await
             else {
                 continue; // no signed size in range: the export says so
             };
+            let lines = export.collect().await.unwrap();
             let text = auditgate::audit::export::to_text(&lines);
             if checked % 3 == 0 {
                 let file = dir.join("range.bundle");
