@@ -137,6 +137,8 @@ pub struct DatabaseSettings {
     pub wal_limit_bytes: u64,
     /// SQLite: seconds between the service's own full WAL checkpoints.
     pub wal_checkpoint_secs: u64,
+    /// SQLite: page cache of each connection that writes, in MiB.
+    pub sqlite_cache_mib: u64,
 }
 
 /// Ingestion limits.

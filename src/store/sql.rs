@@ -43,6 +43,9 @@ pub struct SqlStore<DB: Database> {
     audit: Pool<DB>,
     /// The database file, for a backend that is one (SQLite).
     file: Option<FileIdentity>,
+    /// Each project's next `project_seq`, as of the log's size when it was known: good only
+    /// while that is still the size (nobody else appended), so no `MAX()` per commit.
+    project_seqs: std::sync::Mutex<(u64, HashMap<String, u64>)>,
 }
 
 /// The pools a store is made of (see [`SqlStore`]).
@@ -100,6 +103,7 @@ impl<DB: Database> SqlStore<DB> {
             reads: pools.reads,
             audit: pools.audit,
             file,
+            project_seqs: std::sync::Mutex::new((u64::MAX, HashMap::new())),
         }
     }
 
@@ -847,7 +851,17 @@ where
             .await?;
         let mut head = head_from_row::<DB>(&row)?;
         let base = head.clone();
-        let mut next_project_seq: std::collections::HashMap<String, u64> = Default::default();
+        let mut next_project_seq: HashMap<String, u64> = Default::default();
+        {
+            let known = self.project_seqs.lock().expect("not poisoned");
+            if known.0 == base.size() {
+                for project in drafts.iter().filter_map(|d| d.project.as_ref()) {
+                    if let Some(n) = known.1.get(project) {
+                        next_project_seq.insert(project.clone(), *n);
+                    }
+                }
+            }
+        }
         for project in drafts.iter().filter_map(|d| d.project.clone()) {
             if next_project_seq.contains_key(&project) {
                 continue;
@@ -902,6 +916,14 @@ where
             .await?;
         self.check_file()?;
         tx.commit().await?;
+        {
+            let mut known = self.project_seqs.lock().expect("not poisoned");
+            if known.0 != base.size() {
+                known.1.clear();
+            }
+            known.0 = head.size();
+            known.1.extend(next_project_seq);
+        }
         Ok(Appended {
             seqs: sealed.iter().map(|s| s.entry.seq).collect(),
             head,

@@ -59,6 +59,8 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
         // After each checkpoint the WAL file shrinks back to this size instead of keeping
         // its largest size for ever.
         .pragma("journal_size_limit", settings.wal_limit_bytes.to_string())
+        // Reads of pages the OS already caches skip a copy.
+        .pragma("mmap_size", (256u64 << 20).to_string())
         // Erased personal data must not linger in free pages.
         .pragma("secure_delete", "ON");
     let pool = |size: u32| {
@@ -72,8 +74,23 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
             .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
     };
     let read_limit = Duration::from_millis(settings.read_timeout_ms);
+    let cache_kib = settings.sqlite_cache_mib * 1024;
     let pools = Pools {
+        // Ingestion writes three indexes with keys in no particular order: with SQLite's
+        // default 2 MB page cache each batch re-reads most of the pages it touches once the
+        // indexes outgrow it. The writers' connections get a larger one (allocated only as
+        // pages are used).
         general: pool(settings.max_connections)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA cache_size = -{cache_kib}"
+                    )))
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                })
+            })
             .connect_with(options.clone())
             .await?,
         // SQLite has no statement timeout: a progress handler stops a statement once the

@@ -1,0 +1,657 @@
+//! Scale: a realistic data set on SQLite and PostgreSQL, every figure beside its raw baseline.
+//!
+//! `cargo bench --bench scale` loads AUDITGATE_BENCH_EVENTS events (default 1,000,000: 40
+//! event names, 50,000 people, 10 properties, 180 days) through `/import` in batches of 2,000
+//! from 4 clients, and the same rows into a second database of the same schema with plain
+//! sqlx. It prints, per 100,000 events, both rates and their ratio; at 100,000 events and at
+//! the end, bytes per event, the WAL's size, and p50/p99 and requests/s at 1 and 16
+//! connections of five audited reads beside the same SQL run directly on the same database;
+//! and the peak memory of `auditgate log export` at 100,000 and 1,000,000 audit entries.
+//! PostgreSQL runs when AUDITGATE_TEST_POSTGRES_URL names a server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use auditgate::audit::AuditLog;
+use auditgate::clock::{Clock, SystemClock};
+use auditgate::config::Settings;
+use auditgate::domain::ProjectId;
+use auditgate::ledger::entry::Action;
+use auditgate::projects;
+use auditgate::startup::Application;
+use auditgate::store::{self, SharedStore};
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, Pool, QueryBuilder};
+
+mod common;
+
+const NAMES: usize = 40;
+const PEOPLE: usize = 50_000;
+const DAYS: i64 = 180;
+const DAY_MS: i64 = 86_400_000;
+const BATCH: usize = 2000;
+const CLIENTS: usize = 4;
+const SEGMENT: usize = 100_000;
+
+/// Event `i` of the data set, as an SDK sends it to `/import`.
+fn event(i: usize, now: i64, token: &str) -> Value {
+    let person = (i.wrapping_mul(2_654_435_761)) % PEOPLE;
+    let time = now - 1 - ((i as i64).wrapping_mul(7_777_777_777) % (DAYS * DAY_MS)).abs();
+    let pick = |options: &[&str], n: usize| options[i % n].to_owned();
+    json!({"event": format!("event {:02}", (i * 31) % NAMES), "properties": {
+        "token": token, "distinct_id": format!("person-{person}"), "time": time,
+        "$insert_id": format!("e{i}"),
+        "plan": pick(&["free", "pro", "team"], 3), "country": pick(&["NL", "DE", "FR", "US", "BR"], 5),
+        "browser": pick(&["Firefox", "Chrome", "Safari"], 3), "os": pick(&["Linux", "macOS", "Windows", "iOS"], 4),
+        "version": format!("1.{}.{}", i % 7, i % 13), "referrer": format!("https://ref{}.example/", i % 50),
+        "amount": (i % 1000) as f64 / 10.0, "campaign": format!("c{}", i % 25),
+        "screen": pick(&["1920x1080", "1366x768", "390x844"], 3), "lang": pick(&["en", "nl", "de"], 3),
+    }})
+}
+
+/// The row the store keeps of an event: its properties without the ones it has columns for.
+fn row(e: &Value) -> (String, String, i64, String, String) {
+    let mut p = e["properties"].as_object().unwrap().clone();
+    let who = p
+        .remove("distinct_id")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let time = p.remove("time").unwrap().as_i64().unwrap();
+    let id = p.remove("$insert_id").unwrap().as_str().unwrap().to_owned();
+    p.remove("token");
+    let name = e["event"].as_str().unwrap().to_owned();
+    (name, who, time, id, Value::Object(p).to_string())
+}
+
+/// Inserts rows as the store does (multi-row INSERTs of 1000, one transaction per batch of
+/// 2000), from 4 tasks, with nothing else: no gate, no audit entry, no per-day counts.
+async fn raw_insert<DB: Database>(
+    pool: &Pool<DB>,
+    begin: &'static str,
+    rows: Arc<Vec<Value>>,
+) -> Duration
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let start = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (pool, rows, next) = (pool.clone(), rows.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let b = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(batch) = rows.chunks(BATCH).nth(b) else { break };
+                    let mut tx = pool.begin_with(begin).await.unwrap();
+                    for chunk in batch.chunks(1000) {
+                        let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                            "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
+                        );
+                        qb.push_values(chunk, |mut q, e| {
+                            let (name, who, time, id, props) = row(e);
+                            q.push_bind("shop".to_owned())
+                                .push_bind(name)
+                                .push_bind(who)
+                                .push_bind(time)
+                                .push_bind(id)
+                                .push_bind(props)
+                                .push_bind(0i64);
+                        });
+                        qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING");
+                        qb.build().execute(&mut *tx).await.unwrap();
+                    }
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// Posts batches to `/import` from 4 clients; every batch must be answered 200.
+async fn import(
+    client: &reqwest::Client,
+    base: &str,
+    auth: &(String, String),
+    rows: &[Value],
+) -> Duration {
+    let bodies: Arc<Vec<String>> = Arc::new(
+        rows.chunks(BATCH)
+            .map(|b| serde_json::to_string(b).unwrap())
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (client, base, auth, bodies, next) = (
+                client.clone(),
+                base.to_owned(),
+                auth.clone(),
+                bodies.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let b = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(body) = bodies.get(b) else { break };
+                    let r = client
+                        .post(format!("{base}/import"))
+                        .basic_auth(&auth.0, Some(&auth.1))
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status();
+                    assert_eq!(status, 200, "/import: {}", r.text().await.unwrap());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Latencies, the wall time and the failures (5xx) of `per_conn` calls from each of `conns`
+/// concurrent callers.
+async fn measure<F, Fut>(conns: usize, per_conn: usize, call: F) -> (Vec<Duration>, Duration, usize)
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = u16> + Send,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..conns)
+        .map(|c| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_conn);
+                let mut failed = 0;
+                for i in 0..per_conn {
+                    let t = Instant::now();
+                    let status = call(c * per_conn + i).await;
+                    lat.push(t.elapsed());
+                    failed += usize::from(status >= 500);
+                }
+                (lat, failed)
+            })
+        })
+        .collect();
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for t in tasks {
+        let (lat, f) = t.await.unwrap();
+        all.extend(lat);
+        failed += f;
+    }
+    let wall = start.elapsed();
+    all.sort();
+    (all, wall, failed)
+}
+
+fn figures(lat: &[Duration], wall: Duration) -> String {
+    format!(
+        "p50 {:>6.2} ms p99 {:>7.2} ms {:>7.0}/s",
+        percentile(lat, 0.5).as_secs_f64() * 1e3,
+        percentile(lat, 0.99).as_secs_f64() * 1e3,
+        lat.len() as f64 / wall.as_secs_f64()
+    )
+}
+
+struct Target {
+    label: &'static str,
+    base: String,
+    client: reqwest::Client,
+    secret: String,
+    raw: RawPool,
+    now: i64,
+}
+
+/// The five reads, through auditgate and as the same SQL straight on the database.
+async fn reads(t: &Target, events: usize) {
+    let kinds: [(&str, &str); 5] = [
+        (
+            "events of one person",
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = 'shop' AND distinct_id = $1 ORDER BY time_ms, id LIMIT 100",
+        ),
+        (
+            "one day of events",
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = 'shop' AND time_ms >= $2 AND time_ms < $2 + 86400000 ORDER BY time_ms, id LIMIT 100",
+        ),
+        (
+            "counts by day",
+            "SELECT day, '', CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_counts WHERE project_id = 'shop' GROUP BY day",
+        ),
+        (
+            "counts by event",
+            "SELECT CAST(0 AS BIGINT), event, CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_counts WHERE project_id = 'shop' GROUP BY event",
+        ),
+        (
+            "a profile",
+            "SELECT distinct_id, properties, updated_at FROM profiles WHERE project_id = 'shop' AND distinct_id = $1",
+        ),
+    ];
+    let day0 = t.now - t.now % DAY_MS - 30 * DAY_MS;
+    // The floor any answered request has on this machine: HTTP to a route that reads nothing.
+    for conns in [1usize, 16] {
+        let (client, base) = (t.client.clone(), t.base.clone());
+        let call = move |_| {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                let r = client.get(format!("{base}/healthz")).send().await.unwrap();
+                r.status().as_u16()
+            }
+        };
+        let (lat, wall, failed) = measure(conns, if conns == 1 { 200 } else { 60 }, call).await;
+        println!(
+            "{:<8} {:>7} events {:<20} {:>2} conn: /healthz  {} | 5xx {}",
+            t.label,
+            events,
+            "HTTP floor",
+            conns,
+            figures(&lat, wall),
+            failed
+        );
+    }
+    for (k, (name, sql)) in kinds.iter().enumerate() {
+        for conns in [1usize, 16] {
+            let per_conn = if conns == 1 { 200 } else { 60 };
+            let (client, base, secret) = (t.client.clone(), t.base.clone(), t.secret.clone());
+            let api = move |i: usize| {
+                let (client, base, secret) = (client.clone(), base.clone(), secret.clone());
+                async move {
+                    let person = (i * 7919) % PEOPLE;
+                    let day = day0 - (i as i64 % 150) * DAY_MS;
+                    let path = match k {
+                        0 => format!(
+                            "/api/v1/projects/shop/events?distinct_id=person-{person}&limit=100"
+                        ),
+                        1 => format!(
+                            "/api/v1/projects/shop/events?from={day}&to={}&limit=100",
+                            day + DAY_MS
+                        ),
+                        2 => "/api/v1/projects/shop/events/count?group_by=day".into(),
+                        3 => "/api/v1/projects/shop/events/count?group_by=event".into(),
+                        _ => format!("/api/v1/projects/shop/profiles/person-{person}"),
+                    };
+                    let r = client
+                        .get(format!("{base}{path}"))
+                        .bearer_auth(&secret)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    r.bytes().await.unwrap();
+                    status
+                }
+            };
+            let (alat, awall, afailed) = measure(conns, per_conn, api).await;
+            let pool = t.raw.clone();
+            let sql = (*sql).to_owned();
+            let raw = move |i: usize| {
+                let (pool, sql) = (pool.clone(), sql.clone());
+                async move {
+                    let person = format!("person-{}", (i * 7919) % PEOPLE);
+                    let day = day0 - (i as i64 % 150) * DAY_MS;
+                    match pool {
+                        RawPool::Sqlite(p) => run_sql(&p, &sql, person, day).await,
+                        RawPool::Postgres(p) => run_sql(&p, &sql, person, day).await,
+                    }
+                    200
+                }
+            };
+            let (rlat, rwall, _) = measure(conns, per_conn, raw).await;
+            let ratio = 100.0 * (alat.len() as f64 / awall.as_secs_f64())
+                / (rlat.len() as f64 / rwall.as_secs_f64());
+            println!(
+                "{:<8} {:>7} events {:<20} {:>2} conn: auditgate {} | raw SQL {} | {:>5.1}% | 5xx {}",
+                t.label,
+                events,
+                name,
+                conns,
+                figures(&alat, awall),
+                figures(&rlat, rwall),
+                ratio,
+                afailed
+            );
+        }
+    }
+}
+
+/// Runs one of the reads' SQL straight on the database, binding the parameters it uses.
+async fn run_sql<DB: Database>(pool: &Pool<DB>, sql: &str, person: String, day: i64)
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::query(AssertSqlSafe(sql.to_owned()));
+    if sql.contains("$1") {
+        q = q.bind(person);
+    }
+    if sql.contains("$2") {
+        if !sql.contains("$1") {
+            // Placeholders are positional: $2 alone still needs a first value.
+            q = q.bind(String::new());
+        }
+        q = q.bind(day);
+    }
+    q.fetch_all(pool).await.unwrap();
+}
+
+/// A plain sqlx pool of 16 connections on the service's own database.
+#[derive(Clone)]
+enum RawPool {
+    Sqlite(Pool<sqlx::Sqlite>),
+    Postgres(Pool<sqlx::Postgres>),
+}
+
+/// Bytes the database holds, and its write-ahead log's size.
+async fn sizes(raw: &RawPool, url: &str) -> (u64, u64) {
+    if let RawPool::Sqlite(_) = raw {
+        let path = url.trim_start_matches("sqlite:");
+        let len = |p: String| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        (len(path.to_owned()), len(format!("{path}-wal")))
+    } else {
+        let RawPool::Postgres(pool) = raw else {
+            unreachable!()
+        };
+        let (db,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let (wal,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(SUM(size), 0)::BIGINT FROM pg_ls_waldir()")
+                .fetch_one(pool)
+                .await
+                .unwrap_or((0,));
+        (db as u64, wal as u64)
+    }
+}
+
+/// Grows the audit log to `entries` entries (64 writers), then times `auditgate log export`
+/// in a process of its own and reads its peak memory.
+async fn export_memory(
+    label: &str,
+    store: &SharedStore,
+    log: &AuditLog,
+    dir: &std::path::Path,
+    entries: u64,
+) {
+    let have = store.audit_head().await.unwrap().size();
+    let missing = entries.saturating_sub(have);
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (log, next) = (log.clone(), next.clone());
+            let project = ProjectId::parse("shop").unwrap();
+            tokio::spawn(async move {
+                while (next.fetch_add(1, Ordering::SeqCst) as u64) < missing {
+                    log.record_cli(Action::AuditRead, Some(&project), 0, json!({"bench": true}))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let size = store.audit_head().await.unwrap().size();
+    log.wait_signed(size - 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let out = dir.join("log.bundle");
+    let start = Instant::now();
+    let run = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_auditgate"))
+        .args([
+            "--config",
+            dir.join("bench.toml").to_str().unwrap(),
+            "log",
+            "export",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let peak_kb: u64 = String::from_utf8_lossy(&run.stderr)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    println!(
+        "{label:<8} export: {} audit entries, {:.0} MB bundle in {:.1} s, peak memory {:.0} MB (auditgate log export)",
+        size,
+        std::fs::metadata(&out).unwrap().len() as f64 / 1e6,
+        start.elapsed().as_secs_f64(),
+        peak_kb as f64 / 1024.0
+    );
+}
+
+async fn run(
+    label: &'static str,
+    url: String,
+    raw_url: String,
+    dir: &std::path::Path,
+    total: usize,
+) {
+    let mut settings = Settings::defaults();
+    settings.audit.signing_key_file = dir.join(format!("{label}-signing.key"));
+    settings.audit.pseudonym_key_file = dir.join(format!("{label}-pseudonym.key"));
+    settings.auth.secret_key_file = dir.join(format!("{label}-secrets.key"));
+    settings.server.bind = "127.0.0.1:0".into();
+    // Ingestion limits are for anonymous callers; the benchmark is one trusted client.
+    settings.server.rate_limit.public_per_second = 1_000_000;
+    settings.server.rate_limit.public_burst = 1_000_000;
+    settings.database.url = url.clone();
+    std::fs::write(
+        dir.join("bench.toml"),
+        format!(
+            "[database]\nurl = {url:?}\n[audit]\nsigning_key_file = {:?}\npseudonym_key_file = {:?}\n[auth]\nsecret_key_file = {:?}\n",
+            settings.audit.signing_key_file, settings.audit.pseudonym_key_file, settings.auth.secret_key_file
+        ),
+    )
+    .unwrap();
+    let store: SharedStore = store::connect(&settings.database).await.unwrap();
+    store.migrate().await.unwrap();
+    let clock = SystemClock;
+    let created = projects::create(
+        store.as_ref(),
+        &clock,
+        ProjectId::parse("shop").unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut raw_settings = settings.database.clone();
+    raw_settings.url = raw_url;
+    let raw_store = store::connect(&raw_settings).await.unwrap();
+    raw_store.migrate().await.unwrap();
+    projects::create(
+        raw_store.as_ref(),
+        &clock,
+        ProjectId::parse("shop").unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let app = Application::build_with_store(settings.clone(), Arc::new(clock), store.clone())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let log = app.audit();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let now = clock.now().millis();
+    let token = created.project.ingest_token.clone();
+    let auth = (
+        created.service_account.name.clone(),
+        created.secret.expose().to_owned(),
+    );
+    // The reads' raw baseline: the same SQL on the service's database, 16 connections.
+    let mut read_settings = settings.database.clone();
+    read_settings.max_connections = 16;
+    let raw_pool = if label == "sqlite" {
+        RawPool::Sqlite(
+            store::sqlite::connect(&read_settings)
+                .await
+                .unwrap()
+                .pool()
+                .clone(),
+        )
+    } else {
+        RawPool::Postgres(
+            store::postgres::connect(&read_settings)
+                .await
+                .unwrap()
+                .pool()
+                .clone(),
+        )
+    };
+
+    // Profiles for every person (not timed).
+    for chunk in (0..PEOPLE).collect::<Vec<_>>().chunks(BATCH) {
+        let updates: Vec<Value> = chunk
+            .iter()
+            .map(|p| json!({"$token": token, "$distinct_id": format!("person-{p}"), "$set": {"plan": "pro", "seen": p}}))
+            .collect();
+        let r = client
+            .post(format!("{base}/engage"))
+            .form(&[("data", Value::Array(updates).to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    let target = Target {
+        label,
+        base: base.clone(),
+        client: client.clone(),
+        secret: auth.1.clone(),
+        raw: raw_pool.clone(),
+        now,
+    };
+    let mut first = None;
+    for start in (0..total).step_by(SEGMENT) {
+        let rows: Arc<Vec<Value>> = Arc::new(
+            (start..(start + SEGMENT).min(total))
+                .map(|i| event(i, now, &token))
+                .collect(),
+        );
+        let api = import(&client, &base, &auth, &rows).await;
+        let raw = match raw_store.backend() {
+            "sqlite" => {
+                raw_insert(
+                    store::sqlite::connect(&raw_settings).await.unwrap().pool(),
+                    "BEGIN IMMEDIATE",
+                    rows.clone(),
+                )
+                .await
+            }
+            _ => {
+                raw_insert(
+                    store::postgres::connect(&raw_settings)
+                        .await
+                        .unwrap()
+                        .pool(),
+                    "BEGIN",
+                    rows.clone(),
+                )
+                .await
+            }
+        };
+        let n = rows.len() as f64;
+        let (api_rate, raw_rate) = (n / api.as_secs_f64(), n / raw.as_secs_f64());
+        first.get_or_insert(api_rate);
+        let (db, wal) = sizes(&raw_pool, &url).await;
+        println!(
+            "{label:<8} ingest {:>7}-{:<7}: /import {api_rate:>7.0} events/s | raw insert {raw_rate:>7.0} rows/s | {:>5.1}% | {:.2}x the first segment | db {:.0} MB, WAL {:.1} MB",
+            start,
+            start + rows.len(),
+            100.0 * api_rate / raw_rate,
+            api_rate / first.unwrap(),
+            db as f64 / 1e6,
+            wal as f64 / 1e6,
+        );
+        let done = start + rows.len();
+        if done == SEGMENT.min(total) || done == total {
+            let (db, wal) = sizes(&raw_pool, &url).await;
+            println!(
+                "{label:<8} {done:>7} events: {:.0} bytes per event (whole database), WAL {:.1} MB",
+                db as f64 / done as f64,
+                wal as f64 / 1e6
+            );
+            reads(&target, done).await;
+            if label == "sqlite" {
+                export_memory(
+                    label,
+                    &store,
+                    &log,
+                    dir,
+                    if done == total && total >= 1_000_000 {
+                        1_000_000
+                    } else {
+                        100_000
+                    },
+                )
+                .await;
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let total: usize = std::env::var("AUDITGATE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        "sqlite",
+        format!("sqlite:{}", dir.path().join("bench.db").display()),
+        format!("sqlite:{}", dir.path().join("raw.db").display()),
+        dir.path(),
+        total,
+    )
+    .await;
+    if let (Some(db), Some(raw)) = (
+        common::fresh_postgres("auditgate_scale").await,
+        common::fresh_postgres("auditgate_raw").await,
+    ) {
+        run(
+            "postgres",
+            db.url.clone(),
+            raw.url.clone(),
+            dir.path(),
+            total,
+        )
+        .await;
+        db.remove().await;
+        raw.remove().await;
+    }
+}
