@@ -208,6 +208,7 @@ async fn proof_latency(store: &SharedStore) {
                     salts,
                     auditgate::clock::Clock::now(&SystemClock),
                     None,
+                    &[],
                 )
                 .await
                 .unwrap();

@@ -331,7 +331,8 @@ async fn reads(t: &Target, events: usize) {
     }
 }
 
-/// Runs one of the reads' SQL straight on the database, binding the parameters it uses.
+/// Runs one of the reads' SQL straight on the database, binding the parameters it uses
+/// (typed as the store binds them, so both get the same plans).
 async fn run_sql<DB: Database>(pool: &Pool<DB>, sql: &str, person: String, day: i64)
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -340,15 +341,10 @@ where
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     let mut q = sqlx::query(AssertSqlSafe(sql.to_owned()));
-    if sql.contains("$1") {
+    if sql.contains("distinct_id = $1") {
         q = q.bind(person);
-    }
-    if sql.contains("$2") {
-        if !sql.contains("$1") {
-            // Placeholders are positional: $2 alone still needs a first value.
-            q = q.bind(String::new());
-        }
-        q = q.bind(day);
+    } else if sql.contains("time_ms >= $1") {
+        q = q.bind(day).bind(day + DAY_MS);
     }
     q.fetch_all(pool).await.unwrap();
 }

@@ -82,16 +82,23 @@ impl Application {
                 }
             });
         }
-        if settings.database.wal_checkpoint_secs > 0 {
-            // SQLite checkpoints on its own only when no reader holds the log, which a busy
-            // service never lets happen: without this the WAL grows by every write.
+        if settings.database.wal_checkpoint_secs > 0 && store.wal_bytes().is_some() {
+            // SQLite restarts its WAL only when no reader holds it, which a busy service never
+            // allows, and each import batch writes tens of MB of index pages into it: without
+            // this it grows by every write. Checked every second, checkpointed (and truncated)
+            // once it passes its limit, and anyway every wal_checkpoint_secs.
             let store = store.clone();
             let every = std::time::Duration::from_secs(settings.database.wal_checkpoint_secs);
+            let limit = settings.database.wal_limit_bytes;
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                let mut last = tokio::time::Instant::now();
                 loop {
                     tick.tick().await;
+                    if store.wal_bytes().unwrap_or(0) <= limit && last.elapsed() < every {
+                        continue;
+                    }
+                    last = tokio::time::Instant::now();
                     match store.truncate_wal().await {
                         Ok(true) => {}
                         Ok(false) => tracing::debug!("WAL checkpoint: readers busy, next time"),

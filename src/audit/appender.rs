@@ -9,12 +9,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::memory::{NotExtended, SignedMemory};
+use super::salts::NewSalts;
 use crate::clock::SharedClock;
 use crate::ledger::chain::Draft;
 use crate::ledger::checkpoint::Checkpoint;
 use crate::ledger::entry::{Action, Outcome};
 use crate::ledger::note::SignerKey;
-use crate::store::SharedStore;
+use crate::store::{SharedStore, StoreError};
 
 /// Why an entry could not be written: the request must fail closed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,6 +51,8 @@ pub struct AppenderConfig {
     pub max_group: usize,
     /// The last checkpoint signed, kept beside the key: every commit must extend it.
     pub memory: SignedMemory,
+    /// Salts of people first named by entries, written with the next group.
+    pub new_salts: Arc<NewSalts>,
 }
 
 impl Appender {
@@ -163,9 +166,12 @@ async fn run(
             })
             .collect();
         let now = config.clock.now();
+        // Taken after the group's entries arrived: every salt they were sealed with is here
+        // or already stored.
+        let subject_keys = config.new_salts.waiting();
         let append = config
             .store
-            .append_audit(drafts, salts, now, carried.as_ref());
+            .append_audit(drafts, salts, now, carried.as_ref(), &subject_keys);
         match tokio::time::timeout(config.timeout, append).await {
             Ok(Ok(appended)) => {
                 // The group was sealed onto the database's head: if that head is the one this
@@ -192,6 +198,7 @@ async fn run(
                     }
                     continue;
                 }
+                config.new_salts.committed(&subject_keys);
                 healthy.store(true, Ordering::SeqCst);
                 for (reply, seq) in replies.into_iter().zip(&appended.seqs) {
                     let _ = reply.send(Ok(*seq));
@@ -221,6 +228,11 @@ async fn run(
                 };
             }
             failure => {
+                if let Ok(Err(StoreError::Conflict(_))) = &failure {
+                    // Another process stored a salt for someone this one had just made one
+                    // for: from now on the stored one is used.
+                    forget_conflicting(&config, &subject_keys).await;
+                }
                 healthy.store(false, Ordering::SeqCst);
                 let reason = match failure {
                     Ok(Err(e)) => e.to_string(),
@@ -231,6 +243,16 @@ async fn run(
                     let _ = reply.send(Err(AuditUnavailable(reason.clone())));
                 }
             }
+        }
+    }
+}
+
+async fn forget_conflicting(config: &AppenderConfig, keys: &[crate::store::NewSubjectKey]) {
+    for k in keys {
+        if let Ok(Some(stored)) = config.store.subject_salt(&k.project, &k.lookup).await
+            && stored != k.salt
+        {
+            config.new_salts.remove(&k.project, &k.lookup);
         }
     }
 }

@@ -67,9 +67,8 @@ async fn signed_size(store: &dyn Store, to: Option<u64>) -> anyhow::Result<u64> 
         .context("the log has no checkpoint yet")?;
     let cap = to.unwrap_or(latest).min(latest);
     let (size, _) = store
-        .checkpoints(0, cap)
+        .checkpoint_at_most(cap)
         .await?
-        .pop()
         .with_context(|| format!("no checkpoint at or below {cap} entries"))?;
     Ok(size)
 }

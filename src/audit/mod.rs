@@ -8,6 +8,7 @@ pub mod keys;
 pub mod memory;
 pub mod proofs;
 pub mod refusals;
+pub mod salts;
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -139,6 +140,8 @@ pub struct AuditLog {
     key_lock: Option<Arc<keys::KeyFileLock>>,
     /// Repeated anonymous refusals, summarised.
     refusals: Arc<refusals::Refusals>,
+    /// Salts of people first seen, until a commit group stores them.
+    new_salts: Arc<salts::NewSalts>,
 }
 
 impl AuditLog {
@@ -203,6 +206,7 @@ impl AuditLog {
                 .insert_checkpoint(head.size(), &note, clock.now())
                 .await?;
         }
+        let new_salts = Arc::new(salts::NewSalts::default());
         let appender = Appender::start(AppenderConfig {
             store: store.clone(),
             clock: clock.clone(),
@@ -211,6 +215,7 @@ impl AuditLog {
             timeout: Duration::from_millis(settings.write_timeout_ms),
             max_group: settings.max_group,
             memory,
+            new_salts: new_salts.clone(),
         });
         let log = Self {
             appender,
@@ -220,6 +225,7 @@ impl AuditLog {
             verifier,
             key_lock: None,
             refusals: Arc::default(),
+            new_salts,
         };
         if log.store.audit_head().await?.size() == 0 {
             let details = json!({"origin": settings.origin, "key": log.verifier.to_string()});
@@ -281,21 +287,47 @@ impl AuditLog {
         self.appender.append(draft).await
     }
 
-    /// The pseudonym of one person in one project (creating their salt on first use).
+    /// The pseudonym of one person in one project. A person named for the first time gets a
+    /// salt that is stored with the next commit group, in the same transaction as the entry
+    /// that names them (so a first read costs no commit of its own).
     pub async fn pseudonym(
         &self,
         project: &ProjectId,
         person: &DistinctId,
     ) -> Result<Hash, AppError> {
         let lookup = self.pseudonyms.lookup(project, person);
-        let mut fresh = [0u8; 32];
-        rand::fill(&mut fresh);
-        let salt = self
-            .store
-            .subject_salt(project, &lookup, fresh, self.clock.now())
-            .await
-            .map_err(|e| AuditUnavailable(e.to_string()))?;
+        let salt = match self.salt_of(project, &lookup).await? {
+            Some(salt) => salt,
+            None => {
+                let _making = self.new_salts.making.lock().await;
+                match self.salt_of(project, &lookup).await? {
+                    Some(salt) => salt,
+                    None => {
+                        let mut fresh = [0u8; 32];
+                        rand::fill(&mut fresh);
+                        self.new_salts.insert(project, lookup, fresh);
+                        fresh.to_vec()
+                    }
+                }
+            }
+        };
         Ok(self.pseudonyms.pseudonym(&salt, project, person))
+    }
+
+    /// A person's salt, made but not yet stored, or stored; in that order, since a salt
+    /// leaves the first only once it is in the second.
+    async fn salt_of(
+        &self,
+        project: &ProjectId,
+        lookup: &Hash,
+    ) -> Result<Option<Vec<u8>>, AppError> {
+        if let Some(salt) = self.new_salts.get(project, lookup) {
+            return Ok(Some(salt.to_vec()));
+        }
+        self.store
+            .subject_salt(project.as_str(), lookup)
+            .await
+            .map_err(|e| AuditUnavailable(e.to_string()).into())
     }
 
     /// The pseudonyms of several people in one project, in order.
@@ -327,6 +359,7 @@ impl AuditLog {
         person: &DistinctId,
     ) -> Result<bool, AppError> {
         let lookup = self.pseudonyms.lookup(project, person);
+        self.new_salts.remove(project.as_str(), &lookup);
         Ok(self.store.forget_subject(project, &lookup).await?.is_some())
     }
 

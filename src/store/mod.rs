@@ -354,6 +354,17 @@ pub struct Appended {
     pub base: Head,
 }
 
+/// A person's salt, made when they were first named in the log, stored with a commit group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubjectKey {
+    /// The project.
+    pub project: String,
+    /// The keyed lookup of the person in the project.
+    pub lookup: Hash,
+    /// The salt of their pseudonym.
+    pub salt: [u8; 32],
+}
+
 /// A stored audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEntry {
@@ -368,16 +379,21 @@ pub struct StoredEntry {
 pub trait AuditStore: Send + Sync {
     /// Seals `drafts` onto the log in one transaction that holds the head row, so concurrent
     /// appenders (even in other processes) never fork the chain. `salts` pairs with `drafts`.
-    /// `checkpoint`, the signed checkpoint of an earlier commit, is stored in the same transaction.
+    /// `checkpoint`, the signed checkpoint of an earlier commit, and `subject_keys`, the salts
+    /// of people first named by these entries (or by entries still to come), are stored in
+    /// the same transaction. A salt already stored with another value is a Conflict.
     async fn append_audit(
         &self,
         drafts: Vec<Draft>,
         salts: Vec<[u8; 16]>,
         now: Timestamp,
         checkpoint: Option<&(u64, String)>,
+        subject_keys: &[NewSubjectKey],
     ) -> StoreResult<Appended>;
     /// The current head.
     async fn audit_head(&self) -> StoreResult<Head>;
+    /// The largest checkpoint whose size is at most `size`.
+    async fn checkpoint_at_most(&self, size: u64) -> StoreResult<Option<(u64, String)>>;
     /// Stores a signed checkpoint (a second one for the same size is ignored).
     async fn insert_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()>;
     /// The checkpoint with the largest size.
@@ -421,14 +437,8 @@ pub trait AuditStore: Send + Sync {
         project: &ProjectId,
         lookup: &Hash,
     ) -> StoreResult<Option<Vec<u8>>>;
-    /// The salt for a person's pseudonym, stored as `fresh` if there was none.
-    async fn subject_salt(
-        &self,
-        project: &ProjectId,
-        lookup: &Hash,
-        fresh: [u8; 32],
-        at: Timestamp,
-    ) -> StoreResult<Vec<u8>>;
+    /// The stored salt for a person's pseudonym, if they have one.
+    async fn subject_salt(&self, project: &str, lookup: &Hash) -> StoreResult<Option<Vec<u8>>>;
 }
 
 /// The whole store, as the service holds it.
@@ -455,6 +465,8 @@ pub trait Store:
     /// SQLite: checkpoints the write-ahead log fully and truncates it, unless readers keep it
     /// busy for more than a moment (then false). Other backends: nothing to do (true).
     async fn truncate_wal(&self) -> StoreResult<bool>;
+    /// SQLite: the write-ahead log's size in bytes now (None elsewhere).
+    fn wal_bytes(&self) -> Option<u64>;
     /// Closes every connection; later calls fail as if the database were gone.
     async fn close(&self);
 }

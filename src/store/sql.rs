@@ -808,6 +808,54 @@ where
     Ok(())
 }
 
+/// Stores new salts; one already stored with another value (made by another process at the
+/// same moment) fails the transaction, since entries were sealed with the salt given.
+async fn store_subject_keys<DB>(
+    conn: &mut DB::Connection,
+    keys: &[NewSubjectKey],
+    now: Timestamp,
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let mut stored = 0;
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new("INSERT INTO subject_keys (project_id, lookup, salt, created_at) ");
+        qb.push_values(chunk, |mut row, k| {
+            row.push_bind(k.project.clone())
+                .push_bind(k.lookup.to_vec())
+                .push_bind(k.salt.to_vec())
+                .push_bind(now.millis());
+        });
+        qb.push(" ON CONFLICT (project_id, lookup) DO NOTHING");
+        stored += DB::rows_affected(&qb.build().execute(&mut *conn).await?);
+    }
+    if stored < keys.len() as u64 {
+        for k in keys {
+            let salt: Vec<u8> =
+                sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
+                    .bind(k.project.clone())
+                    .bind(k.lookup.to_vec())
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get(0)?;
+            if salt != k.salt {
+                return Err(StoreError::Conflict(
+                    "a person's salt was made by another process at the same time".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn hash_of(bytes: Vec<u8>) -> StoreResult<Hash> {
     bytes
         .try_into()
@@ -834,8 +882,10 @@ where
         salts: Vec<[u8; 16]>,
         now: Timestamp,
         checkpoint: Option<&(u64, String)>,
+        subject_keys: &[NewSubjectKey],
     ) -> StoreResult<Appended> {
         let mut tx = self.audit.begin_with(DB::BEGIN_WRITE).await?;
+        store_subject_keys(&mut *tx, subject_keys, now).await?;
         if let Some((size, note)) = checkpoint {
             sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING")
                 .bind(*size as i64)
@@ -954,6 +1004,17 @@ where
             sqlx::query("SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
                 .fetch_optional(&self.pool)
                 .await?;
+        row.map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+            .transpose()
+    }
+
+    async fn checkpoint_at_most(&self, size: u64) -> StoreResult<Option<(u64, String)>> {
+        let row = sqlx::query(
+            "SELECT size, note FROM audit_checkpoints WHERE size <= $1 ORDER BY size DESC LIMIT 1",
+        )
+        .bind(size.min(i64::MAX as u64) as i64)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
             .transpose()
     }
@@ -1135,33 +1196,14 @@ where
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    async fn subject_salt(
-        &self,
-        project: &ProjectId,
-        lookup: &Hash,
-        fresh: [u8; 32],
-        at: Timestamp,
-    ) -> StoreResult<Vec<u8>> {
-        let select = || {
+    async fn subject_salt(&self, project: &str, lookup: &Hash) -> StoreResult<Option<Vec<u8>>> {
+        let row =
             sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
-                .bind(project.as_str().to_owned())
+                .bind(project.to_owned())
                 .bind(lookup.to_vec())
-        };
-        // Reading first keeps a durable write off every read of a person already seen.
-        if let Some(row) = select().fetch_optional(&self.pool).await? {
-            return Ok(row.try_get(0)?);
-        }
-        sqlx::query(
-            "INSERT INTO subject_keys (project_id, lookup, salt, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (project_id, lookup) DO NOTHING",
-        )
-        .bind(project.as_str().to_owned())
-        .bind(lookup.to_vec())
-        .bind(fresh.to_vec())
-        .bind(at.millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(select().fetch_one(&self.pool).await?.try_get(0)?)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 }
 
@@ -1232,15 +1274,23 @@ where
         Ok(())
     }
 
+    fn wal_bytes(&self) -> Option<u64> {
+        let file = self.file.as_ref()?;
+        let mut wal = file.path.clone().into_os_string();
+        wal.push("-wal");
+        Some(std::fs::metadata(wal).map_or(0, |m| m.len()))
+    }
+
     async fn truncate_wal(&self) -> StoreResult<bool> {
         let Some(sql) = DB::TRUNCATE_WAL else {
             return Ok(true);
         };
         // A full checkpoint holds the write lock while it waits for older readers: wait a
-        // little, never as long as writers would (the next run tries again).
+        // while for writers and readers, never as long as writers would (the next run tries
+        // again).
         let mut conn = self.pool.acquire().await?;
         conn.close_on_drop();
-        sqlx::query("PRAGMA busy_timeout = 250")
+        sqlx::query("PRAGMA busy_timeout = 2000")
             .execute(&mut *conn)
             .await?;
         let row = sqlx::query(AssertSqlSafe(sql.to_owned()))

@@ -59,8 +59,6 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
         // After each checkpoint the WAL file shrinks back to this size instead of keeping
         // its largest size for ever.
         .pragma("journal_size_limit", settings.wal_limit_bytes.to_string())
-        // Reads of pages the OS already caches skip a copy.
-        .pragma("mmap_size", (256u64 << 20).to_string())
         // Erased personal data must not linger in free pages.
         .pragma("secure_delete", "ON");
     let pool = |size: u32| {

@@ -463,3 +463,38 @@ async fn a_log_written_before_interior_hashes_were_kept_is_filled_in() {
         tree.consistency_proof(5, size).unwrap()
     );
 }
+
+#[tokio::test]
+async fn first_reads_of_a_new_person_agree_on_one_pseudonym_stored_with_the_entries() {
+    let app = spawn_app().await;
+    let project = auditgate::domain::ProjectId::parse("shop").unwrap();
+    let person = auditgate::domain::DistinctId::parse("never-seen").unwrap();
+    let lookup = app.audit.subject_lookup(&project, &person);
+    assert_eq!(app.store.subject_salt("shop", &lookup).await.unwrap(), None);
+    let reads = futures_util::future::join_all(
+        (0..20).map(|_| app.get("/api/v1/projects/shop/events?distinct_id=never-seen")),
+    )
+    .await;
+    assert!(reads.iter().all(|r| r.status() == 200));
+    // Stored by the commits that carried the reads' entries, with no commit of its own.
+    assert!(
+        app.store
+            .subject_salt("shop", &lookup)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    app.settle().await;
+    let (_, entries) = app.export_log().await;
+    let named: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == Action::EventsQuery)
+        .map(|e| e.subjects.clone())
+        .collect();
+    assert_eq!(named.len(), 20);
+    let expected = app.audit.pseudonym(&project, &person).await.unwrap();
+    assert!(
+        named.iter().all(|s| s == &vec![expected]),
+        "every read names the one pseudonym"
+    );
+}

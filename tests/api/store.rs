@@ -1126,13 +1126,51 @@ async fn audit_tree_suite(store: SharedStore) {
             .map(|i| system_draft(Action::EventsQuery, serde_json::json!({"i": i})))
             .collect::<Vec<_>>();
         let appended = store
-            .append_audit(drafts, vec![[3; 16]; group], now, None)
+            .append_audit(drafts, vec![[3; 16]; group], now, None, &[])
             .await
             .unwrap();
         assert_eq!(appended.base.size(), size);
         size += group as u64;
         assert_eq!(appended.head.size(), size);
     }
+
+    // New people's salts go in with a group; the same salt again is harmless, another salt
+    // for the same person fails the whole group (its entries were sealed with the first).
+    let key = |salt: u8| auditgate::store::NewSubjectKey {
+        project: "shop".into(),
+        lookup: [salt; 32],
+        salt: [salt; 32],
+    };
+    let mut other = key(9);
+    other.lookup = [1; 32];
+    let draft = || vec![system_draft(Action::EventsQuery, serde_json::json!({}))];
+    store
+        .append_audit(draft(), vec![[3; 16]], now, None, &[key(1), key(2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.subject_salt("shop", &[1; 32]).await.unwrap(),
+        Some(vec![1; 32])
+    );
+    assert_eq!(store.subject_salt("shop", &[7; 32]).await.unwrap(), None);
+    store
+        .append_audit(draft(), vec![[3; 16]], now, None, &[key(2), key(3)])
+        .await
+        .unwrap();
+    size += 2;
+    let refused = store
+        .append_audit(draft(), vec![[3; 16]], now, None, &[key(4), other])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.audit_head().await.unwrap().size(), size);
+    assert_eq!(store.subject_salt("shop", &[4; 32]).await.unwrap(), None);
+    assert_eq!(
+        store.subject_salt("shop", &[1; 32]).await.unwrap(),
+        Some(vec![1; 32])
+    );
     assert_eq!(
         store.audit_node_count().await.unwrap(),
         size - u64::from(size.count_ones())
