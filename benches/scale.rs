@@ -163,6 +163,18 @@ async fn import(
     start.elapsed()
 }
 
+/// Calls per connection: 200 alone, 60 each of 16 (AUDITGATE_BENCH_READS overrides the second,
+/// for profiling one read).
+fn per_conn(conns: usize) -> usize {
+    if conns == 1 {
+        return 200;
+    }
+    std::env::var("AUDITGATE_BENCH_READS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -217,6 +229,7 @@ struct Target {
     client: reqwest::Client,
     secret: String,
     raw: RawPool,
+    log: AuditLog,
     now: i64,
 }
 
@@ -225,23 +238,23 @@ async fn reads(t: &Target, events: usize) {
     let kinds: [(&str, &str); 5] = [
         (
             "events of one person",
-            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = 'shop' AND distinct_id = $1 ORDER BY time_ms, id LIMIT 100",
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND distinct_id = $2 ORDER BY time_ms, id LIMIT 100",
         ),
         (
             "one day of events",
-            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = 'shop' AND time_ms >= $2 AND time_ms < $2 + 86400000 ORDER BY time_ms, id LIMIT 100",
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND time_ms >= $2 AND time_ms < $3 ORDER BY time_ms, id LIMIT 100",
         ),
         (
             "counts by day",
-            "SELECT day, '', CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_counts WHERE project_id = 'shop' GROUP BY day",
+            "SELECT day, '', CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_counts WHERE project_id = $1 GROUP BY day",
         ),
         (
             "counts by event",
-            "SELECT CAST(0 AS BIGINT), event, CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_counts WHERE project_id = 'shop' GROUP BY event",
+            "SELECT CAST(0 AS BIGINT), event, CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_counts WHERE project_id = $1 GROUP BY event",
         ),
         (
             "a profile",
-            "SELECT distinct_id, properties, updated_at FROM profiles WHERE project_id = 'shop' AND distinct_id = $1",
+            "SELECT distinct_id, properties, updated_at FROM profiles WHERE project_id = $1 AND distinct_id = $2",
         ),
     ];
     let day0 = t.now - t.now % DAY_MS - 30 * DAY_MS;
@@ -255,7 +268,7 @@ async fn reads(t: &Target, events: usize) {
                 r.status().as_u16()
             }
         };
-        let (lat, wall, failed) = measure(conns, if conns == 1 { 200 } else { 60 }, call).await;
+        let (lat, wall, failed) = measure(conns, per_conn(conns), call).await;
         println!(
             "{:<8} {:>7} events {:<20} {:>2} conn: /healthz  {} | 5xx {}",
             t.label,
@@ -266,9 +279,38 @@ async fn reads(t: &Target, events: usize) {
             failed
         );
     }
+    // The other floor: every audited read waits for its entry's durable commit, and at 16
+    // connections a commit group holds at most 16 entries.
+    for conns in [1usize, 16] {
+        let log = t.log.clone();
+        let call = move |_| {
+            let log = log.clone();
+            async move {
+                let project = ProjectId::parse("shop").unwrap();
+                log.record_cli(
+                    Action::AuditRead,
+                    Some(&project),
+                    0,
+                    json!({"bench": "append"}),
+                )
+                .await
+                .map_or(503, |_| 200)
+            }
+        };
+        let (lat, wall, failed) = measure(conns, per_conn(conns), call).await;
+        println!(
+            "{:<8} {:>7} events {:<20} {:>2} conn: appends   {} | 5xx {}",
+            t.label,
+            events,
+            "audit entries alone",
+            conns,
+            figures(&lat, wall),
+            failed
+        );
+    }
     for (k, (name, sql)) in kinds.iter().enumerate() {
         for conns in [1usize, 16] {
-            let per_conn = if conns == 1 { 200 } else { 60 };
+            let per_conn = per_conn(conns);
             let (client, base, secret) = (t.client.clone(), t.base.clone(), t.secret.clone());
             let api = move |i: usize| {
                 let (client, base, secret) = (client.clone(), base.clone(), secret.clone());
@@ -340,13 +382,16 @@ where
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    let mut q = sqlx::query(AssertSqlSafe(sql.to_owned()));
-    if sql.contains("distinct_id = $1") {
+    let mut q = sqlx::query(AssertSqlSafe(sql.to_owned())).bind("shop".to_owned());
+    if sql.contains("distinct_id = $2") {
         q = q.bind(person);
-    } else if sql.contains("time_ms >= $1") {
+    } else if sql.contains("time_ms >= $2") {
         q = q.bind(day).bind(day + DAY_MS);
     }
-    q.fetch_all(pool).await.unwrap();
+    let rows = q.fetch_all(pool).await.unwrap();
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        eprintln!("{} rows: {sql}", rows.len());
+    }
 }
 
 /// A plain sqlx pool of 16 connections on the service's own database.
@@ -463,6 +508,12 @@ async fn run(
     settings.server.rate_limit.public_per_second = 1_000_000;
     settings.server.rate_limit.public_burst = 1_000_000;
     settings.database.url = url.clone();
+    if let Some(mib) = std::env::var("AUDITGATE_BENCH_SQLITE_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        settings.database.sqlite_cache_mib = mib;
+    }
     std::fs::write(
         dir.join("bench.toml"),
         format!(
@@ -549,6 +600,7 @@ async fn run(
         client: client.clone(),
         secret: auth.1.clone(),
         raw: raw_pool.clone(),
+        log: log.clone(),
         now,
     };
     let mut first = None;

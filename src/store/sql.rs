@@ -36,8 +36,9 @@ pub trait Backend: Database {
 pub struct SqlStore<DB: Database> {
     /// Everything not named below: sign-in, grants, ingestion, administration.
     pub(super) pool: Pool<DB>,
-    /// Event, count and profile reads and proofs, whose cost grows with the data: each
-    /// statement runs under `database.read_timeout_ms`.
+    /// Event, count and profile reads, proofs and exports' pages, whose cost grows with the
+    /// data: each statement runs under `database.read_timeout_ms`, and (on SQLite) with the
+    /// default small page cache, so reading the whole log does not fill memory.
     reads: Pool<DB>,
     /// The audit appender's alone: a request's entry never waits behind a slow read.
     audit: Pool<DB>,
@@ -1023,7 +1024,7 @@ where
         let rows = sqlx::query("SELECT size, note FROM audit_checkpoints WHERE size >= $1 AND size <= $2 ORDER BY size")
             .bind(from as i64)
             .bind(to.min(i64::MAX as u64) as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
@@ -1036,7 +1037,7 @@ where
         )
         .bind(from as i64)
         .bind(to.min(i64::MAX as u64) as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter()
             .map(|r| {
@@ -1064,7 +1065,7 @@ where
         .bind(from.min(i64::MAX as u64) as i64)
         .bind(to.min(i64::MAX as u64) as i64)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter()
             .map(|r| {
