@@ -238,11 +238,11 @@ async fn reads(t: &Target, events: usize) {
     let kinds: [(&str, &str); 5] = [
         (
             "events of one person",
-            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND distinct_id = $2 ORDER BY time_ms, id LIMIT 100",
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND distinct_id = $2 ORDER BY time_ms, id LIMIT $3",
         ),
         (
             "one day of events",
-            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND time_ms >= $2 AND time_ms < $3 ORDER BY time_ms, id LIMIT 100",
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND time_ms >= $2 AND time_ms < $3 ORDER BY time_ms, id LIMIT $4",
         ),
         (
             "counts by day",
@@ -387,6 +387,9 @@ where
         q = q.bind(person);
     } else if sql.contains("time_ms >= $2") {
         q = q.bind(day).bind(day + DAY_MS);
+    }
+    if sql.contains("LIMIT $") {
+        q = q.bind(100i64);
     }
     let rows = q.fetch_all(pool).await.unwrap();
     if std::env::var("BENCH_DEBUG").is_ok() {

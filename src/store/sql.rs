@@ -1143,7 +1143,7 @@ where
         let rows =
             sqlx::query("SELECT seq, bytes FROM audit_entries WHERE action = $1 ORDER BY seq")
                 .bind(action.to_owned())
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
         rows.iter()
             .map(|r| {
