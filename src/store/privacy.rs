@@ -523,7 +523,7 @@ where
     }
 
     async fn after_erasure(&self) -> StoreResult<()> {
-        self.truncate_log().await
+        self.checkpoint_wal(None).await.map(|_| ())
     }
 
     async fn set_opt_out(

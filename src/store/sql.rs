@@ -108,25 +108,37 @@ impl<DB: Database> SqlStore<DB> {
         }
     }
 
-    /// The backend's [`Backend::TRUNCATE_WAL`], if it has one.
-    pub(super) async fn truncate_log(&self) -> StoreResult<()>
+    /// Runs the backend's [`Backend::TRUNCATE_WAL`], if it has one; false if readers or
+    /// writers kept it from completing. With `patience_ms` it waits at most that long for them
+    /// (on a connection closed afterwards), instead of as long as any writer would.
+    pub(super) async fn checkpoint_wal(&self, patience_ms: Option<u64>) -> StoreResult<bool>
     where
         DB: Backend,
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
         DB::Arguments: IntoArguments<DB>,
+        for<'q> i64: Decode<'q, DB> + Type<DB>,
+        for<'s> &'s str: ColumnIndex<DB::Row>,
     {
-        if let Some(sql) = DB::TRUNCATE_WAL {
-            sqlx::query(AssertSqlSafe(sql.to_owned()))
-                .execute(&self.pool)
+        let Some(sql) = DB::TRUNCATE_WAL else {
+            return Ok(true);
+        };
+        let mut conn = self.pool.acquire().await?;
+        if let Some(ms) = patience_ms {
+            conn.close_on_drop();
+            sqlx::query(AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
+                .execute(&mut *conn)
                 .await?;
         }
-        Ok(())
+        let row = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(row.try_get::<i64, _>("busy")? == 0)
     }
 
-    /// Adds the counts of the events matching `filter` to `totals`, reading the events.
-    async fn scan_counts(
+    /// Runs a count query (rows of day, event, count) and adds its rows to `totals`.
+    async fn add_counts(
         &self,
-        filter: &EventFilter,
+        mut query: QueryBuilder<DB>,
         group: CountGroup,
         totals: &mut BTreeMap<String, i64>,
     ) -> StoreResult<()>
@@ -134,56 +146,11 @@ impl<DB: Database> SqlStore<DB> {
         DB: Backend,
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
         DB::Arguments: IntoArguments<DB>,
-        for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-        for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+        for<'q> i64: Decode<'q, DB> + Type<DB>,
+        for<'q> String: Decode<'q, DB> + Type<DB>,
         usize: ColumnIndex<DB::Row>,
     {
-        let (day, event, group_by) = count_keys(group, "time_ms / 86400000");
-        let mut qb: QueryBuilder<DB> = QueryBuilder::new(format!(
-            "SELECT {day} AS d, {event} AS e, COUNT(*) AS n FROM events"
-        ));
-        push_filter(&mut qb, filter);
-        qb.push(group_by);
-        for r in qb.build().fetch_all(&self.reads).await? {
-            add_count(group, &r, totals)?;
-        }
-        Ok(())
-    }
-
-    /// Adds the per-day counts of whole days `[first_day, end_day)` to `totals`.
-    async fn rollup_counts(
-        &self,
-        filter: &EventFilter,
-        group: CountGroup,
-        first_day: Option<i64>,
-        end_day: Option<i64>,
-        totals: &mut BTreeMap<String, i64>,
-    ) -> StoreResult<()>
-    where
-        DB: Backend,
-        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-        DB::Arguments: IntoArguments<DB>,
-        for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-        for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-        usize: ColumnIndex<DB::Row>,
-    {
-        let (day, event, group_by) = count_keys(group, "day");
-        let mut qb: QueryBuilder<DB> = QueryBuilder::new(format!(
-            "SELECT {day} AS d, {event} AS e, CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n \
-             FROM event_counts WHERE project_id = "
-        ));
-        qb.push_bind(filter.project.as_str().to_owned());
-        if let Some(e) = &filter.event {
-            qb.push(" AND event = ").push_bind(e.clone());
-        }
-        if let Some(d) = first_day {
-            qb.push(" AND day >= ").push_bind(d);
-        }
-        if let Some(d) = end_day {
-            qb.push(" AND day < ").push_bind(d);
-        }
-        qb.push(group_by);
-        for r in qb.build().fetch_all(&self.reads).await? {
+        for r in query.build().fetch_all(&self.reads).await? {
             add_count(group, &r, totals)?;
         }
         Ok(())
@@ -223,6 +190,51 @@ fn opt_time(ms: Option<i64>) -> Option<Timestamp> {
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+/// Counts of the events matching `filter`, read from the events.
+fn scan_query<DB: Database>(filter: &EventFilter, group: CountGroup) -> QueryBuilder<DB>
+where
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let (day, event, group_by) = count_keys(group, "time_ms / 86400000");
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {day} AS d, {event} AS e, COUNT(*) AS n FROM events"
+    ));
+    push_filter(&mut qb, filter);
+    qb.push(group_by);
+    qb
+}
+
+/// Counts of whole days `[first_day, end_day)`, read from the per-day counts.
+fn rollup_query<DB: Database>(
+    filter: &EventFilter,
+    group: CountGroup,
+    first_day: Option<i64>,
+    end_day: Option<i64>,
+) -> QueryBuilder<DB>
+where
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let (day, event, group_by) = count_keys(group, "day");
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {day} AS d, {event} AS e, CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n \
+         FROM event_counts WHERE project_id = "
+    ));
+    qb.push_bind(filter.project.as_str().to_owned());
+    if let Some(e) = &filter.event {
+        qb.push(" AND event = ").push_bind(e.clone());
+    }
+    if let Some(d) = first_day {
+        qb.push(" AND day >= ").push_bind(d);
+    }
+    if let Some(d) = end_day {
+        qb.push(" AND day < ").push_bind(d);
+    }
+    qb.push(group_by);
+    qb
+}
 
 /// The day and event columns a count selects (constants where it does not group by them),
 /// and its GROUP BY clause.
@@ -694,23 +706,26 @@ where
         let whole_days =
             filter.distinct_id.is_none() && first_day.zip(end_day).is_none_or(|(a, b)| a < b);
         if !whole_days {
-            self.scan_counts(filter, group, &mut totals).await?;
-        } else {
-            self.rollup_counts(filter, group, first_day, end_day, &mut totals)
+            self.add_counts(scan_query(filter, group), group, &mut totals)
                 .await?;
+        } else {
+            let whole = rollup_query(filter, group, first_day, end_day);
+            self.add_counts(whole, group, &mut totals).await?;
             if let (Some(from), Some(day)) = (filter.from, first_day)
                 && from.millis() < day * DAY_MS
             {
                 let mut head = filter.clone();
                 head.to = Some(Timestamp::from_millis(day * DAY_MS));
-                self.scan_counts(&head, group, &mut totals).await?;
+                self.add_counts(scan_query(&head, group), group, &mut totals)
+                    .await?;
             }
             if let (Some(to), Some(day)) = (filter.to, end_day)
                 && to.millis() > day * DAY_MS
             {
                 let mut tail = filter.clone();
                 tail.from = Some(Timestamp::from_millis(day * DAY_MS));
-                self.scan_counts(&tail, group, &mut totals).await?;
+                self.add_counts(scan_query(&tail, group), group, &mut totals)
+                    .await?;
             }
         }
         Ok(totals.into_iter().collect())
@@ -1246,7 +1261,7 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> i64: Decode<'q, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
     sqlx::migrate::Migrator: Send + Sync,
     DB::Connection: sqlx::migrate::Migrate,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
@@ -1285,22 +1300,10 @@ where
     }
 
     async fn truncate_wal(&self) -> StoreResult<bool> {
-        let Some(sql) = DB::TRUNCATE_WAL else {
-            return Ok(true);
-        };
-        // A full checkpoint holds the write lock while it waits for older readers: wait a
-        // while for writers and readers, never as long as writers would (the next run tries
+        // A full checkpoint holds the write lock while it waits for older readers: it waits a
+        // while for them and for writers, never as long as writers would (the next run tries
         // again).
-        let mut conn = self.pool.acquire().await?;
-        conn.close_on_drop();
-        sqlx::query("PRAGMA busy_timeout = 2000")
-            .execute(&mut *conn)
-            .await?;
-        let row = sqlx::query(AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&mut *conn)
-            .await?;
-        let busy: i64 = row.try_get(0)?;
-        Ok(busy == 0)
+        self.checkpoint_wal(Some(2000)).await
     }
 
     async fn close(&self) {

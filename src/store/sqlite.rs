@@ -74,10 +74,10 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
     let read_limit = Duration::from_millis(settings.read_timeout_ms);
     let cache_kib = settings.sqlite_cache_mib * 1024;
     let pools = Pools {
-        // Ingestion writes three indexes with keys in no particular order: with SQLite's
-        // default 2 MB page cache each batch re-reads most of the pages it touches once the
-        // indexes outgrow it. The writers' connections get a larger one (allocated only as
-        // pages are used).
+        // Ingestion writes three indexes with keys in no particular order. With SQLite's
+        // default 2 MB page cache a 100,000-event import ran at about half the rate it does
+        // with a larger one (allocated only as pages are used; README, scale benchmark).
+        // Past a few hundred thousand events the cost is writing the pages, not reading them.
         general: pool(settings.max_connections)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
