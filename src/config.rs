@@ -139,6 +139,9 @@ pub struct DatabaseSettings {
     pub wal_checkpoint_secs: u64,
     /// SQLite: page cache of each connection that writes, in MiB.
     pub sqlite_cache_mib: u64,
+    /// Milliseconds a token, grants, project or salt read once is used again without reading
+    /// it (0: never); changes made by this process apply at once, by others after this long.
+    pub cache_ttl_ms: u64,
 }
 
 /// Ingestion limits.

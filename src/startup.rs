@@ -38,6 +38,7 @@ impl Application {
         clock: SharedClock,
         store: SharedStore,
     ) -> anyhow::Result<Self> {
+        store.use_clock(clock.clone());
         let audit = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
         let auth = std::sync::Arc::new(crate::auth::AuthServices::from_settings(&settings)?);
         if settings.retention.sweep_interval_secs > 0 {

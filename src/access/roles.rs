@@ -240,7 +240,7 @@ impl GrantStatus {
 }
 
 /// Who a stored grant is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectKind {
     /// A person, by id.

@@ -67,6 +67,7 @@ where
     for<'s> &'s str: ColumnIndex<DB::Row>,
 {
     async fn create_grant(&self, g: &GrantRecord) -> StoreResult<()> {
+        let _stale = self.cache.invalidate_on_return();
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO grants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         )))
@@ -131,21 +132,26 @@ where
         kind: SubjectKind,
         subjects: &[String],
     ) -> StoreResult<Vec<GrantRecord>> {
-        if subjects.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut qb = sqlx::QueryBuilder::<DB>::new(format!(
-            "SELECT {COLUMNS} FROM grants WHERE status = 'active' AND subject_kind = "
-        ));
-        qb.push_bind(kind.as_str().to_owned());
-        qb.push(" AND subject IN (");
-        let mut list = qb.separated(", ");
-        for s in subjects {
-            list.push_bind(s.clone());
-        }
-        qb.push(")");
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(grant_row::<DB>).collect()
+        let fetch = async {
+            if subjects.is_empty() {
+                return Ok(vec![]);
+            }
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!(
+                "SELECT {COLUMNS} FROM grants WHERE status = 'active' AND subject_kind = "
+            ));
+            qb.push_bind(kind.as_str().to_owned());
+            qb.push(" AND subject IN (");
+            let mut list = qb.separated(", ");
+            for s in subjects {
+                list.push_bind(s.clone());
+            }
+            qb.push(")");
+            let rows = qb.build().fetch_all(&self.pool).await?;
+            rows.iter().map(grant_row::<DB>).collect()
+        };
+        self.cache
+            .through(&self.cache.grants, (kind, subjects.to_vec()), fetch)
+            .await
     }
 
     async fn review_grant(
@@ -155,6 +161,7 @@ where
         note: &str,
         at: Timestamp,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let r = sqlx::query("UPDATE grants SET reviewed_at = $1, reviewed_by = $2 WHERE id = $3")
             .bind(at.millis())
@@ -179,6 +186,7 @@ where
     }
 
     async fn lock_grant(&self, id: &str, at: Option<Timestamp>) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query("UPDATE grants SET locked_at = $1 WHERE id = $2")
             .bind(at.map(|t| t.millis()))
             .bind(id.to_owned())
@@ -188,6 +196,7 @@ where
     }
 
     async fn lock_service_account(&self, id: &str, at: Option<Timestamp>) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query("UPDATE service_accounts SET locked_at = $1 WHERE id = $2")
             .bind(at.map(|t| t.millis()))
             .bind(id.to_owned())
@@ -217,6 +226,7 @@ where
         by: &str,
         at: Timestamp,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
             "UPDATE grants SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND status = $5",
         )
@@ -282,7 +292,7 @@ where
 }
 
 /// Whether a property belongs to events or to profiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PropertyKind {
     /// An event property.
@@ -377,16 +387,25 @@ where
         project: &crate::domain::ProjectId,
         kind: PropertyKind,
     ) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
+        let fetch = async {
+            let rows = sqlx::query(
             "SELECT name FROM sensitive_properties WHERE project_id = $1 AND kind = $2 ORDER BY name",
         )
         .bind(project.as_str().to_owned())
         .bind(kind.as_str().to_owned())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("name")?))
-            .collect::<StoreResult<_>>()
+            rows.iter()
+                .map(|r| Ok(r.try_get("name")?))
+                .collect::<StoreResult<_>>()
+        };
+        self.cache
+            .through(
+                &self.cache.sensitive,
+                (project.as_str().to_owned(), kind),
+                fetch,
+            )
+            .await
     }
 
     async fn classify(
@@ -397,6 +416,7 @@ where
         by: &str,
         at: Timestamp,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
             "INSERT INTO sensitive_properties (project_id, kind, name, classified_by, classified_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, kind, name) DO UPDATE \
@@ -440,6 +460,7 @@ where
         by: &str,
         at: Timestamp,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
             "UPDATE sensitive_properties SET unmark_requested_by = $1, unmark_requested_at = $2 \
              WHERE project_id = $3 AND kind = $4 AND name = $5 AND unmark_requested_by IS NULL",
@@ -461,6 +482,7 @@ where
         name: &str,
         by: &str,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
             "DELETE FROM sensitive_properties WHERE project_id = $1 AND kind = $2 AND name = $3 \
              AND unmark_requested_by IS NOT NULL AND unmark_requested_by <> $4",
@@ -480,6 +502,7 @@ where
         kind: PropertyKind,
         name: &str,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
             "DELETE FROM sensitive_properties WHERE project_id = $1 AND kind = $2 AND name = $3",
         )
@@ -593,6 +616,7 @@ where
     }
 
     async fn approve_request(&self, id: &str, approver: &str, at: Timestamp) -> StoreResult<()> {
+        let _stale = self.cache.invalidate_on_return();
         sqlx::query(
             "INSERT INTO access_request_approvals (request_id, approver, at) VALUES ($1, $2, $3)",
         )
@@ -611,6 +635,7 @@ where
         grant: Option<&GrantRecord>,
         at: Timestamp,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let r = sqlx::query(
             "UPDATE access_requests SET status = $1, grant_id = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
@@ -701,26 +726,30 @@ where
     for<'s> &'s str: ColumnIndex<DB::Row>,
 {
     async fn custom_roles(&self) -> StoreResult<Vec<CustomRole>> {
-        let rows = sqlx::query(
+        let fetch = async {
+            let rows = sqlx::query(
             "SELECT name, permissions, description FROM custom_roles WHERE deleted_at IS NULL ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let text: String = r.try_get("permissions")?;
-                let names: Vec<String> = serde_json::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("stored role permissions: {e}"))?;
-                Ok(CustomRole {
-                    name: r.try_get("name")?,
-                    permissions: names.iter().filter_map(|n| Permission::parse(n)).collect(),
-                    description: r.try_get("description")?,
+            rows.iter()
+                .map(|r| {
+                    let text: String = r.try_get("permissions")?;
+                    let names: Vec<String> = serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("stored role permissions: {e}"))?;
+                    Ok(CustomRole {
+                        name: r.try_get("name")?,
+                        permissions: names.iter().filter_map(|n| Permission::parse(n)).collect(),
+                        description: r.try_get("description")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        };
+        self.cache.through(&self.cache.roles, (), fetch).await
     }
 
     async fn create_role(&self, role: &CustomRole, by: &str, at: Timestamp) -> StoreResult<()> {
+        let _stale = self.cache.invalidate_on_return();
         let names: Vec<&str> = role.permissions.iter().map(|p| p.as_str()).collect();
         sqlx::query(
             "INSERT INTO custom_roles (name, permissions, description, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -736,6 +765,7 @@ where
     }
 
     async fn delete_role(&self, name: &str, at: Timestamp) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
             "UPDATE custom_roles SET deleted_at = $1 WHERE name = $2 AND deleted_at IS NULL",
         )

@@ -1,6 +1,7 @@
 //! All SQL lives here: one family of store traits, implemented once over sqlx for both
 //! SQLite (`sqlite.rs`) and PostgreSQL (`postgres.rs`); the portable queries are in `sql.rs`.
 
+pub mod cache;
 mod grants;
 mod people;
 pub mod postgres;
@@ -467,6 +468,8 @@ pub trait Store:
     async fn truncate_wal(&self) -> StoreResult<bool>;
     /// SQLite: the write-ahead log's size in bytes now (None elsewhere).
     fn wal_bytes(&self) -> Option<u64>;
+    /// Ages memoised reads (see [`cache`]) on the service's clock rather than the system's.
+    fn use_clock(&self, clock: crate::clock::SharedClock);
     /// Closes every connection; later calls fail as if the database were gone.
     async fn close(&self);
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 
+use super::cache::ReadCache;
 use super::sql::{Backend, Pools, SqlStore};
 use super::{StoreError, StoreResult};
 use crate::config::DatabaseSettings;
@@ -47,5 +48,5 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Postgr
         reads: pool(settings.max_connections, timed).await?,
         audit: pool(settings.audit_connections, options).await?,
     };
-    Ok(SqlStore::new(pools, None))
+    Ok(SqlStore::new(pools, None, ReadCache::of(settings)))
 }

@@ -666,6 +666,7 @@ where
         id: &ProjectId,
         s: &ProjectSettings,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
             "UPDATE projects SET retention_days = $1, consent_required = $2, consent_property = $3 \
              WHERE id = $4 AND purged_at IS NULL",
@@ -684,6 +685,7 @@ where
         id: &ProjectId,
         at: Option<Timestamp>,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let sql = if at.is_some() {
             "UPDATE projects SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL"
         } else {
@@ -698,6 +700,7 @@ where
     }
 
     async fn purge_project(&self, id: &ProjectId, at: Timestamp) -> StoreResult<()> {
+        let _stale = self.cache.invalidate_on_return();
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for sql in [
             "DELETE FROM events WHERE project_id = $1",

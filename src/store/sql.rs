@@ -9,6 +9,7 @@ use sqlx::{
     QueryBuilder, Row, Type,
 };
 
+use super::cache::ReadCache;
 use super::*;
 use crate::ledger::chain::seal;
 use crate::ledger::merkle::{CompactRange, Node};
@@ -47,6 +48,8 @@ pub struct SqlStore<DB: Database> {
     /// Each project's next `project_seq`, as of the log's size when it was known: good only
     /// while that is still the size (nobody else appended), so no `MAX()` per commit.
     project_seqs: std::sync::Mutex<(u64, HashMap<String, u64>)>,
+    /// What nearly every request reads again, kept for `database.cache_ttl_ms`.
+    pub(super) cache: ReadCache,
 }
 
 /// The pools a store is made of (see [`SqlStore`]).
@@ -98,13 +101,14 @@ impl FileIdentity {
 
 impl<DB: Database> SqlStore<DB> {
     /// Wraps connected pools, over the database file `file` for a backend that is one.
-    pub fn new(pools: Pools<DB>, file: Option<FileIdentity>) -> Self {
+    pub fn new(pools: Pools<DB>, file: Option<FileIdentity>, cache: ReadCache) -> Self {
         Self {
             pool: pools.general,
             reads: pools.reads,
             audit: pools.audit,
             file,
             project_seqs: std::sync::Mutex::new((u64::MAX, HashMap::new())),
+            cache,
         }
     }
 
@@ -380,6 +384,7 @@ where
     for<'s> &'s str: ColumnIndex<DB::Row>,
 {
     async fn create_project(&self, new: &NewProject) -> StoreResult<()> {
+        let _stale = self.cache.invalidate_on_return();
         let p = &new.project;
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         sqlx::query(
@@ -418,12 +423,17 @@ where
     }
 
     async fn project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.as_str().to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(project_from_row::<DB>).transpose()
+        let fetch = async {
+            let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(id.as_str().to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(project_from_row::<DB>).transpose()
+        };
+        self.cache
+            .through_some(&self.cache.projects, id.as_str().to_owned(), fetch)
+            .await
     }
 
     async fn project_by_ingest_token(&self, token: &str) -> StoreResult<Option<Project>> {
@@ -454,11 +464,13 @@ where
     }
 
     async fn create_token(&self, token: &NewToken) -> StoreResult<()> {
+        let _stale = self.cache.invalidate_on_return();
         let mut conn = self.pool.acquire().await?;
         insert_token(&mut *conn, token).await
     }
 
     async fn revoke_token(&self, id: &str, at: Timestamp) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
@@ -470,6 +482,7 @@ where
     }
 
     async fn touch_token(&self, id: &str, at: Timestamp) -> StoreResult<()> {
+        let _stale = self.cache.invalidate_on_return();
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(at.millis())
             .bind(id.to_owned())
@@ -479,12 +492,17 @@ where
     }
 
     async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
-        let sql = format!("{TOKEN_SELECT} WHERE t.secret_hash = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(token_from_row::<DB>).transpose()
+        let fetch = async {
+            let sql = format!("{TOKEN_SELECT} WHERE t.secret_hash = $1");
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(hash.to_vec())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(token_from_row::<DB>).transpose()
+        };
+        self.cache
+            .through_some(&self.cache.tokens, hash.to_vec(), fetch)
+            .await
     }
 
     async fn tokens(&self, project: &ProjectId) -> StoreResult<Vec<TokenRecord>> {
@@ -1204,6 +1222,7 @@ where
         project: &ProjectId,
         lookup: &Hash,
     ) -> StoreResult<Option<Vec<u8>>> {
+        let _stale = self.cache.invalidate_on_return();
         let row = sqlx::query(
             "DELETE FROM subject_keys WHERE project_id = $1 AND lookup = $2 RETURNING salt",
         )
@@ -1215,13 +1234,18 @@ where
     }
 
     async fn subject_salt(&self, project: &str, lookup: &Hash) -> StoreResult<Option<Vec<u8>>> {
-        let row =
-            sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
-                .bind(project.to_owned())
-                .bind(lookup.to_vec())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        let fetch = async {
+            let row =
+                sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
+                    .bind(project.to_owned())
+                    .bind(lookup.to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(row.map(|r| r.try_get(0)).transpose()?)
+        };
+        self.cache
+            .through_some(&self.cache.salts, (project.to_owned(), *lookup), fetch)
+            .await
     }
 }
 
@@ -1297,6 +1321,10 @@ where
         let mut wal = file.path.clone().into_os_string();
         wal.push("-wal");
         Some(std::fs::metadata(wal).map_or(0, |m| m.len()))
+    }
+
+    fn use_clock(&self, clock: crate::clock::SharedClock) {
+        self.cache.use_clock(clock);
     }
 
     async fn truncate_wal(&self) -> StoreResult<bool> {

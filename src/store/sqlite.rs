@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 
 use sqlx::Connection;
 
+use super::cache::ReadCache;
 use super::sql::{Backend, FileIdentity, Pools, SqlStore};
 use super::{StoreError, StoreResult};
 use crate::config::DatabaseSettings;
@@ -107,7 +108,7 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
     };
     let file = FileIdentity::of(&path)
         .map_err(|e| StoreError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
-    Ok(SqlStore::new(pools, Some(file)))
+    Ok(SqlStore::new(pools, Some(file), ReadCache::of(settings)))
 }
 
 /// Makes statements on `conn` fail with SQLITE_INTERRUPT once `limit` has passed from now.

@@ -232,3 +232,83 @@ async fn ingest_and_query_work_on_postgres() {
     let body: Value = app.get_anonymous("/readyz").await.json().await.unwrap();
     assert_eq!(body["database"], "postgres");
 }
+
+/// What a read returns for `plan` on the one event, and its status.
+async fn plan_of(app: &TestApp) -> (u16, Value) {
+    let resp = app.get("/api/v1/projects/shop/events").await;
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, body["events"][0]["properties"]["plan"].clone())
+}
+
+async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere(backend: Backend) {
+    use auditgate::store::PropertyKind;
+    let Some(app) = spawn_app_on(backend, "cache_ttl").await else {
+        return;
+    };
+    let ttl = auditgate::config::Settings::defaults()
+        .database
+        .cache_ttl_ms as i64;
+    assert!(ttl > 0, "the default keeps reads for a moment");
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    let body = json!([{"event": "signup", "properties": {"distinct_id": "u1",
+        "time": app.now_secs() - 60, "$insert_id": "s1", "plan": "pro", "email": "u1@example.com"}}]);
+    assert_eq!(app.import(&body).await.status(), 200);
+    assert_eq!(plan_of(&app).await, (200, json!("pro")));
+
+    // Through this service (the store it runs on): at the very next request.
+    let now = app.clock.now();
+    app.store
+        .classify(&shop, PropertyKind::Event, "plan", "test", now)
+        .await
+        .unwrap();
+    assert_eq!(plan_of(&app).await.1, json!("[redacted]"));
+    app.store
+        .declassify(&shop, PropertyKind::Event, "plan")
+        .await
+        .unwrap();
+    assert_eq!(plan_of(&app).await.1, json!("pro"));
+
+    // Through another process on the same database (the CLI opens it so): once the
+    // service's copy is older than database.cache_ttl_ms, and not before.
+    let other = auditgate::store::connect(&auditgate::config::DatabaseSettings {
+        url: app._db.url.clone(),
+        ..auditgate::config::Settings::defaults().database
+    })
+    .await
+    .unwrap();
+    other
+        .classify(&shop, PropertyKind::Event, "plan", "cli", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        plan_of(&app).await.1,
+        json!("pro"),
+        "the copy is still fresh"
+    );
+    app.clock.advance_millis(ttl - 1);
+    assert_eq!(plan_of(&app).await.1, json!("pro"));
+    app.clock.advance_millis(1);
+    assert_eq!(plan_of(&app).await.1, json!("[redacted]"));
+
+    assert!(
+        other
+            .revoke_token(&app.project.token_id, app.clock.now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(plan_of(&app).await.0, 200, "the copy is still fresh");
+    app.clock.advance_millis(ttl);
+    assert_eq!(plan_of(&app).await.0, 401, "the revoked token is refused");
+    other.close().await;
+}
+
+#[tokio::test]
+async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere_on_sqlite() {
+    changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere_on_postgres() {
+    changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere(Backend::Postgres).await;
+}
