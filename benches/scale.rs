@@ -8,6 +8,10 @@
 //! connections of five audited reads beside the same SQL run directly on the same database;
 //! and the peak memory of `auditgate log export` at 100,000 and 1,000,000 audit entries.
 //! PostgreSQL runs when AUDITGATE_TEST_POSTGRES_URL names a server.
+//!
+//! For profiling: AUDITGATE_BENCH_BACKEND (`sqlite` or `postgres`) runs one backend,
+//! AUDITGATE_BENCH_ONLY (part of a read's name, e.g. `person`) times that read alone, and
+//! AUDITGATE_BENCH_READS sets the calls per connection at 16 connections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -258,8 +262,12 @@ async fn reads(t: &Target, events: usize) {
         ),
     ];
     let day0 = t.now - t.now % DAY_MS - 30 * DAY_MS;
+    let only = std::env::var("AUDITGATE_BENCH_ONLY").ok();
     // The floor any answered request has on this machine: HTTP to a route that reads nothing.
     for conns in [1usize, 16] {
+        if only.is_some() {
+            break;
+        }
         let (client, base) = (t.client.clone(), t.base.clone());
         let call = move |_| {
             let (client, base) = (client.clone(), base.clone());
@@ -282,6 +290,9 @@ async fn reads(t: &Target, events: usize) {
     // The other floor: every audited read waits for its entry's durable commit, and at 16
     // connections a commit group holds at most 16 entries.
     for conns in [1usize, 16] {
+        if only.is_some() {
+            break;
+        }
         let log = t.log.clone();
         let call = move |_| {
             let log = log.clone();
@@ -309,6 +320,9 @@ async fn reads(t: &Target, events: usize) {
         );
     }
     for (k, (name, sql)) in kinds.iter().enumerate() {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
         for conns in [1usize, 16] {
             let per_conn = per_conn(conns);
             let (client, base, secret) = (t.client.clone(), t.base.clone(), t.secret.clone());
@@ -682,14 +696,20 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    run(
-        "sqlite",
-        format!("sqlite:{}", dir.path().join("bench.db").display()),
-        format!("sqlite:{}", dir.path().join("raw.db").display()),
-        dir.path(),
-        total,
-    )
-    .await;
+    let backend = std::env::var("AUDITGATE_BENCH_BACKEND").ok();
+    if backend.as_deref() != Some("postgres") {
+        run(
+            "sqlite",
+            format!("sqlite:{}", dir.path().join("bench.db").display()),
+            format!("sqlite:{}", dir.path().join("raw.db").display()),
+            dir.path(),
+            total,
+        )
+        .await;
+    }
+    if backend.as_deref() == Some("sqlite") {
+        return;
+    }
     if let (Some(db), Some(raw)) = (
         common::fresh_postgres("auditgate_scale").await,
         common::fresh_postgres("auditgate_raw").await,

@@ -296,19 +296,14 @@ impl AuditLog {
         person: &DistinctId,
     ) -> Result<Hash, AppError> {
         let lookup = self.pseudonyms.lookup(project, person);
+        let _making = self.new_salts.making(&lookup).lock().await;
         let salt = match self.salt_of(project, &lookup).await? {
             Some(salt) => salt,
             None => {
-                let _making = self.new_salts.making.lock().await;
-                match self.salt_of(project, &lookup).await? {
-                    Some(salt) => salt,
-                    None => {
-                        let mut fresh = [0u8; 32];
-                        rand::fill(&mut fresh);
-                        self.new_salts.insert(project, lookup, fresh);
-                        fresh.to_vec()
-                    }
-                }
+                let mut fresh = [0u8; 32];
+                rand::fill(&mut fresh);
+                self.new_salts.insert(project, lookup, fresh);
+                fresh.to_vec()
             }
         };
         Ok(self.pseudonyms.pseudonym(&salt, project, person))

@@ -10,15 +10,32 @@ use crate::domain::ProjectId;
 use crate::ledger::merkle::Hash;
 use crate::store::NewSubjectKey;
 
+/// Locks a person's salt is looked up and made under: enough that first reads of different
+/// people rarely wait for each other (one lock for all had serialised them, each holding it
+/// across a database read).
+const STRIPES: usize = 64;
+
 /// Salts made but not yet committed, by (project, keyed lookup).
-#[derive(Default)]
 pub struct NewSalts {
     pending: Mutex<HashMap<(String, Hash), [u8; 32]>>,
-    /// Held while a salt is made, so that two first reads of one person agree on it.
-    pub(super) making: tokio::sync::Mutex<()>,
+    making: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for NewSalts {
+    fn default() -> Self {
+        Self {
+            pending: Mutex::default(),
+            making: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
 }
 
 impl NewSalts {
+    /// Held while a person's salt is found or made, so that two first reads of them agree.
+    pub(super) fn making(&self, lookup: &Hash) -> &tokio::sync::Mutex<()> {
+        &self.making[usize::from(lookup[0]) % STRIPES]
+    }
+
     /// The salt made for this person, if it is not committed yet.
     pub fn get(&self, project: &ProjectId, lookup: &Hash) -> Option<[u8; 32]> {
         self.lock()
