@@ -555,7 +555,7 @@ impl Settings {
             }
         }
         for m in &self.access.group_roles {
-            if crate::access::Role::builtin(&m.role).is_none() {
+            if crate::domain::Role::builtin(&m.role).is_none() {
                 return invalid(
                     "access.group_roles.role",
                     format!("{:?} is not a built-in role", m.role),

@@ -126,6 +126,15 @@ impl ResponseError for AppError {
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+impl From<crate::access::Denied> for AppError {
+    fn from(e: crate::access::Denied) -> Self {
+        match e {
+            crate::access::Denied::Policy(reason) => Self::Forbidden(reason),
+            bug @ crate::access::Denied::Undeclared { .. } => Self::Internal(bug.into()),
+        }
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -3,7 +3,6 @@
 //! A handler gets at data only through an [`Authorized<P>`], which only [`authorize`] makes.
 
 mod duties;
-mod permission;
 mod policy;
 mod principal;
 mod requests;
@@ -11,13 +10,13 @@ mod roles;
 
 use std::marker::PhantomData;
 
+pub use crate::domain::{Permission, Requirement, perm};
 pub use duties::{
     Actor as DutyActor, Change as GrantChange, check_approval, check_break_glass_grant,
     check_change, check_new_grant,
 };
-pub use permission::{Permission, Requirement, perm};
 pub use policy::{Decision, Subject, decide, decide_global};
-pub use principal::{Access, AccountNeed, NEEDS_CREDENTIALS, Principal, RouteAccess};
+pub use principal::{Access, AccountNeed, Principal};
 pub use requests::{
     AccessRequest, RequestStatus, approvals_needed, check_ask, check_request_approval,
 };
@@ -27,7 +26,22 @@ pub use roles::{
 };
 
 use crate::domain::ProjectId;
-use crate::error::AppError;
+
+/// Why [`authorize`] gave no capability.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The policy refuses: the reason, for the caller and the log.
+    #[error("{0}")]
+    Policy(String),
+    /// The handler asked for a permission its route does not declare: a bug, not a denial.
+    #[error("handler authorized {asked} but its route declares {declared}")]
+    Undeclared {
+        /// What the handler asked for.
+        asked: Permission,
+        /// What its route declares.
+        declared: Permission,
+    },
+}
 
 /// Proof that `authorize` allowed permission `P` on one project for one principal.
 #[derive(Debug, Clone)]
@@ -63,14 +77,12 @@ impl<P: Requirement> AuthorizedGlobal<P> {
     }
 }
 
-fn check_declared<P: Requirement>(principal: &Principal) -> Result<(), AppError> {
+fn check_declared<P: Requirement>(principal: &Principal) -> Result<(), Denied> {
     if principal.route_permission() != P::PERMISSION {
-        // A handler asking for something its route does not declare is a bug, not a denial.
-        return Err(AppError::Internal(anyhow::anyhow!(
-            "handler authorized {} but its route declares {}",
-            P::PERMISSION,
-            principal.route_permission()
-        )));
+        return Err(Denied::Undeclared {
+            asked: P::PERMISSION,
+            declared: principal.route_permission(),
+        });
     }
     Ok(())
 }
@@ -78,14 +90,14 @@ fn check_declared<P: Requirement>(principal: &Principal) -> Result<(), AppError>
 /// Checks that the route declared `P` and that the policy allows it on every project.
 pub fn authorize_global<P: Requirement>(
     principal: &Principal,
-) -> Result<AuthorizedGlobal<P>, AppError> {
+) -> Result<AuthorizedGlobal<P>, Denied> {
     check_declared::<P>(principal)?;
     match decide_global(principal.subject(), P::PERMISSION) {
         Decision::Allow => Ok(AuthorizedGlobal {
             principal: principal.clone(),
             _permission: PhantomData,
         }),
-        Decision::Deny(reason) => Err(AppError::Forbidden(reason)),
+        Decision::Deny(reason) => Err(Denied::Policy(reason)),
     }
 }
 
@@ -99,13 +111,12 @@ pub fn holds(principal: &Principal, permission: Permission, project: &ProjectId)
 /// service taking `Authorized<Q>`: succeeds only when both name the same permission.
 pub fn narrow<P: Requirement, Q: Requirement>(
     auth: &Authorized<P>,
-) -> Result<Authorized<Q>, AppError> {
+) -> Result<Authorized<Q>, Denied> {
     if P::PERMISSION != Q::PERMISSION {
-        return Err(AppError::Internal(anyhow::anyhow!(
-            "a {} capability cannot stand for {}",
-            P::PERMISSION,
-            Q::PERMISSION
-        )));
+        return Err(Denied::Undeclared {
+            asked: Q::PERMISSION,
+            declared: P::PERMISSION,
+        });
     }
     Ok(Authorized {
         principal: auth.principal.clone(),
@@ -118,7 +129,7 @@ pub fn narrow<P: Requirement, Q: Requirement>(
 pub fn authorize<P: Requirement>(
     principal: &Principal,
     project: &ProjectId,
-) -> Result<Authorized<P>, AppError> {
+) -> Result<Authorized<P>, Denied> {
     check_declared::<P>(principal)?;
     match decide(principal.subject(), P::PERMISSION, project) {
         Decision::Allow => Ok(Authorized {
@@ -126,6 +137,6 @@ pub fn authorize<P: Requirement>(
             project: project.clone(),
             _permission: PhantomData,
         }),
-        Decision::Deny(reason) => Err(AppError::Forbidden(reason)),
+        Decision::Deny(reason) => Err(Denied::Policy(reason)),
     }
 }

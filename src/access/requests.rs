@@ -1,104 +1,10 @@
 //! Just-in-time access requests, as pure rules: what may be asked for, who may approve, and
 //! when a request lapses. Time is passed in.
 
-use serde::Serialize;
-
 use super::duties::Actor;
-use super::roles::{Effect, GrantRecord, GrantStatus, RoleBook, SubjectKind};
+use super::roles::RoleBook;
+pub use crate::domain::{AccessRequest, RequestStatus};
 use crate::domain::{ProjectId, Timestamp};
-
-/// A request for a role on a project, for a while.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessRequest {
-    /// The id.
-    pub id: String,
-    /// Who asks (a person's id).
-    pub requester: String,
-    /// Where.
-    pub project: String,
-    /// Which role.
-    pub role: String,
-    /// Why (a ticket, an incident).
-    pub reason: String,
-    /// For how long, once granted, in milliseconds.
-    pub duration_ms: i64,
-    /// Approvals needed.
-    pub approvals_needed: u32,
-    /// When it was asked.
-    pub created_at: Timestamp,
-    /// When it lapses unanswered.
-    pub lapses_at: Timestamp,
-    /// Where it stands (lapsing is derived from the time).
-    pub status: RequestStatus,
-    /// The grant it became.
-    pub grant_id: Option<String>,
-    /// When it was granted or rejected.
-    pub decided_at: Option<Timestamp>,
-}
-
-/// The stored state of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestStatus {
-    /// Waiting for approvals.
-    Pending,
-    /// Approved: a grant exists.
-    Granted,
-    /// Refused.
-    Rejected,
-}
-
-impl RequestStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Granted => "granted",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    /// The status with this stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Granted, Self::Rejected]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-}
-
-impl AccessRequest {
-    /// The state as of `now`: pending requests past their time have lapsed.
-    pub fn state_at(&self, now: Timestamp) -> &'static str {
-        match self.status {
-            RequestStatus::Pending if now >= self.lapses_at => "lapsed",
-            other => other.as_str(),
-        }
-    }
-
-    /// The grant an approved request becomes, starting `now`.
-    pub fn to_grant(&self, id: String, approver: &str, now: Timestamp) -> GrantRecord {
-        GrantRecord {
-            id,
-            subject_kind: SubjectKind::User,
-            subject: self.requester.clone(),
-            effect: Effect::Allow,
-            role: Some(self.role.clone()),
-            permission: None,
-            project: self.project.clone(),
-            reason: format!("access request {}: {}", self.id, self.reason),
-            granted_by: format!("request:{}", self.id),
-            created_at: now,
-            expires_at: Some(Timestamp::from_millis(now.millis() + self.duration_ms)),
-            status: GrantStatus::Active,
-            decided_by: Some(approver.to_owned()),
-            decided_at: Some(now),
-            // It expires long before any review would be due.
-            review_every_days: None,
-            reviewed_at: None,
-            locked_at: None,
-        }
-    }
-}
 
 /// How many approvals a request for `role` needs: what configuration says (at least one),
 /// and at least two for the roles a direct grant of which waits for a second administrator,

@@ -21,7 +21,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use serde_json::{Value, json};
 use tracing_actix_web::RequestId;
 
-use crate::access::{Authorized, Principal, Requirement, Subject, authorize};
+use crate::access::{Authorized, Denied, Principal, Requirement, Subject, authorize};
 use crate::clock::SharedClock;
 use crate::config::AuditSettings;
 use crate::domain::{DistinctId, ProjectId};
@@ -366,10 +366,10 @@ impl AuditLog {
         action: Action,
     ) -> Result<crate::access::AuthorizedGlobal<P>, AppError> {
         match crate::access::authorize_global::<P>(principal) {
-            Err(AppError::Forbidden(reason)) => {
+            Err(Denied::Policy(reason)) => {
                 Err(self.denied::<P>(ctx, principal, None, action, reason).await)
             }
-            other => other,
+            other => Ok(other?),
         }
     }
 
@@ -431,10 +431,10 @@ impl AuditLog {
         action: Action,
     ) -> Result<Authorized<P>, AppError> {
         match authorize::<P>(principal, project) {
-            Err(AppError::Forbidden(reason)) => Err(self
+            Err(Denied::Policy(reason)) => Err(self
                 .denied::<P>(ctx, principal, Some(project), action, reason)
                 .await),
-            other => other,
+            other => Ok(other?),
         }
     }
 

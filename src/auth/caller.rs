@@ -12,11 +12,10 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
 use super::oidc::ProviderTokens;
+use super::principal::{NEEDS_CREDENTIALS, RouteAccess};
 use super::session::SessionSecret;
 use super::tokens::ApiSecret;
-use crate::access::{
-    Access, AccountNeed, Grants, NEEDS_CREDENTIALS, RoleBook, RouteAccess, SubjectKind,
-};
+use crate::access::{Access, AccountNeed, Grants, RoleBook, SubjectKind};
 use crate::audit::RequestContext;
 use crate::config::{SecondFactorPolicy, Settings};
 use crate::error::AppError;

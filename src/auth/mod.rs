@@ -4,6 +4,7 @@
 pub mod caller;
 pub mod oidc;
 pub mod password;
+pub mod principal;
 pub mod recovery;
 pub mod seal;
 pub mod session;

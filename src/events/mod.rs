@@ -1,7 +1,7 @@
 //! The event data service: store and read events and profiles, only with a capability.
 
 pub mod mixpanel;
-pub mod profile;
+pub use crate::domain::profile;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -3,6 +3,6 @@
 
 pub mod consent;
 pub mod export;
-pub mod request;
+pub use crate::domain::subject_request as request;
 pub mod retention;
 pub mod subjects;

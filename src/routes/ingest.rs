@@ -11,8 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::access::{Authorized, Principal, RouteAccess, authorize, perm};
+use crate::access::{Authorized, Principal, authorize, perm};
 use crate::audit::RequestContext;
+use crate::auth::principal::{self as principal_of, RouteAccess};
 use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::events::mixpanel::{self, Endpoint, ParsedEvent, ParsedUpdate, Payload, RecordError};
@@ -199,7 +200,7 @@ async fn authorize_by_token<T>(
     for (token, members) in groups {
         match state.store.project_by_ingest_token(&token).await? {
             Some(project) if project.is_live() => {
-                let principal = Principal::from_project_token(project.id.clone(), route)?;
+                let principal = principal_of::of_project_token(project.id.clone(), route)?;
                 let auth = authorize::<perm::EventsIngest>(&principal, &project.id)?;
                 let items = members.into_iter().map(|(_, _, item)| item).collect();
                 out.push((auth, project, items));

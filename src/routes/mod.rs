@@ -24,7 +24,8 @@ mod subjects;
 use actix_web::http::Method;
 use actix_web::{Route, guard, web};
 
-use crate::access::{Access, AccountNeed, Permission, RouteAccess};
+use crate::access::{Access, AccountNeed, Permission};
+use crate::auth::principal::RouteAccess;
 
 /// One registered route.
 pub struct RouteDef {

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::{Project, PropertyKind, StoreResult, TokenRecord};
-use crate::access::{CustomRole, GrantRecord, SubjectKind};
 use crate::clock::{SharedClock, SystemClock};
+use crate::domain::{CustomRole, GrantRecord, SubjectKind};
 use crate::ledger::merkle::Hash;
 
 /// Values kept per kind at most: past it a kind starts over, so callers choosing keys (token

@@ -5,11 +5,11 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, 
 
 use super::StoreResult;
 use super::sql::{Backend, SqlStore};
-use crate::access::{
+use crate::domain::Timestamp;
+use crate::domain::{
     AccessRequest, CustomRole, Effect, GrantRecord, GrantStatus, Permission, RequestStatus,
     SubjectKind,
 };
-use crate::domain::Timestamp;
 
 /// Grants, kept forever as evidence.
 #[async_trait]

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::config::DatabaseSettings;
+use crate::domain::profile::ProfileUpdate;
 use crate::domain::{DistinctId, ProjectId, Timestamp};
-use crate::events::profile::ProfileUpdate;
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 

@@ -5,8 +5,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::sql::{Backend, SqlStore};
 use super::{StoreError, StoreResult};
-use crate::auth::totp::TotpState;
 use crate::domain::Timestamp;
+use crate::domain::TotpState;
 
 /// How a person's account came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use sqlx::{
 
 use super::sql::{Backend, SqlStore, adjust_counts, count_deltas};
 use super::{StoreError, StoreResult};
+use crate::domain::subject_request::{ComplianceType, JobState, RequestKind, SubjectRequest};
 use crate::domain::{DistinctId, ProjectId, Timestamp};
 use crate::ledger::merkle::Hash;
-use crate::privacy::request::{ComplianceType, JobState, RequestKind, SubjectRequest};
 
 /// What one erasure step changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -4,6 +4,18 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod grants;
+mod people;
+mod permission;
+pub mod profile;
+mod roles;
+pub mod subject_request;
+
+pub use grants::{AccessRequest, Effect, GrantRecord, GrantStatus, RequestStatus, SubjectKind};
+pub use people::TotpState;
+pub use permission::{Permission, Requirement, perm};
+pub use roles::{BREAK_GLASS, BUILTIN, CustomRole, Role, RoleBook, SERVICE_ACCOUNT};
+
 /// Why a value could not be parsed into one of the domain types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
