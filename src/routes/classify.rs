@@ -6,17 +6,15 @@ use serde_json::json;
 
 use crate::access::{Principal, perm};
 use crate::audit::RequestContext;
-use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::ledger::entry::Action;
+use crate::routes::extract::ProjectPath;
 use crate::state::AppState;
 use crate::store::PropertyKind;
 
-fn parse(project: &str, kind: &str) -> Result<(ProjectId, PropertyKind), AppError> {
-    let project = ProjectId::parse(project).map_err(|e| AppError::BadRequest(e.0))?;
-    let kind = PropertyKind::parse(kind)
-        .ok_or_else(|| AppError::NotFound(format!("{kind:?} is not event or profile")))?;
-    Ok((project, kind))
+fn parse(kind: &str) -> Result<PropertyKind, AppError> {
+    PropertyKind::parse(kind)
+        .ok_or_else(|| AppError::NotFound(format!("{kind:?} is not event or profile")))
 }
 
 /// The project's sensitive properties.
@@ -26,10 +24,9 @@ fn parse(project: &str, kind: &str) -> Result<(ProjectId, PropertyKind), AppErro
 pub async fn list(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(project): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (project, _) = parse(&path, "event")?;
     state
         .audit
         .authorize::<perm::PropertiesClassify>(
@@ -53,12 +50,13 @@ pub async fn list(
 async fn change(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String, String)>,
     state: web::Data<AppState>,
     sensitive: bool,
 ) -> Result<HttpResponse, AppError> {
-    let (project, kind, name) = path.into_inner();
-    let (project, kind) = parse(&project, &kind)?;
+    let (_, kind, name) = path.into_inner();
+    let kind = parse(&kind)?;
     if name.is_empty() || name.len() > 255 {
         return Err(AppError::BadRequest(
             "a property name is 1 to 255 bytes".into(),
@@ -171,10 +169,11 @@ enum Step {
 pub async fn mark(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    change(ctx, principal, path, state, true).await
+    change(ctx, principal, ProjectPath(project), path, state, true).await
 }
 
 /// Asks to remove a property's sensitive mark (202), or confirms another person's request
@@ -185,8 +184,9 @@ pub async fn mark(
 pub async fn unmark(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    change(ctx, principal, path, state, false).await
+    change(ctx, principal, ProjectPath(project), path, state, false).await
 }

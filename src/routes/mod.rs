@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 pub mod bodies;
 mod classify;
+pub mod extract;
 mod grants;
 mod health;
 mod ingest;
@@ -529,7 +530,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(guard::Method(r.method.clone()))
             .app_data(RouteAccess(r.access))
             .route((r.handler)())
-            .wrap(actix_web::middleware::from_fn(bodies::bound));
+            .wrap(actix_web::middleware::from_fn(bodies::bound))
+            // The last wrap runs first: a malformed project is refused before the body waits.
+            .wrap(actix_web::middleware::from_fn(extract::project_in_path));
         match r.rate_class() {
             Some(class) => cfg.service(
                 resource

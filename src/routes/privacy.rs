@@ -13,6 +13,7 @@ use crate::ledger::entry::Action;
 use crate::privacy::consent::{self, Choice, Preferences};
 use crate::privacy::retention;
 use crate::projects::ProjectView;
+use crate::routes::extract::ProjectPath;
 use crate::state::AppState;
 use crate::store::{Project, ProjectSettings};
 
@@ -56,10 +57,9 @@ pub async fn sweep(
     Ok(HttpResponse::Ok().json(report))
 }
 
-fn person_path(path: (String, String)) -> Result<(ProjectId, DistinctId), AppError> {
-    let project = ProjectId::parse(&path.0).map_err(|e| AppError::BadRequest(e.0))?;
-    let person = DistinctId::parse(&path.1).map_err(|e| AppError::BadRequest(e.0))?;
-    Ok((project, person))
+/// The person named in a `/subjects/{distinct_id}` path.
+fn person_path(path: (String, String)) -> Result<DistinctId, AppError> {
+    DistinctId::parse(&path.1).map_err(|e| AppError::BadRequest(e.0))
 }
 
 async fn live_project(state: &AppState, project: &ProjectId) -> Result<Project, AppError> {
@@ -77,12 +77,13 @@ pub struct ChoiceBody {
 async fn choose(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     body: Option<web::Json<ChoiceBody>>,
     state: web::Data<AppState>,
     choice: Choice,
 ) -> Result<HttpResponse, AppError> {
-    let (project, person) = person_path(path.into_inner())?;
+    let person = person_path(path.into_inner())?;
     let action = match choice {
         Choice::OptOut | Choice::OptIn => Action::SubjectsOptOut,
         Choice::Consent | Choice::Withdraw => Action::SubjectsConsent,
@@ -119,11 +120,21 @@ async fn choose(
 pub async fn opt_out(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     body: Option<web::Json<ChoiceBody>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    choose(ctx, principal, path, body, state, Choice::OptOut).await
+    choose(
+        ctx,
+        principal,
+        ProjectPath(project),
+        path,
+        body,
+        state,
+        Choice::OptOut,
+    )
+    .await
 }
 
 /// Removes a person's opt-out.
@@ -133,11 +144,21 @@ pub async fn opt_out(
 pub async fn opt_in(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     body: Option<web::Json<ChoiceBody>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    choose(ctx, principal, path, body, state, Choice::OptIn).await
+    choose(
+        ctx,
+        principal,
+        ProjectPath(project),
+        path,
+        body,
+        state,
+        Choice::OptIn,
+    )
+    .await
 }
 
 /// Records a person's consent, with its source and time.
@@ -148,11 +169,21 @@ pub async fn opt_in(
 pub async fn give_consent(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     body: Option<web::Json<ChoiceBody>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    choose(ctx, principal, path, body, state, Choice::Consent).await
+    choose(
+        ctx,
+        principal,
+        ProjectPath(project),
+        path,
+        body,
+        state,
+        Choice::Consent,
+    )
+    .await
 }
 
 /// Records the withdrawal of a person's consent, with its source and time.
@@ -162,11 +193,21 @@ pub async fn give_consent(
 pub async fn withdraw_consent(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     body: Option<web::Json<ChoiceBody>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    choose(ctx, principal, path, body, state, Choice::Withdraw).await
+    choose(
+        ctx,
+        principal,
+        ProjectPath(project),
+        path,
+        body,
+        state,
+        Choice::Withdraw,
+    )
+    .await
 }
 
 /// A person's opt-out and consent history.
@@ -176,10 +217,11 @@ pub async fn withdraw_consent(
 pub async fn preferences(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (project, person) = person_path(path.into_inner())?;
+    let person = person_path(path.into_inner())?;
     let auth = state
         .audit
         .authorize::<perm::SubjectsConsent>(&ctx, &principal, &project, Action::SubjectsConsent)
@@ -213,10 +255,6 @@ pub struct SettingsBody {
     consent_property: Option<String>,
 }
 
-fn project_path(path: &str) -> Result<ProjectId, AppError> {
-    ProjectId::parse(path).map_err(|e| AppError::BadRequest(e.0))
-}
-
 /// A project's settings.
 #[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "admin",
     params(("project" = String, Path, description = "The project")),
@@ -224,10 +262,9 @@ fn project_path(path: &str) -> Result<ProjectId, AppError> {
 pub async fn project(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(id): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let id = project_path(&path)?;
     state
         .audit
         .authorize::<perm::ProjectAdmin>(&ctx, &principal, &id, Action::ProjectUpdate)
@@ -246,11 +283,10 @@ pub async fn project(
 pub async fn update_project(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(id): ProjectPath,
     body: web::Json<serde_json::Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let id = project_path(&path)?;
     let auth = state
         .audit
         .authorize::<perm::ProjectAdmin>(&ctx, &principal, &id, Action::ProjectUpdate)
@@ -294,10 +330,9 @@ pub async fn update_project(
 pub async fn delete_project(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(id): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let id = project_path(&path)?;
     let auth = state
         .audit
         .authorize::<perm::ProjectAdmin>(&ctx, &principal, &id, Action::ProjectDelete)
@@ -330,10 +365,9 @@ pub async fn delete_project(
 pub async fn restore_project(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(id): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let id = project_path(&path)?;
     let auth = state
         .audit
         .authorize::<perm::ProjectAdmin>(&ctx, &principal, &id, Action::ProjectRestore)

@@ -14,6 +14,7 @@ use crate::error::AppError;
 use crate::events::{self, Cursor, EventPage, EventQuery, MAX_PAGE};
 use crate::ledger::entry::Action;
 use crate::ledger::merkle::Hash;
+use crate::routes::extract::ProjectPath;
 use crate::state::AppState;
 use crate::store::{CountGroup, PropertyKind};
 
@@ -88,10 +89,6 @@ async fn filter_record(
     Ok((details, subjects))
 }
 
-fn project(path: &str) -> Result<ProjectId, AppError> {
-    ProjectId::parse(path).map_err(|e| AppError::BadRequest(e.0))
-}
-
 #[utoipa::path(get, path = "/api/v1/projects/{project}/events", tag = "read",
     params(("project" = String, Path, description = "Project id"), Filters, Paging),
     responses((status = 200, body = EventPage), (status = 400), (status = 401), (status = 403), (status = 404)),
@@ -100,11 +97,10 @@ pub async fn events(
     state: web::Data<AppState>,
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(project): ProjectPath,
     filters: web::Query<Filters>,
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, AppError> {
-    let project = project(&path)?;
     let auth = state
         .audit
         .authorize::<perm::EventsRead>(&ctx, &principal, &project, Action::EventsQuery)
@@ -188,11 +184,10 @@ pub async fn count(
     state: web::Data<AppState>,
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(project): ProjectPath,
     filters: web::Query<Filters>,
     grouping: web::Query<Grouping>,
 ) -> Result<HttpResponse, AppError> {
-    let project = project(&path)?;
     let auth = state
         .audit
         .authorize::<perm::EventsRead>(&ctx, &principal, &project, Action::EventsCount)
@@ -269,10 +264,10 @@ pub async fn profile(
     state: web::Data<AppState>,
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
-    let (project_path, distinct_path) = path.into_inner();
-    let project = project(&project_path)?;
+    let (_, distinct_path) = path.into_inner();
     let auth = state
         .audit
         .authorize::<perm::ProfilesRead>(&ctx, &principal, &project, Action::ProfilesRead)

@@ -16,6 +16,7 @@ use crate::ledger::entry::Action;
 use crate::privacy::export::{self, ExportPlan};
 use crate::privacy::subjects::{self, ComplianceType, NewRequest, RequestKind, SubjectRequest};
 use crate::projects;
+use crate::routes::extract::ProjectPath;
 use crate::state::AppState;
 use crate::store::PropertyKind;
 
@@ -172,10 +173,6 @@ pub(super) fn body_of<T: serde::de::DeserializeOwned>(
     serde_json::from_value(body.into_inner()).map_err(|e| AppError::Unprocessable(e.to_string()))
 }
 
-fn project_of(path: &str) -> Result<ProjectId, AppError> {
-    ProjectId::parse(path).map_err(|e| AppError::BadRequest(e.0))
-}
-
 async fn authorized<P: Requirement>(
     state: &AppState,
     ctx: &RequestContext,
@@ -239,11 +236,10 @@ fn accepted(r: SubjectRequest) -> HttpResponse {
 pub async fn create_export(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(project): ProjectPath,
     body: web::Json<serde_json::Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let project = project_of(&path)?;
     let auth = authorized::<perm::SubjectsExport>(&state, &ctx, &principal, &project).await?;
     let new = body_of::<RequestBody>(body)?.parse(RequestKind::Export, None)?;
     Ok(accepted(make(&state, &ctx, &auth, new).await?))
@@ -256,11 +252,10 @@ pub async fn create_export(
 pub async fn create_deletion(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(project): ProjectPath,
     body: web::Json<serde_json::Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let project = project_of(&path)?;
     let auth = authorized::<perm::SubjectsErase>(&state, &ctx, &principal, &project).await?;
     let new = body_of::<RequestBody>(body)?.parse(RequestKind::Erase, None)?;
     Ok(accepted(make(&state, &ctx, &auth, new).await?))
@@ -269,10 +264,9 @@ pub async fn create_deletion(
 async fn list<P: Requirement>(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(project): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let project = project_of(&path)?;
     authorized::<P>(&state, &ctx, &principal, &project).await?;
     let exports = P::PERMISSION == Permission::SubjectsExport;
     let requests: Vec<RequestView> = state
@@ -293,10 +287,10 @@ async fn list<P: Requirement>(
 pub async fn list_exports(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(project): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    list::<perm::SubjectsExport>(ctx, principal, path, state).await
+    list::<perm::SubjectsExport>(ctx, principal, ProjectPath(project), state).await
 }
 
 /// The project's deletion requests, newest first.
@@ -306,20 +300,20 @@ pub async fn list_exports(
 pub async fn list_deletions(
     ctx: RequestContext,
     principal: Principal,
-    path: web::Path<String>,
+    ProjectPath(project): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    list::<perm::SubjectsErase>(ctx, principal, path, state).await
+    list::<perm::SubjectsErase>(ctx, principal, ProjectPath(project), state).await
 }
 
 async fn show<P: Requirement>(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (project, id) = path.into_inner();
-    let project = project_of(&project)?;
+    let (_, id) = path.into_inner();
     let auth = authorized::<P>(&state, &ctx, &principal, &project).await?;
     let r = subjects::find(&state.store, &auth, &id).await?;
     Ok(HttpResponse::Ok().json(RequestView::from(r)))
@@ -332,10 +326,11 @@ async fn show<P: Requirement>(
 pub async fn show_export(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    show::<perm::SubjectsExport>(ctx, principal, path, state).await
+    show::<perm::SubjectsExport>(ctx, principal, ProjectPath(project), path, state).await
 }
 
 /// One deletion request.
@@ -345,20 +340,21 @@ pub async fn show_export(
 pub async fn show_deletion(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    show::<perm::SubjectsErase>(ctx, principal, path, state).await
+    show::<perm::SubjectsErase>(ctx, principal, ProjectPath(project), path, state).await
 }
 
 async fn cancel<P: Requirement>(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (project, id) = path.into_inner();
-    let project = project_of(&project)?;
+    let (_, id) = path.into_inner();
     let auth = authorized::<P>(&state, &ctx, &principal, &project).await?;
     let r = subjects::cancel(
         &state.store,
@@ -379,10 +375,11 @@ async fn cancel<P: Requirement>(
 pub async fn cancel_export(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    cancel::<perm::SubjectsExport>(ctx, principal, path, state).await
+    cancel::<perm::SubjectsExport>(ctx, principal, ProjectPath(project), path, state).await
 }
 
 /// Cancels a deletion request that has not started.
@@ -392,10 +389,11 @@ pub async fn cancel_export(
 pub async fn cancel_deletion(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    cancel::<perm::SubjectsErase>(ctx, principal, path, state).await
+    cancel::<perm::SubjectsErase>(ctx, principal, ProjectPath(project), path, state).await
 }
 
 /// Gives a large deletion its second approval (never by the requester).
@@ -405,11 +403,11 @@ pub async fn cancel_deletion(
 pub async fn approve_deletion(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (project, id) = path.into_inner();
-    let project = project_of(&project)?;
+    let (_, id) = path.into_inner();
     let auth = authorized::<perm::SubjectsErase>(&state, &ctx, &principal, &project).await?;
     let r = subjects::approve(
         &state.store,
@@ -431,11 +429,11 @@ pub async fn approve_deletion(
 pub async fn download(
     ctx: RequestContext,
     principal: Principal,
+    ProjectPath(project): ProjectPath,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (project, id) = path.into_inner();
-    let project = project_of(&project)?;
+    let (_, id) = path.into_inner();
     let auth = authorized::<perm::SubjectsExport>(&state, &ctx, &principal, &project).await?;
     let r = subjects::find(&state.store, &auth, &id).await?;
     if r.state != subjects::JobState::Success {

@@ -9,6 +9,7 @@ mod grants;
 mod health;
 mod helpers;
 mod ingest;
+mod layers;
 mod limits;
 mod oidc_e2e;
 mod privacy;

@@ -93,3 +93,50 @@ async fn every_protected_route_refuses_anonymous_callers() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_project_route_answers_a_malformed_project_the_same_way() {
+    let app = spawn_app().await;
+    let project_routes: Vec<_> = registry()
+        .into_iter()
+        .filter(|r| r.path.contains("{project}"))
+        .collect();
+    assert!(project_routes.len() >= 20, "the project routes are found");
+    app.settle().await;
+    let before = app.store.audit_head().await.unwrap().size();
+    let mut answers = BTreeSet::new();
+    for r in project_routes {
+        let path = r
+            .path
+            .replace("{project}", "Not_A-Project")
+            .replace("{distinct_id}", "alice")
+            .replace("{id}", "x")
+            .replace("{kind}", "event")
+            .replace("{name}", "plan");
+        let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
+        // Credentials of any kind: the id is refused before anyone is looked up.
+        let resp = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(app.secret())
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        let body = assert_problem(resp, 400).await;
+        answers.insert(body["detail"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(answers.len(), 1, "one answer: {answers:?}");
+    app.settle().await;
+    let after = app.store.audit_head().await.unwrap().size();
+    assert_eq!(
+        after, before,
+        "a malformed path costs no lookup and no entry"
+    );
+    assert!(
+        answers
+            .first()
+            .unwrap()
+            .starts_with("the project in the path: invalid project id")
+    );
+}
