@@ -70,7 +70,11 @@ macro_rules! names {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),* $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($(#[$vm])* $v),* }
+        pub enum $name {
+            // Variants without a comment of their own are documented by their wire name
+            // (docs/audit-log-format.md says what each means).
+            $($(#[$vm])* #[doc = concat!("`", $s, "`")] $v),*
+        }
         impl $name {
             /// Every value.
             pub const ALL: &'static [$name] = &[$($name::$v),*];

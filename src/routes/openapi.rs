@@ -65,6 +65,7 @@ impl Modify for SecuritySchemes {
 pub struct ApiDoc;
 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document")))]
+/// This service's OpenAPI document.
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use auditgate::clock::{Clock, ManualClock};
+use auditgate::clock::{Clock, ManualClock, SystemClock};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{
@@ -201,10 +201,7 @@ impl Idp {
     fn now_secs(&self) -> i64 {
         match &*self.clock.lock().unwrap() {
             Some(c) => c.now().millis() / 1000,
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64,
+            None => SystemClock.now().millis() / 1000,
         }
     }
 }

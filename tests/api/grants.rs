@@ -969,7 +969,9 @@ async fn custom_roles_are_defined_granted_and_removed_only_when_unused() {
 
 #[tokio::test]
 async fn configured_group_mappings_carry_a_review_date_too() {
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let now = auditgate::clock::Clock::now(&auditgate::clock::SystemClock);
+    let tomorrow =
+        auditgate::domain::Timestamp::from_millis(now.millis() + 86_400_000).to_rfc3339();
     let late = GroupRoleSettings {
         group: "late".into(),
         role: "analyst".into(),

@@ -732,11 +732,8 @@ async fn an_expired_token_is_refused() {
 
 #[tokio::test]
 async fn a_token_issued_in_the_future_is_refused() {
-    let future = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
+    let now = auditgate::clock::Clock::now(&auditgate::clock::SystemClock);
+    let future = (now.millis() / 1000 + 3600) as u64;
     refused(
         |idp| {
             idp.set(|b| {
