@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::access::{Effect, GrantRecord, GrantStatus, Permission, RoleBook, SubjectKind};
+use crate::access::{GrantStatus, Permission};
+use crate::admin::grants::{self, grant_json};
+use crate::admin::{Admin, Administrator};
 use crate::audit::{self, AuditLog};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -751,15 +753,6 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn grant_json(g: &GrantRecord) -> serde_json::Value {
-    json!({
-        "id": g.id, "subject_kind": g.subject_kind, "subject": g.subject, "role": g.role,
-        "deny": g.permission, "project": g.project, "reason": g.reason, "granted_by": g.granted_by,
-        "created_at": g.created_at.to_rfc3339(), "expires_at": g.expires_at.map(|t| t.to_rfc3339()),
-        "status": g.status,
-    })
-}
-
 async fn grant_command(
     cmd: GrantCommand,
     settings: &Settings,
@@ -779,70 +772,32 @@ async fn grant_command(
             expires_in_days,
         } => {
             let (subject_kind, subject) = match (user, group, service_account) {
-                (Some(u), _, _) => (SubjectKind::User, u),
-                (_, Some(g), _) => (SubjectKind::Group, g),
-                (_, _, Some(s)) => (SubjectKind::ServiceAccount, s),
+                (Some(u), _, _) => ("user", u),
+                (_, Some(g), _) => ("group", g),
+                (_, _, Some(s)) => ("service_account", s),
                 _ => anyhow::bail!("name who: --user, --group or --service-account"),
             };
-            let (effect, role, permission) = match (role, deny) {
-                (Some(r), _) => {
-                    let book = RoleBook::new(store.custom_roles().await?);
-                    anyhow::ensure!(book.permissions(&r).is_some(), "{r:?} is not a role");
-                    (Effect::Allow, Some(r), None)
-                }
-                (_, Some(p)) => (
-                    Effect::Deny,
-                    None,
-                    Some(
-                        Permission::parse(&p)
-                            .with_context(|| format!("{p:?} is not a permission"))?,
-                    ),
-                ),
-                _ => anyhow::bail!("name what: --role or --deny"),
-            };
             anyhow::ensure!(
-                project == "*" || ProjectId::parse(&project).is_ok(),
-                "{project:?} is not a project id or *"
+                role.is_some() || deny.is_some(),
+                "name what: --role or --deny"
             );
-            anyhow::ensure!(!reason.trim().is_empty(), "a grant needs a reason");
-            let now = clock.now();
-            let g = GrantRecord {
-                id: uuid::Uuid::new_v4().to_string(),
+            let new = grants::NewGrant::parse(
                 subject_kind,
                 subject,
-                effect,
                 role,
-                permission,
+                deny,
                 project,
                 reason,
-                granted_by: "cli".into(),
-                created_at: now,
-                expires_at: expires_in_days
-                    .map(|d| crate::domain::Timestamp::from_millis(now.millis() + d * 86_400_000)),
-                status: GrantStatus::Active,
-                decided_by: None,
-                decided_at: None,
-                review_every_days: Some(settings.access.review_every_days),
-                reviewed_at: None,
-                locked_at: None,
-            };
-            if g.subject_kind == SubjectKind::User
-                && let Some((u, _)) = store.user(&g.subject).await?
-                && crate::auth::signin::is_break_glass(&u)
-            {
-                let book = RoleBook::new(store.custom_roles().await?);
-                crate::access::check_break_glass_grant(&g, &book).map_err(anyhow::Error::msg)?;
-            }
+                expires_in_days,
+            )?;
             let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-            let project = ProjectId::parse(&g.project).ok();
-            log.record_cli(
-                Action::GrantChange,
-                project.as_ref(),
-                0,
-                json!({"grant": g.id, "before": null, "after": grant_json(&g)}),
-            )
-            .await?;
-            store.create_grant(&g).await?;
+            let admin = Admin {
+                store: &store,
+                audit: &log,
+                clock: &clock,
+                access: &settings.access,
+            };
+            let g = grants::create(&admin, Administrator::Operator, new).await?;
             print(as_json, grant_json(&g), &format!("grant {} created", g.id));
         }
         GrantCommand::List { project } => {
@@ -893,29 +848,14 @@ async fn change_grant(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let clock = SystemClock;
-    let g = store
-        .grant(id)
-        .await?
-        .with_context(|| format!("no grant {id}"))?;
-    let allowed = match to {
-        GrantStatus::Revoked => matches!(g.status, GrantStatus::Active | GrantStatus::Pending),
-        _ => g.status == GrantStatus::Pending,
-    };
-    anyhow::ensure!(allowed, "grant {id} is {}", g.status.as_str());
     let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-    let project = ProjectId::parse(&g.project).ok();
-    let mut after = grant_json(&g);
-    after["status"] = json!(to);
-    log.record_cli(
-        Action::GrantChange,
-        project.as_ref(),
-        0,
-        json!({"grant": id, "before": grant_json(&g), "after": after}),
-    )
-    .await?;
-    store
-        .decide_grant(id, g.status, to, "cli", clock.now())
-        .await?;
+    let admin = Admin {
+        store,
+        audit: &log,
+        clock: &clock,
+        access: &settings.access,
+    };
+    grants::decide(&admin, Administrator::Operator, id, to).await?;
     print(
         as_json,
         json!({"id": id, "status": to}),

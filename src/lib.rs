@@ -10,6 +10,8 @@ pub mod verify_cli;
 #[cfg(feature = "server")]
 pub mod access;
 #[cfg(feature = "server")]
+pub mod admin;
+#[cfg(feature = "server")]
 pub mod audit;
 #[cfg(feature = "server")]
 pub mod auth;

@@ -16,9 +16,7 @@ use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Actor, ActorKind, AuthMethod, Outcome};
 use crate::state::AppState;
-use crate::store::{
-    Claim, EndReason, Factor, Notice, PersonalToken, SessionRecord, User, UserKind,
-};
+use crate::store::{Claim, EndReason, Factor, Notice, PersonalToken, SessionRecord, User};
 
 /// Where a browser goes after a sign-in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -822,9 +820,4 @@ pub async fn create_personal_token(
         )
         .await?;
     Ok((token, secret))
-}
-
-/// Whether a user is the break-glass kind (for display).
-pub fn is_break_glass(user: &User) -> bool {
-    user.kind == UserKind::Local
 }

@@ -60,7 +60,7 @@ async fn me_json(person: &Person, state: &AppState) -> Result<Value, AppError> {
         "email": u.email,
         "name": u.name,
         "kind": u.kind.as_str(),
-        "break_glass": signin::is_break_glass(u),
+        "break_glass": u.is_break_glass(),
         "authentication": {
             "method": person.actor().method.as_str(),
             "second_factor": session.is_some_and(|s| s.second_factor_passed()),

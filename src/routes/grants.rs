@@ -5,103 +5,16 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::{
-    DutyActor, Effect, GrantChange, GrantRecord, GrantStatus, Permission, Principal, Subject,
-    SubjectKind, check_approval, check_break_glass_grant, check_change, check_new_grant, perm,
-};
+use crate::access::{GrantStatus, Permission, Principal, Subject, perm};
+use crate::admin::grants::{self, grant_json};
+use crate::admin::{Admin, Administrator};
 use crate::audit::RequestContext;
 use crate::auth::caller::role_book;
-use crate::auth::signin::is_break_glass;
-use crate::domain::{FreeText, ProjectId, Timestamp};
+use crate::domain::{FreeText, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::state::AppState;
 use crate::store::EndReason;
-
-fn grant_json(g: &GrantRecord) -> Value {
-    json!({
-        "id": g.id,
-        "subject_kind": g.subject_kind,
-        "subject": g.subject,
-        "effect": match g.effect { Effect::Allow => "allow", Effect::Deny => "deny" },
-        "role": g.role,
-        "permission": g.permission,
-        "project": g.project,
-        "reason": g.reason,
-        "granted_by": g.granted_by,
-        "created_at": g.created_at.to_rfc3339(),
-        "expires_at": g.expires_at.map(Timestamp::to_rfc3339),
-        "status": g.status,
-        "decided_by": g.decided_by,
-        "decided_at": g.decided_at.map(Timestamp::to_rfc3339),
-        "review_every_days": g.review_every_days,
-        "reviewed_at": g.reviewed_at.map(Timestamp::to_rfc3339),
-        "review_due": g.review_due().map(Timestamp::to_rfc3339),
-        "locked_at": g.locked_at.map(Timestamp::to_rfc3339),
-    })
-}
-
-/// Authorizes `roles:assign` on a grant's scope: one project, or every project for `*`.
-async fn authorize_assign(
-    state: &AppState,
-    ctx: &RequestContext,
-    principal: &Principal,
-    project: &str,
-) -> Result<(), AppError> {
-    if project == "*" {
-        state
-            .audit
-            .authorize_global::<perm::RolesAssign>(ctx, principal, Action::GrantChange)
-            .await?;
-    } else {
-        let p = ProjectId::parse(project).map_err(|e| AppError::Unprocessable(e.0))?;
-        state
-            .audit
-            .authorize::<perm::RolesAssign>(ctx, principal, &p, Action::GrantChange)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The acting administrator, as separation of duties sees them (people only).
-async fn duty_actor(
-    state: &AppState,
-    principal: &Principal,
-) -> Result<(String, Vec<String>, crate::access::Grants), AppError> {
-    match principal.subject() {
-        Subject::User { id, grants, .. } => {
-            let groups = state
-                .store
-                .user(id)
-                .await?
-                .map(|(_, g)| g)
-                .unwrap_or_default();
-            Ok((id.clone(), groups, grants.clone()))
-        }
-        _ => Err(AppError::Forbidden(
-            "only people administer grants, never tokens of services".into(),
-        )),
-    }
-}
-
-/// Refuses (and logs) a lock, unlock or revocation that separation of duties forbids.
-async fn check_duties(
-    state: &AppState,
-    ctx: &RequestContext,
-    principal: &Principal,
-    actor: &DutyActor<'_>,
-    grant: &GrantRecord,
-    change: GrantChange,
-) -> Result<(), AppError> {
-    if let Err(reason) = check_change(actor, grant, change) {
-        state
-            .audit
-            .refused(ctx, crate::audit::actor_of(principal.subject()), &reason)
-            .await?;
-        return Err(AppError::Forbidden(reason));
-    }
-    Ok(())
-}
 
 /// A new grant.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -136,120 +49,31 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let b = body.into_inner();
-    authorize_assign(&state, &ctx, &principal, &b.project).await?;
-    let (actor_id, groups, grants) = duty_actor(&state, &principal).await?;
-    let subject_kind = SubjectKind::parse(&b.subject_kind).ok_or_else(|| {
-        AppError::Unprocessable("subject_kind is user, group or service_account".into())
-    })?;
-    let (effect, role, permission) = match (b.role, b.deny) {
-        (Some(role), None) => (Effect::Allow, Some(role), None),
-        (None, Some(p)) => (
-            Effect::Deny,
-            None,
-            Some(
-                Permission::parse(&p)
-                    .ok_or_else(|| AppError::Unprocessable(format!("{p:?} is not a permission")))?,
-            ),
-        ),
-        _ => {
-            return Err(AppError::Unprocessable(
-                "send exactly one of role and deny".into(),
-            ));
-        }
+    let new = grants::NewGrant::parse(
+        &b.subject_kind,
+        b.subject,
+        b.role,
+        b.deny,
+        b.project,
+        b.reason,
+        b.expires_in_days,
+    )?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
     };
-    FreeText::required("reason", &b.reason)?;
-    let now = state.clock.now();
-    let expires_at = match b.expires_in_days {
-        Some(d) if !(1..=3650).contains(&d) => {
-            return Err(AppError::Unprocessable(
-                "expires_in_days must be between 1 and 3650".into(),
-            ));
-        }
-        Some(d) => Some(Timestamp::from_millis(now.millis() + d * 86_400_000)),
-        None => None,
-    };
-    let mut grant = GrantRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        subject_kind,
-        subject: b.subject,
-        effect,
-        role,
-        permission,
-        project: b.project,
-        reason: b.reason,
-        granted_by: actor_id.clone(),
-        created_at: now,
-        expires_at,
-        status: GrantStatus::Pending,
-        decided_by: None,
-        decided_at: None,
-        review_every_days: Some(state.settings.access.review_every_days),
-        reviewed_at: None,
-        locked_at: None,
-    };
-    let actor = DutyActor {
-        id: &actor_id,
-        groups: &groups,
-        grants: &grants,
-    };
-    let roles = role_book(&state).await?;
-    let to_break_glass = subject_kind == SubjectKind::User
-        && state
-            .store
-            .user(&grant.subject)
-            .await?
-            .is_some_and(|(u, _)| is_break_glass(&u));
-    let checked = if to_break_glass {
-        check_break_glass_grant(&grant, &roles)
-    } else {
-        Ok(())
-    };
-    grant.status = match checked.and_then(|()| {
-        check_new_grant(
-            &actor,
-            &grant,
-            &roles,
-            state.settings.access.powerful_grants_need_approval,
-        )
-    }) {
-        Ok(status) => status,
-        Err(reason) => {
-            state
-                .audit
-                .refused(&ctx, crate::audit::actor_of(principal.subject()), &reason)
-                .await?;
-            return Err(AppError::Forbidden(reason));
-        }
-    };
-    let details = json!({"grant": grant.id, "before": null, "after": grant_json(&grant)});
-    record(&state, &ctx, &principal, &grant.project, details).await?;
-    state.store.create_grant(&grant).await?;
+    let grant = grants::create(&admin(&state), by, new).await?;
     Ok(HttpResponse::Created().json(grant_json(&grant)))
 }
 
-async fn record(
-    state: &AppState,
-    ctx: &RequestContext,
-    principal: &Principal,
-    project: &str,
-    details: Value,
-) -> Result<(), AppError> {
-    // The change is logged (and the log committed) before it is made.
-    if project == "*" {
-        let auth = crate::access::authorize_global::<perm::RolesAssign>(principal)?;
-        state
-            .audit
-            .record_global(ctx, &auth, Action::GrantChange, details)
-            .await?;
-    } else {
-        let p = ProjectId::parse(project).map_err(|e| AppError::Unprocessable(e.0))?;
-        let auth = crate::access::authorize::<perm::RolesAssign>(principal, &p)?;
-        state
-            .audit
-            .record(ctx, &auth, Action::GrantChange, 0, details, vec![])
-            .await?;
+/// The administration services over this service's state.
+pub(super) fn admin(state: &AppState) -> Admin<'_> {
+    Admin {
+        store: &state.store,
+        audit: &state.audit,
+        clock: state.clock.as_ref(),
+        access: &state.settings.access,
     }
-    Ok(())
 }
 
 /// Which grants to list.
@@ -269,7 +93,11 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let scope = q.project.clone().unwrap_or_else(|| "*".into());
-    authorize_assign(&state, &ctx, &principal, &scope).await?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    by.may_assign(&state.audit, &scope).await?;
     let grants = state.store.grants(q.project.as_deref()).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"grants": grants.iter().map(grant_json).collect::<Vec<_>>()})))
@@ -282,61 +110,8 @@ async fn decide(
     id: &str,
     to: GrantStatus,
 ) -> Result<HttpResponse, AppError> {
-    let Some(grant) = state.store.grant(id).await? else {
-        // Whether a grant exists is told only to those who may assign roles everywhere.
-        authorize_assign(state, ctx, principal, "*").await?;
-        return Err(AppError::NotFound(format!("no grant {id}")));
-    };
-    authorize_assign(state, ctx, principal, &grant.project).await?;
-    let (actor_id, groups, grants) = duty_actor(state, principal).await?;
-    let actor = DutyActor {
-        id: &actor_id,
-        groups: &groups,
-        grants: &grants,
-    };
-    let from = if to == GrantStatus::Revoked {
-        check_duties(state, ctx, principal, &actor, &grant, GrantChange::Revoke).await?;
-        if !matches!(grant.status, GrantStatus::Active | GrantStatus::Pending) {
-            return Err(AppError::Conflict(format!(
-                "the grant is already {}",
-                grant.status.as_str()
-            )));
-        }
-        grant.status
-    } else {
-        let roles = role_book(state).await?;
-        if let Err(reason) = check_approval(&actor, &grant, &roles) {
-            state
-                .audit
-                .refused(ctx, crate::audit::actor_of(principal.subject()), &reason)
-                .await?;
-            return Err(if grant.status == GrantStatus::Pending {
-                AppError::Forbidden(reason)
-            } else {
-                AppError::Conflict(reason)
-            });
-        }
-        GrantStatus::Pending
-    };
-    let now = state.clock.now();
-    let after = GrantRecord {
-        status: to,
-        decided_by: Some(actor_id.clone()),
-        decided_at: Some(now),
-        ..grant.clone()
-    };
-    let details =
-        json!({"grant": grant.id, "before": grant_json(&grant), "after": grant_json(&after)});
-    record(state, ctx, principal, &grant.project, details).await?;
-    if !state
-        .store
-        .decide_grant(id, from, to, &actor_id, now)
-        .await?
-    {
-        return Err(AppError::Conflict(
-            "the grant changed meanwhile; try again".into(),
-        ));
-    }
+    let by = Administrator::Person { ctx, principal };
+    let after = grants::decide(&admin(state), by, id, to).await?;
     Ok(HttpResponse::Ok().json(grant_json(&after)))
 }
 
@@ -495,46 +270,17 @@ pub async fn review(
     bytes: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let grant = existing_grant(&state, &ctx, &principal, &path).await?;
-    // Parsed only once authorized, so that the refusal is the same whatever the body.
-    let body: ReviewNote = serde_json::from_slice(&bytes)
-        .map_err(|e| AppError::Unprocessable(format!("the body does not match: {e}")))?;
-    let (me, _, _) = duty_actor(&state, &principal).await?;
-    if grant.subject_kind == SubjectKind::User && grant.subject == me {
-        return Err(AppError::Forbidden("nobody reviews their own grant".into()));
-    }
-    FreeText::required("note", &body.note)?;
-    let now = state.clock.now();
-    let after = GrantRecord {
-        reviewed_at: Some(now),
-        ..grant.clone()
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
     };
-    let details = json!({
-        "grant": grant.id,
-        "review": body.note,
-        "before": {"reviewed_at": grant.reviewed_at.map(Timestamp::to_rfc3339), "review_due": grant.review_due().map(Timestamp::to_rfc3339)},
-        "after": {"reviewed_at": now.to_rfc3339(), "review_due": after.review_due().map(Timestamp::to_rfc3339)},
-    });
-    record(&state, &ctx, &principal, &grant.project, details).await?;
-    state
-        .store
-        .review_grant(&path, &me, &body.note, now)
-        .await?;
+    let note = || {
+        serde_json::from_slice::<ReviewNote>(&bytes)
+            .map(|b| b.note)
+            .map_err(|e| AppError::Unprocessable(format!("the body does not match: {e}")))
+    };
+    let after = grants::review(&admin(&state), by, &path, note).await?;
     Ok(HttpResponse::Ok().json(grant_json(&after)))
-}
-
-async fn existing_grant(
-    state: &AppState,
-    ctx: &RequestContext,
-    principal: &Principal,
-    id: &str,
-) -> Result<GrantRecord, AppError> {
-    let Some(grant) = state.store.grant(id).await? else {
-        authorize_assign(state, ctx, principal, "*").await?;
-        return Err(AppError::NotFound(format!("no grant {id}")));
-    };
-    authorize_assign(state, ctx, principal, &grant.project).await?;
-    Ok(grant)
 }
 
 async fn lock_grant(
@@ -544,27 +290,8 @@ async fn lock_grant(
     id: &str,
     lock: bool,
 ) -> Result<HttpResponse, AppError> {
-    let grant = existing_grant(state, ctx, principal, id).await?;
-    let change = if lock {
-        GrantChange::Lock
-    } else {
-        GrantChange::Unlock
-    };
-    let (actor_id, groups, grants) = duty_actor(state, principal).await?;
-    let actor = DutyActor {
-        id: &actor_id,
-        groups: &groups,
-        grants: &grants,
-    };
-    check_duties(state, ctx, principal, &actor, &grant, change).await?;
-    let now = state.clock.now();
-    let after = GrantRecord {
-        locked_at: lock.then_some(now),
-        ..grant.clone()
-    };
-    let details = json!({"grant": id, "before": {"locked": grant.locked_at.is_some()}, "after": {"locked": lock}});
-    record(state, ctx, principal, &grant.project, details).await?;
-    state.store.lock_grant(id, lock.then_some(now)).await?;
+    let by = Administrator::Person { ctx, principal };
+    let after = grants::lock(&admin(state), by, id, lock).await?;
     Ok(HttpResponse::Ok().json(grant_json(&after)))
 }
 
@@ -688,7 +415,11 @@ pub async fn roles(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    authorize_assign(&state, &ctx, &principal, "*").await?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    by.may_assign(&state.audit, "*").await?;
     let builtin: Vec<Value> = crate::access::BUILTIN
         .iter()
         .map(|r| json!({"name": r.name, "permissions": r.permissions, "builtin": true}))

@@ -88,6 +88,13 @@ pub struct User {
     pub disabled_at: Option<Timestamp>,
 }
 
+impl User {
+    /// The local break-glass account (not signed in through a provider): it reads no data.
+    pub fn is_break_glass(&self) -> bool {
+        self.kind == UserKind::Local
+    }
+}
+
 /// Who a provider says signed in, as stored at each sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SsoProfile {

@@ -15,6 +15,23 @@ fn auditgate(dir: &std::path::Path) -> Command {
     c
 }
 
+/// The entries of an exported bundle, decoded.
+fn entries_of(bundle: &std::path::Path) -> Vec<auditgate::ledger::entry::Entry> {
+    use base64::Engine;
+    std::fs::read_to_string(bundle)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "entry")
+        .map(|l| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(l["bytes"].as_str().unwrap())
+                .unwrap();
+            auditgate::ledger::entry::Entry::decode(&bytes).unwrap()
+        })
+        .collect()
+}
+
 fn run_json(dir: &std::path::Path, args: &[&str]) -> Value {
     let out = auditgate(dir).arg("--json").args(args).output().unwrap();
     assert!(
@@ -224,18 +241,7 @@ fn admin_bootstrap_creates_the_break_glass_account_once() {
     );
     let text = std::fs::read_to_string(&bundle).unwrap();
     assert!(!text.contains(password));
-    let entries: Vec<_> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["type"] == "entry")
-        .map(|l| {
-            use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(l["bytes"].as_str().unwrap())
-                .unwrap();
-            auditgate::ledger::entry::Entry::decode(&bytes).unwrap()
-        })
-        .collect();
+    let entries = entries_of(&bundle);
     let change = entries
         .iter()
         .find(|e| e.action == auditgate::ledger::entry::Action::UserChange)
@@ -310,7 +316,7 @@ fn grants_and_people_from_the_command_line() {
             "policy",
         ],
     );
-    assert_eq!(deny["deny"], "events:export");
+    assert_eq!(deny["permission"], "events:export");
     let bad = auditgate(dir.path())
         .args([
             "grant",
@@ -327,6 +333,47 @@ fn grants_and_people_from_the_command_line() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    // The operator's grants pass the same checks as the API's: who, where and how long.
+    for (args, says) in [
+        (
+            ["--user", "nobody", "--role", "auditor", "--project", "shop"],
+            "there is no person",
+        ),
+        (
+            ["--user", id, "--role", "auditor", "--project", "nope"],
+            "there is no project nope",
+        ),
+        (
+            ["--user", id, "--role", "auditor", "--project", "Shop!"],
+            "invalid project id",
+        ),
+    ] {
+        let out = auditgate(dir.path())
+            .args(["grant", "add"])
+            .args(args)
+            .args(["--reason", "x"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let long = auditgate(dir.path())
+        .args([
+            "grant",
+            "add",
+            "--group",
+            "g",
+            "--role",
+            "auditor",
+            "--project",
+            "shop",
+        ])
+        .args(["--reason", "x", "--expires-in-days", "5000"])
+        .output()
+        .unwrap();
+    assert!(!long.status.success());
+    assert!(String::from_utf8_lossy(&long.stderr).contains("between 1 and 3650"));
     assert_eq!(
         run_json(dir.path(), &["grant", "list", "--project", "shop"])
             .as_array()
@@ -459,6 +506,30 @@ fn grants_and_people_from_the_command_line() {
     let off = run_json(dir.path(), &["user", "disable", id]);
     assert_eq!(off["disabled"], true);
     assert_eq!(run_json(dir.path(), &["user", "list"])[0]["disabled"], true);
+
+    // The operator's grant changes are recorded in the API's shape (one service writes both).
+    let bundle = dir.path().join("grants.bundle");
+    run_json(
+        dir.path(),
+        &["log", "export", "--out", bundle.to_str().unwrap()],
+    );
+    let changes: Vec<Value> = entries_of(&bundle)
+        .into_iter()
+        .filter(|e| e.action == auditgate::ledger::entry::Action::GrantChange)
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert!(changes.len() >= 4, "{changes:?}");
+    for c in &changes {
+        for key in [
+            "effect",
+            "permission",
+            "review_due",
+            "decided_by",
+            "locked_at",
+        ] {
+            assert!(c["after"].get(key).is_some(), "{key} missing from {c}");
+        }
+    }
 }
 
 #[test]

@@ -1,0 +1,107 @@
+//! Administration as services: one implementation of each operation, called by the routes and
+//! by the CLI alike. Each checks who acts (their capability, and separation of duties) once,
+//! and writes its audit entry once, before the change it records.
+
+pub mod grants;
+
+use serde_json::Value;
+
+use crate::access::{Principal, perm};
+use crate::audit::{AuditLog, RequestContext};
+use crate::clock::Clock;
+use crate::config::AccessSettings;
+use crate::domain::ProjectId;
+use crate::error::AppError;
+use crate::ledger::entry::Action;
+use crate::store::SharedStore;
+
+/// What the administration services work with.
+pub struct Admin<'a> {
+    /// The database.
+    pub store: &'a SharedStore,
+    /// The log each change is written to first.
+    pub audit: &'a AuditLog,
+    /// The time.
+    pub clock: &'a dyn Clock,
+    /// Grant rules: review cadence, second approvals.
+    pub access: &'a AccessSettings,
+}
+
+/// Who administers, and on what authority.
+#[derive(Clone, Copy)]
+pub enum Administrator<'a> {
+    /// A person over the API: every act needs `roles:assign` on its scope, checked (and a
+    /// refusal logged) by the service, and separation of duties applies.
+    Person {
+        /// The request, for the log.
+        ctx: &'a RequestContext,
+        /// Who they are and what they hold.
+        principal: &'a Principal,
+    },
+    /// The server's operator at its command line. Whoever runs it holds the keys and the
+    /// database, so the operator's right stands: their grants start active (that is how the
+    /// first owners are named), and they may approve or reject pending grants. The same
+    /// checks of the grant itself apply (roles exist, expiry bounds, the break-glass
+    /// account's limits), and every act is logged as `cli`.
+    Operator,
+}
+
+impl Administrator<'_> {
+    /// Checks `roles:assign` on `scope` (a project id or `*`), logging a refusal.
+    pub async fn may_assign(&self, audit: &AuditLog, scope: &str) -> Result<(), AppError> {
+        let Self::Person { ctx, principal } = self else {
+            return Ok(());
+        };
+        if scope == "*" {
+            audit
+                .authorize_global::<perm::RolesAssign>(ctx, principal, Action::GrantChange)
+                .await?;
+        } else {
+            let p = ProjectId::parse(scope).map_err(|e| AppError::Unprocessable(e.0))?;
+            audit
+                .authorize::<perm::RolesAssign>(ctx, principal, &p, Action::GrantChange)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the entry of a change on `scope`, before the change is made (fails closed).
+    async fn record(&self, audit: &AuditLog, scope: &str, details: Value) -> Result<(), AppError> {
+        let project = (scope != "*")
+            .then(|| ProjectId::parse(scope))
+            .transpose()
+            .map_err(|e| AppError::Unprocessable(e.0))?;
+        match (self, project) {
+            (Self::Operator, project) => {
+                audit
+                    .record_cli(Action::GrantChange, project.as_ref(), 0, details)
+                    .await?;
+            }
+            (Self::Person { ctx, principal }, None) => {
+                let auth = crate::access::authorize_global::<perm::RolesAssign>(principal)?;
+                audit
+                    .record_global(ctx, &auth, Action::GrantChange, details)
+                    .await?;
+            }
+            (Self::Person { ctx, principal }, Some(p)) => {
+                let auth = crate::access::authorize::<perm::RolesAssign>(principal, &p)?;
+                audit
+                    .record(ctx, &auth, Action::GrantChange, 0, details, vec![])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs a refusal by separation of duties (people only) and returns it as 403.
+    async fn refuse(&self, audit: &AuditLog, reason: String) -> AppError {
+        if let Self::Person { ctx, principal } = self
+            && let Err(e) = audit
+                .refused(ctx, crate::audit::actor_of(principal.subject()), &reason)
+                .await
+        {
+            return e;
+        }
+        AppError::Forbidden(reason)
+    }
+}
