@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["auth/caller.rs", "auth/principal.rs", "auth/signin.rs"],
     &["routes/"],
     &["startup.rs"],
-    &["cli.rs"],
+    &["cli/"],
 ];
 
 fn rank(file: &str) -> Option<(usize, &'static str)> {

@@ -1,0 +1,179 @@
+//! Grants: `auditgate grant add|list|revoke|approve|reject`.
+
+use std::sync::Arc;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{open, print};
+use crate::access::GrantStatus;
+use crate::admin::grants::{self, grant_json};
+use crate::admin::{Admin, Administrator};
+use crate::audit::AuditLog;
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::store::SharedStore;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum GrantCommand {
+    /// Grant a role (or deny a permission). The operator's grants start active: this is how
+    /// the first owners and sensitive-data readers are named.
+    Add {
+        /// A person's id (see `auditgate user list`).
+        #[arg(long, group = "who")]
+        user: Option<String>,
+        /// An identity-provider group.
+        #[arg(long, group = "who")]
+        group: Option<String>,
+        /// A service account's id.
+        #[arg(long, group = "who")]
+        service_account: Option<String>,
+        /// The role to allow.
+        #[arg(long, group = "what")]
+        role: Option<String>,
+        /// Or the permission to deny.
+        #[arg(long, group = "what")]
+        deny: Option<String>,
+        /// A project id, or `*`.
+        #[arg(long)]
+        project: String,
+        /// Why (a ticket reference).
+        #[arg(long)]
+        reason: String,
+        /// Days until it lapses.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// List grants.
+    List {
+        /// Only this project's (and every project's).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Revoke a grant by id.
+    Revoke {
+        /// The grant's id.
+        id: String,
+    },
+    /// Approve a pending grant (the operator as the second administrator).
+    Approve {
+        /// The grant's id.
+        id: String,
+    },
+    /// Reject a pending grant.
+    Reject {
+        /// The grant's id.
+        id: String,
+    },
+}
+
+pub(super) async fn grant_command(
+    cmd: GrantCommand,
+    settings: &Settings,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    let clock = SystemClock;
+    match cmd {
+        GrantCommand::Add {
+            user,
+            group,
+            service_account,
+            role,
+            deny,
+            project,
+            reason,
+            expires_in_days,
+        } => {
+            let (subject_kind, subject) = match (user, group, service_account) {
+                (Some(u), _, _) => ("user", u),
+                (_, Some(g), _) => ("group", g),
+                (_, _, Some(s)) => ("service_account", s),
+                _ => anyhow::bail!("name who: --user, --group or --service-account"),
+            };
+            anyhow::ensure!(
+                role.is_some() || deny.is_some(),
+                "name what: --role or --deny"
+            );
+            let new = grants::NewGrant::parse(
+                subject_kind,
+                subject,
+                role,
+                deny,
+                project,
+                reason,
+                expires_in_days,
+            )?;
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            let admin = Admin {
+                store: &store,
+                audit: &log,
+                clock: &clock,
+                access: &settings.access,
+            };
+            let g = grants::create(&admin, Administrator::Operator, new).await?;
+            print(as_json, grant_json(&g), &format!("grant {} created", g.id));
+        }
+        GrantCommand::List { project } => {
+            let grants = store.grants(project.as_deref()).await?;
+            let text = grants
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}  {}:{}  {}  on {}  {}",
+                        g.id,
+                        g.subject_kind.as_str(),
+                        g.subject,
+                        g.role.clone().unwrap_or_else(|| format!(
+                            "deny {}",
+                            g.permission.map(|p| p.as_str()).unwrap_or("")
+                        )),
+                        g.project,
+                        g.status.as_str()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(
+                as_json,
+                json!(grants.iter().map(grant_json).collect::<Vec<_>>()),
+                &text,
+            );
+        }
+        GrantCommand::Revoke { id } => {
+            change_grant(&store, settings, &id, GrantStatus::Revoked, as_json).await?;
+        }
+        GrantCommand::Approve { id } => {
+            change_grant(&store, settings, &id, GrantStatus::Active, as_json).await?;
+        }
+        GrantCommand::Reject { id } => {
+            change_grant(&store, settings, &id, GrantStatus::Rejected, as_json).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Revokes a live grant, or approves or rejects a pending one, as the operator.
+pub(super) async fn change_grant(
+    store: &SharedStore,
+    settings: &Settings,
+    id: &str,
+    to: GrantStatus,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+    let admin = Admin {
+        store,
+        audit: &log,
+        clock: &clock,
+        access: &settings.access,
+    };
+    grants::decide(&admin, Administrator::Operator, id, to).await?;
+    print(
+        as_json,
+        json!({"id": id, "status": to}),
+        &format!("grant {id} is now {}", to.as_str()),
+    );
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Sensitive properties: `auditgate property ...`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{open, print};
+use crate::audit::AuditLog;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::domain::ProjectId;
+use crate::ledger::entry::Action;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PropertyCommand {
+    /// A project's sensitive properties.
+    List {
+        /// The project.
+        #[arg(long)]
+        project: String,
+    },
+    /// Mark a property sensitive: redacted for readers without events:read_sensitive.
+    Mark {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// `event` or `profile`.
+        #[arg(long, default_value = "event")]
+        kind: String,
+        /// The property's name.
+        name: String,
+    },
+    /// Remove the mark.
+    Unmark {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// `event` or `profile`.
+        #[arg(long, default_value = "event")]
+        kind: String,
+        /// The property's name.
+        name: String,
+    },
+}
+
+pub(super) async fn property_command(
+    cmd: PropertyCommand,
+    settings: &Settings,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    use crate::store::PropertyKind;
+    let store = open(settings).await?;
+    let clock = SystemClock;
+    let kind_of =
+        |k: &str| PropertyKind::parse(k).with_context(|| format!("{k:?} is event or profile"));
+    let (project, kind, name, mark) = match cmd {
+        PropertyCommand::List { project } => {
+            let project = ProjectId::parse(&project)?;
+            let event = store
+                .sensitive_properties(&project, PropertyKind::Event)
+                .await?;
+            let profile = store
+                .sensitive_properties(&project, PropertyKind::Profile)
+                .await?;
+            let text = format!(
+                "event: {}\nprofile: {}",
+                event.join(", "),
+                profile.join(", ")
+            );
+            print(as_json, json!({"event": event, "profile": profile}), &text);
+            return Ok(());
+        }
+        PropertyCommand::Mark {
+            project,
+            kind,
+            name,
+        } => (project, kind_of(&kind)?, name, true),
+        PropertyCommand::Unmark {
+            project,
+            kind,
+            name,
+        } => (project, kind_of(&kind)?, name, false),
+    };
+    let project = ProjectId::parse(&project)?;
+    store
+        .project(&project)
+        .await?
+        .with_context(|| format!("no project {project}"))?;
+    let before = store
+        .sensitive_properties(&project, kind)
+        .await?
+        .contains(&name);
+    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+    log.record_cli(
+        Action::PropertiesClassify,
+        Some(&project),
+        0,
+        json!({"kind": kind.as_str(), "property": name, "before": {"sensitive": before}, "after": {"sensitive": mark}}),
+    )
+    .await?;
+    if mark {
+        store
+            .classify(&project, kind, &name, "cli", clock.now())
+            .await?;
+    } else {
+        store.declassify(&project, kind, &name).await?;
+    }
+    print(
+        as_json,
+        json!({"project": project, "kind": kind.as_str(), "property": name, "sensitive": mark}),
+        &format!(
+            "{name} is {}sensitive in {project}",
+            if mark { "" } else { "not " }
+        ),
+    );
+    Ok(())
+}
