@@ -3,10 +3,12 @@
 //! and writes its audit entry once, before the change it records.
 
 pub mod grants;
+pub mod people;
+pub mod roles;
 
 use serde_json::Value;
 
-use crate::access::{Principal, perm};
+use crate::access::{Principal, Requirement, perm};
 use crate::audit::{AuditLog, RequestContext};
 use crate::clock::Clock;
 use crate::config::AccessSettings;
@@ -47,26 +49,41 @@ pub enum Administrator<'a> {
 }
 
 impl Administrator<'_> {
-    /// Checks `roles:assign` on `scope` (a project id or `*`), logging a refusal.
-    pub async fn may_assign(&self, audit: &AuditLog, scope: &str) -> Result<(), AppError> {
+    /// Checks that a person holds `P` on `scope` (a project id or `*`), logging a refusal
+    /// as `action`. The operator needs no permission.
+    pub async fn may<P: Requirement>(
+        &self,
+        audit: &AuditLog,
+        action: Action,
+        scope: &str,
+    ) -> Result<(), AppError> {
         let Self::Person { ctx, principal } = self else {
             return Ok(());
         };
         if scope == "*" {
-            audit
-                .authorize_global::<perm::RolesAssign>(ctx, principal, Action::GrantChange)
-                .await?;
+            audit.authorize_global::<P>(ctx, principal, action).await?;
         } else {
             let p = ProjectId::parse(scope).map_err(|e| AppError::Unprocessable(e.0))?;
-            audit
-                .authorize::<perm::RolesAssign>(ctx, principal, &p, Action::GrantChange)
-                .await?;
+            audit.authorize::<P>(ctx, principal, &p, action).await?;
         }
         Ok(())
     }
 
-    /// Writes the entry of a change on `scope`, before the change is made (fails closed).
-    async fn record(&self, audit: &AuditLog, scope: &str, details: Value) -> Result<(), AppError> {
+    /// Checks `roles:assign` on `scope`, logging a refusal.
+    pub async fn may_assign(&self, audit: &AuditLog, scope: &str) -> Result<(), AppError> {
+        self.may::<perm::RolesAssign>(audit, Action::GrantChange, scope)
+            .await
+    }
+
+    /// Writes the entry of a change on `scope` under `P`, before the change is made (fails
+    /// closed).
+    async fn record_as<P: Requirement>(
+        &self,
+        audit: &AuditLog,
+        action: Action,
+        scope: &str,
+        details: Value,
+    ) -> Result<(), AppError> {
         let project = (scope != "*")
             .then(|| ProjectId::parse(scope))
             .transpose()
@@ -74,23 +91,36 @@ impl Administrator<'_> {
         match (self, project) {
             (Self::Operator, project) => {
                 audit
-                    .record_cli(Action::GrantChange, project.as_ref(), 0, details)
+                    .record_cli(action, project.as_ref(), 0, details)
                     .await?;
             }
             (Self::Person { ctx, principal }, None) => {
-                let auth = crate::access::authorize_global::<perm::RolesAssign>(principal)?;
-                audit
-                    .record_global(ctx, &auth, Action::GrantChange, details)
-                    .await?;
+                let auth = crate::access::authorize_global::<P>(principal)?;
+                audit.record_global(ctx, &auth, action, details).await?;
             }
             (Self::Person { ctx, principal }, Some(p)) => {
-                let auth = crate::access::authorize::<perm::RolesAssign>(principal, &p)?;
-                audit
-                    .record(ctx, &auth, Action::GrantChange, 0, details, vec![])
-                    .await?;
+                let auth = crate::access::authorize::<P>(principal, &p)?;
+                audit.record(ctx, &auth, action, 0, details, vec![]).await?;
             }
         }
         Ok(())
+    }
+
+    /// Writes a grant change's entry (see [`Self::record_as`]).
+    async fn record(&self, audit: &AuditLog, scope: &str, details: Value) -> Result<(), AppError> {
+        self.record_as::<perm::RolesAssign>(audit, Action::GrantChange, scope, details)
+            .await
+    }
+
+    /// The acting person's id, or `cli` for the operator.
+    fn id(&self) -> Option<&str> {
+        match self {
+            Self::Person { principal, .. } => match principal.subject() {
+                crate::access::Subject::User { id, .. } => Some(id),
+                _ => None,
+            },
+            Self::Operator => None,
+        }
     }
 
     /// Logs a refusal by separation of duties (people only) and returns it as 403.

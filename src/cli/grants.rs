@@ -1,15 +1,12 @@
 //! Grants: `auditgate grant add|list|revoke|approve|reject`.
 
-use std::sync::Arc;
-
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{open, print};
+use super::{Operator, open, print};
 use crate::access::GrantStatus;
+use crate::admin::Administrator;
 use crate::admin::grants::{self, grant_json};
-use crate::admin::{Admin, Administrator};
-use crate::audit::AuditLog;
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::store::SharedStore;
@@ -73,7 +70,7 @@ pub(super) async fn grant_command(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let clock = SystemClock;
+    let _clock = SystemClock;
     match cmd {
         GrantCommand::Add {
             user,
@@ -104,13 +101,8 @@ pub(super) async fn grant_command(
                 reason,
                 expires_in_days,
             )?;
-            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-            let admin = Admin {
-                store: &store,
-                audit: &log,
-                clock: &clock,
-                access: &settings.access,
-            };
+            let operator = Operator::start(&store, settings).await?;
+            let admin = operator.admin();
             let g = grants::create(&admin, Administrator::Operator, new).await?;
             print(as_json, grant_json(&g), &format!("grant {} created", g.id));
         }
@@ -161,14 +153,9 @@ pub(super) async fn change_grant(
     to: GrantStatus,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let clock = SystemClock;
-    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-    let admin = Admin {
-        store,
-        audit: &log,
-        clock: &clock,
-        access: &settings.access,
-    };
+    let _clock = SystemClock;
+    let operator = Operator::start(store, settings).await?;
+    let admin = operator.admin();
     grants::decide(&admin, Administrator::Operator, id, to).await?;
     print(
         as_json,

@@ -552,6 +552,38 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// What the operator's administration commands act with: the store, the audit log started
+/// on it, and the system clock.
+pub(crate) struct Operator {
+    store: SharedStore,
+    log: AuditLog,
+    clock: SystemClock,
+    access: crate::config::AccessSettings,
+}
+
+impl Operator {
+    /// Starts the audit log on `store`.
+    pub(crate) async fn start(store: &SharedStore, settings: &Settings) -> anyhow::Result<Self> {
+        let log = AuditLog::start(store.clone(), Arc::new(SystemClock), &settings.audit).await?;
+        Ok(Self {
+            store: store.clone(),
+            log,
+            clock: SystemClock,
+            access: settings.access.clone(),
+        })
+    }
+
+    /// The administration services, as the operator.
+    pub(crate) fn admin(&self) -> crate::admin::Admin<'_> {
+        crate::admin::Admin {
+            store: &self.store,
+            audit: &self.log,
+            clock: &self.clock,
+            access: &self.access,
+        }
+    }
+}
+
 pub(crate) async fn open(settings: &Settings) -> anyhow::Result<SharedStore> {
     let store = store::connect(&settings.database).await?;
     store.migrate().await?;

@@ -1,17 +1,12 @@
 //! Custom roles: `auditgate role ...`.
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{open, print};
-use crate::access::{GrantStatus, Permission};
-use crate::audit::AuditLog;
-use crate::clock::{Clock, SystemClock};
+use super::{Operator, open, print};
+use crate::admin::{Administrator, roles};
+use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::ledger::entry::Action;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum RoleCommand {
@@ -41,7 +36,7 @@ pub(super) async fn role_command(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let clock = SystemClock;
+    let _clock = SystemClock;
     match cmd {
         RoleCommand::List => {
             let custom = store.custom_roles().await?;
@@ -64,36 +59,16 @@ pub(super) async fn role_command(
             permissions,
             description,
         } => {
-            anyhow::ensure!(
-                crate::access::Role::builtin(&name).is_none()
-                    && !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_lowercase()
-                        || c.is_ascii_digit()
-                        || c == '_'
-                        || c == '-'),
-                "{name:?} must be a-z, 0-9, '_' or '-' and not a built-in role"
-            );
-            let mut perms = Vec::new();
-            for p in &permissions {
-                perms.push(
-                    Permission::parse(p).with_context(|| format!("{p:?} is not a permission"))?,
-                );
-            }
-            anyhow::ensure!(!perms.is_empty(), "a role needs --permissions");
-            let role = crate::access::CustomRole {
+            let operator = Operator::start(&store, settings).await?;
+            let admin = operator.admin();
+            let role = roles::create(
+                &admin,
+                Administrator::Operator,
                 name,
-                permissions: perms,
+                &permissions,
                 description,
-            };
-            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-            log.record_cli(
-                Action::RoleChange,
-                None,
-                0,
-                json!({"role": role.name, "before": null, "after": {"permissions": role.permissions}}),
             )
             .await?;
-            store.create_role(&role, "cli", clock.now()).await?;
             print(
                 as_json,
                 json!({"name": role.name, "permissions": role.permissions}),
@@ -102,25 +77,9 @@ pub(super) async fn role_command(
         }
         RoleCommand::Delete { name } => {
             // Checked before anything is logged: the log records only what happens.
-            let defined = store.custom_roles().await?.iter().any(|r| r.name == name);
-            anyhow::ensure!(defined, "no custom role {name}");
-            let in_use = store.grants(None).await?.iter().any(|g| {
-                g.role.as_deref() == Some(name.as_str())
-                    && matches!(g.status, GrantStatus::Active | GrantStatus::Pending)
-            });
-            anyhow::ensure!(!in_use, "role {name} is in use by a live grant");
-            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-            log.record_cli(
-                Action::RoleChange,
-                None,
-                0,
-                json!({"role": name, "before": "defined", "after": null}),
-            )
-            .await?;
-            anyhow::ensure!(
-                store.delete_role(&name, clock.now()).await?,
-                "no custom role {name}"
-            );
+            let operator = Operator::start(&store, settings).await?;
+            let admin = operator.admin();
+            roles::delete(&admin, Administrator::Operator, &name).await?;
             print(
                 as_json,
                 json!({"name": name, "deleted": true}),

@@ -1,16 +1,12 @@
 //! People: `auditgate user ...`.
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{open, print};
-use crate::audit::AuditLog;
-use crate::clock::{Clock, SystemClock};
+use super::{Operator, open, print};
+use crate::admin::{Administrator, people};
+use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::ledger::entry::Action;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum UserCommand {
@@ -34,7 +30,7 @@ pub(super) async fn user_command(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let clock = SystemClock;
+    let _clock = SystemClock;
     let (id, disable) = match cmd {
         UserCommand::List => {
             let users = store.users().await?;
@@ -65,26 +61,9 @@ pub(super) async fn user_command(
         UserCommand::Disable { id } => (id, true),
         UserCommand::Enable { id } => (id, false),
     };
-    let (user, _) = store
-        .user(&id)
-        .await?
-        .with_context(|| format!("no person {id}"))?;
-    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-    log.record_cli(
-        Action::UserChange,
-        None,
-        0,
-        json!({"user": id, "before": {"disabled": user.disabled_at.is_some()}, "after": {"disabled": disable}}),
-    )
-    .await?;
-    let now = clock.now();
-    store.set_user_disabled(&id, disable.then_some(now)).await?;
-    if disable {
-        store
-            .end_user_sessions(&id, crate::store::EndReason::Disabled, now)
-            .await?;
-        store.revoke_personal_tokens(&id, now).await?;
-    }
+    let operator = Operator::start(&store, settings).await?;
+    let admin = operator.admin();
+    people::set_disabled(&admin, Administrator::Operator, &id, disable).await?;
     print(
         as_json,
         json!({"id": id, "disabled": disable}),

@@ -5,16 +5,16 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::{GrantStatus, Permission, Principal, Subject, perm};
+use crate::access::{GrantStatus, Principal, perm};
 use crate::admin::grants::{self, grant_json};
 use crate::admin::{Admin, Administrator};
+use crate::admin::{people, roles};
 use crate::audit::RequestContext;
 use crate::auth::caller::role_book;
-use crate::domain::{FreeText, Timestamp};
+use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::state::AppState;
-use crate::store::EndReason;
 
 /// A new grant.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -184,45 +184,9 @@ async fn set_disabled(
     id: &str,
     disable: bool,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize_global::<perm::UsersAdmin>(ctx, principal, Action::UserChange)
-        .await?;
-    let (user, _) = state
-        .store
-        .user(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no person {id}")))?;
-    if let Subject::User { id: me, .. } = principal.subject()
-        && me == id
-    {
-        return Err(AppError::Forbidden(
-            "nobody can disable or re-enable themselves".into(),
-        ));
-    }
-    let now = state.clock.now();
-    let details = json!({
-        "user": id,
-        "before": {"disabled": user.disabled_at.is_some()},
-        "after": {"disabled": disable, "sessions": if disable { "ended" } else { "unchanged" }, "personal_tokens": if disable { "revoked" } else { "unchanged" }},
-    });
-    state
-        .audit
-        .record_global(ctx, &auth, Action::UserChange, details)
-        .await?;
-    state
-        .store
-        .set_user_disabled(id, disable.then_some(now))
-        .await?;
-    let (mut sessions, mut tokens) = (0, 0);
-    if disable {
-        sessions = state
-            .store
-            .end_user_sessions(id, EndReason::Disabled, now)
-            .await?;
-        tokens = state.store.revoke_personal_tokens(id, now).await?;
-    }
-    Ok(HttpResponse::Ok().json(json!({"id": id, "disabled": disable, "sessions_ended": sessions, "tokens_revoked": tokens})))
+    let by = Administrator::Person { ctx, principal };
+    let done = people::set_disabled(&admin(state), by, id, disable).await?;
+    Ok(HttpResponse::Ok().json(done))
 }
 
 /// Disables a person: their sessions end and their personal tokens stop at once.
@@ -350,35 +314,9 @@ async fn lock_account(
     id: &str,
     lock: bool,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize_global::<perm::UsersAdmin>(ctx, principal, Action::UserChange)
-        .await?;
-    let mut known = false;
-    for p in state.store.list_projects().await? {
-        known |= state
-            .store
-            .service_accounts(&p.id)
-            .await?
-            .iter()
-            .any(|sa| sa.id == id);
-    }
-    if !known {
-        return Err(AppError::NotFound(format!("no service account {id}")));
-    }
-    let before = state.store.service_account_locked(id).await?.is_some();
-    let details =
-        json!({"service_account": id, "before": {"locked": before}, "after": {"locked": lock}});
-    state
-        .audit
-        .record_global(ctx, &auth, Action::UserChange, details)
-        .await?;
-    let now = state.clock.now();
-    state
-        .store
-        .lock_service_account(id, lock.then_some(now))
-        .await?;
-    Ok(HttpResponse::Ok().json(json!({"id": id, "locked": lock})))
+    let by = Administrator::Person { ctx, principal };
+    let account = people::lock_service_account(&admin(state), by, id, lock).await?;
+    Ok(HttpResponse::Ok().json(json!({"id": account.id, "locked": lock})))
 }
 
 /// Locks a service account: its tokens stop working at the next request.
@@ -455,61 +393,16 @@ pub async fn create_role(
     bytes: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize_global::<perm::RolesAssign>(&ctx, &principal, Action::RoleChange)
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    // The body is read only once authorized, so the refusal is the same whatever it says.
+    by.may::<perm::RolesAssign>(&state.audit, Action::RoleChange, "*")
         .await?;
     let b: NewRole = serde_json::from_slice(&bytes)
         .map_err(|e| AppError::Unprocessable(format!("the body does not match: {e}")))?;
-    FreeText::parse("description", &b.description)?;
-    let valid_name = (1..=64).contains(&b.name.len())
-        && b.name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if !valid_name || crate::access::Role::builtin(&b.name).is_some() {
-        return Err(AppError::Unprocessable(format!(
-            "{:?} must be a-z, 0-9, '_' or '-' and not a built-in role",
-            b.name
-        )));
-    }
-    let mut permissions = Vec::new();
-    for p in &b.permissions {
-        let p = Permission::parse(p)
-            .ok_or_else(|| AppError::Unprocessable(format!("{p:?} is not a permission")))?;
-        if !permissions.contains(&p) {
-            permissions.push(p);
-        }
-    }
-    if permissions.is_empty() {
-        return Err(AppError::Unprocessable("a role needs a permission".into()));
-    }
-    if role_book(&state).await?.permissions(&b.name).is_some() {
-        return Err(AppError::Conflict(format!(
-            "a role called {} exists",
-            b.name
-        )));
-    }
-    let role = crate::access::CustomRole {
-        name: b.name,
-        permissions,
-        description: b.description,
-    };
-    let details = json!({"role": role.name, "before": null, "after": {"permissions": role.permissions, "description": role.description}});
-    state
-        .audit
-        .record_global(&ctx, &auth, Action::RoleChange, details)
-        .await?;
-    let by = crate::audit::actor_of(principal.subject()).id;
-    state
-        .store
-        .create_role(&role, &by, state.clock.now())
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => {
-                AppError::Conflict(format!("a role called {} exists or existed", role.name))
-            }
-            other => other.into(),
-        })?;
+    let role = roles::create(&admin(&state), by, b.name, &b.permissions, b.description).await?;
     Ok(HttpResponse::Created().json(json!({"name": role.name, "permissions": role.permissions, "description": role.description})))
 }
 
@@ -523,30 +416,10 @@ pub async fn delete_role(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize_global::<perm::RolesAssign>(&ctx, &principal, Action::RoleChange)
-        .await?;
-    let book = role_book(&state).await?;
-    let Some(role) = book.custom().iter().find(|r| r.name == *path) else {
-        return Err(AppError::NotFound(format!("no custom role {}", *path)));
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
     };
-    let in_use = state.store.grants(None).await?.iter().any(|g| {
-        g.role.as_deref() == Some(path.as_str())
-            && matches!(g.status, GrantStatus::Active | GrantStatus::Pending)
-    });
-    if in_use {
-        return Err(AppError::Conflict(format!(
-            "role {} is in use by a live grant: revoke those first",
-            *path
-        )));
-    }
-    let details =
-        json!({"role": role.name, "before": {"permissions": role.permissions}, "after": null});
-    state
-        .audit
-        .record_global(&ctx, &auth, Action::RoleChange, details)
-        .await?;
-    state.store.delete_role(&path, state.clock.now()).await?;
-    Ok(HttpResponse::Ok().json(json!({"name": *path, "deleted": true})))
+    let role = roles::delete(&admin(&state), by, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({"name": role.name, "deleted": true})))
 }

@@ -1,0 +1,130 @@
+//! People and service accounts: disabled, re-enabled, locked and unlocked through one
+//! implementation, whoever asks (`users:admin` for a person, the operator at the CLI).
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Admin, Administrator};
+use crate::access::perm;
+use crate::error::AppError;
+use crate::ledger::entry::Action;
+use crate::store::{EndReason, ServiceAccount};
+
+/// What disabling or re-enabling someone did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disabled {
+    /// The person.
+    pub id: String,
+    /// Whether they are disabled now.
+    pub disabled: bool,
+    /// Live sessions ended.
+    pub sessions_ended: u64,
+    /// Personal tokens revoked.
+    pub tokens_revoked: u64,
+}
+
+/// Disables a person (their sessions end and their personal tokens are revoked at once) or
+/// re-enables them. Nobody disables or re-enables themselves.
+pub async fn set_disabled(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+    id: &str,
+    disable: bool,
+) -> Result<Disabled, AppError> {
+    by.may::<perm::UsersAdmin>(admin.audit, Action::UserChange, "*")
+        .await?;
+    let (user, _) = admin
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no person {id}")))?;
+    if by.id() == Some(id) {
+        return Err(AppError::Forbidden(
+            "nobody can disable or re-enable themselves".into(),
+        ));
+    }
+    let now = admin.clock.now();
+    let details = json!({
+        "user": id,
+        "before": {"disabled": user.disabled_at.is_some()},
+        "after": {"disabled": disable, "sessions": if disable { "ended" } else { "unchanged" }, "personal_tokens": if disable { "revoked" } else { "unchanged" }},
+    });
+    by.record_as::<perm::UsersAdmin>(admin.audit, Action::UserChange, "*", details)
+        .await?;
+    admin
+        .store
+        .set_user_disabled(id, disable.then_some(now))
+        .await?;
+    let (mut sessions_ended, mut tokens_revoked) = (0, 0);
+    if disable {
+        sessions_ended = admin
+            .store
+            .end_user_sessions(id, EndReason::Disabled, now)
+            .await?;
+        tokens_revoked = admin.store.revoke_personal_tokens(id, now).await?;
+    }
+    Ok(Disabled {
+        id: id.to_owned(),
+        disabled: disable,
+        sessions_ended,
+        tokens_revoked,
+    })
+}
+
+/// The one service account with this id or name.
+pub async fn service_account(
+    admin: &Admin<'_>,
+    id_or_name: &str,
+) -> Result<ServiceAccount, AppError> {
+    let mut matches = Vec::new();
+    for p in admin.store.list_projects().await? {
+        matches.extend(
+            admin
+                .store
+                .service_accounts(&p.id)
+                .await?
+                .into_iter()
+                .filter(|sa| sa.id == id_or_name || sa.name == id_or_name),
+        );
+    }
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(AppError::NotFound(format!(
+            "no service account with the id or name {id_or_name:?}"
+        ))),
+        n => Err(AppError::Conflict(format!(
+            "{id_or_name:?} names {n} service accounts; use one of their ids: {}",
+            matches
+                .iter()
+                .map(|sa| sa.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Locks a service account (every token of it stops at the next request) or unlocks it.
+pub async fn lock_service_account(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+    id_or_name: &str,
+    lock: bool,
+) -> Result<ServiceAccount, AppError> {
+    by.may::<perm::UsersAdmin>(admin.audit, Action::UserChange, "*")
+        .await?;
+    let account = service_account(admin, id_or_name).await?;
+    let before = admin
+        .store
+        .service_account_locked(&account.id)
+        .await?
+        .is_some();
+    let details = json!({"service_account": account.id, "before": {"locked": before}, "after": {"locked": lock}});
+    by.record_as::<perm::UsersAdmin>(admin.audit, Action::UserChange, "*", details)
+        .await?;
+    let now = admin.clock.now();
+    admin
+        .store
+        .lock_service_account(&account.id, lock.then_some(now))
+        .await?;
+    Ok(account)
+}
