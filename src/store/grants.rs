@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::StoreResult;
-use super::sql::{Backend, SqlStore};
+use super::sql::{Backend, SqlStore, portable_impl};
 use crate::domain::Timestamp;
 use crate::domain::{
     AccessRequest, CustomRole, Effect, GrantRecord, GrantStatus, Permission, RequestStatus,
@@ -54,18 +54,7 @@ pub trait GrantStore: Send + Sync {
 const COLUMNS: &str = "id, subject_kind, subject, effect, role, permission, project, reason, granted_by, \
      created_at, expires_at, status, decided_by, decided_at, review_every_days, reviewed_at, locked_at";
 
-#[async_trait]
-impl<DB> GrantStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-{
+portable_impl!(GrantStore {
     async fn create_grant(&self, g: &GrantRecord) -> StoreResult<()> {
         let _stale = self.cache.invalidate_on_return();
         sqlx::query(AssertSqlSafe(format!(
@@ -239,7 +228,7 @@ where
         .await?;
         Ok(DB::rows_affected(&r) > 0)
     }
-}
+});
 
 fn grant_row<DB>(r: &DB::Row) -> StoreResult<GrantRecord>
 where
@@ -372,16 +361,7 @@ pub trait ClassificationStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
-#[async_trait]
-impl<DB> ClassificationStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-{
+portable_impl!(ClassificationStore {
     async fn sensitive_properties(
         &self,
         project: &crate::domain::ProjectId,
@@ -513,7 +493,7 @@ where
         .await?;
         Ok(DB::rows_affected(&r) > 0)
     }
-}
+});
 
 /// Just-in-time access requests and their approvals.
 #[async_trait]
@@ -539,18 +519,7 @@ pub trait RequestStore: Send + Sync {
 const REQUEST_COLUMNS: &str = "id, requester, project, role, reason, duration_ms, approvals_needed, created_at, \
      lapses_at, status, grant_id, decided_at";
 
-#[async_trait]
-impl<DB> RequestStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-{
+portable_impl!(RequestStore {
     async fn create_request(&self, r: &AccessRequest) -> StoreResult<()> {
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO access_requests ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -671,7 +640,7 @@ where
         tx.commit().await?;
         Ok(true)
     }
-}
+});
 
 fn request_row<DB>(r: &DB::Row) -> StoreResult<AccessRequest>
 where
@@ -714,17 +683,7 @@ pub trait RoleStore: Send + Sync {
     async fn delete_role(&self, name: &str, at: Timestamp) -> StoreResult<bool>;
 }
 
-#[async_trait]
-impl<DB> RoleStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-{
+portable_impl!(RoleStore {
     async fn custom_roles(&self) -> StoreResult<Vec<CustomRole>> {
         let fetch = async {
             let rows = sqlx::query(
@@ -775,4 +734,4 @@ where
         .await?;
         Ok(DB::rows_affected(&r) > 0)
     }
-}
+});

@@ -1,11 +1,14 @@
 //! All SQL lives here: one family of store traits, implemented once over sqlx for both
 //! SQLite (`sqlite.rs`) and PostgreSQL (`postgres.rs`); the portable queries are in `sql.rs`.
 
+mod audit_log;
 pub mod cache;
+mod events;
 mod grants;
 mod people;
 pub mod postgres;
 mod privacy;
+mod projects;
 mod sql;
 pub mod sqlite;
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
-use super::sql::{Backend, SqlStore};
+use super::sql::{Backend, SqlStore, portable_impl};
 use super::{StoreError, StoreResult};
 use crate::domain::Timestamp;
 use crate::domain::TotpState;
@@ -406,18 +406,7 @@ fn groups_of(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-#[async_trait]
-impl<DB> PeopleStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-{
+portable_impl!(PeopleStore {
     async fn upsert_sso_user(
         &self,
         p: &SsoProfile,
@@ -1120,7 +1109,7 @@ where
             })
             .collect()
     }
-}
+});
 
 use sqlx::AssertSqlSafe;
 

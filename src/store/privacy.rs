@@ -7,7 +7,8 @@ use sqlx::{
     AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
 };
 
-use super::sql::{Backend, SqlStore, adjust_counts, count_deltas};
+use super::events::{adjust_counts, count_deltas};
+use super::sql::{Backend, SqlStore, portable_impl};
 use super::{StoreError, StoreResult};
 use crate::domain::subject_request::{ComplianceType, JobState, RequestKind, SubjectRequest};
 use crate::domain::{DistinctId, ProjectId, Timestamp};
@@ -245,19 +246,7 @@ fn to_hash(bytes: Vec<u8>) -> StoreResult<Hash> {
         .map_err(|_| StoreError::Other(anyhow::anyhow!("a stored lookup is not 32 bytes")))
 }
 
-#[async_trait]
-impl<DB> PrivacyStore for SqlStore<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-{
+portable_impl!(PrivacyStore {
     async fn create_subject_request(
         &self,
         r: &SubjectRequest,
@@ -732,7 +721,7 @@ where
         tx.commit().await?;
         Ok(())
     }
-}
+});
 
 /// Rewrites one person's events chunk by chunk inside `tx`: drops `drop` properties and, if
 /// `new_id` is given, moves them to it. Returns how many events changed.

@@ -1,0 +1,449 @@
+//! The audit log's entries, tree hashes, head, checkpoints and salts: the portable SQL.
+
+use std::collections::HashMap;
+
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
+};
+
+use super::sql::*;
+use super::*;
+use crate::ledger::chain::seal;
+use crate::ledger::merkle::{CompactRange, Node};
+
+/// Stores perfect-subtree hashes; one already stored with the same hash is skipped.
+pub(super) async fn insert_nodes<DB>(conn: &mut DB::Connection, nodes: &[Node]) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+{
+    for chunk in nodes.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
+        qb.push_values(chunk, |mut row, n| {
+            row.push_bind(i64::from(n.level))
+                .push_bind(n.index as i64)
+                .push_bind(n.hash.to_vec());
+        });
+        qb.push(" ON CONFLICT (level, idx) DO NOTHING");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Stores new salts; one already stored with another value (made by another process at the
+/// same moment) fails the transaction, since entries were sealed with the salt given.
+pub(super) async fn store_subject_keys<DB>(
+    conn: &mut DB::Connection,
+    keys: &[NewSubjectKey],
+    now: Timestamp,
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let mut stored = 0;
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new("INSERT INTO subject_keys (project_id, lookup, salt, created_at) ");
+        qb.push_values(chunk, |mut row, k| {
+            row.push_bind(k.project.clone())
+                .push_bind(k.lookup.to_vec())
+                .push_bind(k.salt.to_vec())
+                .push_bind(now.millis());
+        });
+        qb.push(" ON CONFLICT (project_id, lookup) DO NOTHING");
+        stored += DB::rows_affected(&qb.build().execute(&mut *conn).await?);
+    }
+    if stored < keys.len() as u64 {
+        for k in keys {
+            let salt: Vec<u8> =
+                sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
+                    .bind(k.project.clone())
+                    .bind(k.lookup.to_vec())
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get(0)?;
+            if salt != k.salt {
+                return Err(StoreError::Conflict(
+                    "a person's salt was made by another process at the same time".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn hash_of(bytes: Vec<u8>) -> StoreResult<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a stored hash is not 32 bytes").into())
+}
+
+portable_impl!(AuditStore {
+    async fn append_audit(
+        &self,
+        drafts: Vec<Draft>,
+        salts: Vec<[u8; 16]>,
+        now: Timestamp,
+        checkpoint: Option<&(u64, String)>,
+        subject_keys: &[NewSubjectKey],
+    ) -> StoreResult<Appended> {
+        let mut tx = self.audit.begin_with(DB::BEGIN_WRITE).await?;
+        store_subject_keys(&mut *tx, subject_keys, now).await?;
+        if let Some((size, note)) = checkpoint {
+            sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING")
+                .bind(*size as i64)
+                .bind(note.clone())
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Writing the head row first takes its lock (a row lock in PostgreSQL, the write lock
+        // in SQLite) before anything is read, so appenders serialize on it.
+        let row = sqlx::query("UPDATE audit_head SET size = size WHERE id = 1 RETURNING size, last_link, peaks, last_time")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut head = head_from_row::<DB>(&row)?;
+        let base = head.clone();
+        let mut next_project_seq: HashMap<String, u64> = Default::default();
+        {
+            let known = self.project_seqs.lock().expect("not poisoned");
+            if known.0 == base.size() {
+                for project in drafts.iter().filter_map(|d| d.project.as_ref()) {
+                    if let Some(n) = known.1.get(project) {
+                        next_project_seq.insert(project.clone(), *n);
+                    }
+                }
+            }
+        }
+        for project in drafts.iter().filter_map(|d| d.project.clone()) {
+            if next_project_seq.contains_key(&project) {
+                continue;
+            }
+            let max: Option<i64> =
+                sqlx::query("SELECT MAX(project_seq) FROM audit_entries WHERE project_id = $1")
+                    .bind(project.clone())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+            next_project_seq.insert(project, max.map_or(0, |m| m as u64 + 1));
+        }
+        let mut sealed = Vec::with_capacity(drafts.len());
+        for (draft, salt) in drafts.into_iter().zip(salts) {
+            let project_seq = match &draft.project {
+                Some(p) => {
+                    let n = next_project_seq.get_mut(p).expect("looked up above");
+                    *n += 1;
+                    *n - 1
+                }
+                None => 0,
+            };
+            sealed.push(seal(&mut head, draft, salt, now.millis(), project_seq));
+        }
+        for chunk in sealed.chunks(INSERT_CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                "INSERT INTO audit_entries (seq, project_id, project_seq, time_ms, action, leaf_hash, link, bytes) ",
+            );
+            qb.push_values(chunk, |mut row, s| {
+                row.push_bind(s.entry.seq as i64)
+                    .push_bind(s.entry.project.clone())
+                    .push_bind(s.entry.project_seq as i64)
+                    .push_bind(s.entry.time_ms)
+                    .push_bind(s.entry.action.as_str().to_owned())
+                    .push_bind(s.leaf.to_vec())
+                    .push_bind(s.link.to_vec())
+                    .push_bind(s.bytes.clone());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        let nodes: Vec<Node> = sealed
+            .iter()
+            .flat_map(|s| s.nodes.iter().copied())
+            .collect();
+        insert_nodes(&mut *tx, &nodes).await?;
+        sqlx::query("UPDATE audit_head SET size = $1, last_link = $2, peaks = $3, last_time = $4 WHERE id = 1")
+            .bind(head.size() as i64)
+            .bind(head.last_link.to_vec())
+            .bind(head.range.peaks().concat())
+            .bind(head.last_time)
+            .execute(&mut *tx)
+            .await?;
+        self.check_file()?;
+        tx.commit().await?;
+        {
+            let mut known = self.project_seqs.lock().expect("not poisoned");
+            if known.0 != base.size() {
+                known.1.clear();
+            }
+            known.0 = head.size();
+            known.1.extend(next_project_seq);
+        }
+        Ok(Appended {
+            seqs: sealed.iter().map(|s| s.entry.seq).collect(),
+            head,
+            base,
+        })
+    }
+
+    async fn audit_head(&self) -> StoreResult<Head> {
+        let row =
+            sqlx::query("SELECT size, last_link, peaks, last_time FROM audit_head WHERE id = 1")
+                .fetch_one(&self.audit)
+                .await?;
+        head_from_row::<DB>(&row)
+    }
+
+    async fn insert_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING")
+            .bind(size as i64)
+            .bind(note.to_owned())
+            .bind(at.millis())
+            .execute(&self.audit)
+            .await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<(u64, String)>> {
+        let row =
+            sqlx::query("SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+            .transpose()
+    }
+
+    async fn checkpoint_at_most(&self, size: u64) -> StoreResult<Option<(u64, String)>> {
+        let row = sqlx::query(
+            "SELECT size, note FROM audit_checkpoints WHERE size <= $1 ORDER BY size DESC LIMIT 1",
+        )
+        .bind(size.min(i64::MAX as u64) as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+            .transpose()
+    }
+
+    async fn checkpoints(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>> {
+        let rows = sqlx::query("SELECT size, note FROM audit_checkpoints WHERE size >= $1 AND size <= $2 ORDER BY size")
+            .bind(from as i64)
+            .bind(to.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.reads)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn audit_entries(&self, from: u64, to: u64) -> StoreResult<Vec<StoredEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, bytes FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+        )
+        .bind(from as i64)
+        .bind(to.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEntry {
+                    seq: r.try_get::<i64, _>(0)? as u64,
+                    bytes: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn project_audit_entries(
+        &self,
+        project: &ProjectId,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<(u64, StoredEntry)>> {
+        // Paged by the project's own numbering, which its index orders.
+        let rows = sqlx::query(
+            "SELECT project_seq, seq, bytes FROM audit_entries \
+             WHERE project_id = $1 AND project_seq >= $2 AND seq < $3 ORDER BY project_seq LIMIT $4",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(from.min(i64::MAX as u64) as i64)
+        .bind(to.min(i64::MAX as u64) as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>(0)? as u64,
+                    StoredEntry {
+                        seq: r.try_get::<i64, _>(1)? as u64,
+                        bytes: r.try_get(2)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    // Read once, at start-up, to fill in a tree kept before interior hashes were: a large
+    // log may take longer than a read's time limit, and nothing else waits on it.
+    async fn audit_leaves(&self, size: u64) -> StoreResult<Vec<Hash>> {
+        let rows = sqlx::query("SELECT leaf_hash FROM audit_entries WHERE seq < $1 ORDER BY seq")
+            .bind(size.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| hash_of(r.try_get(0)?)).collect()
+    }
+
+    async fn audit_nodes(&self, ids: &[(u32, u64)]) -> StoreResult<HashMap<(u32, u64), Hash>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let (leaves, inner): (Vec<_>, Vec<_>) = ids.iter().partition(|(level, _)| *level == 0);
+        for chunk in leaves.chunks(INSERT_CHUNK) {
+            let mut qb: QueryBuilder<DB> =
+                QueryBuilder::new("SELECT seq, leaf_hash FROM audit_entries WHERE seq IN (");
+            let mut list = qb.separated(", ");
+            for (_, index) in chunk {
+                list.push_bind(*index as i64);
+            }
+            qb.push(")");
+            for r in qb.build().fetch_all(&self.reads).await? {
+                out.insert((0, r.try_get::<i64, _>(0)? as u64), hash_of(r.try_get(1)?)?);
+            }
+        }
+        for chunk in inner.chunks(INSERT_CHUNK / 2) {
+            let mut qb: QueryBuilder<DB> =
+                QueryBuilder::new("SELECT level, idx, hash FROM audit_nodes WHERE ");
+            for (i, (level, index)) in chunk.iter().enumerate() {
+                qb.push(if i == 0 { "(level = " } else { " OR (level = " });
+                qb.push_bind(i64::from(*level));
+                qb.push(" AND idx = ");
+                qb.push_bind(*index as i64);
+                qb.push(")");
+            }
+            for r in qb.build().fetch_all(&self.reads).await? {
+                let key = (
+                    r.try_get::<i64, _>(0)? as u32,
+                    r.try_get::<i64, _>(1)? as u64,
+                );
+                out.insert(key, hash_of(r.try_get(2)?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn audit_node_count(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_nodes")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n as u64)
+    }
+
+    async fn insert_audit_nodes(&self, nodes: &[Node]) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        insert_nodes(&mut *tx, nodes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_entries_with_action(&self, action: &str) -> StoreResult<Vec<StoredEntry>> {
+        let rows =
+            sqlx::query("SELECT seq, bytes FROM audit_entries WHERE action = $1 ORDER BY seq")
+                .bind(action.to_owned())
+                .fetch_all(&self.reads)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEntry {
+                    seq: r.try_get::<i64, _>(0)? as u64,
+                    bytes: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn checkpoint_covering(&self, seq: u64) -> StoreResult<Option<(u64, String)>> {
+        let row = sqlx::query(
+            "SELECT size, note FROM audit_checkpoints WHERE size > $1 ORDER BY size LIMIT 1",
+        )
+        .bind(seq.min(i64::MAX as u64) as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?)))
+            .transpose()
+    }
+
+    async fn add_audit_key(&self, vkey: &str, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO audit_keys (vkey, created_at) VALUES ($1, $2) ON CONFLICT (vkey) DO NOTHING")
+            .bind(vkey.to_owned())
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_keys(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT vkey FROM audit_keys ORDER BY created_at, vkey")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn forget_subject(
+        &self,
+        project: &ProjectId,
+        lookup: &Hash,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let _stale = self.cache.invalidate_on_return();
+        let row = sqlx::query(
+            "DELETE FROM subject_keys WHERE project_id = $1 AND lookup = $2 RETURNING salt",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(lookup.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn subject_salt(&self, project: &str, lookup: &Hash) -> StoreResult<Option<Vec<u8>>> {
+        let fetch = async {
+            let row =
+                sqlx::query("SELECT salt FROM subject_keys WHERE project_id = $1 AND lookup = $2")
+                    .bind(project.to_owned())
+                    .bind(lookup.to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(row.map(|r| r.try_get(0)).transpose()?)
+        };
+        self.cache
+            .through_some(&self.cache.salts, (project.to_owned(), *lookup), fetch)
+            .await
+    }
+});
+
+pub(super) fn head_from_row<DB>(r: &DB::Row) -> StoreResult<Head>
+where
+    DB: Database,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let size = r.try_get::<i64, _>(0)? as u64;
+    let peaks: Vec<u8> = r.try_get(2)?;
+    let peaks = peaks
+        .chunks(32)
+        .map(|c| hash_of(c.to_vec()))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Head {
+        last_link: hash_of(r.try_get(1)?)?,
+        range: CompactRange::from_parts(size, peaks).map_err(|e| StoreError::Other(e.into()))?,
+        last_time: r.try_get(3)?,
+    })
+}

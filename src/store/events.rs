@@ -1,0 +1,442 @@
+//! Events, profiles and their per-day counts: the portable SQL.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
+};
+
+use super::sql::*;
+use super::*;
+
+pub(super) const DAY_MS: i64 = 86_400_000;
+
+/// Counts of the events matching `filter`, read from the events.
+pub(super) fn scan_query<DB: Database>(filter: &EventFilter, group: CountGroup) -> QueryBuilder<DB>
+where
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let (day, event, group_by) = count_keys(group, "time_ms / 86400000");
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {day} AS d, {event} AS e, COUNT(*) AS n FROM events"
+    ));
+    push_filter(&mut qb, filter);
+    qb.push(group_by);
+    qb
+}
+
+/// Counts of whole days `[first_day, end_day)`, read from the per-day counts.
+pub(super) fn rollup_query<DB: Database>(
+    filter: &EventFilter,
+    group: CountGroup,
+    first_day: Option<i64>,
+    end_day: Option<i64>,
+) -> QueryBuilder<DB>
+where
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let (day, event, group_by) = count_keys(group, "day");
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {day} AS d, {event} AS e, CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n \
+         FROM event_counts WHERE project_id = "
+    ));
+    qb.push_bind(filter.project.as_str().to_owned());
+    if let Some(e) = &filter.event {
+        qb.push(" AND event = ").push_bind(e.clone());
+    }
+    if let Some(d) = first_day {
+        qb.push(" AND day >= ").push_bind(d);
+    }
+    if let Some(d) = end_day {
+        qb.push(" AND day < ").push_bind(d);
+    }
+    qb.push(group_by);
+    qb
+}
+
+/// The day and event columns a count selects (constants where it does not group by them),
+/// and its GROUP BY clause.
+pub(super) fn count_keys(
+    group: CountGroup,
+    day: &'static str,
+) -> (&'static str, &'static str, String) {
+    let (d, e) = match group {
+        CountGroup::Total => ("CAST(0 AS BIGINT)", "''"),
+        CountGroup::Event => ("CAST(0 AS BIGINT)", "event"),
+        CountGroup::Day => (day, "''"),
+        CountGroup::EventDay => (day, "event"),
+    };
+    // PostgreSQL refuses constants in GROUP BY: group by the real columns only.
+    let by: Vec<&str> = [d, e]
+        .into_iter()
+        .filter(|c| *c == day || *c == "event")
+        .collect();
+    let clause = if by.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", by.join(", "))
+    };
+    (d, e, clause)
+}
+
+/// Adds one (d, e, n) row of a count to `totals` under its key.
+pub(super) fn add_count<R: Row>(
+    group: CountGroup,
+    row: &R,
+    totals: &mut BTreeMap<String, i64>,
+) -> StoreResult<()>
+where
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    let day: i64 = row.try_get(0)?;
+    let event: String = row.try_get(1)?;
+    let n: i64 = row.try_get(2)?;
+    let key = match group {
+        CountGroup::Total => "total".to_owned(),
+        CountGroup::Event => event,
+        CountGroup::Day => day_key(day),
+        CountGroup::EventDay => format!("{}/{event}", day_key(day)),
+    };
+    *totals.entry(key).or_default() += n;
+    Ok(())
+}
+
+/// Moves the per-day counts by `deltas` ((day, event) -> change), in key order so that
+/// concurrent writers lock rows in the same order; rows that reach zero are removed.
+pub(super) async fn adjust_counts<DB>(
+    conn: &mut DB::Connection,
+    project: &ProjectId,
+    deltas: BTreeMap<(i64, String), i64>,
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let changes: Vec<_> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
+    for chunk in changes.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new("INSERT INTO event_counts (project_id, day, event, n) ");
+        qb.push_values(chunk, |mut row, ((day, event), n)| {
+            row.push_bind(project.as_str().to_owned())
+                .push_bind(*day)
+                .push_bind(event.clone())
+                .push_bind(*n);
+        });
+        qb.push(
+            " ON CONFLICT (project_id, day, event) DO UPDATE SET n = event_counts.n + excluded.n",
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
+    if changes.iter().any(|(_, n)| *n < 0) {
+        sqlx::query("DELETE FROM event_counts WHERE project_id = $1 AND n <= 0")
+            .bind(project.as_str().to_owned())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The per-day count changes of events (event, time_ms) returned by an INSERT or DELETE.
+pub(super) fn count_deltas<R: Row>(
+    rows: &[R],
+    sign: i64,
+) -> StoreResult<BTreeMap<(i64, String), i64>>
+where
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'s> &'s str: ColumnIndex<R>,
+{
+    let mut deltas = BTreeMap::new();
+    for r in rows {
+        let event: String = r.try_get("event")?;
+        let time: i64 = r.try_get("time_ms")?;
+        *deltas.entry((time.div_euclid(DAY_MS), event)).or_default() += sign;
+    }
+    Ok(deltas)
+}
+
+pub(super) fn day_key(day: i64) -> String {
+    Timestamp::from_millis(day * 86_400_000).to_rfc3339()[..10].to_owned()
+}
+
+/// Appends the WHERE clause shared by event reads and counts.
+pub(super) fn push_filter<DB: Database>(qb: &mut QueryBuilder<DB>, f: &EventFilter)
+where
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    qb.push(" WHERE project_id = ")
+        .push_bind(f.project.as_str().to_owned());
+    if let Some(d) = &f.distinct_id {
+        qb.push(" AND distinct_id = ")
+            .push_bind(d.as_str().to_owned());
+    }
+    if let Some(e) = &f.event {
+        qb.push(" AND event = ").push_bind(e.clone());
+    }
+    if let Some(t) = f.from {
+        qb.push(" AND time_ms >= ").push_bind(t.millis());
+    }
+    if let Some(t) = f.to {
+        qb.push(" AND time_ms < ").push_bind(t.millis());
+    }
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// Runs a count query (rows of day, event, count) and adds its rows to `totals`.
+    async fn add_counts(
+        &self,
+        mut query: QueryBuilder<DB>,
+        group: CountGroup,
+        totals: &mut BTreeMap<String, i64>,
+    ) -> StoreResult<()>
+    where
+        DB: Backend,
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+        for<'q> i64: Decode<'q, DB> + Type<DB>,
+        for<'q> String: Decode<'q, DB> + Type<DB>,
+        usize: ColumnIndex<DB::Row>,
+    {
+        for r in query.build().fetch_all(&self.reads).await? {
+            add_count(group, &r, totals)?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn event_from_row<DB>(r: &DB::Row) -> StoreResult<StoredEvent>
+where
+    DB: Database,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    let properties: String = r.try_get("properties")?;
+    Ok(StoredEvent {
+        id: r.try_get("id")?,
+        event: r.try_get("event")?,
+        distinct_id: r.try_get("distinct_id")?,
+        time: Timestamp::from_millis(r.try_get("time_ms")?),
+        insert_id: r.try_get("insert_id")?,
+        properties: json_object(&properties)?,
+    })
+}
+
+portable_impl!(EventStore {
+    async fn count_events_before(
+        &self,
+        project: &ProjectId,
+        cutoff: Timestamp,
+    ) -> StoreResult<u64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM events WHERE project_id = $1 AND time_ms < $2")
+                .bind(project.as_str().to_owned())
+                .bind(cutoff.millis())
+                .fetch_one(&self.pool)
+                .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn delete_events_before(
+        &self,
+        project: &ProjectId,
+        cutoff: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let gone = sqlx::query(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id = $1 AND time_ms < $2 \
+             ORDER BY time_ms, id LIMIT $3) RETURNING event, time_ms",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(cutoff.millis())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        adjust_counts(&mut *tx, project, count_deltas(&gone, -1)?).await?;
+        tx.commit().await?;
+        Ok(gone.len() as u64)
+    }
+
+    async fn insert_events(
+        &self,
+        project: &ProjectId,
+        events: &[NewEvent],
+        received_at: Timestamp,
+    ) -> StoreResult<InsertOutcome> {
+        let mut inserted = 0;
+        let mut deltas = BTreeMap::new();
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
+            );
+            qb.push_values(chunk, |mut row, e| {
+                row.push_bind(project.as_str().to_owned())
+                    .push_bind(e.event.clone())
+                    .push_bind(e.distinct_id.as_str().to_owned())
+                    .push_bind(e.time.millis())
+                    .push_bind(e.insert_id.clone())
+                    .push_bind(serde_json::to_string(&e.properties).expect("a JSON map serializes"))
+                    .push_bind(received_at.millis());
+            });
+            // Only the rows actually inserted come back: duplicates are not counted.
+            qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING RETURNING event, time_ms");
+            let done = qb.build().fetch_all(&mut *tx).await?;
+            inserted += done.len() as u64;
+            for (key, n) in count_deltas(&done, 1)? {
+                *deltas.entry(key).or_default() += n;
+            }
+        }
+        adjust_counts(&mut *tx, project, deltas).await?;
+        tx.commit().await?;
+        Ok(InsertOutcome {
+            inserted,
+            duplicates: events.len() as u64 - inserted,
+        })
+    }
+
+    async fn query_events(
+        &self,
+        filter: &EventFilter,
+        after: Option<EventCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events",
+        );
+        push_filter(&mut qb, filter);
+        if let Some(c) = after {
+            qb.push(" AND (time_ms > ")
+                .push_bind(c.time.millis())
+                .push(" OR (time_ms = ")
+                .push_bind(c.time.millis())
+                .push(" AND id > ")
+                .push_bind(c.id)
+                .push("))");
+        }
+        qb.push(" ORDER BY time_ms, id LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.reads).await?;
+        rows.iter().map(event_from_row::<DB>).collect()
+    }
+
+    async fn count_events(
+        &self,
+        filter: &EventFilter,
+        group: CountGroup,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let mut totals = BTreeMap::new();
+        // Whole UTC days inside [from, to) come from the per-day counts; the ragged ends, and
+        // one person's events (indexed by person), are counted from the events themselves.
+        let first_day = filter.from.map(|t| -(-t.millis()).div_euclid(DAY_MS));
+        let end_day = filter.to.map(|t| t.millis() / DAY_MS);
+        let whole_days =
+            filter.distinct_id.is_none() && first_day.zip(end_day).is_none_or(|(a, b)| a < b);
+        if !whole_days {
+            self.add_counts(scan_query(filter, group), group, &mut totals)
+                .await?;
+        } else {
+            let whole = rollup_query(filter, group, first_day, end_day);
+            self.add_counts(whole, group, &mut totals).await?;
+            if let (Some(from), Some(day)) = (filter.from, first_day)
+                && from.millis() < day * DAY_MS
+            {
+                let mut head = filter.clone();
+                head.to = Some(Timestamp::from_millis(day * DAY_MS));
+                self.add_counts(scan_query(&head, group), group, &mut totals)
+                    .await?;
+            }
+            if let (Some(to), Some(day)) = (filter.to, end_day)
+                && to.millis() > day * DAY_MS
+            {
+                let mut tail = filter.clone();
+                tail.from = Some(Timestamp::from_millis(day * DAY_MS));
+                self.add_counts(scan_query(&tail, group), group, &mut totals)
+                    .await?;
+            }
+        }
+        Ok(totals.into_iter().collect())
+    }
+
+    async fn profile(
+        &self,
+        project: &ProjectId,
+        distinct_id: &DistinctId,
+    ) -> StoreResult<Option<Profile>> {
+        let row = sqlx::query(
+            "SELECT distinct_id, properties, updated_at FROM profiles WHERE project_id = $1 AND distinct_id = $2",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(distinct_id.as_str().to_owned())
+        .fetch_optional(&self.reads)
+        .await?;
+        row.map(|r| {
+            let properties: String = r.try_get("properties")?;
+            Ok(Profile {
+                distinct_id: r.try_get("distinct_id")?,
+                properties: json_object(&properties)?,
+                updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn apply_profile_updates(
+        &self,
+        project: &ProjectId,
+        updates: &[ProfileUpdate],
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        for update in updates {
+            let pid = project.as_str().to_owned();
+            let did = update.distinct_id.as_str().to_owned();
+            let current: Option<String> = sqlx::query(
+                "SELECT properties FROM profiles WHERE project_id = $1 AND distinct_id = $2",
+            )
+            .bind(pid.clone())
+            .bind(did.clone())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            let current = current.as_deref().map(json_object).transpose()?;
+            match update.apply(current) {
+                Some(props) => {
+                    sqlx::query(
+                        "INSERT INTO profiles (project_id, distinct_id, properties, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (project_id, distinct_id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
+                    )
+                    .bind(pid)
+                    .bind(did)
+                    .bind(Value::Object(props).to_string())
+                    .bind(at.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM profiles WHERE project_id = $1 AND distinct_id = $2")
+                        .bind(pid)
+                        .bind(did)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(updates.len() as u64)
+    }
+});
