@@ -4,6 +4,8 @@
 
 pub mod grants;
 pub mod people;
+pub mod properties;
+pub mod requests;
 pub mod roles;
 
 use serde_json::Value;
@@ -102,6 +104,22 @@ impl Administrator<'_> {
                 let auth = crate::access::authorize::<P>(principal, &p)?;
                 audit.record(ctx, &auth, action, 0, details, vec![]).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Writes the entry of an act refused for a reason of its own (not a missing permission)
+    /// by a person holding `P` on `project`; the operator's refusals are not logged.
+    async fn refused_act<P: Requirement>(
+        &self,
+        audit: &AuditLog,
+        action: Action,
+        project: &ProjectId,
+        details: Value,
+    ) -> Result<(), AppError> {
+        if let Self::Person { ctx, principal } = self {
+            let auth = crate::access::authorize::<P>(principal, project)?;
+            audit.refused_act(ctx, &auth, action, details).await?;
         }
         Ok(())
     }

@@ -1,17 +1,14 @@
 //! Sensitive properties: `auditgate property ...`.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{open, print};
-use crate::audit::AuditLog;
-use crate::clock::{Clock, SystemClock};
+use super::{Operator, open, print};
+use crate::admin::{Administrator, properties};
+use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::ProjectId;
-use crate::ledger::entry::Action;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PropertyCommand {
@@ -52,7 +49,7 @@ pub(super) async fn property_command(
 ) -> anyhow::Result<()> {
     use crate::store::PropertyKind;
     let store = open(settings).await?;
-    let clock = SystemClock;
+    let _clock = SystemClock;
     let kind_of =
         |k: &str| PropertyKind::parse(k).with_context(|| format!("{k:?} is event or profile"));
     let (project, kind, name, mark) = match cmd {
@@ -84,29 +81,16 @@ pub(super) async fn property_command(
         } => (project, kind_of(&kind)?, name, false),
     };
     let project = ProjectId::parse(&project)?;
-    store
-        .project(&project)
-        .await?
-        .with_context(|| format!("no project {project}"))?;
-    let before = store
-        .sensitive_properties(&project, kind)
-        .await?
-        .contains(&name);
-    let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-    log.record_cli(
-        Action::PropertiesClassify,
-        Some(&project),
-        0,
-        json!({"kind": kind.as_str(), "property": name, "before": {"sensitive": before}, "after": {"sensitive": mark}}),
+    let operator = Operator::start(&store, settings).await?;
+    properties::classify(
+        &operator.admin(),
+        Administrator::Operator,
+        &project,
+        kind,
+        &name,
+        mark,
     )
     .await?;
-    if mark {
-        store
-            .classify(&project, kind, &name, "cli", clock.now())
-            .await?;
-    } else {
-        store.declassify(&project, kind, &name).await?;
-    }
     print(
         as_json,
         json!({"project": project, "kind": kind.as_str(), "property": name, "sensitive": mark}),

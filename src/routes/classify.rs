@@ -5,6 +5,8 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::access::{Principal, perm};
+use crate::admin::Administrator;
+use crate::admin::properties::{self, Step};
 use crate::audit::RequestContext;
 use crate::error::AppError;
 use crate::ledger::entry::Action;
@@ -57,108 +59,22 @@ async fn change(
 ) -> Result<HttpResponse, AppError> {
     let (_, kind, name) = path.into_inner();
     let kind = parse(&kind)?;
-    if name.is_empty() || name.len() > 255 {
-        return Err(AppError::BadRequest(
-            "a property name is 1 to 255 bytes".into(),
-        ));
-    }
-    let auth = state
-        .audit
-        .authorize::<perm::PropertiesClassify>(
-            &ctx,
-            &principal,
-            &project,
-            Action::PropertiesClassify,
-        )
-        .await?;
-    let by = crate::audit::actor_of(principal.subject()).id;
-    let current = state.store.classification(&project, kind, &name).await?;
-    let before = match &current {
-        None => json!({"sensitive": false}),
-        Some(None) => json!({"sensitive": true}),
-        Some(Some(asked)) => json!({"sensitive": true, "unmark_requested_by": asked}),
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
     };
-    // Removing a mark takes two people: the first asks, a second confirms.
-    let step = match (&current, sensitive) {
-        (_, true) => Step::Mark,
-        (None, false) => Step::Nothing,
-        (Some(None), false) => Step::Ask,
-        (Some(Some(asked)), false) if *asked == by => {
-            let details = json!({"kind": kind.as_str(), "property": name, "before": before,
-                "reason": "you asked to remove this mark; a second person must confirm"});
-            state
-                .audit
-                .refused_act(&ctx, &auth, Action::PropertiesClassify, details)
-                .await?;
-            return Err(AppError::Conflict(
-                "you already asked to remove this mark: another person with properties:classify must confirm".into(),
-            ));
-        }
-        (Some(Some(_)), false) => Step::Confirm,
-    };
-    let after = match step {
-        Step::Mark => json!({"sensitive": true}),
-        Step::Nothing | Step::Confirm => json!({"sensitive": false}),
-        Step::Ask => json!({"sensitive": true, "unmark_requested_by": by}),
-    };
-    let details = json!({
-        "kind": kind.as_str(),
-        "property": name,
-        "before": before,
-        "after": after,
-    });
-    // Logged before it changes anything.
-    state
-        .audit
-        .record(&ctx, &auth, Action::PropertiesClassify, 0, details, vec![])
-        .await?;
-    let now = state.clock.now();
-    let changed = match step {
-        Step::Mark => {
-            state
-                .store
-                .classify(&project, kind, &name, &by, now)
-                .await?;
-            true
-        }
-        Step::Nothing => true,
-        Step::Ask => {
-            state
-                .store
-                .request_declassify(&project, kind, &name, &by, now)
-                .await?
-        }
-        Step::Confirm => {
-            state
-                .store
-                .confirm_declassify(&project, kind, &name, &by)
-                .await?
-        }
-    };
-    if !changed {
-        return Err(AppError::Conflict(
-            "the mark changed meanwhile; look again and retry".into(),
-        ));
-    }
-    let body = json!({"kind": kind.as_str(), "property": name, "sensitive": after["sensitive"]});
+    let admin = super::grants::admin(&state);
+    let (step, after) = properties::classify(&admin, by, &project, kind, &name, sensitive).await?;
     Ok(match step {
         Step::Ask => HttpResponse::Accepted().json(json!({
             "kind": kind.as_str(),
             "property": name,
             "sensitive": true,
-            "unmark_requested_by": by,
+            "unmark_requested_by": after["unmark_requested_by"],
             "next": "a second person with properties:classify removes the mark with the same request",
         })),
-        _ => HttpResponse::Ok().json(body),
+        _ => HttpResponse::Ok().json(json!({"kind": kind.as_str(), "property": name, "sensitive": after["sensitive"]})),
     })
-}
-
-/// What a change to a mark does.
-enum Step {
-    Mark,
-    Nothing,
-    Ask,
-    Confirm,
 }
 
 /// Marks a property sensitive: its values are redacted for readers without

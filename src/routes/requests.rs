@@ -6,33 +6,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::pages::body;
-use crate::access::{
-    AccessRequest, DutyActor, Principal, RequestStatus, Subject, approvals_needed, check_ask,
-    check_request_approval, perm,
-};
+use crate::access::{AccessRequest, Principal, RequestStatus, approvals_needed, check_ask, perm};
+use crate::admin::Administrator;
+use crate::admin::requests::{self, request_json};
 use crate::audit::RequestContext;
 use crate::auth::caller::{Person, role_book};
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Outcome};
 use crate::state::AppState;
-
-fn request_json(r: &AccessRequest, approvals: &[String], now: Timestamp) -> Value {
-    json!({
-        "id": r.id,
-        "requester": r.requester,
-        "project": r.project,
-        "role": r.role,
-        "reason": r.reason,
-        "duration_hours": r.duration_ms as f64 / 3_600_000.0,
-        "approvals_needed": r.approvals_needed,
-        "approvals": approvals,
-        "created_at": r.created_at.to_rfc3339(),
-        "lapses_at": r.lapses_at.to_rfc3339(),
-        "state": r.state_at(now),
-        "grant_id": r.grant_id,
-    })
-}
 
 /// A request for access.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -168,102 +150,8 @@ async fn decide(
     id: &str,
     approve: bool,
 ) -> Result<HttpResponse, AppError> {
-    let Some((request, approvals)) = state.store.request(id).await? else {
-        state
-            .audit
-            .authorize_global::<perm::RolesAssign>(ctx, principal, Action::AccessRequest)
-            .await?;
-        return Err(AppError::NotFound(format!("no access request {id}")));
-    };
-    let project = ProjectId::parse(&request.project).map_err(|e| AppError::Internal(e.into()))?;
-    let auth = state
-        .audit
-        .authorize::<perm::RolesAssign>(ctx, principal, &project, Action::AccessRequest)
-        .await?;
-    let Subject::User { id: me, grants, .. } = principal.subject() else {
-        return Err(AppError::Forbidden(
-            "only people decide access requests".into(),
-        ));
-    };
-    let groups = state
-        .store
-        .user(me)
-        .await?
-        .map(|(_, g)| g)
-        .unwrap_or_default();
-    let actor = DutyActor {
-        id: me,
-        groups: &groups,
-        grants,
-    };
-    let now = state.clock.now();
-    let roles = role_book(state).await?;
-    if let Err(reason) = check_request_approval(&actor, &request, &approvals, &roles, now) {
-        state
-            .audit
-            .refused(ctx, crate::audit::actor_of(principal.subject()), &reason)
-            .await?;
-        return Err(if request.state_at(now) == "pending" {
-            AppError::Forbidden(reason)
-        } else {
-            AppError::Conflict(reason)
-        });
-    }
-    let before = request_json(&request, &approvals, now);
-    let mut after_approvals = approvals.clone();
-    if approve {
-        after_approvals.push(me.clone());
-    }
-    let granted = approve && after_approvals.len() as u32 >= request.approvals_needed;
-    let grant = granted.then(|| request.to_grant(uuid::Uuid::new_v4().to_string(), me, now));
-    let mut after = request_json(&request, &after_approvals, now);
-    after["state"] = json!(match (approve, granted) {
-        (false, _) => "rejected",
-        (true, true) => "granted",
-        (true, false) => "pending",
-    });
-    after["grant_id"] = json!(grant.as_ref().map(|g| g.id.clone()));
-    state
-        .audit
-        .record(
-            ctx,
-            &auth,
-            Action::AccessRequest,
-            0,
-            json!({"request": id, "before": before, "after": after}),
-            vec![],
-        )
-        .await?;
-    if let Some(g) = &grant {
-        state
-            .audit
-            .record(
-                ctx,
-                &auth,
-                Action::GrantChange,
-                0,
-                json!({"grant": g.id, "request": id, "before": null, "after": {"subject": g.subject, "role": g.role, "project": g.project, "expires_at": g.expires_at.map(Timestamp::to_rfc3339)}}),
-                vec![],
-            )
-            .await?;
-    }
-    if approve {
-        state.store.approve_request(id, me, now).await?;
-    }
-    if !approve || granted {
-        let status = if approve {
-            RequestStatus::Granted
-        } else {
-            RequestStatus::Rejected
-        };
-        if !state
-            .store
-            .close_request(id, status, grant.as_ref(), now)
-            .await?
-        {
-            return Err(AppError::Conflict("the request changed meanwhile".into()));
-        }
-    }
+    let by = Administrator::Person { ctx, principal };
+    let after = requests::decide(&super::grants::admin(state), by, id, approve).await?;
     Ok(HttpResponse::Ok().json(after))
 }
 

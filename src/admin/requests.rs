@@ -1,0 +1,135 @@
+//! Deciding just-in-time access requests: one implementation for administrators over the API
+//! and the operator at the CLI. Enough approvals turn a request into an expiring grant, whose
+//! entry has the shape of every other grant's.
+
+use serde_json::{Value, json};
+
+use super::grants::grant_json;
+use super::{Admin, Administrator};
+use crate::access::{DutyActor, check_request_approval, perm};
+use crate::domain::{AccessRequest, RequestStatus, RoleBook, Timestamp};
+use crate::error::AppError;
+use crate::ledger::entry::Action;
+
+/// A request as the API shows it and the log records it.
+pub fn request_json(r: &AccessRequest, approvals: &[String], now: Timestamp) -> Value {
+    json!({
+        "id": r.id,
+        "requester": r.requester,
+        "project": r.project,
+        "role": r.role,
+        "reason": r.reason,
+        "duration_hours": r.duration_ms as f64 / 3_600_000.0,
+        "approvals_needed": r.approvals_needed,
+        "approvals": approvals,
+        "created_at": r.created_at.to_rfc3339(),
+        "lapses_at": r.lapses_at.to_rfc3339(),
+        "state": r.state_at(now),
+        "grant_id": r.grant_id,
+    })
+}
+
+/// Approves or rejects a pending request, as one more approval (a person: not the requester,
+/// not twice, holding what it would give) or as the operator's. Returns the request after.
+pub async fn decide(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+    id: &str,
+    approve: bool,
+) -> Result<Value, AppError> {
+    let Some((request, approvals)) = admin.store.request(id).await? else {
+        by.may::<perm::RolesAssign>(admin.audit, Action::AccessRequest, "*")
+            .await?;
+        return Err(AppError::NotFound(format!("no access request {id}")));
+    };
+    by.may::<perm::RolesAssign>(admin.audit, Action::AccessRequest, &request.project)
+        .await?;
+    let now = admin.clock.now();
+    let approver = match by {
+        Administrator::Person { principal, .. } => {
+            let crate::access::Subject::User { id: me, grants, .. } = principal.subject() else {
+                return Err(AppError::Forbidden(
+                    "only people decide access requests".into(),
+                ));
+            };
+            let groups = admin
+                .store
+                .user(me)
+                .await?
+                .map(|(_, g)| g)
+                .unwrap_or_default();
+            let actor = DutyActor {
+                id: me,
+                groups: &groups,
+                grants,
+            };
+            let roles = RoleBook::new(admin.store.custom_roles().await?);
+            if let Err(reason) = check_request_approval(&actor, &request, &approvals, &roles, now) {
+                let pending = request.state_at(now) == "pending";
+                return Err(match by.refuse(admin.audit, reason).await {
+                    AppError::Forbidden(reason) if !pending => AppError::Conflict(reason),
+                    other => other,
+                });
+            }
+            me.clone()
+        }
+        Administrator::Operator => {
+            if request.state_at(now) != "pending" {
+                return Err(AppError::Conflict(format!(
+                    "the request is {}",
+                    request.state_at(now)
+                )));
+            }
+            if approvals.iter().any(|a| a == "cli") {
+                return Err(AppError::Conflict(
+                    "the operator already approved it".into(),
+                ));
+            }
+            "cli".to_owned()
+        }
+    };
+    let before = request_json(&request, &approvals, now);
+    let mut after_approvals = approvals.clone();
+    if approve {
+        after_approvals.push(approver.clone());
+    }
+    let granted = approve && after_approvals.len() as u32 >= request.approvals_needed;
+    let grant = granted.then(|| request.to_grant(uuid::Uuid::new_v4().to_string(), &approver, now));
+    let mut after = request_json(&request, &after_approvals, now);
+    after["state"] = json!(match (approve, granted) {
+        (false, _) => "rejected",
+        (true, true) => "granted",
+        (true, false) => "pending",
+    });
+    after["grant_id"] = json!(grant.as_ref().map(|g| g.id.clone()));
+    let details = json!({"request": id, "before": before, "after": after});
+    by.record_as::<perm::RolesAssign>(
+        admin.audit,
+        Action::AccessRequest,
+        &request.project,
+        details,
+    )
+    .await?;
+    if let Some(g) = &grant {
+        let details = json!({"grant": g.id, "request": id, "before": null, "after": grant_json(g)});
+        by.record(admin.audit, &g.project, details).await?;
+    }
+    if approve {
+        admin.store.approve_request(id, &approver, now).await?;
+    }
+    if !approve || granted {
+        let status = if approve {
+            RequestStatus::Granted
+        } else {
+            RequestStatus::Rejected
+        };
+        if !admin
+            .store
+            .close_request(id, status, grant.as_ref(), now)
+            .await?
+        {
+            return Err(AppError::Conflict("the request changed meanwhile".into()));
+        }
+    }
+    Ok(after)
+}
