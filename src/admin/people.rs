@@ -76,17 +76,14 @@ pub async fn service_account(
     admin: &Admin<'_>,
     id_or_name: &str,
 ) -> Result<ServiceAccount, AppError> {
-    let mut matches = Vec::new();
-    for p in admin.store.list_projects().await? {
-        matches.extend(
-            admin
-                .store
-                .service_accounts(&p.id)
-                .await?
-                .into_iter()
-                .filter(|sa| sa.id == id_or_name || sa.name == id_or_name),
-        );
-    }
+    let mut matches: Vec<ServiceAccount> = admin
+        .store
+        .all_service_accounts()
+        .await?
+        .into_iter()
+        .map(|(sa, _)| sa)
+        .filter(|sa| sa.id == id_or_name || sa.name == id_or_name)
+        .collect();
     match matches.len() {
         1 => Ok(matches.remove(0)),
         0 => Err(AppError::NotFound(format!(
@@ -101,6 +98,16 @@ pub async fn service_account(
                 .join(", ")
         ))),
     }
+}
+
+/// Every service account with when it was locked, for those holding `users:admin`.
+pub async fn service_accounts(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+) -> Result<Vec<(ServiceAccount, Option<crate::domain::Timestamp>)>, AppError> {
+    by.may::<perm::UsersAdmin>(admin.audit, Action::UserChange, "*")
+        .await?;
+    Ok(admin.store.all_service_accounts().await?)
 }
 
 /// Locks a service account (every token of it stops at the next request) or unlocks it.

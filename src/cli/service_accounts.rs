@@ -33,13 +33,12 @@ pub(super) async fn service_account_command(
     let _clock = SystemClock;
     let (id, lock) = match cmd {
         ServiceAccountCommand::List => {
-            let mut rows = Vec::new();
-            for p in store.list_projects().await? {
-                for sa in store.service_accounts(&p.id).await? {
-                    let locked = store.service_account_locked(&sa.id).await?;
-                    rows.push(json!({"id": sa.id, "name": sa.name, "project": sa.project_id, "locked": locked.is_some()}));
-                }
-            }
+            let rows: Vec<_> = store
+                .all_service_accounts()
+                .await?
+                .into_iter()
+                .map(|(sa, locked)| json!({"id": sa.id, "name": sa.name, "project": sa.project_id, "locked": locked.is_some()}))
+                .collect();
             let text = rows
                 .iter()
                 .map(|r| {

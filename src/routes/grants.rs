@@ -293,17 +293,15 @@ pub async fn service_accounts(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .audit
-        .authorize_global::<perm::UsersAdmin>(&ctx, &principal, Action::UserChange)
-        .await?;
-    let mut out = Vec::new();
-    for p in state.store.list_projects().await? {
-        for sa in state.store.service_accounts(&p.id).await? {
-            let locked = state.store.service_account_locked(&sa.id).await?;
-            out.push(json!({"id": sa.id, "name": sa.name, "project": sa.project_id, "locked_at": locked.map(Timestamp::to_rfc3339)}));
-        }
-    }
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let out: Vec<_> = people::service_accounts(&admin(&state), by)
+        .await?
+        .into_iter()
+        .map(|(sa, locked)| json!({"id": sa.id, "name": sa.name, "project": sa.project_id, "locked_at": locked.map(Timestamp::to_rfc3339)}))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({"service_accounts": out})))
 }
 

@@ -207,46 +207,47 @@ pub async fn review(
             mappings,
         );
     }
-    for p in state.store.list_projects().await? {
-        let tokens = state.store.tokens(&p.id).await?;
-        for sa in state.store.service_accounts(&p.id).await? {
-            let used = tokens
-                .iter()
-                .filter(|t| t.service_account.id == sa.id)
-                .filter_map(|t| t.last_used_at)
-                .max();
-            let locked = state.store.service_account_locked(&sa.id).await?.is_some();
-            let own: Vec<_> = stored
-                .values()
-                .filter(|g| {
-                    g.subject_kind == crate::access::SubjectKind::ServiceAccount
-                        && g.subject == sa.id
-                })
-                .cloned()
-                .collect();
-            let grants = Grants::service_account(&sa.project_id).with_stored(
-                &own,
-                &roles,
-                state.clock.now(),
-                state.settings.access.lapse_overdue_grants,
-            );
-            rows_for(
-                &mut rows,
-                &grants,
-                Who {
-                    kind: "service_account",
-                    id: &sa.id,
-                    email: &sa.name,
-                    signed_in: None,
-                    used,
-                    disabled: locked,
-                },
-                &stored,
-                project.as_ref(),
-                now,
-                mappings,
-            );
+    let mut tokens: HashMap<String, Vec<_>> = HashMap::new();
+    for (sa, locked) in state.store.all_service_accounts().await? {
+        if !tokens.contains_key(sa.project_id.as_str()) {
+            let of_project = state.store.tokens(&sa.project_id).await?;
+            tokens.insert(sa.project_id.as_str().to_owned(), of_project);
         }
+        let used = tokens[sa.project_id.as_str()]
+            .iter()
+            .filter(|t| t.service_account.id == sa.id)
+            .filter_map(|t| t.last_used_at)
+            .max();
+        let locked = locked.is_some();
+        let own: Vec<_> = stored
+            .values()
+            .filter(|g| {
+                g.subject_kind == crate::access::SubjectKind::ServiceAccount && g.subject == sa.id
+            })
+            .cloned()
+            .collect();
+        let grants = Grants::service_account(&sa.project_id).with_stored(
+            &own,
+            &roles,
+            state.clock.now(),
+            state.settings.access.lapse_overdue_grants,
+        );
+        rows_for(
+            &mut rows,
+            &grants,
+            Who {
+                kind: "service_account",
+                id: &sa.id,
+                email: &sa.name,
+                signed_in: None,
+                used,
+                disabled: locked,
+            },
+            &stored,
+            project.as_ref(),
+            now,
+            mappings,
+        );
     }
     state
         .audit

@@ -285,6 +285,8 @@ pub trait ProjectStore: Send + Sync {
     async fn project_by_ingest_token(&self, token: &str) -> StoreResult<Option<Project>>;
     /// The service accounts of a project.
     async fn service_accounts(&self, project: &ProjectId) -> StoreResult<Vec<ServiceAccount>>;
+    /// Every service account, by project and name, each with when it was locked if it is.
+    async fn all_service_accounts(&self) -> StoreResult<Vec<(ServiceAccount, Option<Timestamp>)>>;
     /// Stores a new token.
     async fn create_token(&self, token: &NewToken) -> StoreResult<()>;
     /// Revokes a token; false if there is no such live token.

@@ -93,6 +93,24 @@ portable_impl!(ProjectStore {
             .collect()
     }
 
+    async fn all_service_accounts(&self) -> StoreResult<Vec<(ServiceAccount, Option<Timestamp>)>> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, name, locked_at FROM service_accounts ORDER BY project_id, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let account = ServiceAccount {
+                    id: r.try_get("id")?,
+                    project_id: project_id(r.try_get("project_id")?)?,
+                    name: r.try_get("name")?,
+                };
+                Ok((account, opt_time(r.try_get("locked_at")?)))
+            })
+            .collect()
+    }
+
     async fn create_token(&self, token: &NewToken) -> StoreResult<()> {
         let _stale = self.cache.invalidate_on_return();
         let mut conn = self.pool.acquire().await?;

@@ -658,6 +658,32 @@ async fn access_suite(store: SharedStore) {
     let sa = store.service_accounts(&shop).await.unwrap()[0].id.clone();
     assert!(store.lock_service_account(&sa, Some(t(5))).await.unwrap());
     assert_eq!(store.service_account_locked(&sa).await.unwrap(), Some(t(5)));
+    projects::create(
+        store.as_ref(),
+        &clock,
+        ProjectId::parse("bank").unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let all = store.all_service_accounts().await.unwrap();
+    assert_eq!(all.len(), 2, "every project's accounts: {all:?}");
+    assert_eq!(all[0].0.project_id.as_str(), "bank");
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].0.project_id.as_str() <= w[1].0.project_id.as_str())
+    );
+    assert_eq!(
+        all.iter()
+            .find(|(a, _)| a.id == sa)
+            .map(|(_, locked)| *locked),
+        Some(Some(t(5)))
+    );
+    assert!(
+        all.iter()
+            .filter(|(a, _)| a.id != sa)
+            .all(|(_, l)| l.is_none())
+    );
     assert!(store.lock_service_account(&sa, None).await.unwrap());
     assert_eq!(store.service_account_locked(&sa).await.unwrap(), None);
 
