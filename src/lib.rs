@@ -34,6 +34,8 @@ pub mod projects;
 #[cfg(feature = "server")]
 pub mod routes;
 #[cfg(feature = "server")]
+pub mod signin;
+#[cfg(feature = "server")]
 pub mod startup;
 #[cfg(feature = "server")]
 pub mod state;

@@ -1,14 +1,11 @@
 //! Authentication: service-account API tokens, SSO sign-in through OpenID Connect, the
 //! break-glass password, 2-step verification, sessions and personal tokens.
 
-pub mod caller;
 pub mod oidc;
 pub mod password;
-pub mod principal;
 pub mod recovery;
 pub mod seal;
 pub mod session;
-pub mod signin;
 pub mod tokens;
 pub mod totp;
 

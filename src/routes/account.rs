@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 
 use super::pages::{body, form, page, wants_html};
 use crate::audit::RequestContext;
-use crate::auth::caller::Person;
-use crate::auth::signin;
 use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Outcome};
+use crate::signin::caller::Person;
+use crate::signin::flows;
 use crate::state::AppState;
 use crate::store::{EndReason, PersonalToken, SessionRecord};
 
@@ -202,7 +202,7 @@ pub async fn create_token(
     let f: NewTokenForm = body(&req, &bytes)?;
     crate::domain::FreeText::parse("name", &f.name)?;
     let (token, secret) =
-        signin::create_personal_token(&state, caller, &f.name, f.expires_in_days, &ctx).await?;
+        flows::create_personal_token(&state, caller, &f.name, f.expires_in_days, &ctx).await?;
     let mut json = token_json(&token);
     json["token"] = Value::String(secret.expose().to_owned());
     Ok(HttpResponse::Created()

@@ -9,13 +9,13 @@ use serde_json::json;
 
 use super::pages::{body, form, local_path, page, see_other, wants_html};
 use crate::audit::RequestContext;
-use crate::auth::caller::Person;
 use crate::auth::oidc::{OidcError, PreLogin};
 use crate::auth::recovery::RecoveryCode;
 use crate::auth::session::SessionSecret;
-use crate::auth::signin::{self, Next, SecondFactorInput, Started};
 use crate::auth::totp::TotpCode;
 use crate::error::AppError;
+use crate::signin::caller::Person;
+use crate::signin::flows::{self, Next, SecondFactorInput, Started};
 use crate::state::AppState;
 
 /// `GET /auth/login` parameters.
@@ -146,7 +146,7 @@ pub async fn callback(
     let pre = match pre {
         Ok(pre) => pre,
         Err(e) => {
-            signin::sign_in_failed(&state, &ctx, None, &e.to_string()).await?;
+            flows::sign_in_failed(&state, &ctx, None, &e.to_string()).await?;
             return Err(oidc_error(e));
         }
     };
@@ -156,7 +156,7 @@ pub async fn callback(
         let ctx = ctx.clone();
         let name = provider_name.clone();
         async move {
-            signin::sign_in_failed(&state, &ctx, Some(&name), &e.to_string()).await?;
+            flows::sign_in_failed(&state, &ctx, Some(&name), &e.to_string()).await?;
             Err::<HttpResponse, _>(oidc_error(e))
         }
     };
@@ -186,7 +186,7 @@ pub async fn callback(
         Ok(s) => s,
         Err(e) => return fail(e).await,
     };
-    let started = signin::sso_signed_in(&state, signed_in, &ctx).await?;
+    let started = flows::sso_signed_in(&state, signed_in, &ctx).await?;
     let mut resp = started_response(&req, &state, &started, &pre.return_to)?;
     resp.add_removal_cookie(&rules.removal(rules.login_cookie()))
         .map_err(|e| AppError::Internal(anyhow::anyhow!("clearing the cookie: {e}")))?;
@@ -238,7 +238,7 @@ pub async fn password(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let f: PasswordForm = body(&req, &bytes)?;
-    let started = signin::password_sign_in(&state, &f.email, &f.password, &ctx).await?;
+    let started = flows::password_sign_in(&state, &f.email, &f.password, &ctx).await?;
     started_response(&req, &state, &started, "/account")
 }
 
@@ -251,7 +251,7 @@ pub async fn enroll_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let session = person.session()?;
-    let e = match signin::enrollment(&state, &person.user).await {
+    let e = match flows::enrollment(&state, &person.user).await {
         Err(AppError::Conflict(_)) if wants_html(&req) => return Ok(see_other("/auth/2fa/verify")),
         other => other?,
     };
@@ -294,7 +294,7 @@ pub async fn enroll_confirm(
     let caller = person.session()?;
     let f: CodeForm = body(&req, &bytes)?;
     let code = TotpCode::parse(&f.code).map_err(|e| AppError::Unprocessable(e.to_string()))?;
-    let done = signin::confirm_enrollment(&state, caller, &code, &ctx).await?;
+    let done = flows::confirm_enrollment(&state, caller, &code, &ctx).await?;
     let codes: Vec<&str> = done.recovery_codes.iter().map(|c| c.expose()).collect();
     let resp = if wants_html(&req) {
         page(
@@ -388,7 +388,7 @@ pub async fn verify(
             ));
         }
     };
-    let done = signin::verify_second_factor(&state, caller, &input, &ctx).await?;
+    let done = flows::verify_second_factor(&state, caller, &input, &ctx).await?;
     let resp = if wants_html(&req) {
         see_other("/account")
     } else {
@@ -408,7 +408,7 @@ pub async fn recovery_codes(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let caller = person.session()?;
-    let codes = signin::regenerate_recovery_codes(&state, caller, &ctx).await?;
+    let codes = flows::regenerate_recovery_codes(&state, caller, &ctx).await?;
     let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -426,7 +426,7 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let caller = person.session()?;
-    let provider = signin::sign_out(&state, caller, &ctx).await?;
+    let provider = flows::sign_out(&state, caller, &ctx).await?;
     let end_session = match provider {
         Some(name) => match state.auth.providers.get(&name) {
             Ok(p) => {
@@ -482,11 +482,11 @@ pub async fn backchannel_logout(
         Ok(l) => l,
         Err(OidcError::Unreachable(e)) => return Err(AppError::Unavailable(e)),
         Err(e) => {
-            signin::sign_in_failed(&state, &ctx, Some(&path), &e.to_string()).await?;
+            flows::sign_in_failed(&state, &ctx, Some(&path), &e.to_string()).await?;
             return Err(AppError::BadRequest(e.to_string()));
         }
     };
-    let ended = signin::provider_logout(&state, &path, &logout, &ctx).await?;
+    let ended = flows::provider_logout(&state, &path, &logout, &ctx).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({"sessions_ended": ended})))

@@ -10,10 +10,10 @@ use crate::admin::grants::{self, grant_json};
 use crate::admin::{Admin, Administrator};
 use crate::admin::{people, roles};
 use crate::audit::RequestContext;
-use crate::auth::caller::role_book;
 use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::ledger::entry::Action;
+use crate::signin::caller::role_book;
 use crate::state::AppState;
 
 /// A new grant.

@@ -13,13 +13,13 @@ use serde_json::{Map, Value, json};
 
 use crate::access::{Authorized, Principal, authorize, perm};
 use crate::audit::RequestContext;
-use crate::auth::principal::{self as principal_of, RouteAccess};
 use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::events::mixpanel::{self, Endpoint, ParsedEvent, ParsedUpdate, Payload, RecordError};
 use crate::events::{self, profile::ProfileUpdate};
 use crate::ledger::entry::Action;
 use crate::privacy::consent::{self, Screen, Screened};
+use crate::signin::principal::{self as principal_of, RouteAccess};
 use crate::state::AppState;
 use crate::store::{NewEvent, Project};
 

@@ -26,7 +26,7 @@ use actix_web::http::Method;
 use actix_web::{Route, guard, web};
 
 use crate::access::{Access, AccountNeed, Permission};
-use crate::auth::principal::RouteAccess;
+use crate::signin::principal::RouteAccess;
 
 /// One registered route.
 pub struct RouteDef {

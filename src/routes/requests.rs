@@ -10,10 +10,10 @@ use crate::access::{AccessRequest, Principal, RequestStatus, approvals_needed, c
 use crate::admin::Administrator;
 use crate::admin::requests::{self, request_json};
 use crate::audit::RequestContext;
-use crate::auth::caller::{Person, role_book};
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Outcome};
+use crate::signin::caller::{Person, role_book};
 use crate::state::AppState;
 
 /// A request for access.

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{GrantSource, Grants, Principal, perm};
 use crate::audit::RequestContext;
-use crate::auth::caller::grants_of;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
+use crate::signin::caller::grants_of;
 use crate::state::AppState;
 
 /// What to review.
@@ -171,7 +171,7 @@ pub async fn review(
         .map(|g| (g.id.clone(), g))
         .collect();
     let now = state.clock.now();
-    let roles = crate::auth::caller::role_book(&state).await?;
+    let roles = crate::signin::caller::role_book(&state).await?;
     let mappings = &state.settings.access.group_roles;
     let mut rows = Vec::new();
     for user in state.store.users().await? {

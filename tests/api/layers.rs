@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["admin/"],
     &["state.rs"],
     // Request authentication and sign-in read the shared state the routes hand them.
-    &["auth/caller.rs", "auth/principal.rs", "auth/signin.rs"],
+    &["signin/"],
     &["routes/"],
     &["startup.rs"],
     &["cli/"],
@@ -167,7 +167,7 @@ fn the_check_sees_an_upward_import() {
     let routes = rank(&target("routes::query")).unwrap().0;
     let store = rank("store/sql.rs").unwrap().0;
     assert!(routes > store);
-    assert_eq!(target("auth::caller::session_of"), "auth/caller.rs");
+    assert_eq!(target("signin::caller::session_of"), "signin/caller.rs");
     assert_eq!(target("auth::tokens"), "auth/tokens.rs");
     assert_eq!(target("domain::ProjectId"), "domain/");
     assert_eq!(target("error::AppError"), "error.rs");

@@ -11,9 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::caller;
-use super::tokens::{self, ApiSecret};
 use crate::access::{Access, Principal, RoleBook, Subject, SubjectKind};
 use crate::audit::RequestContext;
+use crate::auth::tokens::{self, ApiSecret};
 use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::ledger::entry::AuthMethod;

@@ -11,12 +11,12 @@ use actix_web::{FromRequest, HttpRequest, web};
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
-use super::oidc::ProviderTokens;
 use super::principal::{NEEDS_CREDENTIALS, RouteAccess};
-use super::session::SessionSecret;
-use super::tokens::ApiSecret;
 use crate::access::{Access, AccountNeed, Grants, RoleBook, SubjectKind};
 use crate::audit::RequestContext;
+use crate::auth::oidc::ProviderTokens;
+use crate::auth::session::SessionSecret;
+use crate::auth::tokens::ApiSecret;
 use crate::config::{SecondFactorPolicy, Settings};
 use crate::error::AppError;
 use crate::ledger::entry::{Actor, ActorKind, AuthMethod};

@@ -6,12 +6,12 @@ use actix_web::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::caller::{SessionCaller, grants_of, needs_second_factor, user_actor};
-use super::oidc::{SignedIn, amr_proves_mfa};
-use super::recovery::{self, RecoveryCode};
-use super::session::{SessionSecret, new_session, random_text};
-use super::tokens::ApiSecret;
-use super::totp::{self, TotpCode, TotpError, TotpSecret};
 use crate::audit::RequestContext;
+use crate::auth::oidc::{SignedIn, amr_proves_mfa};
+use crate::auth::recovery::{self, RecoveryCode};
+use crate::auth::session::{SessionSecret, new_session, random_text};
+use crate::auth::tokens::ApiSecret;
+use crate::auth::totp::{self, TotpCode, TotpError, TotpSecret};
 use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Actor, ActorKind, AuthMethod, Outcome};
@@ -736,7 +736,7 @@ pub async fn sign_out(
 pub async fn provider_logout(
     state: &AppState,
     provider: &str,
-    logout: &super::oidc::Logout,
+    logout: &crate::auth::oidc::Logout,
     ctx: &RequestContext,
 ) -> Result<u64, AppError> {
     let user = match &logout.subject {
@@ -797,7 +797,7 @@ pub async fn create_personal_token(
     let now = state.clock.now();
     let secret = ApiSecret::generate_personal();
     let token = PersonalToken {
-        id: super::tokens::random_id(),
+        id: crate::auth::tokens::random_id(),
         user_id: caller.user.id.clone(),
         name: name.to_owned(),
         created_at: now,
