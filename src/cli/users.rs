@@ -1,12 +1,16 @@
 //! People: `auditgate user ...`.
 
+use std::sync::Arc;
+
 use clap::Subcommand;
 use serde_json::json;
 
 use super::{Operator, open, print};
 use crate::admin::{Administrator, people};
-use crate::clock::SystemClock;
+use crate::audit::AuditLog;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::ledger::entry::Action;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum UserCommand {
@@ -69,5 +73,82 @@ pub(super) async fn user_command(
         json!({"id": id, "disabled": disable}),
         &format!("{id} {}", if disable { "disabled" } else { "enabled" }),
     );
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AdminCommand {
+    /// Create the break-glass administrator: for first set-up and for when the identity
+    /// provider is down. Signs in at /auth/login with a password, then 2-step verification.
+    Bootstrap {
+        /// The administrator's email (their sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// Runs an admin command.
+pub(super) async fn admin_command(
+    cmd: AdminCommand,
+    settings: &Settings,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    match cmd {
+        AdminCommand::Bootstrap {
+            email,
+            password_stdin,
+        } => {
+            let email = email.trim().to_owned();
+            anyhow::ensure!(
+                email.contains('@') && email.len() <= 254,
+                "{email:?} is not an email address"
+            );
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (crate::auth::session::random_text(), true)
+            };
+            let hash = crate::auth::password::hash(&password).map_err(|e| anyhow::anyhow!(e))?;
+            let store = open(settings).await?;
+            let user = crate::store::User {
+                id: uuid::Uuid::new_v4().to_string(),
+                email: email.clone(),
+                name: Some("break-glass administrator".into()),
+                kind: crate::store::UserKind::Local,
+                created_at: clock.now(),
+                last_signin_at: None,
+                disabled_at: None,
+            };
+            store.create_local_user(&user, &hash).await?;
+            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
+            let details = json!({
+                "user": user.id,
+                "kind": "break_glass",
+                "before": null,
+                "after": {"kind": "local", "role": crate::access::BREAK_GLASS.name, "second_factor": "required"},
+            });
+            log.record_cli(Action::UserChange, None, 0, details).await?;
+            let mut text = format!(
+                "break-glass administrator {email} created (id {}).\nSign in at /auth/login; 2-step verification is set up at the first sign-in.",
+                user.id
+            );
+            if generated {
+                text.push_str(&format!(
+                    "\n  password: {password}\nThe password is shown only now."
+                ));
+            }
+            print(
+                as_json,
+                json!({"id": user.id, "email": email, "password": generated.then_some(password)}),
+                &text,
+            );
+        }
+    }
     Ok(())
 }
