@@ -11,7 +11,7 @@ use crate::audit::RequestContext;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
-use crate::signin::caller::grants_of;
+use crate::signin::caller::grants_from;
 use crate::state::AppState;
 
 /// What to review.
@@ -174,21 +174,12 @@ pub async fn review(
     let roles = crate::signin::caller::role_book(&state).await?;
     let mappings = &state.settings.access.group_roles;
     let mut rows = Vec::new();
-    for user in state.store.users().await? {
-        let groups = state
-            .store
-            .user(&user.id)
-            .await?
-            .map(|(_, g)| g)
-            .unwrap_or_default();
-        let grants = grants_of(&state, &user, &groups).await?;
-        let token_use = state
-            .store
-            .personal_tokens(&user.id)
-            .await?
-            .iter()
-            .filter_map(|t| t.last_used_at)
-            .max();
+    // Everyone's grants come from the one read of every grant above, not a read per person.
+    let every: Vec<_> = stored.values().cloned().collect();
+    for person in state.store.people_overview().await? {
+        let (user, groups) = (&person.user, &person.groups);
+        let grants = grants_from(user, groups, &every, &roles, &state.settings.access, now);
+        let token_use = person.token_last_used;
         let who = Who {
             kind: "user",
             id: &user.id,

@@ -25,8 +25,8 @@ use crate::ledger::merkle::Hash;
 
 pub use grants::{ClassificationStore, GrantStore, PropertyKind, RequestStore, RoleStore};
 pub use people::{
-    Claim, EndReason, Factor, Notice, PeopleStore, PersonalToken, SessionRecord, SsoProfile,
-    TotpRecord, User, UserKind,
+    Claim, EndReason, Factor, Notice, PeopleStore, PersonOverview, PersonalToken, SessionRecord,
+    SsoProfile, TotpRecord, User, UserKind,
 };
 pub use privacy::{Affected, ConsentRecord, PrivacyStore, ProjectSettings};
 pub use sql::{Pools, SqlStore};

@@ -1,5 +1,7 @@
 //! People, their identities at providers, sessions, 2-step verification and personal tokens.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
@@ -86,6 +88,17 @@ pub struct User {
     pub last_signin_at: Option<Timestamp>,
     /// Set while the account is disabled.
     pub disabled_at: Option<Timestamp>,
+}
+
+/// A person as the access review lists them: their groups and their tokens' last use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonOverview {
+    /// The person.
+    pub user: User,
+    /// The groups their providers last reported, sorted.
+    pub groups: Vec<String>,
+    /// The last use of any of their personal tokens.
+    pub token_last_used: Option<Timestamp>,
 }
 
 impl User {
@@ -257,6 +270,9 @@ pub trait PeopleStore: Send + Sync {
     async fn user(&self, id: &str) -> StoreResult<Option<(User, Vec<String>)>>;
     /// Every person, oldest first.
     async fn users(&self) -> StoreResult<Vec<User>>;
+    /// Every person with their groups and their tokens' last use, in three queries whatever
+    /// their number.
+    async fn people_overview(&self) -> StoreResult<Vec<PersonOverview>>;
     /// Marks a sign-in.
     async fn touch_user(&self, id: &str, at: Timestamp) -> StoreResult<()>;
     /// Disables (Some) or re-enables (None) a person; false if there is no such person.
@@ -607,6 +623,48 @@ portable_impl!(PeopleStore {
         groups.sort();
         groups.dedup();
         Ok(Some((user, groups)))
+    }
+
+    async fn people_overview(&self) -> StoreResult<Vec<PersonOverview>> {
+        let users = self.users().await?;
+        let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+        for r in sqlx::query("SELECT user_id, groups FROM identities")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let text: String = r.try_get("groups")?;
+            groups
+                .entry(r.try_get("user_id")?)
+                .or_default()
+                .extend(groups_of(&text));
+        }
+        let mut used: HashMap<String, Option<i64>> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT user_id, MAX(last_used_at) AS used FROM personal_tokens GROUP BY user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            used.insert(r.try_get("user_id")?, r.try_get("used")?);
+        }
+        Ok(users
+            .into_iter()
+            .map(|user| {
+                let mut groups = groups.remove(&user.id).unwrap_or_default();
+                groups.sort();
+                groups.dedup();
+                let token_last_used = used
+                    .get(&user.id)
+                    .copied()
+                    .flatten()
+                    .map(Timestamp::from_millis);
+                PersonOverview {
+                    user,
+                    groups,
+                    token_last_used,
+                }
+            })
+            .collect())
     }
 
     async fn users(&self) -> StoreResult<Vec<User>> {

@@ -505,6 +505,23 @@ async fn people_suite(store: SharedStore) {
     store.touch_personal_token("pt-1", t(4)).await.unwrap();
     let found = store.personal_token("th").await.unwrap().unwrap();
     assert_eq!(found.last_used_at, Some(t(4)));
+    let second = PersonalToken {
+        id: "pt-2".into(),
+        ..token.clone()
+    };
+    store.create_personal_token(&second, "th2").await.unwrap();
+    store.touch_personal_token("pt-2", t(2)).await.unwrap();
+    // Everyone at once: groups, and the latest use of any of their tokens.
+    let overview = store.people_overview().await.unwrap();
+    let ids: Vec<_> = overview.iter().map(|p| p.user.id.as_str()).collect();
+    assert_eq!(ids, ["l-1", "u-1", "u-3"], "oldest first, then by id");
+    assert_eq!(
+        (overview[0].groups.len(), overview[0].token_last_used),
+        (0, None)
+    );
+    assert_eq!(overview[1].groups, ["auditors"]);
+    assert_eq!(overview[1].token_last_used, Some(t(4)));
+    assert_eq!(overview[2].groups, ["analysts"]);
     assert!(
         store
             .revoke_personal_token("u-1", "pt-1", t(5))
