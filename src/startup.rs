@@ -133,7 +133,11 @@ impl Application {
                 }
             });
         }
-        let listener = TcpListener::bind(settings.bind_addr())?;
+        let address = settings.bind_addr();
+        // The OS says only "Address already in use": name the address and the setting.
+        let listener = TcpListener::bind(address).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {address} (server.bind, or --bind): {e}")
+        })?;
         let port = listener.local_addr()?.port();
         let metrics = prometheus::Registry::new();
         let prom = actix_web_prom::PrometheusMetricsBuilder::new("auditgate")

@@ -9,7 +9,7 @@ use crate::access::{
 };
 use crate::domain::{
     Effect, FreeText, GrantRecord, GrantStatus, Permission, ProjectId, RoleBook, SubjectKind,
-    Timestamp,
+    Timestamp, did_you_mean,
 };
 use crate::error::AppError;
 
@@ -77,7 +77,8 @@ impl NewGrant {
                 Effect::Deny,
                 None,
                 Some(Permission::parse(&p).ok_or_else(|| {
-                    AppError::Unprocessable(format!("{p:?} is not a permission"))
+                    let hint = did_you_mean(&p, Permission::ALL.iter().map(|q| q.as_str()));
+                    AppError::Unprocessable(format!("{p:?} is not a permission{hint}"))
                 })?),
             ),
             _ => {
@@ -147,7 +148,15 @@ pub async fn create(
     if let Some(role) = &new.role
         && roles.permissions(role).is_none()
     {
-        return Err(AppError::Unprocessable(format!("{role:?} is not a role")));
+        let names = roles
+            .custom()
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(crate::domain::BUILTIN.iter().map(|r| r.name));
+        let hint = did_you_mean(role, names);
+        return Err(AppError::Unprocessable(format!(
+            "{role:?} is not a role{hint}"
+        )));
     }
     if new.project != "*" {
         let p = ProjectId::parse(&new.project).map_err(|e| AppError::Unprocessable(e.0))?;

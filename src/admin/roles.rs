@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{Admin, Administrator};
 use crate::access::perm;
-use crate::domain::{CustomRole, FreeText, GrantStatus, Permission, Role, RoleBook};
+use crate::domain::{CustomRole, FreeText, GrantStatus, Permission, Role, RoleBook, did_you_mean};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::store::StoreError;
@@ -33,8 +33,10 @@ pub async fn create(
     }
     let mut parsed = Vec::new();
     for p in permissions {
-        let p = Permission::parse(p)
-            .ok_or_else(|| AppError::Unprocessable(format!("{p:?} is not a permission")))?;
+        let p = Permission::parse(p).ok_or_else(|| {
+            let hint = did_you_mean(p, Permission::ALL.iter().map(|q| q.as_str()));
+            AppError::Unprocessable(format!("{p:?} is not a permission{hint}"))
+        })?;
         if !parsed.contains(&p) {
             parsed.push(p);
         }

@@ -16,6 +16,25 @@ pub use people::TotpState;
 pub use permission::{Permission, Requirement, perm};
 pub use roles::{BREAK_GLASS, BUILTIN, CustomRole, Role, RoleBook, SERVICE_ACCOUNT};
 
+/// The candidate a mistyped `word` most likely meant, if one is close enough to suggest
+/// ("analist" → "analyst"): at most a third of its letters (and at least one) away.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// ` (did you mean "x"?)` for a mistyped `word`, or nothing.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(word, candidates)
+        .map(|c| format!(" (did you mean {c:?}?)"))
+        .unwrap_or_default()
+}
+
 /// Why a value could not be parsed into one of the domain types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -269,6 +288,20 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggests_only_what_is_close() {
+        let roles = ["owner", "admin", "analyst", "consumer", "auditor"];
+        assert_eq!(closest("analist", roles), Some("analyst"));
+        assert_eq!(closest("Owner", roles), Some("owner"));
+        assert_eq!(closest("emperor", roles), None);
+        assert_eq!(closest("", roles), None);
+        assert_eq!(
+            did_you_mean("auditer", roles),
+            " (did you mean \"auditor\"?)"
+        );
+        assert_eq!(did_you_mean("xyz", roles), "");
+    }
 
     #[test]
     fn project_ids_are_slugs() {

@@ -200,6 +200,25 @@ fn serve_logs_json_on_request_and_drains_on_sigterm() {
 }
 
 #[test]
+fn serve_names_the_address_it_cannot_listen_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = auditgate(dir.path())
+        .args(["serve", "--bind", &address])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {address} (server.bind, or --bind)"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn admin_bootstrap_creates_the_break_glass_account_once() {
     let dir = tempfile::tempdir().unwrap();
     let created = run_json(
@@ -333,6 +352,28 @@ fn grants_and_people_from_the_command_line() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    // A near miss names what was meant.
+    let typo = auditgate(dir.path())
+        .args([
+            "grant",
+            "add",
+            "--group",
+            "g",
+            "--role",
+            "analist",
+            "--project",
+            "shop",
+        ])
+        .args(["--reason", "x"])
+        .output()
+        .unwrap();
+    assert!(!typo.status.success());
+    assert!(
+        String::from_utf8_lossy(&typo.stderr)
+            .contains(r#""analist" is not a role (did you mean "analyst"?)"#),
+        "{}",
+        String::from_utf8_lossy(&typo.stderr)
+    );
     // The operator's grants pass the same checks as the API's: who, where and how long.
     for (args, says) in [
         (
