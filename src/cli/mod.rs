@@ -207,6 +207,9 @@ pub(crate) fn print(as_json: bool, value: serde_json::Value, text: &str) {
     let mut out = std::io::stdout().lock();
     let written = if as_json {
         writeln!(out, "{value}")
+    } else if text.is_empty() {
+        // An empty list says so, rather than printing a blank line.
+        writeln!(out, "(none)")
     } else {
         writeln!(out, "{text}")
     };

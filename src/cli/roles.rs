@@ -1,7 +1,7 @@
 //! Custom roles: `auditgate role ...`.
 
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Operator, open, print};
 use crate::admin::{Administrator, roles};
@@ -47,9 +47,27 @@ pub(super) async fn role_command(
                     |r| json!({"name": r.name, "permissions": r.permissions, "builtin": false}),
                 ))
                 .collect();
+            // A table for people: the name, then the permissions as words, not a JSON array.
+            let width = rows
+                .iter()
+                .map(|r| r["name"].as_str().unwrap_or("").len())
+                .max()
+                .unwrap_or(0);
             let text = rows
                 .iter()
-                .map(|r| format!("{}  {}", r["name"].as_str().unwrap_or(""), r["permissions"]))
+                .map(|r| {
+                    let permissions: Vec<&str> = r["permissions"]
+                        .as_array()
+                        .map(|ps| ps.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let name = r["name"].as_str().unwrap_or("");
+                    let kind = if r["builtin"] == true {
+                        ""
+                    } else {
+                        " (custom)"
+                    };
+                    format!("{name:<width$}  {}{kind}", permissions.join(", "))
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             print(as_json, json!(rows), &text);

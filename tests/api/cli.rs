@@ -56,6 +56,26 @@ fn projects_and_tokens_from_the_command_line() {
     assert!(String::from_utf8_lossy(&text.stdout).starts_with("shop"));
     let list = run_json(dir.path(), &["project", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
+    let roles = auditgate(dir.path())
+        .args(["role", "list"])
+        .output()
+        .unwrap();
+    let roles = String::from_utf8_lossy(&roles.stdout);
+    let analyst = roles.lines().find(|l| l.starts_with("analyst ")).unwrap();
+    assert!(analyst.contains("events:read, "), "{analyst}");
+    assert!(
+        !roles.contains('['),
+        "permissions as words, not JSON: {roles}"
+    );
+    // An empty list says so, rather than printing a blank line.
+    for empty in [["grant", "list"], ["user", "list"]] {
+        let out = auditgate(dir.path()).args(empty).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "(none)\n",
+            "{empty:?}"
+        );
+    }
     let token = run_json(dir.path(), &["token", "create", "--project", "shop"]);
     let id = token["id"].as_str().unwrap();
     run_json(dir.path(), &["token", "revoke", id]);
