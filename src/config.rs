@@ -344,7 +344,7 @@ pub fn origin_of(url: &str) -> &str {
 pub enum ConfigError {
     /// The sources could not be read or did not match the expected shape.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(String),
     /// A value has the right type but is not acceptable.
     #[error("configuration key `{key}`: {message}")]
     Invalid {
@@ -353,6 +353,31 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+/// The values an enumerated key accepts, for the message when it gets another.
+fn accepted(type_name: &str) -> Option<&'static str> {
+    match type_name {
+        "LogFormat" => Some("text, json"),
+        "SecondFactorPolicy" => Some("everyone, data_readers"),
+        _ => None,
+    }
+}
+
+impl From<config::ConfigError> for ConfigError {
+    /// Says what a person can fix, in the configuration's words rather than Rust's; the
+    /// message is the whole error (no source to repeat it).
+    fn from(e: config::ConfigError) -> Self {
+        let text = e.to_string();
+        if let Some(rest) = text.strip_prefix("enum ")
+            && let Some((type_name, rest)) = rest.split_once(" does not have variant constructor ")
+            && let Some((value, key)) = rest.split_once(" for key ")
+            && let Some(values) = accepted(type_name)
+        {
+            return Self::Load(format!("{key} is {value:?}; it must be one of: {values}"));
+        }
+        Self::Load(text)
+    }
 }
 
 impl Settings {

@@ -173,6 +173,17 @@ fn configuration_errors_name_the_key() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.max_batch"));
+    // A value outside an enumeration is named with the values it may take, once.
+    let out = auditgate(dir.path())
+        .env("AUDITGATE__LOG__FORMAT", "xml")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        r#"auditgate: configuration: `log.format` is "xml"; it must be one of: text, json"#
+    );
 }
 
 #[test]
