@@ -7,7 +7,6 @@ use super::{Operator, open, print};
 use crate::access::GrantStatus;
 use crate::admin::Administrator;
 use crate::admin::grants::{self, grant_json};
-use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::store::SharedStore;
 
@@ -70,7 +69,6 @@ pub(super) async fn grant_command(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let _clock = SystemClock;
     match cmd {
         GrantCommand::Add {
             user,
@@ -153,7 +151,6 @@ pub(super) async fn change_grant(
     to: GrantStatus,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let _clock = SystemClock;
     let operator = Operator::start(store, settings).await?;
     let admin = operator.admin();
     grants::decide(&admin, Administrator::Operator, id, to).await?;

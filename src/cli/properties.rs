@@ -6,7 +6,6 @@ use serde_json::json;
 
 use super::{Operator, open, print};
 use crate::admin::{Administrator, properties};
-use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::ProjectId;
 
@@ -49,7 +48,6 @@ pub(super) async fn property_command(
 ) -> anyhow::Result<()> {
     use crate::store::PropertyKind;
     let store = open(settings).await?;
-    let _clock = SystemClock;
     let kind_of =
         |k: &str| PropertyKind::parse(k).with_context(|| format!("{k:?} is event or profile"));
     let (project, kind, name, mark) = match cmd {

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use super::{Operator, open, print};
 use crate::admin::{Administrator, roles};
-use crate::clock::SystemClock;
 use crate::config::Settings;
 
 #[derive(Debug, Subcommand)]
@@ -36,7 +35,6 @@ pub(super) async fn role_command(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let _clock = SystemClock;
     match cmd {
         RoleCommand::List => {
             let custom = store.custom_roles().await?;

@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::{Operator, open, print};
 use crate::admin::{Administrator, people};
-use crate::clock::SystemClock;
 use crate::config::Settings;
 
 #[derive(Debug, Subcommand)]
@@ -30,7 +29,6 @@ pub(super) async fn service_account_command(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let _clock = SystemClock;
     let (id, lock) = match cmd {
         ServiceAccountCommand::List => {
             let rows: Vec<_> = store

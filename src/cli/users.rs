@@ -34,7 +34,6 @@ pub(super) async fn user_command(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let _clock = SystemClock;
     let (id, disable) = match cmd {
         UserCommand::List => {
             let users = store.users().await?;
