@@ -65,6 +65,40 @@ impl AppError {
     fn title(status: StatusCode) -> &'static str {
         status.canonical_reason().unwrap_or("Error")
     }
+
+    /// What the client is told: the message, except for internal errors, which are logged.
+    fn public_detail(&self) -> String {
+        match self {
+            Self::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The answer Mixpanel gives a client that asked `verbose=1`, which its SDKs read:
+    /// `{"status": 0, "error": why}`, with this error's HTTP status and headers (Retry-After).
+    pub fn mixpanel_verbose(&self) -> HttpResponse {
+        let body = serde_json::json!({"status": 0, "error": self.public_detail()});
+        let mut resp = HttpResponse::build(self.status_code());
+        if let Some(wait) = self.retry_after() {
+            resp.insert_header(("Retry-After", wait.to_string()));
+        }
+        let mut resp = resp.json(body);
+        resp.extensions_mut().insert(MixpanelAnswer);
+        resp
+    }
+
+    /// Seconds to wait before trying again, where waiting helps: the rate limit's, or 5 for
+    /// every 503 (the database or the log, both passing conditions).
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests(_, wait) => Some(*wait),
+            _ if self.status_code() == StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            _ => None,
+        }
+    }
 }
 
 impl ResponseError for AppError {
@@ -87,13 +121,7 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let detail = match self {
-            Self::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
-                "an internal error occurred; it has been logged".to_owned()
-            }
-            other => other.to_string(),
-        };
+        let detail = self.public_detail();
         let mut body = Map::new();
         body.insert("type".into(), "about:blank".into());
         body.insert("title".into(), Self::title(status).into());
@@ -110,18 +138,21 @@ impl ResponseError for AppError {
         if status == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer realm=\"auditgate\""));
         }
-        if let Self::TooManyRequests(_, wait) = self {
+        if let Some(wait) = self.retry_after() {
             resp.insert_header(("Retry-After", wait.to_string()));
-            body.insert("retry_after".into(), (*wait).into());
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Every 503 is a passing condition (the database or the log): say when to retry.
-            resp.insert_header(("Retry-After", "5"));
+        if let Self::TooManyRequests(_, wait) = self {
+            body.insert("retry_after".into(), (*wait).into());
         }
         resp.content_type(PROBLEM_JSON)
             .body(Value::Object(body).to_string())
     }
 }
+
+/// Marks an error answer given in Mixpanel's own shape on purpose (`verbose=1`), which is
+/// therefore not rewritten into a problem on its way out.
+#[derive(Debug, Clone, Copy)]
+pub struct MixpanelAnswer;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";

@@ -37,6 +37,8 @@ pub async fn create(
         consent_required: false,
         consent_property: "$consent".into(),
         purged_at: None,
+        allowed_origins: Default::default(),
+        record_client_ip: false,
         id,
     };
     let service_account = ServiceAccount {
@@ -110,6 +112,10 @@ pub struct ProjectView {
     pub consent_required: bool,
     /// The consent marker property.
     pub consent_property: String,
+    /// The web origins browsers may send its events from; `["*"]` for any.
+    pub allowed_origins: Vec<String>,
+    /// Whether `ip=1` keeps the client's address in `$ip`.
+    pub record_client_ip: bool,
     /// When it was deleted, RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
@@ -127,6 +133,8 @@ impl ProjectView {
             retention_days: p.retention_days,
             consent_required: p.consent_required,
             consent_property: p.consent_property.clone(),
+            allowed_origins: p.allowed_origins.to_list(),
+            record_client_ip: p.record_client_ip,
             deleted_at: p.deleted_at.map(|t| t.to_rfc3339()),
             restorable_until: p
                 .deleted_at

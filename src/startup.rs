@@ -12,7 +12,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::error::{AppError, PROBLEM_JSON, from_actix};
+use crate::error::{AppError, MixpanelAnswer, PROBLEM_JSON, from_actix};
 use crate::state::AppState;
 use crate::store::{self, SharedStore};
 
@@ -288,26 +288,44 @@ async fn problems_and_request_id(
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     let status = res.status();
-    let mut res = if (status.is_client_error() || status.is_server_error()) && !is_problem {
-        let (req, resp) = res.into_parts();
-        let text = to_bytes(resp.into_body())
-            .await
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let detail = if text.trim().is_empty() {
-            status.canonical_reason().unwrap_or("error").to_owned()
+    let deliberate = res
+        .response()
+        .extensions()
+        .get::<MixpanelAnswer>()
+        .is_some();
+    let mut res =
+        if (status.is_client_error() || status.is_server_error()) && !is_problem && !deliberate {
+            let (req, resp) = res.into_parts();
+            // Headers set on the way out (CORS, Retry-After) stay; the body becomes a problem.
+            let kept: Vec<_> = resp
+                .headers()
+                .iter()
+                .filter(|(k, _)| *k != header::CONTENT_TYPE && *k != header::CONTENT_LENGTH)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let text = to_bytes(resp.into_body())
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let detail = if text.trim().is_empty() {
+                status.canonical_reason().unwrap_or("error").to_owned()
+            } else {
+                text
+            };
+            let problem = AppError::Detailed {
+                status,
+                detail,
+                extensions: Default::default(),
+            };
+            let mut resp = problem.error_response();
+            let own: Vec<_> = resp.headers().keys().cloned().collect();
+            for (k, v) in kept.into_iter().filter(|(k, _)| !own.contains(k)) {
+                resp.headers_mut().append(k, v);
+            }
+            ServiceResponse::new(req, resp)
         } else {
-            text
+            res.map_into_boxed_body()
         };
-        let problem = AppError::Detailed {
-            status,
-            detail,
-            extensions: Default::default(),
-        };
-        ServiceResponse::new(req, problem.error_response())
-    } else {
-        res.map_into_boxed_body()
-    };
     if private {
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod grants;
+mod origin;
 mod people;
 mod permission;
 pub mod profile;
@@ -12,6 +13,7 @@ mod roles;
 pub mod subject_request;
 
 pub use grants::{AccessRequest, Effect, GrantRecord, GrantStatus, RequestStatus, SubjectKind};
+pub use origin::{AllowedOrigins, MAX_ALLOWED_ORIGINS, Origin};
 pub use people::TotpState;
 pub use permission::{Permission, Requirement, perm};
 pub use roles::{BREAK_GLASS, BUILTIN, CustomRole, Role, RoleBook, SERVICE_ACCOUNT};

@@ -23,10 +23,15 @@ pub const MAX_DEPTH: usize = 3;
 pub struct Payload {
     /// The records, in the order sent.
     pub records: Vec<Value>,
-    /// Whether the client asked for a JSON answer (`verbose=1`, or a raw JSON body).
+    /// Whether the client asked for Mixpanel's verbose answer (`verbose=1`).
     pub verbose: bool,
-    /// Whether the body was a form, as the SDKs send.
+    /// Whether `data` came as a form field (body or query string), as the SDKs send it,
+    /// rather than as a raw JSON body.
     pub form: bool,
+    /// Whether the client asked Mixpanel to geolocate it from its address (`ip=1`).
+    pub ip: bool,
+    /// Whether the client loads the answer as an image (`img=1`, the tracking pixel).
+    pub img: bool,
 }
 
 /// Why a body could not be read at all.
@@ -34,20 +39,63 @@ pub struct Payload {
 #[error("{0}")]
 pub struct BodyError(pub String);
 
-/// Decodes a form-encoded or raw JSON body into its records.
-pub fn decode_body(body: &[u8], form: bool) -> Result<Payload, BodyError> {
+/// The flags the SDKs send beside `data`, in the query string or the form body.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flags {
+    verbose: bool,
+    ip: bool,
+    img: bool,
+}
+
+impl Flags {
+    fn read(fields: &[(String, String)]) -> Self {
+        let on = |k: &str| fields.iter().any(|(n, v)| n == k && v == "1");
+        Self {
+            verbose: on("verbose"),
+            ip: on("ip"),
+            img: on("img"),
+        }
+    }
+
+    fn or(self, other: Self) -> Self {
+        Self {
+            verbose: self.verbose || other.verbose,
+            ip: self.ip || other.ip,
+            img: self.img || other.img,
+        }
+    }
+}
+
+fn form_fields(text: &str, what: &str) -> Result<Vec<(String, String)>, BodyError> {
+    serde_urlencoded::from_str(text)
+        .map_err(|e| BodyError(format!("the {what} cannot be read: {e}")))
+}
+
+/// Decodes a request into its records: `data` from a form body, a raw JSON body, or the
+/// query string (the GET and image-pixel shape); `verbose`, `ip` and `img` from either.
+pub fn decode_request(query: &str, body: &[u8], form: bool) -> Result<Payload, BodyError> {
+    let query = form_fields(query, "query string")?;
+    let flags = Flags::read(&query);
     let text = std::str::from_utf8(body)
         .map_err(|e| BodyError(format!("the body is not valid UTF-8: {e}")))?;
     let trimmed = text.trim_start();
-    let form = form || !(trimmed.starts_with('[') || trimmed.starts_with('{'));
-    let (data, verbose) = if form || !(trimmed.starts_with('[') || trimmed.starts_with('{')) {
-        let fields: Vec<(String, String)> = serde_urlencoded::from_str(text)
-            .map_err(|e| BodyError(format!("the form body cannot be read: {e}")))?;
+    let raw_json = !form && (trimmed.starts_with('[') || trimmed.starts_with('{'));
+    let (data, flags, form) = if raw_json {
+        (text.to_owned(), flags, false)
+    } else if !trimmed.is_empty() {
+        let fields = form_fields(text, "form body")?;
         let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let data = get("data").ok_or_else(|| BodyError("the form has no `data` field".into()))?;
-        (decode_data(data)?, get("verbose") == Some("1"))
+        (decode_data(data)?, flags.or(Flags::read(&fields)), true)
     } else {
-        (text.to_owned(), true)
+        let data = query
+            .iter()
+            .find(|(n, _)| n == "data")
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| {
+                BodyError("the request has no `data`, in its body or its query string".into())
+            })?;
+        (decode_data(data)?, flags, true)
     };
     let value: Value = serde_json::from_str(&data)
         .map_err(|e| BodyError(format!("`data` is not valid JSON: {e}")))?;
@@ -62,8 +110,10 @@ pub fn decode_body(body: &[u8], form: bool) -> Result<Payload, BodyError> {
     };
     Ok(Payload {
         records,
-        verbose,
+        verbose: flags.verbose,
         form,
+        ip: flags.ip,
+        img: flags.img,
     })
 }
 
@@ -360,22 +410,44 @@ mod tests {
     #[test]
     fn bodies_decode_from_form_base64_and_raw_json() {
         let raw = br#"[{"event":"a"},{"event":"b"}]"#;
-        assert_eq!(decode_body(raw, false).unwrap().records.len(), 2);
+        assert_eq!(decode_request("", raw, false).unwrap().records.len(), 2);
         let form =
             serde_urlencoded::to_string([("data", r#"{"event":"a"}"#), ("verbose", "1")]).unwrap();
-        let p = decode_body(form.as_bytes(), true).unwrap();
+        let p = decode_request("", form.as_bytes(), true).unwrap();
         assert!(p.verbose && p.records.len() == 1);
         let b64 = STANDARD.encode(r#"{"event":"a"}"#);
         assert_eq!(
-            decode_body(format!("data={}", urlencode(&b64)).as_bytes(), true)
+            decode_request("", format!("data={}", urlencode(&b64)).as_bytes(), true)
                 .unwrap()
                 .records
                 .len(),
             1
         );
-        assert!(decode_body(b"data=%7Bnot json", true).is_err());
-        assert!(decode_body(&[0xff, 0xfe], false).is_err());
-        assert!(decode_body(b"42", false).is_err());
+        assert!(decode_request("", b"data=%7Bnot json", true).is_err());
+        assert!(decode_request("", &[0xff, 0xfe], false).is_err());
+        assert!(decode_request("", b"42", false).is_err());
+    }
+
+    #[test]
+    fn flags_and_data_come_from_the_query_string_too() {
+        // The browser SDK: flags in the query, data in a form body.
+        let b64 = urlencode(&STANDARD.encode(r#"[{"event":"a"},{"event":"b"}]"#));
+        let p = decode_request(
+            "verbose=1&ip=1&_=1733",
+            format!("data={b64}").as_bytes(),
+            false,
+        )
+        .unwrap();
+        assert!(p.verbose && p.ip && !p.img && p.form && p.records.len() == 2);
+        // The Node SDK's GET and the image pixel: everything in the query.
+        let p = decode_request(&format!("data={b64}&ip=0&verbose=0&img=1"), b"", false).unwrap();
+        assert!(!p.verbose && !p.ip && p.img && p.records.len() == 2);
+        // A raw JSON body; ip=1 in the query still counts.
+        let p = decode_request("ip=1", br#"{"event":"a"}"#, false).unwrap();
+        assert!(!p.verbose && p.ip && !p.form);
+        let none = decode_request("verbose=1", b"", false).unwrap_err();
+        assert!(none.0.contains("no `data`"), "{none}");
+        assert!(decode_request("data=%zz&verbose=1", b"", false).is_err());
     }
 
     fn urlencode(s: &str) -> String {

@@ -1,7 +1,11 @@
-//! Mixpanel-compatible ingestion: `/track`, `/engage` and `/import`.
+//! Mixpanel-compatible ingestion: `/track`, `/engage` and `/import`, in every shape the
+//! official SDKs send: with or without a trailing slash; `POST` with a form field `data=` (JSON
+//! or base64) or a JSON body; `GET` with `data=` in the query string (`img=1`, the image pixel,
+//! is answered with a 1×1 GIF); `verbose` and `ip` from the query string or the form.
 //!
 //! `/track` and `/engage` authenticate each record by the project token inside it, as the
-//! SDKs expect; `/import` authenticates the caller as a service account (HTTP Basic).
+//! SDKs expect, and accept a browser's page only from the origins its project lists
+//! (routes/cors.rs); `/import` authenticates the caller as a service account (HTTP Basic).
 
 use std::collections::BTreeMap;
 
@@ -11,6 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::cors;
 use crate::access::{Authorized, Principal, authorize, perm};
 use crate::audit::RequestContext;
 use crate::domain::ProjectId;
@@ -29,7 +34,8 @@ fn read_payload(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Payl
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    let payload = mixpanel::decode_body(body, form).map_err(|e| AppError::BadRequest(e.0))?;
+    let payload = mixpanel::decode_request(req.query_string(), body, form)
+        .map_err(|e| AppError::BadRequest(e.0))?;
     let max = state.settings.ingest.max_batch;
     if payload.records.len() > max {
         return Err(AppError::PayloadTooLarge(format!(
@@ -43,13 +49,49 @@ fn read_payload(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Payl
     Ok(payload)
 }
 
+/// A transparent 1×1 GIF: the answer to the image-pixel shape (`img=1`).
+const PIXEL: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
+
+/// Answers `/track` and `/engage` as Mixpanel does when the client asked `verbose=1`: a failure
+/// is `{"status": 0, "error": why}` (with its HTTP status), which the SDKs read; otherwise a
+/// problem.
+fn answer(verbose: bool, r: Result<HttpResponse, AppError>) -> Result<HttpResponse, AppError> {
+    match r {
+        Err(e) if verbose => Ok(e.mixpanel_verbose()),
+        other => other,
+    }
+}
+
+/// How a request was sent, which decides how it is answered.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    verbose: bool,
+    form: bool,
+    img: bool,
+    ip: bool,
+    total: usize,
+}
+
+impl Shape {
+    fn of(payload: &Payload) -> Self {
+        Self {
+            verbose: payload.verbose,
+            form: payload.form,
+            img: payload.img,
+            ip: payload.ip,
+            total: payload.records.len(),
+        }
+    }
+}
+
 /// How a batch ended: what was stored and what was refused.
 struct BatchResult {
     endpoint: &'static str,
-    /// Whether any record or the caller proved a project (else the answer is 401).
-    authenticated: bool,
+    /// Why no record proved a project that accepts it, if none did (the answer is then 401).
+    refused: Option<String>,
     verbose: bool,
     form: bool,
+    img: bool,
     total: usize,
     accepted: u64,
     /// Valid records not stored because of an opt-out or missing consent.
@@ -60,17 +102,18 @@ struct BatchResult {
 impl BatchResult {
     fn new(
         endpoint: &'static str,
-        authenticated: bool,
-        (verbose, form, total): (bool, bool, usize),
+        refused: Option<String>,
+        shape: Shape,
         accepted: u64,
         failed: Vec<RecordError>,
     ) -> Self {
         Self {
             endpoint,
-            authenticated,
-            verbose,
-            form,
-            total,
+            refused,
+            verbose: shape.verbose,
+            form: shape.form,
+            img: shape.img,
+            total: shape.total,
             accepted,
             dropped: 0,
             failed,
@@ -84,7 +127,11 @@ impl BatchResult {
 
     fn respond(mut self) -> Result<HttpResponse, AppError> {
         if self.failed.is_empty() {
-            return Ok(match (self.endpoint, self.verbose) {
+            return Ok(match (self.endpoint, self.verbose || !self.form) {
+                (_, _) if self.img => HttpResponse::Ok()
+                    .content_type("image/gif")
+                    .insert_header(("Cache-Control", "no-store"))
+                    .body(PIXEL),
                 ("import", _) => {
                     let mut body = json!({
                         "code": 200,
@@ -103,11 +150,8 @@ impl BatchResult {
             });
         }
         self.failed.sort_by_key(|f| f.index);
-        let (status, detail) = if !self.authenticated {
-            (
-                StatusCode::UNAUTHORIZED,
-                "no record carries a valid project token".to_owned(),
-            )
+        let (status, detail) = if let Some(why) = self.refused.take() {
+            (StatusCode::UNAUTHORIZED, why)
         } else {
             (
                 StatusCode::BAD_REQUEST,
@@ -175,15 +219,17 @@ async fn screen<T: Screened>(
 }
 
 /// Groups records by the project token they carry and authorizes each group; records without
-/// a known token join `failed`. A request with no valid token at all is logged as rejected.
+/// a known token, or whose project does not accept the browser page they come from, join
+/// `failed`. A request with no accepted record at all is logged as rejected.
 async fn authorize_by_token<T>(
     state: &AppState,
+    req: &HttpRequest,
     ctx: &RequestContext,
     route: RouteAccess,
     items: Vec<(usize, Option<String>, Option<String>, T)>,
     token_field: &str,
     failed: &mut Vec<RecordError>,
-) -> Result<Vec<(Authorized<perm::EventsIngest>, Project, Vec<T>)>, AppError> {
+) -> Result<(TokenGroups<T>, Option<String>), AppError> {
     let mut groups: BTreeMap<String, Vec<(usize, Option<String>, T)>> = BTreeMap::new();
     for (index, insert_id, token, item) in items {
         match token {
@@ -196,40 +242,76 @@ async fn authorize_by_token<T>(
             }),
         }
     }
+    let origin = cors::page_origin(req);
+    let mut refused_origin = None;
     let mut out = Vec::new();
     for (token, members) in groups {
+        let refuse = |field: &str, message: String, failed: &mut Vec<RecordError>| {
+            failed.extend(members.iter().map(|(index, insert_id, _)| RecordError {
+                index: *index,
+                insert_id: insert_id.clone(),
+                field: field.into(),
+                message: message.clone(),
+            }))
+        };
         match state.store.project_by_ingest_token(&token).await? {
             Some(project) if project.is_live() => {
+                if let Some(why) = cors::refusal(&project, &origin) {
+                    refuse("Origin", why.clone(), failed);
+                    refused_origin = Some(why);
+                    continue;
+                }
                 let principal = principal_of::of_project_token(project.id.clone(), route)?;
                 let auth = authorize::<perm::EventsIngest>(&principal, &project.id)?;
                 let items = members.into_iter().map(|(_, _, item)| item).collect();
                 out.push((auth, project, items));
             }
-            _ => failed.extend(
-                members
-                    .into_iter()
-                    .map(|(index, insert_id, _)| RecordError {
-                        index,
-                        insert_id,
-                        field: token_field.into(),
-                        message: "is not the token of any project".into(),
-                    }),
+            _ => refuse(
+                token_field,
+                "is not the token of any project".into(),
+                failed,
             ),
         }
     }
     if out.is_empty() {
-        // Not one record proved a project: an authentication failure, and logged as one.
-        state
-            .audit
-            .rejected(ctx, "no record carries a valid project token")
-            .await?;
+        // Not one record proved a project that accepts it: an authentication failure, logged.
+        let why =
+            refused_origin.unwrap_or_else(|| "no record carries a valid project token".into());
+        state.audit.rejected(ctx, &why).await?;
+        return Ok((out, Some(why)));
     }
-    Ok(out)
+    cors::accept(req, &origin);
+    Ok((out, None))
 }
 
-#[utoipa::path(post, path = "/track", tag = "ingest",
-    request_body(content = String, description = "Form field `data` (JSON or base64 JSON) or a raw JSON list of events", content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "`{\"status\": 1}` (verbose) or `1`"), (status = 400), (status = 401), (status = 413)))]
+/// Records grouped by the project whose token they carry, each group authorized.
+type TokenGroups<T> = Vec<(Authorized<perm::EventsIngest>, Project, Vec<T>)>;
+
+/// Keeps the client's address in `$ip` where the project opts in and the SDK asked for
+/// geolocation (`ip=1`); an address the event already carries is left as sent.
+fn record_ip(project: &Project, shape: Shape, ctx: &RequestContext, batch: &mut [NewEvent]) {
+    let Some(ip) = ctx
+        .client_ip
+        .as_ref()
+        .filter(|_| shape.ip && project.record_client_ip)
+    else {
+        return;
+    };
+    for event in batch {
+        event
+            .properties
+            .entry("$ip")
+            .or_insert_with(|| Value::String(ip.clone()));
+    }
+}
+
+#[utoipa::path(method(get, post), path = "/track", tag = "ingest",
+    params(("data" = Option<String>, Query, description = "GET: the events, JSON or base64 JSON"),
+        ("verbose" = Option<u8>, Query, description = "1: answer `{\"status\": 1, \"error\": null}` or `{\"status\": 0, \"error\": why}`"),
+        ("ip" = Option<u8>, Query, description = "1: keep the client's address in `$ip`, where the project opts in"),
+        ("img" = Option<u8>, Query, description = "1: answer a 1×1 GIF (the image pixel)")),
+    request_body(content = String, description = "Form field `data` (JSON or base64 JSON) or a raw JSON list of events; also at `/track/`", content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "`{\"status\": 1, \"error\": null}` (verbose or JSON), `1`, or a GIF (`img=1`)"), (status = 400), (status = 401), (status = 413)))]
 pub async fn track(
     req: HttpRequest,
     ctx: RequestContext,
@@ -238,10 +320,24 @@ pub async fn track(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let payload = read_payload(&req, &body, &state)?;
+    let verbose = payload.verbose;
+    answer(
+        verbose,
+        track_records(&req, &ctx, route, &state, payload).await,
+    )
+}
+
+async fn track_records(
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    route: RouteAccess,
+    state: &AppState,
+    payload: Payload,
+) -> Result<HttpResponse, AppError> {
+    let shape = Shape::of(&payload);
     let rules = state.time_rules();
     let mut failed = Vec::new();
     let mut items = Vec::new();
-    let total = payload.records.len();
     for (i, record) in payload.records.into_iter().enumerate() {
         match mixpanel::parse_event(i, record, Endpoint::Track, rules) {
             Ok(ParsedEvent { token, event }) => {
@@ -251,15 +347,23 @@ pub async fn track(
         }
     }
     let (mut accepted, mut dropped) = (0, 0);
-    let groups =
-        authorize_by_token(&state, &ctx, route, items, "properties.token", &mut failed).await?;
-    let authenticated = !groups.is_empty();
-    for (auth, project, batch) in groups {
-        let screened = screen(&state, &ctx, &auth, &project, batch).await?;
+    let (groups, refused) = authorize_by_token(
+        state,
+        req,
+        ctx,
+        route,
+        items,
+        "properties.token",
+        &mut failed,
+    )
+    .await?;
+    for (auth, project, mut batch) in groups {
+        record_ip(&project, shape, ctx, &mut batch);
+        let screened = screen(state, ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
         record_batch(
-            &state,
-            &ctx,
+            state,
+            ctx,
             &auth,
             Action::EventsIngest,
             "track",
@@ -273,20 +377,17 @@ pub async fn track(
             accepted += outcome.inserted + outcome.duplicates;
         }
     }
-    BatchResult::new(
-        "track",
-        authenticated,
-        (payload.verbose, payload.form, total),
-        accepted,
-        failed,
-    )
-    .with_dropped(dropped)
-    .respond()
+    BatchResult::new("track", refused, shape, accepted, failed)
+        .with_dropped(dropped)
+        .respond()
 }
 
-#[utoipa::path(post, path = "/engage", tag = "ingest",
-    request_body(content = String, description = "Form field `data` or raw JSON: profile updates (`$set`, `$set_once`, `$add`, `$append`, `$union`, `$remove`, `$unset`, `$delete`)", content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "`{\"status\": 1}` (verbose) or `1`"), (status = 400), (status = 401), (status = 413)))]
+#[utoipa::path(method(get, post), path = "/engage", tag = "ingest",
+    params(("data" = Option<String>, Query, description = "GET: the updates, JSON or base64 JSON"),
+        ("verbose" = Option<u8>, Query, description = "1: answer `{\"status\": 1, \"error\": null}` or `{\"status\": 0, \"error\": why}`"),
+        ("img" = Option<u8>, Query, description = "1: answer a 1×1 GIF (the image pixel)")),
+    request_body(content = String, description = "Form field `data` or raw JSON: profile updates (`$set`, `$set_once`, `$add`, `$append`, `$union`, `$remove`, `$unset`, `$delete`); also at `/engage/`", content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "`{\"status\": 1, \"error\": null}` (verbose or JSON), `1`, or a GIF (`img=1`)"), (status = 400), (status = 401), (status = 413)))]
 pub async fn engage(
     req: HttpRequest,
     ctx: RequestContext,
@@ -295,6 +396,21 @@ pub async fn engage(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let payload = read_payload(&req, &body, &state)?;
+    let verbose = payload.verbose;
+    answer(
+        verbose,
+        engage_records(&req, &ctx, route, &state, payload).await,
+    )
+}
+
+async fn engage_records(
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    route: RouteAccess,
+    state: &AppState,
+    payload: Payload,
+) -> Result<HttpResponse, AppError> {
+    let shape = Shape::of(&payload);
     let mut failed = Vec::new();
     let mut items: Vec<(usize, Option<String>, Option<String>, ProfileUpdate)> = Vec::new();
     for (i, record) in payload.records.iter().enumerate() {
@@ -305,14 +421,14 @@ pub async fn engage(
     }
     let now = state.clock.now();
     let (mut accepted, mut dropped) = (0, 0);
-    let groups = authorize_by_token(&state, &ctx, route, items, "$token", &mut failed).await?;
-    let authenticated = !groups.is_empty();
+    let (groups, refused) =
+        authorize_by_token(state, req, ctx, route, items, "$token", &mut failed).await?;
     for (auth, project, batch) in groups {
-        let screened = screen(&state, &ctx, &auth, &project, batch).await?;
+        let screened = screen(state, ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
         record_batch(
-            &state,
-            &ctx,
+            state,
+            ctx,
             &auth,
             Action::ProfilesUpdate,
             "engage",
@@ -325,15 +441,9 @@ pub async fn engage(
             accepted += events::update_profiles(&state.store, &auth, &screened.kept, now).await?;
         }
     }
-    BatchResult::new(
-        "engage",
-        authenticated,
-        (payload.verbose, payload.form, payload.records.len()),
-        accepted,
-        failed,
-    )
-    .with_dropped(dropped)
-    .respond()
+    BatchResult::new("engage", refused, shape, accepted, failed)
+        .with_dropped(dropped)
+        .respond()
 }
 
 /// `/import`'s query string.
@@ -344,7 +454,7 @@ pub struct ImportParams {
     project_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/import", tag = "ingest", params(ImportParams),
+#[utoipa::path(method(get, post), path = "/import", tag = "ingest", params(ImportParams),
     request_body(content = String, description = "Form field `data` or a raw JSON list of events, each with `time` and `$insert_id`", content_type = "application/json"),
     responses((status = 200, description = "`code`, `num_records_imported`, `status`"), (status = 400, description = "Some records failed: `failed_records` says which and why"), (status = 401), (status = 403), (status = 413)),
     security(("basic" = [])))]
@@ -379,7 +489,7 @@ pub async fn import(
     let rules = state.time_rules();
     let mut failed = Vec::new();
     let mut batch: Vec<NewEvent> = Vec::new();
-    let total = payload.records.len();
+    let shape = Shape::of(&payload);
     for (i, record) in payload.records.into_iter().enumerate() {
         match mixpanel::parse_event(i, record, Endpoint::Import, rules) {
             Ok(ParsedEvent {
@@ -415,13 +525,7 @@ pub async fn import(
             accepted = outcome.inserted + outcome.duplicates;
         }
     }
-    BatchResult::new(
-        "import",
-        true,
-        (payload.verbose, payload.form, total),
-        accepted,
-        failed,
-    )
-    .with_dropped(dropped)
-    .respond()
+    BatchResult::new("import", None, shape, accepted, failed)
+        .with_dropped(dropped)
+        .respond()
 }

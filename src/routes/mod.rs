@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 pub mod bodies;
 mod classify;
+pub mod cors;
 pub mod extract;
 mod grants;
 mod health;
@@ -37,6 +38,8 @@ pub struct RouteDef {
     /// What it requires.
     pub access: Access,
     handler: fn() -> Route,
+    /// Whether it answers at `path/` too, as Mixpanel's SDKs call it.
+    pub slash: bool,
 }
 
 fn def(method: Method, path: &'static str, access: Access, handler: fn() -> Route) -> RouteDef {
@@ -45,8 +48,23 @@ fn def(method: Method, path: &'static str, access: Access, handler: fn() -> Rout
         path,
         access,
         handler,
+        slash: false,
     }
 }
+
+/// The routes Mixpanel's SDKs call, answered with and without a trailing slash.
+fn sdk(method: Method, path: &'static str, access: Access, handler: fn() -> Route) -> RouteDef {
+    RouteDef {
+        slash: true,
+        ..def(method, path, access, handler)
+    }
+}
+
+/// The routes a page's SDK calls: each answers a browser's preflight and carries CORS headers.
+pub const BROWSER_ROUTES: [&str; 4] = ["/track", "/engage", "/decide", "/flags"];
+
+const PREFLIGHT: Access =
+    Access::Public("a browser's CORS preflight: says which origins may send, reads no data");
 
 /// Every route the service serves.
 pub fn registry() -> Vec<RouteDef> {
@@ -492,14 +510,47 @@ pub fn registry() -> Vec<RouteDef> {
             Requires(UsersAdmin),
             || web::delete().to(admin::end_sessions),
         ),
-        def(Method::POST, "/track", Requires(EventsIngest), || {
+        sdk(Method::POST, "/track", Requires(EventsIngest), || {
             web::post().to(ingest::track)
         }),
-        def(Method::POST, "/engage", Requires(EventsIngest), || {
+        sdk(Method::GET, "/track", Requires(EventsIngest), || {
+            web::get().to(ingest::track)
+        }),
+        sdk(Method::POST, "/engage", Requires(EventsIngest), || {
             web::post().to(ingest::engage)
         }),
-        def(Method::POST, "/import", Requires(EventsIngest), || {
+        sdk(Method::GET, "/engage", Requires(EventsIngest), || {
+            web::get().to(ingest::engage)
+        }),
+        sdk(Method::POST, "/import", Requires(EventsIngest), || {
             web::post().to(ingest::import)
+        }),
+        sdk(Method::GET, "/import", Requires(EventsIngest), || {
+            web::get().to(ingest::import)
+        }),
+        sdk(
+            Method::GET,
+            "/decide",
+            Public("answers that there are no feature flags or surveys; reads no data"),
+            || web::get().to(cors::decide),
+        ),
+        sdk(
+            Method::GET,
+            "/flags",
+            Public("answers that there are no feature flags; reads no data"),
+            || web::get().to(cors::flags),
+        ),
+        sdk(Method::OPTIONS, "/track", PREFLIGHT, || {
+            web::method(Method::OPTIONS).to(cors::preflight)
+        }),
+        sdk(Method::OPTIONS, "/engage", PREFLIGHT, || {
+            web::method(Method::OPTIONS).to(cors::preflight)
+        }),
+        sdk(Method::OPTIONS, "/decide", PREFLIGHT, || {
+            web::method(Method::OPTIONS).to(cors::preflight)
+        }),
+        sdk(Method::OPTIONS, "/flags", PREFLIGHT, || {
+            web::method(Method::OPTIONS).to(cors::preflight)
         }),
         def(
             Method::GET,
@@ -525,22 +576,30 @@ pub fn registry() -> Vec<RouteDef> {
 /// Registers every route with its declared access in the resource's app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for r in registry() {
-        // Bodies are read under their limits only once the client's budget allows it.
-        let resource = web::resource(r.path)
+        let mut patterns = vec![r.path.to_owned()];
+        if r.slash {
+            patterns.push(format!("{}/", r.path));
+        }
+        let mut resource = web::resource(patterns)
             .guard(guard::Method(r.method.clone()))
-            .app_data(RouteAccess(r.access))
+            .app_data(RouteAccess(r.access));
+        if let Some(class) = r.rate_class() {
+            resource = resource.app_data(class);
+        }
+        // Bodies are read under their limits only once the client's budget allows it.
+        let resource = resource
             .route((r.handler)())
             .wrap(actix_web::middleware::from_fn(bodies::bound))
             // The last wrap runs first: a malformed project is refused before the body waits.
-            .wrap(actix_web::middleware::from_fn(extract::project_in_path));
-        match r.rate_class() {
-            Some(class) => cfg.service(
-                resource
-                    .app_data(class)
-                    .wrap(actix_web::middleware::from_fn(limits::limit)),
-            ),
-            None => cfg.service(resource),
-        };
+            .wrap(actix_web::middleware::from_fn(extract::project_in_path))
+            // A route without a rate class passes straight through.
+            .wrap(actix_web::middleware::from_fn(limits::limit))
+            // Outermost, so every answer of a browser route (a 429 too) carries its headers.
+            .wrap(actix_web::middleware::Condition::new(
+                BROWSER_ROUTES.contains(&r.path),
+                actix_web::middleware::from_fn(cors::expose),
+            ));
+        cfg.service(resource);
     }
 }
 
@@ -560,7 +619,9 @@ impl RouteDef {
         }
         match (&self.access, self.path) {
             (_, "/healthz") => None,
-            (Access::Public(_), _) | (_, "/track" | "/engage") => Some(RateClass::Public),
+            (Access::Public(_), _) | (_, "/track" | "/engage" | "/groups") => {
+                Some(RateClass::Public)
+            }
             _ => None,
         }
     }

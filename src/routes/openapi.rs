@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    account, admin, audit, auth, classify, grants, health, ingest, privacy, query, requests,
+    account, admin, audit, auth, classify, cors, grants, health, ingest, privacy, query, requests,
     review, subjects,
 };
 
@@ -25,6 +25,61 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Every browser route answers the same preflight, documented once at `/track`.
+struct Preflights;
+
+impl Modify for Preflights {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let paths = &mut openapi.paths.paths;
+        let Some(preflight) = paths.get("/track").and_then(|p| p.options.clone()) else {
+            return;
+        };
+        for path in super::BROWSER_ROUTES {
+            if let Some(item) = paths.get_mut(path) {
+                item.options.get_or_insert_with(|| preflight.clone());
+            }
+        }
+    }
+}
+
+/// One handler can serve several methods (`GET` and `POST /track`) or paths (the preflight):
+/// each operation gets an id of its own, as the specification requires.
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut seen = std::collections::BTreeSet::new();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("options", &mut item.options),
+                ("head", &mut item.head),
+                ("patch", &mut item.patch),
+                ("trace", &mut item.trace),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                let Some(id) = op.operation_id.clone() else {
+                    continue;
+                };
+                if !seen.insert(id.clone()) {
+                    let words: String = path
+                        .split('/')
+                        .filter(|w| !w.is_empty() && !w.starts_with('{'))
+                        .collect::<Vec<_>>()
+                        .join("_");
+                    let unique = format!("{id}_{method}_{words}");
+                    seen.insert(unique.clone());
+                    op.operation_id = Some(unique);
+                }
+            }
+        }
+    }
+}
+
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +87,7 @@ impl Modify for SecuritySchemes {
     paths(
         health::healthz, health::readyz, health::metrics, document,
         ingest::track, ingest::engage, ingest::import,
+        cors::preflight, cors::decide, cors::flags,
         query::events, query::count, query::profile,
         audit::checkpoint, audit::inclusion, audit::consistency, audit::export,
         auth::login, auth::callback, auth::password, auth::backchannel_logout,
@@ -60,7 +116,7 @@ impl Modify for SecuritySchemes {
         subjects::mixpanel_cancel_deletion,
         requests::ask, requests::mine, requests::pending, requests::approve, requests::reject,
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &Preflights, &UniqueOperationIds),
 )]
 pub struct ApiDoc;
 

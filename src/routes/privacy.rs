@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::access::{Principal, perm};
 use crate::audit::RequestContext;
-use crate::domain::{DistinctId, ProjectId};
+use crate::domain::{AllowedOrigins, DistinctId, ProjectId};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::privacy::consent::{self, Choice, Preferences};
@@ -253,6 +253,12 @@ pub struct SettingsBody {
     consent_required: Option<bool>,
     /// The consent marker property.
     consent_property: Option<String>,
+    /// The web origins browsers may send this project's events from (CORS), such as
+    /// `https://shop.example`; `["*"]` alone for any origin; `[]` for none (the default).
+    allowed_origins: Option<Vec<String>>,
+    /// Keep the client's address in `$ip` when an SDK sends `ip=1` (off by default: an
+    /// address is personal data).
+    record_client_ip: Option<bool>,
 }
 
 /// A project's settings.
@@ -302,6 +308,11 @@ pub async fn update_project(
             .consent_property
             .clone()
             .unwrap_or(p.consent_property.clone()),
+        allowed_origins: match &body.allowed_origins {
+            Some(list) => AllowedOrigins::parse_list(list)?,
+            None => p.allowed_origins.clone(),
+        },
+        record_client_ip: body.record_client_ip.unwrap_or(p.record_client_ip),
     };
     if !(1..=36_500).contains(&after.retention_days) {
         return Err(AppError::Unprocessable(
@@ -313,7 +324,13 @@ pub async fn update_project(
             "consent_property must be 1 to 255 bytes".into(),
         ));
     }
-    let details = json!({"before": before, "after": {"retention_days": after.retention_days, "consent_required": after.consent_required, "consent_property": after.consent_property}});
+    let details = json!({"before": before, "after": {
+        "retention_days": after.retention_days,
+        "consent_required": after.consent_required,
+        "consent_property": after.consent_property,
+        "allowed_origins": after.allowed_origins.to_list(),
+        "record_client_ip": after.record_client_ip,
+    }});
     state
         .audit
         .record(&ctx, &auth, Action::ProjectUpdate, 0, details, vec![])

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::config::DatabaseSettings;
 use crate::domain::profile::ProfileUpdate;
-use crate::domain::{DistinctId, ProjectId, Timestamp};
+use crate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 
@@ -122,6 +122,10 @@ pub struct Project {
     pub consent_property: String,
     /// When the sweeper hard-deleted it after its grace period.
     pub purged_at: Option<Timestamp>,
+    /// The browser origins it accepts events from.
+    pub allowed_origins: AllowedOrigins,
+    /// Whether the client's address is kept in `$ip` when an SDK sends `ip=1`.
+    pub record_client_ip: bool,
 }
 
 impl Project {

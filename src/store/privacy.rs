@@ -11,7 +11,7 @@ use super::events::{adjust_counts, count_deltas};
 use super::sql::{Backend, SqlStore, portable_impl};
 use super::{StoreError, StoreResult};
 use crate::domain::subject_request::{ComplianceType, JobState, RequestKind, SubjectRequest};
-use crate::domain::{DistinctId, ProjectId, Timestamp};
+use crate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use crate::ledger::merkle::Hash;
 
 /// What one erasure step changed.
@@ -50,6 +50,10 @@ pub struct ProjectSettings {
     pub consent_required: bool,
     /// The consent marker property.
     pub consent_property: String,
+    /// The browser origins events are accepted from.
+    pub allowed_origins: AllowedOrigins,
+    /// Whether `ip=1` keeps the client's address in `$ip`.
+    pub record_client_ip: bool,
 }
 
 /// Subject requests, opt-outs, consent and the project lifecycle.
@@ -657,13 +661,15 @@ portable_impl!(PrivacyStore {
     ) -> StoreResult<bool> {
         let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
-            "UPDATE projects SET retention_days = $1, consent_required = $2, consent_property = $3 \
-             WHERE id = $4 AND purged_at IS NULL",
+            "UPDATE projects SET retention_days = $1, consent_required = $2, consent_property = $3, \
+             allowed_origins = $5, record_client_ip = $6 WHERE id = $4 AND purged_at IS NULL",
         )
         .bind(s.retention_days)
         .bind(i64::from(s.consent_required))
         .bind(s.consent_property.clone())
         .bind(id.as_str().to_owned())
+        .bind(s.allowed_origins.to_stored())
+        .bind(i64::from(s.record_client_ip))
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&r) > 0)

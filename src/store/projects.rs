@@ -8,7 +8,7 @@ use super::sql::*;
 use super::*;
 
 pub(super) const PROJECT_COLUMNS: &str = "id, name, ingest_token, retention_days, created_at, deleted_at, \
-     consent_required, consent_property, purged_at";
+     consent_required, consent_property, purged_at, allowed_origins, record_client_ip";
 pub(super) const TOKEN_SELECT: &str = "SELECT t.id, t.created_at, t.revoked_at, t.last_used_at, s.id AS sa_id, s.project_id, s.name, s.locked_at \
      FROM api_tokens t JOIN service_accounts s ON s.id = t.service_account_id";
 
@@ -201,6 +201,8 @@ where
         consent_required: r.try_get::<i64, _>("consent_required")? != 0,
         consent_property: r.try_get("consent_property")?,
         purged_at: opt_time(r.try_get("purged_at")?),
+        allowed_origins: AllowedOrigins::from_stored(&r.try_get::<String, _>("allowed_origins")?),
+        record_client_ip: r.try_get::<i64, _>("record_client_ip")? != 0,
     })
 }
 

@@ -41,7 +41,7 @@ async fn reads_ingestion_denials_and_bad_tokens_are_logged_without_personal_data
         .unwrap();
     assert_problem(bad, 401).await;
     let forged = json!({"event": "x", "properties": {"token": "0000", "distinct_id": "u"}});
-    assert_problem(app.post_form("/track", &forged).await, 401).await;
+    assert_problem(app.post_form_plain("/track", &forged).await, 401).await;
     app.settle().await;
 
     let (bundle, entries) = app.export_log().await;

@@ -224,13 +224,22 @@ impl TestApp {
 
     /// Posts `data=<json>&verbose=1` as the SDKs do.
     pub async fn post_form(&self, path: &str, data: &Value) -> reqwest::Response {
+        self.post_form_with(path, &[("data", data.to_string()), ("verbose", "1".into())])
+            .await
+    }
+
+    /// Posts `data` as a form without `verbose=1`: failures come back as problems.
+    pub async fn post_form_plain(&self, path: &str, data: &Value) -> reqwest::Response {
+        self.post_form_with(path, &[("data", data.to_string())])
+            .await
+    }
+
+    /// Posts these form fields.
+    pub async fn post_form_with(&self, path: &str, fields: &[(&str, String)]) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.address))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(
-                serde_urlencoded::to_string([("data", data.to_string()), ("verbose", "1".into())])
-                    .unwrap(),
-            )
+            .body(serde_urlencoded::to_string(fields).unwrap())
             .send()
             .await
             .unwrap()
@@ -286,6 +295,21 @@ impl TestApp {
 }
 
 /// Asserts the response is a problem with this status and returns its body.
+/// Asserts a refusal in the shape Mixpanel gives after `verbose=1`; returns its `error`.
+pub async fn assert_mixpanel_refusal(resp: reqwest::Response, status: u16) -> String {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], 0, "{body}");
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "status and error only: {body}"
+    );
+    let error = body["error"].as_str().unwrap_or_default().to_owned();
+    assert!(!error.is_empty(), "{body}");
+    error
+}
+
 pub async fn assert_problem(resp: reqwest::Response, status: u16) -> Value {
     assert_eq!(resp.status().as_u16(), status, "unexpected status");
     let ct = resp

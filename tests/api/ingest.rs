@@ -4,7 +4,7 @@ use auditgate::clock::Clock;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_mixpanel_refusal, assert_problem, spawn_app};
 
 #[tokio::test]
 async fn track_stores_an_event_and_answers_like_mixpanel() {
@@ -233,12 +233,16 @@ async fn engage_applies_profile_operations() {
 async fn unknown_or_missing_project_tokens_are_refused() {
     let app = spawn_app().await;
     let e = json!({"event": "a", "properties": {"token": "not-a-token", "distinct_id": "u"}});
-    let body = assert_problem(app.post_form("/track", &e).await, 401).await;
+    let body = assert_problem(app.post_form_plain("/track", &e).await, 401).await;
     assert_eq!(body["failed_records"][0]["field"], "properties.token");
+    // Asked verbose=1, the same refusal comes in Mixpanel's shape, which the SDKs read.
+    let error = assert_mixpanel_refusal(app.post_form("/track", &e).await, 401).await;
+    assert_eq!(error, "no record carries a valid project token");
     let e = json!({"event": "a", "properties": {"distinct_id": "u"}});
-    assert_problem(app.post_form("/track", &e).await, 401).await;
+    assert_problem(app.post_form_plain("/track", &e).await, 401).await;
     let u = json!({"$token": "nope", "$distinct_id": "u", "$set": {"a": 1}});
-    assert_problem(app.post_form("/engage", &u).await, 401).await;
+    assert_problem(app.post_form_plain("/engage", &u).await, 401).await;
+    assert_mixpanel_refusal(app.post_form("/engage", &u).await, 401).await;
     assert!(app.all_events().await.is_empty());
 }
 

@@ -68,13 +68,17 @@ async fn every_protected_route_refuses_anonymous_callers() {
             .replace("{name}", "plan");
         let url = format!("{}{path}", app.address);
         let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
+        let record = r#"{"event": "x", "properties": {"distinct_id": "u"}}"#;
         let req = app.client.request(method, &url);
         let resp = match r.method.as_str() {
-            "POST" => req
-                .body(r#"{"event": "x", "properties": {"distinct_id": "u"}}"#)
-                .send()
-                .await
-                .unwrap(),
+            "POST" => req.body(record).send().await.unwrap(),
+            // The SDKs' GET shape: the record in the query string.
+            "GET" if r.slash => {
+                let query = serde_urlencoded::to_string([("data", record)]).unwrap();
+                let method = reqwest::Method::GET;
+                let req = app.client.request(method, format!("{url}?{query}"));
+                req.send().await.unwrap()
+            }
             _ => req.send().await.unwrap(),
         };
         match r.access {

@@ -2,7 +2,7 @@
 
 use auditgate::auth::tokens::ApiSecret;
 use auditgate::clock::{Clock, ManualClock};
-use auditgate::domain::{DistinctId, ProjectId, Timestamp};
+use auditgate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use auditgate::events::profile::{ProfileOp, ProfileUpdate};
 use auditgate::projects;
 use auditgate::store::{
@@ -1088,6 +1088,8 @@ async fn privacy_suite(store: SharedStore) {
         retention_days: 30,
         consent_required: true,
         consent_property: "ok".into(),
+        allowed_origins: AllowedOrigins::parse_list(&["https://shop.example".into()]).unwrap(),
+        record_client_ip: true,
     };
     assert!(
         store
@@ -1097,6 +1099,8 @@ async fn privacy_suite(store: SharedStore) {
     );
     let p = store.project(&shop).await.unwrap().unwrap();
     assert!(p.consent_required && p.consent_property == "ok" && p.retention_days == 30);
+    assert_eq!(p.allowed_origins.to_list(), ["https://shop.example"]);
+    assert!(p.record_client_ip);
     assert!(
         store
             .set_project_deleted(&shop, Some(clock.now()))

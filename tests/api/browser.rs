@@ -1,0 +1,437 @@
+//! The request shapes Mixpanel's SDKs send besides the Python SDK's (trailing slashes, `GET
+//! data=`, the image pixel, flags in the query string), CORS for pages on a project's allowed
+//! origins, and the client's address kept only where a project opts in.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::grants::{app, log, person};
+use crate::helpers::{TestApp, assert_mixpanel_refusal, assert_problem, spawn_app};
+use auditgate::ledger::entry::{Action, Outcome};
+
+const SHOP: &str = "https://shop.example";
+const EVIL: &str = "https://evil.example";
+
+fn tracked(app: &TestApp, name: &str, who: &str) -> Value {
+    json!({"event": name, "properties": {"token": app.token(), "distinct_id": who, "time": app.now_secs()}})
+}
+
+fn b64(v: &Value) -> String {
+    STANDARD.encode(v.to_string())
+}
+
+async fn names(app: &TestApp) -> Vec<String> {
+    let mut n: Vec<String> = app
+        .all_events()
+        .await
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+/// A request as a page's SDK sends it: flags in the query, `data=` in a form body.
+async fn from_page(
+    app: &TestApp,
+    origin: Option<&str>,
+    path: &str,
+    data: &Value,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(format!(
+            "{}{path}?verbose=1&ip=1&_=1733400000000",
+            app.address
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string([("data", b64(data))]).unwrap());
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    req.send().await.unwrap()
+}
+
+async fn allow(app: &TestApp, origins: &[&str], record_client_ip: bool) {
+    let p = app
+        .store
+        .project(&auditgate::domain::ProjectId::parse("shop").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let settings = auditgate::store::ProjectSettings {
+        retention_days: p.retention_days,
+        consent_required: p.consent_required,
+        consent_property: p.consent_property,
+        allowed_origins: auditgate::domain::AllowedOrigins::parse_list(
+            &origins.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap(),
+        record_client_ip,
+    };
+    assert!(
+        app.store
+            .update_project_settings(&p.id, &settings)
+            .await
+            .unwrap()
+    );
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn every_shape_the_sdks_send_is_stored_and_answered_as_mixpanel_does() {
+    let app = spawn_app().await;
+    // The browser SDK: a trailing slash, flags in the query string, base64 data in a form.
+    let r = from_page(
+        &app,
+        None,
+        "/track/",
+        &json!([tracked(&app, "slash", "u1")]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": 1, "error": null})
+    );
+    // The Node SDK: GET with data= in the query, verbose=0 and ip=0: a bare 1.
+    let q = serde_urlencoded::to_string([
+        ("data", b64(&tracked(&app, "get", "u1"))),
+        ("ip", "0".into()),
+        ("verbose", "0".into()),
+    ])
+    .unwrap();
+    let r = app.get_anonymous(&format!("/track?{q}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "1");
+    // The same with verbose=1 in the query string.
+    let q = serde_urlencoded::to_string([
+        ("data", b64(&tracked(&app, "get-verbose", "u1"))),
+        ("verbose", "1".into()),
+    ])
+    .unwrap();
+    let r = app.get_anonymous(&format!("/track/?{q}")).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": 1, "error": null})
+    );
+    // The image pixel: a 1×1 GIF.
+    let q = serde_urlencoded::to_string([
+        ("data", b64(&tracked(&app, "pixel", "u1"))),
+        ("img", "1".into()),
+    ])
+    .unwrap();
+    let r = app.get_anonymous(&format!("/track?{q}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), Some("image/gif"));
+    let gif = r.bytes().await.unwrap();
+    assert!(gif.starts_with(b"GIF89a") && gif.len() == 43, "{gif:?}");
+    // Profiles by GET, with and without the slash.
+    let u = json!({"$token": app.token(), "$distinct_id": "u1", "$set": {"plan": "pro"}});
+    let q = serde_urlencoded::to_string([("data", b64(&u))]).unwrap();
+    assert_eq!(
+        app.get_anonymous(&format!("/engage/?{q}"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "1"
+    );
+    let profile: Value = app
+        .get("/api/v1/projects/shop/profiles/u1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["properties"]["plan"], "pro", "{profile}");
+    // Import by GET (the Node SDK's single import), with the service account.
+    let old = json!({"event": "imported", "properties": {"distinct_id": "u1", "time": app.now_secs() - 86_400, "$insert_id": "imp-1"}});
+    let q = serde_urlencoded::to_string([("data", b64(&old)), ("verbose", "1".into())]).unwrap();
+    let r = app
+        .client
+        .get(format!("{}/import/?{q}", app.address))
+        .basic_auth(&app.project.service_account.name, Some(app.secret()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    assert_eq!(
+        names(&app).await,
+        ["get", "get-verbose", "imported", "pixel", "slash"]
+    );
+
+    // No data anywhere: a problem, nothing stored.
+    assert_problem(app.get_anonymous("/track?verbose=1").await, 400).await;
+    // A failure after verbose=1 comes in Mixpanel's shape, with its HTTP status.
+    let bad = json!({"event": "", "properties": {"token": app.token(), "distinct_id": "u1"}});
+    let batch = json!([bad, tracked(&app, "beside-a-bad-one", "u1")]);
+    let q = serde_urlencoded::to_string([("data", b64(&batch)), ("verbose", "1".into())]).unwrap();
+    let error = assert_mixpanel_refusal(app.get_anonymous(&format!("/track?{q}")).await, 400).await;
+    assert!(error.contains("1 of 2 records failed"), "{error}");
+
+    // Each accepted request is one ingestion entry, whatever its shape.
+    app.settle().await;
+    let ingests = log(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == Action::EventsIngest && e.outcome == Outcome::Allowed)
+        .count();
+    assert_eq!(ingests, 6);
+}
+
+#[tokio::test]
+async fn pages_send_only_from_the_origins_their_project_lists() {
+    let app = spawn_app().await;
+    // By default no origin is listed: a page's events are refused, readably for no one.
+    let r = from_page(
+        &app,
+        Some(SHOP),
+        "/track/",
+        &json!([tracked(&app, "a", "u1")]),
+    )
+    .await;
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    let error = assert_mixpanel_refusal(r, 401).await;
+    assert!(
+        error.contains("https://shop.example is not in project shop's allowed_origins"),
+        "{error}"
+    );
+    let preflight = |origin: &'static str, headers: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/track/?verbose=1", app.address),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", headers)
+            .send()
+    };
+    assert_problem(preflight(SHOP, "content-type").await.unwrap(), 403).await;
+
+    allow(&app, &[SHOP], false).await;
+    let r = preflight(SHOP, "Content-Type").await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(SHOP));
+    assert_eq!(header(&r, "access-control-allow-credentials"), Some("true"));
+    assert!(
+        header(&r, "access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert_problem(preflight(EVIL, "content-type").await.unwrap(), 403).await;
+    assert_problem(preflight(SHOP, "x-api-key").await.unwrap(), 400).await;
+    assert_problem(preflight("null", "content-type").await.unwrap(), 403).await;
+
+    let r = from_page(
+        &app,
+        Some(SHOP),
+        "/track/",
+        &json!([tracked(&app, "from-shop", "u1")]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(SHOP));
+    assert_eq!(header(&r, "access-control-allow-credentials"), Some("true"));
+    assert!(r.headers().get_all("vary").iter().any(|v| v == "Origin"));
+    assert!(
+        r.headers().get("set-cookie").is_none(),
+        "no cookies on ingestion"
+    );
+    let r = from_page(
+        &app,
+        Some(EVIL),
+        "/track/",
+        &json!([tracked(&app, "from-evil", "u1")]),
+    )
+    .await;
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    assert_mixpanel_refusal(r, 401).await;
+    let u = json!({"$token": app.token(), "$distinct_id": "u1", "$set": {"plan": "pro"}});
+    let r = from_page(&app, Some(SHOP), "/engage/", &u).await;
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(SHOP));
+    // A request without Origin (a server SDK) is not a page's: the token alone decides.
+    let r = from_page(
+        &app,
+        None,
+        "/track",
+        &json!([tracked(&app, "from-server", "u1")]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    // Problems a page's SDK must read to retry carry the headers too.
+    let batch = json!([tracked(&app, "", "u1"), tracked(&app, "good", "u1")]);
+    let r = from_page(&app, Some(SHOP), "/track/", &batch).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(SHOP));
+
+    // Flags and decide: nothing to decide, readable by the project's pages.
+    let r = app
+        .client
+        .get(format!(
+            "{}/flags/?token={}&context=%7B%7D",
+            app.address,
+            app.token()
+        ))
+        .header("origin", SHOP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(SHOP));
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"flags": {}}));
+    let r = app
+        .client
+        .get(format!(
+            "{}/decide?verbose=1&token={}",
+            app.address,
+            app.token()
+        ))
+        .header("origin", EVIL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    assert_eq!(r.json::<Value>().await.unwrap()["feature_flags"], json!([]));
+    // CORS stays off the rest of the API.
+    let r = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/projects/shop/events", app.address),
+        )
+        .header("origin", SHOP)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+
+    // "*" only where the project opts in; then any page may send.
+    allow(&app, &["*"], false).await;
+    let r = from_page(
+        &app,
+        Some(EVIL),
+        "/track/",
+        &json!([tracked(&app, "anywhere", "u1")]),
+    )
+    .await;
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(EVIL));
+    assert_eq!(
+        names(&app).await,
+        ["anywhere", "from-server", "from-shop", "good"]
+    );
+
+    // Refusals are logged with the origin as the reason.
+    app.settle().await;
+    let reasons: Vec<String> = log(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == Action::AuthRejected)
+        .map(|e| e.details)
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|d| d.contains("https://evil.example is not in project shop's allowed_origins")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn administrators_list_origins_and_opt_into_client_addresses_and_both_are_logged() {
+    let (app, idp) = app(|_| {}).await;
+    let (owner, _) = person(&app, &idp, "olga", &["owners"]).await;
+    let patch = |body: Value| {
+        owner
+            .client
+            .patch(format!("{}/api/v1/projects/shop", owner.base))
+            .header("x-csrf-token", owner.csrf.clone().unwrap())
+            .json(&body)
+            .send()
+    };
+    for bad in [
+        json!({"allowed_origins": ["https://shop.example/app"]}),
+        json!({"allowed_origins": ["*", SHOP]}),
+        json!({"allowed_origins": ["shop.example"]}),
+        json!({"record_client_ip": "yes"}),
+    ] {
+        let r = patch(bad.clone()).await.unwrap();
+        assert!(
+            matches!(r.status().as_u16(), 400 | 422),
+            "{bad}: {}",
+            r.status()
+        );
+    }
+    let r = patch(json!({"allowed_origins": ["https://SHOP.example:443", "http://localhost:3000"], "record_client_ip": true}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let view: Value = r.json().await.unwrap();
+    assert_eq!(
+        view["allowed_origins"],
+        json!(["http://localhost:3000", SHOP])
+    );
+    assert_eq!(view["record_client_ip"], true);
+    app.settle().await;
+    let change = log(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == Action::ProjectUpdate && e.outcome == Outcome::Allowed)
+        .unwrap();
+    let details: Value = serde_json::from_str(&change.details).unwrap();
+    assert_eq!(details["before"]["allowed_origins"], json!([]));
+    assert_eq!(details["before"]["record_client_ip"], false);
+    assert_eq!(
+        details["after"]["allowed_origins"],
+        json!(["http://localhost:3000", SHOP])
+    );
+    assert_eq!(details["after"]["record_client_ip"], true);
+}
+
+#[tokio::test]
+async fn the_client_address_is_kept_only_where_the_project_opts_in_and_the_sdk_asks() {
+    let app = spawn_app().await;
+    let ip_of = |events: &[Value], name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == name)
+            .map(|e| e["properties"].get("$ip").cloned())
+            .unwrap()
+    };
+    // ip=1, but the project has not opted in: no address.
+    from_page(
+        &app,
+        None,
+        "/track",
+        &json!([tracked(&app, "default", "u1")]),
+    )
+    .await;
+    allow(&app, &[], true).await;
+    // Opted in and ip=1: the address the request came from.
+    from_page(&app, None, "/track", &json!([tracked(&app, "asked", "u1")])).await;
+    // Opted in, ip=0: none.
+    let r = app
+        .post_form_with(
+            "/track?ip=0",
+            &[(
+                "data",
+                json!([tracked(&app, "not-asked", "u1")]).to_string(),
+            )],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // An address the event carries is kept as sent.
+    let mut own = tracked(&app, "own", "u1");
+    own["properties"]["$ip"] = json!("203.0.113.9");
+    from_page(&app, None, "/track", &json!([own])).await;
+    let events = app.all_events().await;
+    assert_eq!(ip_of(&events, "default"), None);
+    assert_eq!(ip_of(&events, "asked"), Some(json!("127.0.0.1")));
+    assert_eq!(ip_of(&events, "not-asked"), None);
+    assert_eq!(ip_of(&events, "own"), Some(json!("203.0.113.9")));
+}
