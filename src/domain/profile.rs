@@ -95,9 +95,45 @@ impl ProfileUpdate {
     /// The profile after this update; `None` when the profile is deleted or never existed
     /// and the operation creates nothing.
     pub fn apply(&self, current: Option<Map<String, Value>>) -> Option<Map<String, Value>> {
+        self.op.apply(current)
+    }
+}
+
+/// A group: Mixpanel's group analytics key (`company`) and the group's id in it (`acme`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupRef {
+    /// The group key, such as `company`.
+    pub key: String,
+    /// The group's id under that key; numbers are kept as their decimal text.
+    pub id: String,
+}
+
+/// An operation on one group's profile (`/groups`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupUpdate {
+    /// Whose profile.
+    pub group: GroupRef,
+    /// What to do.
+    pub op: ProfileOp,
+}
+
+/// The operations a group profile takes: Mixpanel's groups API has no `$add` or `$append`.
+pub const GROUP_OPERATIONS: [&str; 6] = [
+    "$set",
+    "$set_once",
+    "$union",
+    "$remove",
+    "$unset",
+    "$delete",
+];
+
+impl ProfileOp {
+    /// The profile after this operation; `None` when the profile is deleted or never existed
+    /// and the operation creates nothing.
+    pub fn apply(&self, current: Option<Map<String, Value>>) -> Option<Map<String, Value>> {
         let existed = current.is_some();
         let mut p = current.unwrap_or_default();
-        match &self.op {
+        match self {
             ProfileOp::Delete => return None,
             ProfileOp::Set(m) => p.extend(m.clone()),
             ProfileOp::SetOnce(m) => {

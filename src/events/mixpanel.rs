@@ -9,7 +9,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::profile::{OPERATIONS, ProfileOp, ProfileUpdate};
+use super::profile::{
+    GROUP_OPERATIONS, GroupRef, GroupUpdate, OPERATIONS, ProfileOp, ProfileUpdate,
+};
 use crate::domain::{DistinctId, MAX_NAME_LEN, Timestamp};
 use crate::store::NewEvent;
 
@@ -358,17 +360,40 @@ pub struct ParsedUpdate {
 /// Parses and checks one engage record: `$token`, `$distinct_id` and exactly one operation.
 pub fn parse_update(index: usize, record: &Value) -> Result<ParsedUpdate, RecordError> {
     let none = None;
-    let obj = record
-        .as_object()
-        .ok_or_else(|| fail(index, &none, "", "each record must be a JSON object"))?;
-    let token = obj
-        .get("$token")
-        .and_then(|t| t.as_str().map(str::to_owned));
+    let (obj, token) = profile_record(index, record)?;
     let distinct_id = obj
         .get("$distinct_id")
         .and_then(text)
         .ok_or_else(|| fail(index, &none, "$distinct_id", "is required"))
         .and_then(|d| DistinctId::parse(&d).map_err(|e| fail(index, &none, "$distinct_id", e.0)))?;
+    let op = operation(index, obj, &OPERATIONS)?;
+    Ok(ParsedUpdate {
+        token,
+        update: ProfileUpdate { distinct_id, op },
+    })
+}
+
+/// A profile record's object and the `$token` it names.
+fn profile_record(
+    index: usize,
+    record: &Value,
+) -> Result<(&Map<String, Value>, Option<String>), RecordError> {
+    let obj = record
+        .as_object()
+        .ok_or_else(|| fail(index, &None, "", "each record must be a JSON object"))?;
+    let token = obj
+        .get("$token")
+        .and_then(|t| t.as_str().map(str::to_owned));
+    Ok((obj, token))
+}
+
+/// The one operation a profile record carries, out of those `allowed`.
+fn operation(
+    index: usize,
+    obj: &Map<String, Value>,
+    allowed: &[&str],
+) -> Result<ProfileOp, RecordError> {
+    let none = None;
     let ops: Vec<&str> = OPERATIONS
         .iter()
         .copied()
@@ -379,17 +404,64 @@ pub fn parse_update(index: usize, record: &Value) -> Result<ParsedUpdate, Record
             index,
             &none,
             "",
-            format!("a record needs exactly one of {}", OPERATIONS.join(", ")),
+            format!("a record needs exactly one of {}", allowed.join(", ")),
         ));
     };
+    if !allowed.contains(&op) {
+        return Err(fail(
+            index,
+            &none,
+            op,
+            format!(
+                "is not an operation here; use one of {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
     let arg = &obj[op];
     if let Value::Object(m) = arg {
         check_properties(m, op).map_err(|m| fail(index, &none, op, m))?;
     }
-    let op = ProfileOp::parse(op, arg).map_err(|m| fail(index, &none, op, m))?;
-    Ok(ParsedUpdate {
+    ProfileOp::parse(op, arg).map_err(|m| fail(index, &none, op, m))
+}
+
+/// A group record, parsed: the token it names and the update.
+#[derive(Debug)]
+pub struct ParsedGroupUpdate {
+    /// `$token`.
+    pub token: Option<String>,
+    /// The update.
+    pub update: GroupUpdate,
+}
+
+/// Parses and checks one `/groups` record: `$token`, `$group_key`, `$group_id` (text or a
+/// number) and exactly one of the operations groups take.
+pub fn parse_group_update(index: usize, record: &Value) -> Result<ParsedGroupUpdate, RecordError> {
+    let none = None;
+    let (obj, token) = profile_record(index, record)?;
+    let name = |field: &str| {
+        let value = obj
+            .get(field)
+            .and_then(text)
+            .ok_or_else(|| fail(index, &none, field, "is required, as text or a number"))?;
+        if value.is_empty() || value.len() > MAX_NAME_LEN {
+            return Err(fail(
+                index,
+                &none,
+                field,
+                format!("must be 1 to {MAX_NAME_LEN} bytes"),
+            ));
+        }
+        Ok(value)
+    };
+    let group = GroupRef {
+        key: name("$group_key")?,
+        id: name("$group_id")?,
+    };
+    let op = operation(index, obj, &GROUP_OPERATIONS)?;
+    Ok(ParsedGroupUpdate {
         token,
-        update: ProfileUpdate { distinct_id, op },
+        update: GroupUpdate { group, op },
     })
 }
 

@@ -12,10 +12,10 @@ use crate::access::{Authorized, perm};
 use crate::domain::{DistinctId, Timestamp};
 use crate::error::AppError;
 use crate::store::{
-    CountGroup, EventCursor, EventFilter, InsertOutcome, NewEvent, Profile, SharedStore,
-    StoredEvent,
+    CountGroup, EventCursor, EventFilter, GroupProfile, InsertOutcome, NewEvent, Profile,
+    SharedStore, StoredEvent,
 };
-use profile::ProfileUpdate;
+use profile::{GroupRef, GroupUpdate, ProfileUpdate};
 
 /// Largest page of events one query returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -223,6 +223,29 @@ pub async fn profile(
 ) -> Result<Option<Profile>, AppError> {
     live_project(store, auth).await?;
     Ok(store.profile(auth.project(), distinct_id).await?)
+}
+
+/// Applies group profile updates in the authorized project.
+pub async fn update_groups(
+    store: &SharedStore,
+    auth: &Authorized<perm::EventsIngest>,
+    updates: &[GroupUpdate],
+    now: Timestamp,
+) -> Result<u64, AppError> {
+    live_project(store, auth).await?;
+    Ok(store
+        .apply_group_updates(auth.project(), updates, now)
+        .await?)
+}
+
+/// One group's profile in the authorized project.
+pub async fn group_profile(
+    store: &SharedStore,
+    auth: &Authorized<perm::ProfilesRead>,
+    group: &GroupRef,
+) -> Result<Option<GroupProfile>, AppError> {
+    live_project(store, auth).await?;
+    Ok(store.group_profile(auth.project(), group).await?)
 }
 
 #[cfg(test)]

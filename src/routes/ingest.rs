@@ -20,8 +20,11 @@ use crate::access::{Authorized, Principal, authorize, perm};
 use crate::audit::RequestContext;
 use crate::domain::ProjectId;
 use crate::error::AppError;
-use crate::events::mixpanel::{self, Endpoint, ParsedEvent, ParsedUpdate, Payload, RecordError};
-use crate::events::{self, profile::ProfileUpdate};
+use crate::events;
+use crate::events::mixpanel::{
+    self, Endpoint, ParsedEvent, ParsedGroupUpdate, ParsedUpdate, Payload, RecordError,
+};
+use crate::events::profile::{GroupUpdate, ProfileUpdate};
 use crate::ledger::entry::Action;
 use crate::privacy::consent::{self, Screen, Screened};
 use crate::signin::principal::{self as principal_of, RouteAccess};
@@ -444,6 +447,69 @@ async fn engage_records(
     BatchResult::new("engage", refused, shape, accepted, failed)
         .with_dropped(dropped)
         .respond()
+}
+
+#[utoipa::path(method(get, post), path = "/groups", tag = "ingest",
+    params(("data" = Option<String>, Query, description = "GET: the updates, JSON or base64 JSON"),
+        ("verbose" = Option<u8>, Query, description = "1: answer `{\"status\": 1, \"error\": null}` or `{\"status\": 0, \"error\": why}`")),
+    request_body(content = String, description = "Form field `data` or raw JSON: group profile updates, each with `$token`, `$group_key`, `$group_id` and one of `$set`, `$set_once`, `$union`, `$remove`, `$unset`, `$delete`; also at `/groups/`", content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "`{\"status\": 1, \"error\": null}` (verbose or JSON), `1`, or a GIF (`img=1`)"), (status = 400), (status = 401), (status = 413)))]
+pub async fn groups(
+    req: HttpRequest,
+    ctx: RequestContext,
+    body: web::Bytes,
+    route: RouteAccess,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let payload = read_payload(&req, &body, &state)?;
+    let verbose = payload.verbose;
+    answer(
+        verbose,
+        group_records(&req, &ctx, route, &state, payload).await,
+    )
+}
+
+async fn group_records(
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    route: RouteAccess,
+    state: &AppState,
+    payload: Payload,
+) -> Result<HttpResponse, AppError> {
+    let shape = Shape::of(&payload);
+    let mut failed = Vec::new();
+    let mut items: Vec<(usize, Option<String>, Option<String>, GroupUpdate)> = Vec::new();
+    for (i, record) in payload.records.iter().enumerate() {
+        match mixpanel::parse_group_update(i, record) {
+            Ok(ParsedGroupUpdate { token, update }) => items.push((i, None, token, update)),
+            Err(e) => failed.push(e),
+        }
+    }
+    let now = state.clock.now();
+    let mut accepted = 0;
+    let (groups, refused) =
+        authorize_by_token(state, req, ctx, route, items, "$token", &mut failed).await?;
+    for (auth, _project, batch) in groups {
+        // A group is not a person: there is no opt-out or consent to screen by. Its keys
+        // are logged, never its id, which may name a customer.
+        let mut keys: Vec<&str> = batch.iter().map(|u| u.group.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let details = json!({"endpoint": "groups", "valid": batch.len(), "rejected_in_request": failed.len(), "group_keys": keys});
+        state
+            .audit
+            .record(
+                ctx,
+                &auth,
+                Action::ProfilesUpdate,
+                batch.len() as u64,
+                details,
+                vec![],
+            )
+            .await?;
+        accepted += events::update_groups(&state.store, &auth, &batch, now).await?;
+    }
+    BatchResult::new("groups", refused, shape, accepted, failed).respond()
 }
 
 /// `/import`'s query string.

@@ -61,7 +61,7 @@ fn sdk(method: Method, path: &'static str, access: Access, handler: fn() -> Rout
 }
 
 /// The routes a page's SDK calls: each answers a browser's preflight and carries CORS headers.
-pub const BROWSER_ROUTES: [&str; 4] = ["/track", "/engage", "/decide", "/flags"];
+pub const BROWSER_ROUTES: [&str; 5] = ["/track", "/engage", "/groups", "/decide", "/flags"];
 
 const PREFLIGHT: Access =
     Access::Public("a browser's CORS preflight: says which origins may send, reads no data");
@@ -522,6 +522,12 @@ pub fn registry() -> Vec<RouteDef> {
         sdk(Method::GET, "/engage", Requires(EventsIngest), || {
             web::get().to(ingest::engage)
         }),
+        sdk(Method::POST, "/groups", Requires(EventsIngest), || {
+            web::post().to(ingest::groups)
+        }),
+        sdk(Method::GET, "/groups", Requires(EventsIngest), || {
+            web::get().to(ingest::groups)
+        }),
         sdk(Method::POST, "/import", Requires(EventsIngest), || {
             web::post().to(ingest::import)
         }),
@@ -544,6 +550,9 @@ pub fn registry() -> Vec<RouteDef> {
             web::method(Method::OPTIONS).to(cors::preflight)
         }),
         sdk(Method::OPTIONS, "/engage", PREFLIGHT, || {
+            web::method(Method::OPTIONS).to(cors::preflight)
+        }),
+        sdk(Method::OPTIONS, "/groups", PREFLIGHT, || {
             web::method(Method::OPTIONS).to(cors::preflight)
         }),
         sdk(Method::OPTIONS, "/decide", PREFLIGHT, || {
@@ -569,6 +578,12 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/projects/{project}/profiles/{distinct_id}",
             Requires(ProfilesRead),
             || web::get().to(query::profile),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/projects/{project}/groups/{group_key}/{group_id}",
+            Requires(ProfilesRead),
+            || web::get().to(query::group),
         ),
     ]
 }

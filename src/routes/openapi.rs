@@ -86,9 +86,9 @@ impl Modify for UniqueOperationIds {
     info(title = "auditgate", description = "An audited gate in front of a product-analytics event store"),
     paths(
         health::healthz, health::readyz, health::metrics, document,
-        ingest::track, ingest::engage, ingest::import,
+        ingest::track, ingest::engage, ingest::groups, ingest::import,
         cors::preflight, cors::decide, cors::flags,
-        query::events, query::count, query::profile,
+        query::events, query::count, query::profile, query::group,
         audit::checkpoint, audit::inclusion, audit::consistency, audit::export,
         auth::login, auth::callback, auth::password, auth::backchannel_logout,
         auth::enroll_page, auth::enroll_confirm, auth::verify_page, auth::verify,

@@ -11,6 +11,7 @@ use crate::access::{self, Permission, Principal, perm};
 use crate::audit::RequestContext;
 use crate::domain::{DistinctId, ProjectId, Timestamp};
 use crate::error::AppError;
+use crate::events::profile::GroupRef;
 use crate::events::{self, Cursor, EventPage, EventQuery, MAX_PAGE};
 use crate::ledger::entry::Action;
 use crate::ledger::merkle::Hash;
@@ -244,6 +245,24 @@ pub async fn count(
     }))
 }
 
+/// Hides a profile's sensitive properties from a reader who may not see them; returns the
+/// sensitive names returned and redacted, for the log.
+async fn redact_profile(
+    state: &AppState,
+    principal: &Principal,
+    project: &ProjectId,
+    properties: &mut Map<String, Value>,
+) -> Result<(BTreeSet<String>, BTreeSet<String>), AppError> {
+    let sensitive = state
+        .store
+        .sensitive_properties(project, PropertyKind::Profile)
+        .await?;
+    let reveal = access::holds(principal, Permission::EventsReadSensitive, project);
+    let (mut returned, mut redacted) = (BTreeSet::new(), BTreeSet::new());
+    events::redact(properties, &sensitive, reveal, &mut returned, &mut redacted);
+    Ok((returned, redacted))
+}
+
 /// A person's profile.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileView {
@@ -289,19 +308,8 @@ pub async fn profile(
             .await?;
         return Err(AppError::NotFound("no profile for that distinct_id".into()));
     };
-    let sensitive = state
-        .store
-        .sensitive_properties(&project, PropertyKind::Profile)
-        .await?;
-    let reveal = access::holds(&principal, Permission::EventsReadSensitive, &project);
-    let (mut returned, mut redacted) = (BTreeSet::new(), BTreeSet::new());
-    events::redact(
-        &mut p.properties,
-        &sensitive,
-        reveal,
-        &mut returned,
-        &mut redacted,
-    );
+    let (returned, redacted) =
+        redact_profile(&state, &principal, &project, &mut p.properties).await?;
     let subject = state.audit.pseudonym(&project, &distinct_id).await?;
     let details = json!({
         "found": true,
@@ -317,5 +325,75 @@ pub async fn profile(
         distinct_id: p.distinct_id,
         properties: p.properties,
         updated_at: p.updated_at.to_rfc3339(),
+    }))
+}
+
+/// A group's profile (group analytics).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupView {
+    /// The group key, such as `company`.
+    group_key: String,
+    /// The group's id under that key.
+    group_id: String,
+    /// The properties.
+    #[schema(value_type = Object)]
+    properties: Map<String, Value>,
+    /// When it last changed, RFC 3339.
+    updated_at: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/groups/{group_key}/{group_id}", tag = "read",
+    params(("project" = String, Path, description = "Project id"), ("group_key" = String, Path, description = "The group key, such as `company`"), ("group_id" = String, Path, description = "The group's id")),
+    responses((status = 200, body = GroupView), (status = 400), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn group(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    ProjectPath(project): ProjectPath,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (_, key, id) = path.into_inner();
+    let auth = state
+        .audit
+        .authorize::<perm::ProfilesRead>(&ctx, &principal, &project, Action::ProfilesRead)
+        .await?;
+    for (name, v) in [("group_key", &key), ("group_id", &id)] {
+        if v.is_empty() || v.len() > crate::domain::MAX_NAME_LEN {
+            return Err(AppError::BadRequest(format!(
+                "{name} must be 1 to {} bytes",
+                crate::domain::MAX_NAME_LEN
+            )));
+        }
+    }
+    let group = GroupRef { key, id };
+    let found = events::group_profile(&state.store, &auth, &group).await?;
+    // The group key is logged; the id, which may name a customer, is not.
+    let Some(mut g) = found else {
+        let details = json!({"group_key": group.key, "found": false});
+        state
+            .audit
+            .record(&ctx, &auth, Action::ProfilesRead, 0, details, vec![])
+            .await?;
+        return Err(AppError::NotFound("no profile for that group".into()));
+    };
+    let (returned, redacted) =
+        redact_profile(&state, &principal, &project, &mut g.properties).await?;
+    let details = json!({
+        "group_key": group.key,
+        "found": true,
+        "properties": g.properties.len(),
+        "sensitive_returned": returned,
+        "sensitive_redacted": redacted,
+    });
+    state
+        .audit
+        .record(&ctx, &auth, Action::ProfilesRead, 1, details, vec![])
+        .await?;
+    Ok(HttpResponse::Ok().json(GroupView {
+        group_key: g.group.key,
+        group_id: g.group.id,
+        properties: g.properties,
+        updated_at: g.updated_at.to_rfc3339(),
     }))
 }

@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
+    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder,
+    Row, Type,
 };
 
 use super::sql::*;
 use super::*;
+use crate::domain::profile::ProfileOp;
 
 pub(super) const DAY_MS: i64 = 86_400_000;
 
@@ -401,42 +403,128 @@ portable_impl!(EventStore {
         at: Timestamp,
     ) -> StoreResult<u64> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        for update in updates {
-            let pid = project.as_str().to_owned();
-            let did = update.distinct_id.as_str().to_owned();
-            let current: Option<String> = sqlx::query(
-                "SELECT properties FROM profiles WHERE project_id = $1 AND distinct_id = $2",
-            )
-            .bind(pid.clone())
-            .bind(did.clone())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-            let current = current.as_deref().map(json_object).transpose()?;
-            match update.apply(current) {
-                Some(props) => {
-                    sqlx::query(
-                        "INSERT INTO profiles (project_id, distinct_id, properties, updated_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (project_id, distinct_id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
-                    )
-                    .bind(pid)
-                    .bind(did)
-                    .bind(Value::Object(props).to_string())
-                    .bind(at.millis())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM profiles WHERE project_id = $1 AND distinct_id = $2")
-                        .bind(pid)
-                        .bind(did)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+        for u in updates {
+            let key = [u.distinct_id.as_str().to_owned()];
+            apply_op::<DB>(&mut tx, &PEOPLE, project, &key, &u.op, at).await?;
+        }
+        tx.commit().await?;
+        Ok(updates.len() as u64)
+    }
+
+    async fn group_profile(
+        &self,
+        project: &ProjectId,
+        group: &GroupRef,
+    ) -> StoreResult<Option<GroupProfile>> {
+        let row = sqlx::query(
+            "SELECT properties, updated_at FROM group_profiles \
+             WHERE project_id = $1 AND group_key = $2 AND group_id = $3",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(group.key.clone())
+        .bind(group.id.clone())
+        .fetch_optional(&self.reads)
+        .await?;
+        row.map(|r| {
+            let properties: String = r.try_get("properties")?;
+            Ok(GroupProfile {
+                group: group.clone(),
+                properties: json_object(&properties)?,
+                updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn apply_group_updates(
+        &self,
+        project: &ProjectId,
+        updates: &[GroupUpdate],
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        for u in updates {
+            let key = [u.group.key.clone(), u.group.id.clone()];
+            apply_op::<DB>(&mut tx, &GROUPS, project, &key, &u.op, at).await?;
         }
         tx.commit().await?;
         Ok(updates.len() as u64)
     }
 });
+
+/// A table of profiles and the columns that name one, after the project.
+struct ProfileTable {
+    table: &'static str,
+    keys: &'static [&'static str],
+}
+
+const PEOPLE: ProfileTable = ProfileTable {
+    table: "profiles",
+    keys: &["distinct_id"],
+};
+
+const GROUPS: ProfileTable = ProfileTable {
+    table: "group_profiles",
+    keys: &["group_key", "group_id"],
+};
+
+/// Applies one operation to the profile `key` names: read, change, write back (or delete).
+async fn apply_op<DB>(
+    conn: &mut DB::Connection,
+    t: &ProfileTable,
+    project: &ProjectId,
+    key: &[String],
+    op: &ProfileOp,
+    at: Timestamp,
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let (table, cols) = (t.table, t.keys);
+    let matches: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!(" AND {c} = ${}", i + 2))
+        .collect();
+    let matches = matches.concat();
+    let bind_key = |q: sqlx::query::Query<'static, DB, DB::Arguments>| {
+        key.iter().fold(q, |q, k| q.bind(k.clone()))
+    };
+    let select = format!("SELECT properties FROM {table} WHERE project_id = $1{matches}");
+    let current: Option<String> =
+        bind_key(sqlx::query(AssertSqlSafe(select)).bind(project.as_str().to_owned()))
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+    let current = current.as_deref().map(json_object).transpose()?;
+    match op.apply(current) {
+        Some(props) => {
+            let n = cols.len();
+            let values: Vec<String> = (2..=n + 3).map(|i| format!("${i}")).collect();
+            let insert = format!(
+                "INSERT INTO {table} (project_id, {keys}, properties, updated_at) VALUES ($1, {values}) \
+                 ON CONFLICT (project_id, {keys}) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
+                keys = cols.join(", "),
+                values = values.join(", "),
+            );
+            bind_key(sqlx::query(AssertSqlSafe(insert)).bind(project.as_str().to_owned()))
+                .bind(Value::Object(props).to_string())
+                .bind(at.millis())
+                .execute(&mut *conn)
+                .await?;
+        }
+        None => {
+            let delete = format!("DELETE FROM {table} WHERE project_id = $1{matches}");
+            bind_key(sqlx::query(AssertSqlSafe(delete)).bind(project.as_str().to_owned()))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}

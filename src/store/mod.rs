@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::config::DatabaseSettings;
-use crate::domain::profile::ProfileUpdate;
+use crate::domain::profile::{GroupRef, GroupUpdate, ProfileUpdate};
 use crate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
@@ -276,6 +276,17 @@ pub struct Profile {
     pub updated_at: Timestamp,
 }
 
+/// A group's profile (Mixpanel's group analytics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupProfile {
+    /// The group.
+    pub group: GroupRef,
+    /// The properties.
+    pub properties: Map<String, Value>,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
 /// Projects, service accounts and their tokens.
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
@@ -349,6 +360,19 @@ pub trait EventStore: Send + Sync {
         &self,
         project: &ProjectId,
         updates: &[ProfileUpdate],
+        at: Timestamp,
+    ) -> StoreResult<u64>;
+    /// One group's profile.
+    async fn group_profile(
+        &self,
+        project: &ProjectId,
+        group: &GroupRef,
+    ) -> StoreResult<Option<GroupProfile>>;
+    /// Applies group profile updates in order, in one transaction; returns how many.
+    async fn apply_group_updates(
+        &self,
+        project: &ProjectId,
+        updates: &[GroupUpdate],
         at: Timestamp,
     ) -> StoreResult<u64>;
 }

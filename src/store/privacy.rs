@@ -701,6 +701,7 @@ portable_impl!(PrivacyStore {
             "DELETE FROM events WHERE project_id = $1",
             "DELETE FROM event_counts WHERE project_id = $1",
             "DELETE FROM profiles WHERE project_id = $1",
+            "DELETE FROM group_profiles WHERE project_id = $1",
             "DELETE FROM opt_outs WHERE project_id = $1",
             "DELETE FROM consents WHERE project_id = $1",
             "DELETE FROM subject_request_ids WHERE project_id = $1",

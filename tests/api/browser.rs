@@ -435,3 +435,119 @@ async fn the_client_address_is_kept_only_where_the_project_opts_in_and_the_sdk_a
     assert_eq!(ip_of(&events, "not-asked"), None);
     assert_eq!(ip_of(&events, "own"), Some(json!("203.0.113.9")));
 }
+
+#[tokio::test]
+async fn group_profiles_take_the_groups_operations_and_are_read_under_profiles_read() {
+    let app = spawn_app().await;
+    let t = app.token().to_owned();
+    let acme = |op: &str, arg: Value| json!({"$token": t, "$group_key": "company", "$group_id": "acme", op: arg});
+    let batch = json!([
+        acme("$set", json!({"plan": "pro", "seats": 10, "tags": ["x"]})),
+        acme("$set_once", json!({"plan": "free", "founded": 1999})),
+        acme("$union", json!({"tags": ["x", "y"]})),
+        acme("$remove", json!({"tags": "x"})),
+        acme("$unset", json!(["seats"])),
+        {"$token": t, "$group_key": "company", "$group_id": 42, "$set": {"n": 1}},
+    ]);
+    let r = from_page(&app, None, "/groups/", &batch).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": 1, "error": null})
+    );
+    let g: Value = app
+        .get("/api/v1/projects/shop/groups/company/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        g["properties"],
+        json!({"plan": "pro", "founded": 1999, "tags": ["y"]}),
+        "{g}"
+    );
+    assert_eq!(
+        (g["group_key"].as_str(), g["group_id"].as_str()),
+        (Some("company"), Some("acme"))
+    );
+    let n: Value = app
+        .get("/api/v1/projects/shop/groups/company/42")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(n["properties"]["n"], 1);
+
+    // Groups take no $add or $append; a missing key or id is named; the rest are stored.
+    let batch = json!([
+        acme("$add", json!({"seats": 1})),
+        {"$token": t, "$group_id": "acme", "$set": {"a": 1}},
+        {"$token": t, "$group_key": "company", "$group_id": "", "$set": {"a": 1}},
+        acme("$set", json!({"region": "eu"})),
+    ]);
+    let body = assert_problem(app.post_form_plain("/groups", &batch).await, 400).await;
+    let fields: Vec<&str> = body["failed_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["$add", "$group_key", "$group_id"]);
+    let g: Value = app
+        .get("/api/v1/projects/shop/groups/company/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["properties"]["region"], "eu");
+    // Unknown tokens are refused like the other routes.
+    let stray =
+        json!({"$token": "nope", "$group_key": "company", "$group_id": "acme", "$set": {"a": 1}});
+    assert_problem(app.post_form_plain("/groups", &stray).await, 401).await;
+
+    // $delete removes it; reading it then is a logged 404; another project never sees it.
+    app.post_form("/groups", &acme("$delete", json!(""))).await;
+    assert_problem(
+        app.get("/api/v1/projects/shop/groups/company/acme").await,
+        404,
+    )
+    .await;
+    let too_long = "x".repeat(256);
+    assert_problem(
+        app.get(&format!("/api/v1/projects/shop/groups/company/{too_long}"))
+            .await,
+        400,
+    )
+    .await;
+    app.other_project("bank").await;
+    assert_problem(
+        app.get_anonymous("/api/v1/projects/shop/groups/company/42")
+            .await,
+        401,
+    )
+    .await;
+
+    // Logged as profile updates and reads, by group key; the group's id never appears.
+    app.settle().await;
+    let entries = log(&app).await;
+    let updates: Vec<Value> = entries
+        .iter()
+        .filter(|e| e.action == Action::ProfilesUpdate)
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(updates.len(), 3, "{updates:?}");
+    assert!(
+        updates
+            .iter()
+            .all(|d| d["endpoint"] == "groups" && d["group_keys"] == json!(["company"]))
+    );
+    let reads: Vec<Value> = entries
+        .iter()
+        .filter(|e| e.action == Action::ProfilesRead)
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(reads.iter().filter(|d| d["found"] == false).count(), 1);
+    assert!(
+        entries.iter().all(|e| !e.details.contains("acme")),
+        "group ids stay out of the log"
+    );
+}

@@ -3,7 +3,7 @@
 use auditgate::auth::tokens::ApiSecret;
 use auditgate::clock::{Clock, ManualClock};
 use auditgate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
-use auditgate::events::profile::{ProfileOp, ProfileUpdate};
+use auditgate::events::profile::{GroupRef, GroupUpdate, ProfileOp, ProfileUpdate};
 use auditgate::projects;
 use auditgate::store::{
     self, Claim, CountGroup, EventCursor, EventFilter, Factor, NewEvent, SharedStore, StoreError,
@@ -214,6 +214,47 @@ async fn storage_suite(store: SharedStore) {
         .await
         .unwrap();
     assert!(store.profile(&shop, &alice).await.unwrap().is_none());
+
+    // Group profiles: the same operations, keyed by group key and id, per project.
+    let acme = GroupRef {
+        key: "company".into(),
+        id: "acme".into(),
+    };
+    let gop = |group: &GroupRef, op: &str, arg: serde_json::Value| GroupUpdate {
+        group: group.clone(),
+        op: ProfileOp::parse(op, &arg).unwrap(),
+    };
+    let other = GroupRef {
+        key: "team".into(),
+        id: "acme".into(),
+    };
+    let updates = [
+        gop(&acme, "$set", json!({"plan": "free", "tags": ["a"]})),
+        gop(&acme, "$set_once", json!({"plan": "gold", "since": 2020})),
+        gop(&acme, "$union", json!({"tags": ["a", "b"]})),
+        gop(&acme, "$remove", json!({"tags": "a"})),
+        gop(&other, "$set", json!({"size": 4})),
+    ];
+    assert_eq!(
+        store
+            .apply_group_updates(&shop, &updates, clock.now())
+            .await
+            .unwrap(),
+        5
+    );
+    let g = store.group_profile(&shop, &acme).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::Value::Object(g.properties),
+        json!({"plan": "free", "since": 2020, "tags": ["b"]})
+    );
+    assert_eq!(g.updated_at, clock.now());
+    assert!(store.group_profile(&bank, &acme).await.unwrap().is_none());
+    store
+        .apply_group_updates(&shop, &[gop(&acme, "$delete", json!(""))], clock.now())
+        .await
+        .unwrap();
+    assert!(store.group_profile(&shop, &acme).await.unwrap().is_none());
+    assert!(store.group_profile(&shop, &other).await.unwrap().is_some());
 
     // Foreign keys hold: no events for a project that does not exist.
     let ghost = ProjectId::parse("ghost").unwrap();
@@ -1120,7 +1161,20 @@ async fn privacy_suite(store: SharedStore) {
             .await
             .unwrap()
     );
+    let acme = GroupRef {
+        key: "company".into(),
+        id: "acme".into(),
+    };
+    let set = GroupUpdate {
+        group: acme.clone(),
+        op: ProfileOp::parse("$set", &json!({"plan": "pro"})).unwrap(),
+    };
+    store
+        .apply_group_updates(&shop, &[set], clock.now())
+        .await
+        .unwrap();
     store.purge_project(&shop, clock.now()).await.unwrap();
+    assert!(store.group_profile(&shop, &acme).await.unwrap().is_none());
     let p = store.project(&shop).await.unwrap().unwrap();
     assert!(p.purged_at.is_some());
     assert!(
