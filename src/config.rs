@@ -80,6 +80,13 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// Per-client-address limits on the public and sign-in routes.
     pub rate_limit: RateLimitSettings,
+    /// A PEM certificate chain: with `tls_key_file`, the service speaks HTTPS itself, for
+    /// deployments without a proxy in front.
+    #[serde(default)]
+    pub tls_cert_file: Option<String>,
+    /// The PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<String>,
 }
 
 /// Requests each client address may make, refused with 429 and Retry-After beyond.
@@ -444,6 +451,12 @@ impl Settings {
         {
             return invalid("server.rate_limit", "every limit must be at least 1".into());
         }
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return invalid(
+                "server.tls_cert_file",
+                "set both tls_cert_file and tls_key_file, or neither".into(),
+            );
+        }
         if self.server.body_read_secs == 0 || self.server.max_large_bodies == 0 {
             return invalid(
                 "server.body_read_secs",
@@ -627,9 +640,10 @@ impl Settings {
         self.auth.public_url.trim_end_matches('/')
     }
 
-    /// Whether browsers reach the service over TLS (cookies then get `Secure` and `__Host-`).
+    /// Whether browsers reach the service over TLS (cookies then get `Secure` and `__Host-`):
+    /// its public URL says so, or it speaks HTTPS itself.
     pub fn is_tls(&self) -> bool {
-        self.auth.public_url.starts_with("https://")
+        self.auth.public_url.starts_with("https://") || self.server.tls_cert_file.is_some()
     }
 
     /// The listen address (validated in `validate`).

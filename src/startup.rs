@@ -139,6 +139,7 @@ impl Application {
             anyhow::anyhow!("cannot listen on {address} (server.bind, or --bind): {e}")
         })?;
         let port = listener.local_addr()?.port();
+        let tls = tls_config(&settings.server)?;
         let metrics = prometheus::Registry::new();
         let prom = actix_web_prom::PrometheusMetricsBuilder::new("auditgate")
             .registry(metrics.clone())
@@ -197,8 +198,11 @@ impl Application {
                 .wrap(prom.clone())
                 .wrap(TracingLogger::default())
         })
-        .shutdown_timeout(shutdown)
-        .listen(listener)?
+        .shutdown_timeout(shutdown);
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        }
         .run();
         Ok(Self {
             port,
@@ -267,6 +271,31 @@ fn security_headers(settings: &Settings) -> DefaultHeaders {
         ));
     }
     headers
+}
+
+/// The TLS configuration of `server.tls_cert_file` and `server.tls_key_file`, if set.
+fn tls_config(s: &crate::config::ServerSettings) -> anyhow::Result<Option<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&s.tls_cert_file, &s.tls_key_file) else {
+        return Ok(None);
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("server.tls_cert_file {cert:?}: {e}"))?;
+    if chain.is_empty() {
+        anyhow::bail!("server.tls_cert_file {cert:?} holds no PEM certificate");
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("server.tls_key_file {key:?}: {e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| anyhow::anyhow!("server.tls_cert_file and tls_key_file do not match: {e}"))?;
+    Ok(Some(config))
 }
 
 /// Adds `x-request-id` to every response, and rewrites any error body that is not yet a

@@ -135,13 +135,17 @@ impl BatchResult {
                     .content_type("image/gif")
                     .insert_header(("Cache-Control", "no-store"))
                     .body(PIXEL),
-                ("import", _) => {
+                ("import", true) => {
                     let mut body = json!({
                         "code": 200,
                         "num_records_imported": self.accepted,
-                        // The SDKs (form bodies) want 1; Mixpanel's raw JSON Import API says "OK".
+                        // The SDKs (form bodies, verbose=1) want 1; Mixpanel's JSON Import API
+                        // says "OK".
                         "status": if self.form { json!(1) } else { json!("OK") },
                     });
+                    if self.form {
+                        body["error"] = Value::Null;
+                    }
                     if self.dropped > 0 {
                         // Opted out or without consent: accepted, never stored, logged.
                         body["num_records_dropped"] = json!(self.dropped);

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{Backend, TestApp, fresh_db, spawn_app, spawn_with, test_settings};
 
 /// The interpreter with the `mixpanel` package, or `None` (after saying why) when missing.
 fn python_with_sdk() -> Option<String> {
@@ -84,4 +84,126 @@ async fn the_official_python_sdk_works_unchanged() {
         404,
         "people_delete removed it"
     );
+}
+
+/// The folder with the JavaScript SDKs (`npm ci` there), or `None` (after saying why).
+pub fn js_sdks(test: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/node");
+    let node = Command::new("node").arg("--version").output().is_ok();
+    let modules = dir.join("node_modules/mixpanel").exists();
+    if node && modules {
+        return Some(dir);
+    }
+    if std::env::var("AUDITGATE_REQUIRE_SDK").is_ok() {
+        panic!(
+            "{test}: AUDITGATE_REQUIRE_SDK is set but node or tests/sdk/node/node_modules is missing"
+        );
+    }
+    eprintln!(
+        "SKIPPED {test}: needs Node and `npm ci` in tests/sdk/node (node: {node}, node_modules: {modules})"
+    );
+    None
+}
+
+/// The app speaking HTTPS itself (`server.tls_cert_file`), with a certificate made for this
+/// test; the app's client trusts it. Returns the certificate's PEM file for other clients.
+pub async fn spawn_tls() -> (TestApp, std::path::PathBuf) {
+    let db = fresh_db(Backend::Sqlite, "tls").await.unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let cert_file = db.dir.path().join("cert.pem");
+    let key_file = db.dir.path().join("key.pem");
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let mut settings = test_settings(&db);
+    settings.server.tls_cert_file = Some(cert_file.display().to_string());
+    settings.server.tls_key_file = Some(key_file.display().to_string());
+    let mut app = spawn_with(settings, db).await;
+    app.address = app.address.replace("http://", "https://");
+    let root = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
+    app.client = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    (app, cert_file)
+}
+
+#[tokio::test]
+async fn the_official_node_sdk_works_unchanged_over_tls() {
+    let Some(dir) = js_sdks("the_official_node_sdk_works_unchanged_over_tls") else {
+        return;
+    };
+    let (app, cert) = spawn_tls().await;
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join("node_sdk.mjs"))
+        .args([
+            app.address.as_str(),
+            app.token(),
+            app.project.service_account.name.as_str(),
+            app.secret(),
+            "shop",
+        ])
+        .env("NODE_EXTRA_CA_CERTS", &cert)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "node SDK failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = app.all_events().await;
+    let mut names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "$create_alias",
+            "Batched",
+            "Batched",
+            "Batched",
+            "Batched verbose",
+            "Imported",
+            "Imported batch",
+            "Imported batch",
+            "Opened",
+            "Signed Up",
+        ]
+    );
+    let signed_up = events.iter().find(|e| e["event"] == "Signed Up").unwrap();
+    assert_eq!(signed_up["properties"]["mp_lib"], "node");
+    assert_eq!(signed_up["properties"]["plan"], "pro");
+    let profile: Value = app
+        .get("/api/v1/projects/shop/profiles/node-user")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let p = &profile["properties"];
+    assert_eq!(p["$email"], "node@example.com");
+    assert_eq!(p["plan"], "pro", "set_once kept the first value");
+    assert_eq!(p["logins"], 2);
+    assert_eq!(p["pages"], serde_json::json!(["home"]));
+    assert_eq!(p["tags"], serde_json::json!(["b"]));
+    assert_eq!(p["$transactions"][0]["$amount"], 9.5);
+    assert_eq!(p["verbose"], true);
+    assert!(p.get("first_seen").is_none(), "unset removed it");
+    let gone = app.get("/api/v1/projects/shop/profiles/node-gone").await;
+    assert_eq!(gone.status(), 404, "delete_user removed it");
+    let group: Value = app
+        .get("/api/v1/projects/shop/groups/company/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        group["properties"],
+        serde_json::json!({"$name": "Acme", "tier": "gold", "regions": ["eu"]})
+    );
+    let gone = app.get("/api/v1/projects/shop/groups/company/gone").await;
+    assert_eq!(gone.status(), 404, "delete_group removed it");
 }
