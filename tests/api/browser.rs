@@ -53,7 +53,7 @@ async fn from_page(
     req.send().await.unwrap()
 }
 
-async fn allow(app: &TestApp, origins: &[&str], record_client_ip: bool) {
+pub(crate) async fn allow(app: &TestApp, origins: &[&str], record_client_ip: bool) {
     let p = app
         .store
         .project(&auditgate::domain::ProjectId::parse("shop").unwrap())

@@ -207,3 +207,124 @@ async fn the_official_node_sdk_works_unchanged_over_tls() {
     let gone = app.get("/api/v1/projects/shop/groups/company/gone").await;
     assert_eq!(gone.status(), 404, "delete_group removed it");
 }
+
+/// Whether Chromium is here to drive pages (else the test says so and skips).
+fn chromium_ready(test: &str) -> bool {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if std::path::Path::new(&path).exists() {
+        return true;
+    }
+    if std::env::var("AUDITGATE_REQUIRE_BROWSER").is_ok() {
+        panic!("{test}: AUDITGATE_REQUIRE_BROWSER is set but {path} is missing");
+    }
+    eprintln!("SKIPPED {test}: needs Chromium at {path} (apt-get install chromium)");
+    false
+}
+
+#[tokio::test]
+async fn the_official_browser_sdk_works_unchanged_from_another_origin() {
+    let test = "the_official_browser_sdk_works_unchanged_from_another_origin";
+    let Some(dir) = js_sdks(test) else {
+        return;
+    };
+    if !chromium_ready(test) {
+        return;
+    }
+    let app = spawn_app().await;
+    let page_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let page_origin = format!("http://127.0.0.1:{page_port}");
+    crate::browser::allow(&app, &[page_origin.as_str()], false).await;
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join("browser_sdk.mjs"))
+        .env("APP", &app.address)
+        .env("TOKEN", app.token())
+        .env("PAGE_PORT", page_port.to_string())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser SDK failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for (call, answer) in seen["results"].as_object().unwrap() {
+        if call.ends_with("_id") {
+            continue;
+        }
+        assert!(
+            *answer == 1 || answer["status"] == 1,
+            "{call} answered {answer}"
+        );
+    }
+    let responses = seen["responses"].as_array().unwrap();
+    let posts = |path: &str| {
+        responses
+            .iter()
+            .filter(|r| r["method"] == "POST" && r["path"] == path)
+            .count()
+    };
+    assert!(
+        posts("/track/") >= 8 && posts("/engage/") >= 3 && posts("/groups/") >= 2,
+        "{seen}"
+    );
+    assert!(
+        responses.iter().any(|r| r["img"] == true),
+        "the pixel was sent: {seen}"
+    );
+
+    let events = app.all_events().await;
+    let count = |name: &str| events.iter().filter(|e| e["event"] == name).count();
+    for (name, n) in [
+        ("Viewed Pricing", 1),
+        ("Signed In", 1),
+        ("Invited Teammate", 1),
+        ("Viewed Home", 1),
+        ("$create_alias", 1),
+        ("Bought", 1),
+        ("Pixel Seen", 1),
+        ("Batched", 5),
+        ("$identify", 4),
+    ] {
+        assert_eq!(count(name), n, "{name} in {events:?}");
+    }
+    let invited = events
+        .iter()
+        .find(|e| e["event"] == "Invited Teammate")
+        .unwrap();
+    assert_eq!(invited["distinct_id"], "alice@example.com");
+    assert_eq!(
+        invited["properties"]["company"],
+        serde_json::json!(["acme"])
+    );
+    assert_eq!(invited["properties"]["mp_lib"], "web");
+    let alice: Value = app
+        .get("/api/v1/projects/shop/profiles/alice@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alice["properties"]["$email"], "alice@example.com");
+    assert_eq!(alice["properties"]["logins"], 2);
+    assert_eq!(alice["properties"]["company"], serde_json::json!(["acme"]));
+    let dave: Value = app
+        .get("/api/v1/projects/shop/profiles/dave@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dave["properties"]["plan"], "team");
+    let acme: Value = app
+        .get("/api/v1/projects/shop/groups/company/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acme["properties"]["tier"], "gold");
+    assert_eq!(acme["properties"]["founded"], 1999);
+}
