@@ -99,6 +99,18 @@ impl ProfileUpdate {
     }
 }
 
+/// Most ids one person may have; links beyond are not made (Mixpanel allows 500).
+pub const MAX_IDS_PER_PERSON: usize = 100;
+
+/// An id to be known as another person's: `alias` becomes one more id of `canonical`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityLink {
+    /// The id that joins.
+    pub alias: DistinctId,
+    /// The person it joins.
+    pub canonical: DistinctId,
+}
+
 /// A group: Mixpanel's group analytics key (`company`) and the group's id in it (`acme`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupRef {

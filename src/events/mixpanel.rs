@@ -15,6 +15,9 @@ use super::profile::{
 use crate::domain::{DistinctId, MAX_NAME_LEN, Timestamp};
 use crate::store::NewEvent;
 
+/// How a device's anonymous distinct_id begins: `$device:<$device_id>`.
+pub const DEVICE_PREFIX: &str = "$device:";
+
 /// Most properties an event or profile operation may carry, as Mixpanel allows.
 pub const MAX_PROPERTIES: usize = 255;
 /// Deepest nesting of lists and objects inside one property value.
@@ -283,7 +286,19 @@ pub fn parse_event(
     let token = props
         .remove("token")
         .and_then(|t| t.as_str().map(str::to_owned));
-    let distinct_id = match props.remove("distinct_id").as_ref().and_then(text) {
+    // Simplified ID merge: without a distinct_id, the event belongs to its $user_id, else to
+    // its device as "$device:<$device_id>"; a `$merge` event to the first id it merges.
+    let given = props.remove("distinct_id").as_ref().and_then(text);
+    let derived = || {
+        let user = props.get("$user_id").and_then(text);
+        let device = props.get("$device_id").and_then(text);
+        let merged = props
+            .get("$distinct_ids")
+            .and_then(|ids| ids.as_array()?.first().and_then(text));
+        user.or_else(|| device.map(|d| format!("{DEVICE_PREFIX}{d}")))
+            .or(merged)
+    };
+    let distinct_id = match given.or_else(derived) {
         Some(d) => DistinctId::parse(&d)
             .map_err(|e| fail(index, &insert_id, "properties.distinct_id", e.0))?,
         None => {
@@ -291,13 +306,14 @@ pub fn parse_event(
                 index,
                 &insert_id,
                 "properties.distinct_id",
-                "is required",
+                "is required (or $user_id, $device_id, or $distinct_ids in a $merge)",
             ));
         }
     };
     let time = match props.remove("time") {
         Some(t) => event_time(&t).map_err(|m| fail(index, &insert_id, "properties.time", m))?,
-        None if endpoint == Endpoint::Track => rules.now,
+        // The server SDKs send `merge` to /import without a time: it happens when received.
+        None if endpoint == Endpoint::Track || name == "$merge" => rules.now,
         None => {
             return Err(fail(
                 index,
@@ -328,7 +344,8 @@ pub fn parse_event(
                 "must be 1 to 36 letters, digits or '-'",
             ));
         }
-    } else if endpoint == Endpoint::Import {
+    } else if endpoint == Endpoint::Import && name != "$merge" {
+        // A merge sent twice merges nothing more: it needs no id to be deduplicated by.
         return Err(fail(
             index,
             &None,
@@ -524,6 +541,15 @@ mod tests {
 
     fn urlencode(s: &str) -> String {
         serde_urlencoded::to_string([("x", s)]).unwrap()[2..].to_owned()
+    }
+
+    #[test]
+    fn a_server_sdks_merge_needs_neither_distinct_id_nor_time() {
+        let r =
+            json!({"event": "$merge", "properties": {"$distinct_ids": ["u1", "u2"], "token": "t"}});
+        let p = parse_event(0, r, Endpoint::Import, rules()).unwrap();
+        assert_eq!(p.event.distinct_id.as_str(), "u1");
+        assert_eq!(p.event.time.millis(), NOW);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The event data service: store and read events and profiles, only with a capability.
 
+pub mod identity;
 pub mod mixpanel;
 pub use crate::domain::profile;
 
@@ -38,7 +39,29 @@ pub async fn ingest(
     now: Timestamp,
 ) -> Result<InsertOutcome, AppError> {
     live_project(store, auth).await?;
-    Ok(store.insert_events(auth.project(), events, now).await?)
+    let outcome = store.insert_events(auth.project(), events, now).await?;
+    // Stored first: a link never points at events that were not kept.
+    let links = identity::links_of(events);
+    store.link_identities(auth.project(), &links, now).await?;
+    Ok(outcome)
+}
+
+/// Adds to a query for one person the other ids merged into theirs, so their events before
+/// and after signing in are read together, whichever id was asked for.
+pub async fn with_merged_ids(
+    store: &SharedStore,
+    auth: &Authorized<perm::EventsRead>,
+    mut q: EventQuery,
+) -> Result<EventQuery, AppError> {
+    if let Some(d) = &q.distinct_id {
+        q.merged = store
+            .identity_cluster(auth.project(), d)
+            .await?
+            .into_iter()
+            .filter(|id| id != d)
+            .collect();
+    }
+    Ok(q)
 }
 
 /// Applies profile updates in the authorized project.
@@ -59,6 +82,8 @@ pub async fn update_profiles(
 pub struct EventQuery {
     /// Only this person.
     pub distinct_id: Option<DistinctId>,
+    /// The person's other ids, merged into theirs ([`with_merged_ids`] fills it in).
+    pub merged: Vec<DistinctId>,
     /// Only this event name.
     pub event: Option<String>,
     /// From this time (inclusive).
@@ -71,7 +96,12 @@ impl EventQuery {
     fn bind<P: crate::access::Requirement>(&self, auth: &Authorized<P>) -> EventFilter {
         EventFilter {
             project: auth.project().clone(),
-            distinct_id: self.distinct_id.clone(),
+            distinct_ids: self
+                .distinct_id
+                .iter()
+                .chain(&self.merged)
+                .cloned()
+                .collect(),
             event: self.event.clone(),
             from: self.from,
             to: self.to,
@@ -222,7 +252,16 @@ pub async fn profile(
     distinct_id: &DistinctId,
 ) -> Result<Option<Profile>, AppError> {
     live_project(store, auth).await?;
-    Ok(store.profile(auth.project(), distinct_id).await?)
+    // A merged person's profile is kept under the id they were known by when it was set:
+    // the asked id's own, else their canonical id's.
+    if let Some(p) = store.profile(auth.project(), distinct_id).await? {
+        return Ok(Some(p));
+    }
+    let ids = store.identity_cluster(auth.project(), distinct_id).await?;
+    match ids.first() {
+        Some(root) if root != distinct_id => Ok(store.profile(auth.project(), root).await?),
+        _ => Ok(None),
+    }
 }
 
 /// Applies group profile updates in the authorized project.

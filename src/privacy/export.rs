@@ -110,7 +110,7 @@ impl Cursor {
         };
         let filter = EventFilter {
             project: self.plan.project.clone(),
-            distinct_id: Some(person.clone()),
+            distinct_ids: vec![person.clone()],
             event: None,
             from: None,
             to: None,

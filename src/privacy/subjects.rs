@@ -119,7 +119,20 @@ pub async fn prepare(
     now: Timestamp,
 ) -> Result<Prepared, AppError> {
     check(&new)?;
-    new.distinct_ids = dedup(new.distinct_ids);
+    let asked = dedup(new.distinct_ids.clone()).len();
+    // A person is every id merged into theirs: the request covers them all.
+    let mut people = Vec::new();
+    for d in &new.distinct_ids {
+        people.extend(store.identity_cluster(project, d).await?);
+    }
+    new.distinct_ids = dedup(people);
+    if new.distinct_ids.len() > MAX_SUBJECTS {
+        return Err(AppError::Unprocessable(format!(
+            "with the ids merged into theirs, these people have {} ids, more than the \
+             {MAX_SUBJECTS} one request may hold: split the request",
+            new.distinct_ids.len()
+        )));
+    }
     let ids: Vec<String> = new
         .distinct_ids
         .iter()
@@ -158,6 +171,7 @@ pub async fn prepare(
         "compliance_type": request.compliance_type.as_str(),
         "reason": request.reason,
         "subject_count": request.subject_count,
+        "merged_ids_added": request.subject_count as usize - asked,
         "property": request.property,
         "drop_properties": request.drop_properties,
         "needs_approval": needs_approval,

@@ -48,6 +48,7 @@ impl Filters {
                 .map(DistinctId::parse)
                 .transpose()
                 .map_err(|e| AppError::BadRequest(format!("distinct_id: {e}")))?,
+            merged: Vec::new(),
             event: self.event.clone(),
             from: time("from", &self.from)?,
             to: time("to", &self.to)?,
@@ -77,15 +78,15 @@ async fn filter_record(
     project: &ProjectId,
     q: &EventQuery,
 ) -> Result<(Value, Vec<Hash>), AppError> {
-    let subjects = match &q.distinct_id {
-        Some(d) => vec![state.audit.pseudonym(project, d).await?],
-        None => vec![],
-    };
+    // Everyone whose events the read covered: the asked id and the ids merged into it.
+    let people: Vec<DistinctId> = q.distinct_id.iter().chain(&q.merged).cloned().collect();
+    let subjects = state.audit.pseudonyms(project, &people).await?;
     let details = json!({
         "event": q.event,
         "from": q.from.map(|t| t.millis()),
         "to": q.to.map(|t| t.millis()),
         "distinct_id": q.distinct_id.is_some().then_some("pseudonymised in subjects"),
+        "merged_ids": q.distinct_id.is_some().then_some(q.merged.len()),
     });
     Ok((details, subjects))
 }
@@ -106,7 +107,7 @@ pub async fn events(
         .audit
         .authorize::<perm::EventsRead>(&ctx, &principal, &project, Action::EventsQuery)
         .await?;
-    let q = filters.parse()?;
+    let q = events::with_merged_ids(&state.store, &auth, filters.parse()?).await?;
     let limit = paging.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::BadRequest(format!(
@@ -204,7 +205,7 @@ pub async fn count(
             )));
         }
     };
-    let q = filters.parse()?;
+    let q = events::with_merged_ids(&state.store, &auth, filters.parse()?).await?;
     let rows = events::count(&state.store, &auth, &q, group).await?;
     let total: i64 = rows.iter().map(|(_, n)| n).sum();
     let (mut details, subjects) = filter_record(&state, &project, &q).await?;
@@ -310,7 +311,14 @@ pub async fn profile(
     };
     let (returned, redacted) =
         redact_profile(&state, &principal, &project, &mut p.properties).await?;
-    let subject = state.audit.pseudonym(&project, &distinct_id).await?;
+    // Asked by an id merged into another person's: both are named.
+    let mut people = vec![distinct_id.clone()];
+    people.extend(
+        DistinctId::parse(&p.distinct_id)
+            .ok()
+            .filter(|d| *d != distinct_id),
+    );
+    let subjects = state.audit.pseudonyms(&project, &people).await?;
     let details = json!({
         "found": true,
         "properties": p.properties.len(),
@@ -319,7 +327,7 @@ pub async fn profile(
     });
     state
         .audit
-        .record(&ctx, &auth, Action::ProfilesRead, 1, details, vec![subject])
+        .record(&ctx, &auth, Action::ProfilesRead, 1, details, subjects)
         .await?;
     Ok(HttpResponse::Ok().json(ProfileView {
         distinct_id: p.distinct_id,

@@ -10,7 +10,7 @@ use sqlx::{
 
 use super::sql::*;
 use super::*;
-use crate::domain::profile::ProfileOp;
+use crate::domain::profile::{MAX_IDS_PER_PERSON, ProfileOp};
 
 pub(super) const DAY_MS: i64 = 86_400_000;
 
@@ -177,9 +177,20 @@ where
 {
     qb.push(" WHERE project_id = ")
         .push_bind(f.project.as_str().to_owned());
-    if let Some(d) = &f.distinct_id {
-        qb.push(" AND distinct_id = ")
-            .push_bind(d.as_str().to_owned());
+    match &f.distinct_ids[..] {
+        [] => {}
+        [d] => {
+            qb.push(" AND distinct_id = ")
+                .push_bind(d.as_str().to_owned());
+        }
+        ids => {
+            qb.push(" AND distinct_id IN (");
+            let mut list = qb.separated(", ");
+            for d in ids {
+                list.push_bind(d.as_str().to_owned());
+            }
+            qb.push(")");
+        }
     }
     if let Some(e) = &f.event {
         qb.push(" AND event = ").push_bind(e.clone());
@@ -346,7 +357,7 @@ portable_impl!(EventStore {
         let first_day = filter.from.map(|t| -(-t.millis()).div_euclid(DAY_MS));
         let end_day = filter.to.map(|t| t.millis() / DAY_MS);
         let whole_days =
-            filter.distinct_id.is_none() && first_day.zip(end_day).is_none_or(|(a, b)| a < b);
+            filter.distinct_ids.is_empty() && first_day.zip(end_day).is_none_or(|(a, b)| a < b);
         if !whole_days {
             self.add_counts(scan_query(filter, group), group, &mut totals)
                 .await?;
@@ -434,6 +445,106 @@ portable_impl!(EventStore {
             })
         })
         .transpose()
+    }
+
+    async fn link_identities(
+        &self,
+        project: &ProjectId,
+        links: &[IdentityLink],
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        if links.is_empty() {
+            return Ok(0);
+        }
+        let pid = project.as_str().to_owned();
+        let mut made = 0;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        for link in links {
+            let alias = link.alias.as_str().to_owned();
+            // Taken already (the common case: every signed-in event repeats its link), or a
+            // person with ids of their own: two people are never joined.
+            let taken: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM identity_links WHERE project_id = $1 AND (alias = $2 OR canonical = $2)",
+            )
+            .bind(pid.clone())
+            .bind(alias.clone())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if taken > 0 {
+                continue;
+            }
+            let root: String = sqlx::query(
+                "SELECT canonical FROM identity_links WHERE project_id = $1 AND alias = $2",
+            )
+            .bind(pid.clone())
+            .bind(link.canonical.as_str().to_owned())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or_else(|| link.canonical.as_str().to_owned());
+            if root == alias {
+                continue;
+            }
+            let ids: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM identity_links WHERE project_id = $1 AND canonical = $2",
+            )
+            .bind(pid.clone())
+            .bind(root.clone())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if ids as usize + 1 >= MAX_IDS_PER_PERSON {
+                continue;
+            }
+            let r = sqlx::query(
+                "INSERT INTO identity_links (project_id, alias, canonical, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (project_id, alias) DO NOTHING",
+            )
+            .bind(pid.clone())
+            .bind(alias)
+            .bind(root)
+            .bind(at.millis())
+            .execute(&mut *tx)
+            .await?;
+            made += DB::rows_affected(&r);
+        }
+        tx.commit().await?;
+        Ok(made)
+    }
+
+    async fn identity_cluster(
+        &self,
+        project: &ProjectId,
+        id: &DistinctId,
+    ) -> StoreResult<Vec<DistinctId>> {
+        let pid = project.as_str().to_owned();
+        let root: Option<String> = sqlx::query(
+            "SELECT canonical FROM identity_links WHERE project_id = $1 AND alias = $2",
+        )
+        .bind(pid.clone())
+        .bind(id.as_str().to_owned())
+        .fetch_optional(&self.reads)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+        let root = root.unwrap_or_else(|| id.as_str().to_owned());
+        let aliases = sqlx::query(
+            "SELECT alias FROM identity_links WHERE project_id = $1 AND canonical = $2 ORDER BY alias",
+        )
+        .bind(pid)
+        .bind(root.clone())
+        .fetch_all(&self.reads)
+        .await?;
+        std::iter::once(Ok(root))
+            .chain(aliases.iter().map(|r| r.try_get::<String, _>(0)))
+            .map(|d| {
+                let d = d?;
+                DistinctId::parse(&d)
+                    .map_err(|e| StoreError::Other(anyhow::anyhow!("a stored id {d:?}: {}", e.0)))
+            })
+            .collect()
     }
 
     async fn apply_group_updates(

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::config::DatabaseSettings;
-use crate::domain::profile::{GroupRef, GroupUpdate, ProfileUpdate};
+use crate::domain::profile::{GroupRef, GroupUpdate, IdentityLink, ProfileUpdate};
 use crate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
@@ -242,8 +242,8 @@ pub struct EventCursor {
 pub struct EventFilter {
     /// Only this project.
     pub project: ProjectId,
-    /// Only this end user.
-    pub distinct_id: Option<DistinctId>,
+    /// Only these end users' events (one person's merged ids); empty for everyone's.
+    pub distinct_ids: Vec<DistinctId>,
     /// Only events with this name.
     pub event: Option<String>,
     /// Events at or after this time.
@@ -375,6 +375,20 @@ pub trait EventStore: Send + Sync {
         updates: &[GroupUpdate],
         at: Timestamp,
     ) -> StoreResult<u64>;
+    /// Makes each link's alias one more id of its canonical id's person, where the alias is
+    /// nobody's yet, has no ids of its own, and the person has room; returns how many.
+    async fn link_identities(
+        &self,
+        project: &ProjectId,
+        links: &[IdentityLink],
+        at: Timestamp,
+    ) -> StoreResult<u64>;
+    /// Every id of the person `id` belongs to: the canonical id first, then its aliases.
+    async fn identity_cluster(
+        &self,
+        project: &ProjectId,
+        id: &DistinctId,
+    ) -> StoreResult<Vec<DistinctId>>;
 }
 
 /// What an append committed.

@@ -456,23 +456,12 @@ portable_impl!(PrivacyStore {
         .fetch_all(&mut *tx)
         .await?;
         adjust_counts(&mut *tx, project, count_deltas(&gone, -1)?).await?;
-        let profiles =
-            sqlx::query("DELETE FROM profiles WHERE project_id = $1 AND distinct_id = $2")
-                .bind(project.as_str().to_owned())
-                .bind(distinct_id.to_owned())
-                .execute(&mut *tx)
-                .await?;
-        let out = Affected {
-            events: gone.len() as u64,
-            profiles: DB::rows_affected(&profiles),
-        };
-        sqlx::query("DELETE FROM subject_request_ids WHERE project_id = $1 AND distinct_id = $2")
-            .bind(project.as_str().to_owned())
-            .bind(distinct_id.to_owned())
-            .execute(&mut *tx)
-            .await?;
+        let profiles = forget_person(&mut tx, project, distinct_id).await?;
         tx.commit().await?;
-        Ok(out)
+        Ok(Affected {
+            events: gone.len() as u64,
+            profiles,
+        })
     }
 
     async fn erase_subject_property(
@@ -498,21 +487,9 @@ portable_impl!(PrivacyStore {
     ) -> StoreResult<Affected> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let events = rewrite_events(&mut tx, project, distinct_id, Some(new_id), drop).await?;
-        let r = sqlx::query("DELETE FROM profiles WHERE project_id = $1 AND distinct_id = $2")
-            .bind(project.as_str().to_owned())
-            .bind(distinct_id.to_owned())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM subject_request_ids WHERE project_id = $1 AND distinct_id = $2")
-            .bind(project.as_str().to_owned())
-            .bind(distinct_id.to_owned())
-            .execute(&mut *tx)
-            .await?;
+        let profiles = forget_person(&mut tx, project, distinct_id).await?;
         tx.commit().await?;
-        Ok(Affected {
-            events,
-            profiles: DB::rows_affected(&r),
-        })
+        Ok(Affected { events, profiles })
     }
 
     async fn after_erasure(&self) -> StoreResult<()> {
@@ -702,6 +679,7 @@ portable_impl!(PrivacyStore {
             "DELETE FROM event_counts WHERE project_id = $1",
             "DELETE FROM profiles WHERE project_id = $1",
             "DELETE FROM group_profiles WHERE project_id = $1",
+            "DELETE FROM identity_links WHERE project_id = $1",
             "DELETE FROM opt_outs WHERE project_id = $1",
             "DELETE FROM consents WHERE project_id = $1",
             "DELETE FROM subject_request_ids WHERE project_id = $1",
@@ -786,6 +764,38 @@ where
         }
     }
     Ok(changed)
+}
+
+/// Deletes what is kept about one person besides their events, inside `tx`: their profile,
+/// the requests' record of their id, and which ids were theirs (that is about them too);
+/// returns how many profiles went.
+async fn forget_person<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    project: &ProjectId,
+    distinct_id: &str,
+) -> StoreResult<u64>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+{
+    let mut profiles = 0;
+    for sql in [
+        "DELETE FROM profiles WHERE project_id = $1 AND distinct_id = $2",
+        "DELETE FROM subject_request_ids WHERE project_id = $1 AND distinct_id = $2",
+        "DELETE FROM identity_links WHERE project_id = $1 AND (alias = $2 OR canonical = $2)",
+    ] {
+        let r = sqlx::query(sql)
+            .bind(project.as_str().to_owned())
+            .bind(distinct_id.to_owned())
+            .execute(&mut **tx)
+            .await?;
+        if sql.starts_with("DELETE FROM profiles ") {
+            profiles = DB::rows_affected(&r);
+        }
+    }
+    Ok(profiles)
 }
 
 /// Drops properties from one person's profile inside `tx`; 1 if it changed, else 0.

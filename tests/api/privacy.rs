@@ -811,3 +811,142 @@ async fn a_deleted_project_is_unreachable_restorable_then_purged_after_the_grace
         ]
     );
 }
+
+#[tokio::test]
+async fn a_persons_merged_ids_are_read_exported_and_erased_together() {
+    let (app, idp) = app(|_| {}).await;
+    let (_, dpo) = team(&app, &idp).await;
+    let t = app.now_secs() - 600;
+    let ev = |name: &str, props: Value| json!({"event": name, "properties": props});
+    // Before sign-in on a device, after sign-in (simplified ID merge), and an older SDK's
+    // anonymous id merged by $identify. Someone else, and an alias that would join two
+    // people who already have ids of their own, which is refused.
+    let batch = json!([
+        ev(
+            "Viewed",
+            json!({"distinct_id": "$device:d-7", "$device_id": "d-7", "time": t, "$insert_id": "m1"})
+        ),
+        ev(
+            "Signed In",
+            json!({"distinct_id": "cust-merged", "$device_id": "d-7", "$user_id": "cust-merged", "time": t + 1, "$insert_id": "m2"})
+        ),
+        ev(
+            "Opened",
+            json!({"distinct_id": "legacy-anon-1", "time": t + 2, "$insert_id": "m3"})
+        ),
+        ev(
+            "$identify",
+            json!({"distinct_id": "cust-merged", "$anon_distinct_id": "legacy-anon-1", "time": t + 3, "$insert_id": "m4"})
+        ),
+        ev(
+            "Viewed",
+            json!({"distinct_id": "$device:d-8", "$device_id": "d-8", "$user_id": "cust-other", "time": t + 4, "$insert_id": "m5"})
+        ),
+        ev(
+            "$create_alias",
+            json!({"distinct_id": "cust-other", "alias": "cust-merged", "time": t + 5, "$insert_id": "m6"})
+        ),
+    ]);
+    let r = app.import(&batch).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    // Whichever id is asked, the person's events come together; the other person's do not.
+    let names = |events: Vec<Value>| {
+        let mut n: Vec<String> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let theirs = ["$identify", "Opened", "Signed In", "Viewed"];
+    for id in ["cust-merged", "%24device%3Ad-7", "legacy-anon-1"] {
+        assert_eq!(names(events_of(&app, id).await), theirs, "asked by {id}");
+    }
+    assert_eq!(
+        names(events_of(&app, "cust-other").await),
+        ["$create_alias", "Viewed"]
+    );
+    let count: Value = app
+        .get(&format!("{SHOP}/events/count?distinct_id=legacy-anon-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count["total"], 4);
+    // A profile set under the canonical id is found by the device's id.
+    set_profile(&app, "cust-merged", json!({"plan": "gold"})).await;
+    let p: Value = app
+        .get(&format!("{SHOP}/profiles/%24device%3Ad-7"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["distinct_id"], "cust-merged");
+    assert_eq!(p["properties"]["plan"], "gold");
+
+    // The log names every id the read covered, by pseudonym.
+    let entries = checked_log(&app, &["cust-merged", "d-7", "legacy-anon-1"]).await;
+    let read = entries
+        .iter()
+        .rev()
+        .find(|e| e.action == Action::EventsCount)
+        .unwrap();
+    assert_eq!(details(read)["merged_ids"], 2);
+    assert_eq!(read.subjects.len(), 3);
+
+    // One export or erasure asked by one id covers the person's every id.
+    let (export, made) = request(
+        &dpo,
+        "exports",
+        json!({"distinct_ids": ["$device:d-7"], "reason": "DSR-8"}),
+    )
+    .await;
+    assert_eq!(made["subject_count"], 3, "{made}");
+    finished(&dpo, &export).await;
+    let exported: Value = dpo
+        .get(&format!("{export}/download"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events_exported: usize = exported["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["events"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(events_exported, 4, "{exported}");
+
+    let (path, _) = request(
+        &dpo,
+        "deletions",
+        json!({"distinct_ids": ["legacy-anon-1"], "reason": "DSR-9"}),
+    )
+    .await;
+    let done = finished(&dpo, &path).await;
+    assert_eq!(done["status"], "SUCCESS");
+    assert_eq!(done["events"], 4);
+    for id in ["cust-merged", "%24device%3Ad-7", "legacy-anon-1"] {
+        assert!(events_of(&app, id).await.is_empty(), "asked by {id}");
+    }
+    assert_eq!(events_of(&app, "cust-other").await.len(), 2);
+    // The links went with them: the same ids seen again are strangers to each other.
+    let again = json!([ev(
+        "Opened",
+        json!({"distinct_id": "legacy-anon-1", "time": t + 9, "$insert_id": "m9"})
+    ),]);
+    assert_eq!(app.import(&again).await.status(), 200);
+    assert_eq!(names(events_of(&app, "legacy-anon-1").await), ["Opened"]);
+    assert!(events_of(&app, "cust-merged").await.is_empty());
+    let erase = log(&app)
+        .await
+        .into_iter()
+        .find(|e| e.action == Action::SubjectsErase && details(e)["stage"] == "start")
+        .unwrap();
+    assert_eq!(
+        erase.subjects.len(),
+        3,
+        "the start names everyone it erases"
+    );
+}

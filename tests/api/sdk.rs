@@ -57,11 +57,14 @@ async fn the_official_python_sdk_works_unchanged() {
         .map(|e| e["event"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
-        names,
-        ["Older Purchase", "Old Purchase", "Signed Up"],
+        &names[..2],
+        ["Older Purchase", "Old Purchase"],
         "time order"
     );
-    let signed_up = &events[2];
+    let mut recent = names[2..].to_vec();
+    recent.sort();
+    assert_eq!(recent, ["$merge", "Opened App", "Signed Up"]);
+    let signed_up = events.iter().find(|e| e["event"] == "Signed Up").unwrap();
     assert_eq!(signed_up["distinct_id"], "sdk-user");
     assert_eq!(signed_up["properties"]["plan"], "pro");
     assert_eq!(signed_up["properties"]["mp_lib"], "python");
@@ -73,10 +76,33 @@ async fn the_official_python_sdk_works_unchanged() {
         .await
         .unwrap();
     assert_eq!(profile["properties"]["$email"], "sdk@example.com");
-    assert!(
-        profile["properties"].get("age").is_none(),
-        "people_unset removed it"
+    let p = &profile["properties"];
+    assert!(p.get("age").is_none(), "people_unset removed it");
+    assert_eq!(p["plan"], "pro", "set_once kept the first value");
+    assert_eq!(p["first_seen"], "2026-01-01");
+    assert_eq!(p["logins"], 2);
+    assert_eq!(p["pages"], serde_json::json!(["home"]));
+    assert_eq!(p["tags"], serde_json::json!(["b"]));
+    assert_eq!(
+        p["$transactions"],
+        serde_json::json!([{"$amount": 4.25}]),
+        "clear_charges removed the earlier charges"
     );
+    let group: Value = app
+        .get("/api/v1/projects/shop/groups/company/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        group["properties"],
+        serde_json::json!({"$name": "Acme", "tier": "silver", "founded": 1999, "regions": ["eu"]})
+    );
+    let gone = app.get("/api/v1/projects/shop/groups/company/gone").await;
+    assert_eq!(gone.status(), 404, "group_delete removed it");
+    // merge made sdk-old-id one of sdk-user's ids: either reads the person's every event.
+    assert_eq!(names_of(&app, "sdk-old-id").await.len(), events.len());
+    assert_eq!(names_of(&app, "sdk-user").await.len(), events.len());
     assert_eq!(
         app.get("/api/v1/projects/shop/profiles/gone-user")
             .await
@@ -167,6 +193,7 @@ async fn the_official_node_sdk_works_unchanged_over_tls() {
             "Batched",
             "Batched",
             "Batched verbose",
+            "Browsed",
             "Imported",
             "Imported batch",
             "Imported batch",
@@ -174,6 +201,9 @@ async fn the_official_node_sdk_works_unchanged_over_tls() {
             "Signed Up",
         ]
     );
+    // alias made node-device one more id of node-user: either id reads all their events.
+    assert_eq!(names_of(&app, "node-device").await.len(), events.len());
+    assert_eq!(names_of(&app, "node-user").await.len(), events.len());
     let signed_up = events.iter().find(|e| e["event"] == "Signed Up").unwrap();
     assert_eq!(signed_up["properties"]["mp_lib"], "node");
     assert_eq!(signed_up["properties"]["plan"], "pro");
@@ -293,6 +323,40 @@ async fn the_official_browser_sdk_works_unchanged_from_another_origin() {
     ] {
         assert_eq!(count(name), n, "{name} in {events:?}");
     }
+    // The SDK's anonymous ids and the ids they identified as are one person each.
+    let alice_anonymous = seen["results"]["alice_anonymous_id"].as_str().unwrap();
+    for id in [alice_anonymous, "alice@example.com"] {
+        let names = names_of(&app, id).await;
+        for name in [
+            "Viewed Pricing",
+            "Signed In",
+            "Invited Teammate",
+            "$identify",
+        ] {
+            assert!(
+                names.iter().any(|n| n == name),
+                "{name} read by {id}: {names:?}"
+            );
+        }
+        assert!(
+            !names.iter().any(|n| n == "Bought"),
+            "bob's event read as alice's"
+        );
+    }
+    let bob_anonymous = seen["results"]["bob_anonymous_id"].as_str().unwrap();
+    for id in [bob_anonymous, "bob@example.com"] {
+        let names = names_of(&app, id).await;
+        for name in ["Viewed Home", "$create_alias", "Bought"] {
+            assert!(
+                names.iter().any(|n| n == name),
+                "{name} read by {id}: {names:?}"
+            );
+        }
+        assert!(
+            !names.iter().any(|n| n == "Signed In"),
+            "alice's event read as bob's"
+        );
+    }
     let invited = events
         .iter()
         .find(|e| e["event"] == "Invited Teammate")
@@ -327,4 +391,31 @@ async fn the_official_browser_sdk_works_unchanged_from_another_origin() {
         .unwrap();
     assert_eq!(acme["properties"]["tier"], "gold");
     assert_eq!(acme["properties"]["founded"], 1999);
+}
+
+/// The names of the events the API returns for `id` (and the ids merged with it).
+async fn names_of(app: &TestApp, id: &str) -> Vec<String> {
+    let encoded: String = id
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let page: Value = app
+        .get(&format!(
+            "/api/v1/projects/shop/events?distinct_id={encoded}&limit=1000"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
 }

@@ -2,8 +2,10 @@
 
 use auditgate::auth::tokens::ApiSecret;
 use auditgate::clock::{Clock, ManualClock};
+use auditgate::domain::profile::{
+    GroupRef, GroupUpdate, IdentityLink, MAX_IDS_PER_PERSON, ProfileOp, ProfileUpdate,
+};
 use auditgate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
-use auditgate::events::profile::{GroupRef, GroupUpdate, ProfileOp, ProfileUpdate};
 use auditgate::projects;
 use auditgate::store::{
     self, Claim, CountGroup, EventCursor, EventFilter, Factor, NewEvent, SharedStore, StoreError,
@@ -29,7 +31,7 @@ fn event(name: &str, who: &str, t: i64, insert_id: Option<&str>) -> NewEvent {
 fn filter(project: &ProjectId) -> EventFilter {
     EventFilter {
         project: project.clone(),
-        distinct_id: None,
+        distinct_ids: vec![],
         event: None,
         from: None,
         to: None,
@@ -136,7 +138,7 @@ async fn storage_suite(store: SharedStore) {
         "the page after a tie on time continues by id"
     );
     let mut f = filter(&shop);
-    f.distinct_id = Some(DistinctId::parse("alice").unwrap());
+    f.distinct_ids = vec![DistinctId::parse("alice").unwrap()];
     f.event = Some("View".into());
     assert_eq!(store.query_events(&f, None, 100).await.unwrap().len(), 2);
     let mut f = filter(&shop);
@@ -255,6 +257,84 @@ async fn storage_suite(store: SharedStore) {
         .unwrap();
     assert!(store.group_profile(&shop, &acme).await.unwrap().is_none());
     assert!(store.group_profile(&shop, &other).await.unwrap().is_some());
+
+    // Identity links: a star per person; an alias joins once, two people are never joined.
+    let id = |s: &str| DistinctId::parse(s).unwrap();
+    let link = |alias: &str, canonical: &str| IdentityLink {
+        alias: id(alias),
+        canonical: id(canonical),
+    };
+    let cluster = |who: &'static str| {
+        let store = store.clone();
+        let shop = shop.clone();
+        async move {
+            store
+                .identity_cluster(&shop, &DistinctId::parse(who).unwrap())
+                .await
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(cluster("nobody-yet").await, ["nobody-yet"]);
+    let made = store
+        .link_identities(
+            &shop,
+            &[
+                link("$device:d1", "u1"),
+                link("$device:d1", "u1"), // the same link again is no new link
+                link("anon-2", "$device:d1"), // through an alias: joins its person
+                link("$device:d3", "u3"),
+                link("u3", "u1"), // u3 has ids of its own: two people stay two
+                link("$device:d1", "u3"), // taken by u1 already
+                link("u1", "$device:d1"), // a person never becomes their own alias
+            ],
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(made, 3);
+    assert_eq!(cluster("u1").await, ["u1", "$device:d1", "anon-2"]);
+    assert_eq!(cluster("anon-2").await, ["u1", "$device:d1", "anon-2"]);
+    assert_eq!(cluster("u3").await, ["u3", "$device:d3"]);
+    // Links are per project.
+    assert_eq!(
+        store.identity_cluster(&bank, &id("u1")).await.unwrap(),
+        [id("u1")]
+    );
+    // A person has at most MAX_IDS_PER_PERSON ids, however many links are asked for.
+    let many: Vec<_> = (0..MAX_IDS_PER_PERSON + 5)
+        .map(|i| link(&format!("dev-{i:03}"), "crowd"))
+        .collect();
+    let made = store
+        .link_identities(&shop, &many, clock.now())
+        .await
+        .unwrap();
+    assert_eq!(made as usize, MAX_IDS_PER_PERSON - 1);
+    assert_eq!(cluster("crowd").await.len(), MAX_IDS_PER_PERSON);
+    // A filter on a person's ids finds every one of their events.
+    store
+        .insert_events(
+            &shop,
+            &[
+                event("Linked", "u1", T0 + 1, None),
+                event("Linked", "$device:d1", T0 + 2, None),
+                event("Linked", "anon-2", T0 + 3, None),
+                event("Linked", "u3", T0 + 4, None),
+            ],
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let mut f = filter(&shop);
+    f.event = Some("Linked".into());
+    f.distinct_ids = store.identity_cluster(&shop, &id("anon-2")).await.unwrap();
+    assert_eq!(store.query_events(&f, None, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        store.count_events(&f, CountGroup::Total).await.unwrap()[0].1,
+        3
+    );
 
     // Foreign keys hold: no events for a project that does not exist.
     let ghost = ProjectId::parse("ghost").unwrap();
@@ -1402,7 +1482,7 @@ async fn assert_counts_agree(store: &SharedStore, project: &ProjectId, when: &st
         filters.push(f);
     }
     let mut one = filter(project);
-    one.distinct_id = Some(DistinctId::parse("p3").unwrap());
+    one.distinct_ids = vec![DistinctId::parse("p3").unwrap()];
     filters.push(one);
     for f in &filters {
         for group in [

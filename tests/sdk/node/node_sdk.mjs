@@ -39,6 +39,7 @@ await call("track_batch", (cb) =>
 await call("track_batch (verbose)", (cb) =>
   verbose.track_batch([{ event: "Batched verbose", properties: { distinct_id: "node-user", time: now } }], cb),
 );
+await call("track (before alias)", (cb) => quiet.track("Browsed", { distinct_id: "node-device" }, cb));
 await call("alias", (cb) => quiet.alias("node-device", "node-user", cb));
 
 const people = quiet.people;
