@@ -7,6 +7,9 @@
 //! the end, bytes per event, the WAL's size, and p50/p99 and requests/s at 1 and 16
 //! connections of five audited reads beside the same SQL run directly on the same database;
 //! and the peak memory of `auditgate log export` at 100,000 and 1,000,000 audit entries.
+//! Then AUDITGATE_BENCH_BROWSER_EVENTS (default 50,000) events as mixpanel-browser sends them
+//! (`POST /track/?verbose=1&ip=1`, base64 form batches of 50 with an allowed `Origin`, 16
+//! clients) beside raw inserts of the same rows in transactions of 50 from 16 clients.
 //! PostgreSQL runs when AUDITGATE_TEST_POSTGRES_URL names a server.
 //!
 //! For profiling: AUDITGATE_BENCH_BACKEND (`sqlite` or `postgres`) runs one backend,
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 use auditgate::audit::AuditLog;
 use auditgate::clock::{Clock, SystemClock};
 use auditgate::config::Settings;
-use auditgate::domain::ProjectId;
+use auditgate::domain::{AllowedOrigins, ProjectId};
 use auditgate::ledger::entry::Action;
 use auditgate::projects;
 use auditgate::startup::Application;
@@ -70,12 +73,13 @@ fn row(e: &Value) -> (String, String, i64, String, String) {
     (name, who, time, id, Value::Object(p).to_string())
 }
 
-/// Inserts rows as the store does (multi-row INSERTs of 1000, one transaction per batch of
-/// 2000), from 4 tasks, with nothing else: no gate, no audit entry, no per-day counts.
+/// Inserts rows as the store does (multi-row INSERTs of up to 1000, one transaction per batch),
+/// from `clients` tasks, with nothing else: no gate, no audit entry, no per-day counts.
 async fn raw_insert<DB: Database>(
     pool: &Pool<DB>,
     begin: &'static str,
     rows: Arc<Vec<Value>>,
+    (batch_size, clients): (usize, usize),
 ) -> Duration
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -85,13 +89,13 @@ where
 {
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..CLIENTS)
+    let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let (pool, rows, next) = (pool.clone(), rows.clone(), next.clone());
             tokio::spawn(async move {
                 loop {
                     let b = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(batch) = rows.chunks(BATCH).nth(b) else { break };
+                    let Some(batch) = rows.chunks(batch_size).nth(b) else { break };
                     let mut tx = pool.begin_with(begin).await.unwrap();
                     for chunk in batch.chunks(1000) {
                         let mut qb: QueryBuilder<DB> = QueryBuilder::new(
@@ -157,6 +161,76 @@ async fn import(
                         .unwrap();
                     let status = r.status();
                     assert_eq!(status, 200, "/import: {}", r.text().await.unwrap());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// Browser batches: mixpanel-browser's batch size and a crowd of page views at once.
+const BROWSER_BATCH: usize = 50;
+const BROWSER_CLIENTS: usize = 16;
+const BROWSER_ORIGIN: &str = "https://app.example";
+
+/// An event as mixpanel-browser sends it after sign-in: device and user ids, its library.
+fn browser_event(i: usize, now: i64, token: &str) -> Value {
+    let mut e = event(i, now, token);
+    let p = e["properties"].as_object_mut().unwrap();
+    p["time"] = json!(now - 1 - (i as i64 % 3_600_000));
+    p["$insert_id"] = json!(format!("b{i}"));
+    let who = p["distinct_id"].clone();
+    p.insert("$user_id".into(), who);
+    p.insert("$device_id".into(), json!(format!("dev-{}", i % PEOPLE)));
+    p.insert("mp_lib".into(), json!("web"));
+    e
+}
+
+/// Posts browser-shaped batches (`POST /track/?verbose=1&ip=1`, form `data=` in base64, an
+/// `Origin` the project allows) from 16 clients; every batch must be answered `status: 1`.
+async fn track_like_a_browser(client: &reqwest::Client, base: &str, rows: &[Value]) -> Duration {
+    use base64::Engine as _;
+    let bodies: Arc<Vec<String>> = Arc::new(
+        rows.chunks(BROWSER_BATCH)
+            .map(|b| {
+                let json = serde_json::to_string(b).unwrap();
+                let data = base64::engine::general_purpose::STANDARD.encode(json);
+                serde_urlencoded::to_string([("data", data)]).unwrap()
+            })
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..BROWSER_CLIENTS)
+        .map(|_| {
+            let (client, base, bodies, next) = (
+                client.clone(),
+                base.to_owned(),
+                bodies.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let b = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(body) = bodies.get(b) else { break };
+                    let r = client
+                        .post(format!("{base}/track/?verbose=1&ip=1"))
+                        .header("Origin", BROWSER_ORIGIN)
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        r.headers()["access-control-allow-origin"],
+                        BROWSER_ORIGIN,
+                        "CORS answered"
+                    );
+                    let answer: Value = r.json().await.unwrap();
+                    assert_eq!(answer["status"], 1, "/track/: {answer}");
                 }
             })
         })
@@ -634,6 +708,7 @@ async fn run(
                     store::sqlite::connect(&raw_settings).await.unwrap().pool(),
                     "BEGIN IMMEDIATE",
                     rows.clone(),
+                    (BATCH, CLIENTS),
                 )
                 .await
             }
@@ -645,6 +720,7 @@ async fn run(
                         .pool(),
                     "BEGIN",
                     rows.clone(),
+                    (BATCH, CLIENTS),
                 )
                 .await
             }
@@ -687,6 +763,40 @@ async fn run(
             }
         }
     }
+
+    // Browser-shaped ingestion on the loaded table, beside raw inserts of the same rows in
+    // transactions of the same size from as many clients.
+    let p = &created.project;
+    let opened = store::ProjectSettings {
+        retention_days: p.retention_days,
+        consent_required: p.consent_required,
+        consent_property: p.consent_property.clone(),
+        allowed_origins: AllowedOrigins::parse_list(&[BROWSER_ORIGIN.to_owned()]).unwrap(),
+        record_client_ip: false,
+    };
+    store.update_project_settings(&p.id, &opened).await.unwrap();
+    let n: usize = std::env::var("AUDITGATE_BENCH_BROWSER_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let rows: Arc<Vec<Value>> = Arc::new((0..n).map(|i| browser_event(i, now, &token)).collect());
+    let api = track_like_a_browser(&client, &base, &rows).await;
+    let shape = (BROWSER_BATCH, BROWSER_CLIENTS);
+    let raw = match raw_store.backend() {
+        "sqlite" => {
+            let pool = store::sqlite::connect(&raw_settings).await.unwrap();
+            raw_insert(pool.pool(), "BEGIN IMMEDIATE", rows.clone(), shape).await
+        }
+        _ => {
+            let pool = store::postgres::connect(&raw_settings).await.unwrap();
+            raw_insert(pool.pool(), "BEGIN", rows.clone(), shape).await
+        }
+    };
+    let (api_rate, raw_rate) = (n as f64 / api.as_secs_f64(), n as f64 / raw.as_secs_f64());
+    println!(
+        "{label:<8} browser {n} events on {total}: POST /track/ (batches of {BROWSER_BATCH}, CORS, {BROWSER_CLIENTS} clients) {api_rate:>7.0} events/s | raw insert (transactions of {BROWSER_BATCH}, {BROWSER_CLIENTS} clients) {raw_rate:>7.0} rows/s | {:>5.1}%",
+        100.0 * api_rate / raw_rate,
+    );
 }
 
 #[tokio::main]
