@@ -97,7 +97,7 @@ portable_impl!(AuditStore {
         checkpoint: Option<&(u64, String)>,
         subject_keys: &[NewSubjectKey],
     ) -> StoreResult<Appended> {
-        let mut tx = self.audit.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_audit_write().await?;
         store_subject_keys(&mut *tx, subject_keys, now).await?;
         if let Some((size, note)) = checkpoint {
             sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING")
@@ -347,7 +347,7 @@ portable_impl!(AuditStore {
     }
 
     async fn insert_audit_nodes(&self, nodes: &[Node]) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         insert_nodes(&mut *tx, nodes).await?;
         tx.commit().await?;
         Ok(())

@@ -151,7 +151,7 @@ portable_impl!(GrantStore {
         at: Timestamp,
     ) -> StoreResult<bool> {
         let _stale = self.cache.invalidate_on_return();
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("UPDATE grants SET reviewed_at = $1, reviewed_by = $2 WHERE id = $3")
             .bind(at.millis())
             .bind(by.to_owned())
@@ -605,7 +605,7 @@ portable_impl!(RequestStore {
         at: Timestamp,
     ) -> StoreResult<bool> {
         let _stale = self.cache.invalidate_on_return();
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "UPDATE access_requests SET status = $1, grant_id = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
         )

@@ -429,7 +429,7 @@ portable_impl!(PeopleStore {
         new_id: &str,
         now: Timestamp,
     ) -> StoreResult<(User, bool)> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let existing: Option<String> =
             sqlx::query("SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2")
                 .bind(p.issuer.clone())
@@ -495,7 +495,7 @@ portable_impl!(PeopleStore {
     }
 
     async fn create_local_user(&self, user: &User, password_hash: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO users (id, email, name, kind, created_at) VALUES ($1, $2, $3, 'local', $4)",
         )
@@ -803,7 +803,7 @@ portable_impl!(PeopleStore {
         user_id: Option<&str>,
         at: Timestamp,
     ) -> StoreResult<Vec<SessionRecord>> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         // A sid names one provider session; without one, the subject's every session ends.
         let (clause, key) = match (sid, user_id) {
             (Some(sid), _) => ("idp_sid = $2", sid.to_owned()),
@@ -918,7 +918,7 @@ portable_impl!(PeopleStore {
     }
 
     async fn reset_totp(&self, user_id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("DELETE FROM totp_credentials WHERE user_id = $1")
             .bind(user_id.to_owned())
             .execute(&mut *tx)
@@ -932,7 +932,7 @@ portable_impl!(PeopleStore {
     }
 
     async fn replace_recovery_codes(&self, user_id: &str, hashes: &[String]) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
             .bind(user_id.to_owned())
             .execute(&mut *tx)

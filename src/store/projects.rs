@@ -16,7 +16,7 @@ portable_impl!(ProjectStore {
     async fn create_project(&self, new: &NewProject) -> StoreResult<()> {
         let _stale = self.cache.invalidate_on_return();
         let p = &new.project;
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO projects (id, name, ingest_token, retention_days, created_at) VALUES ($1, $2, $3, $4, $5)",
         )

@@ -76,6 +76,86 @@ pub struct SqlStore<DB: Database> {
     pub(super) project_seqs: std::sync::Mutex<(u64, HashMap<String, u64>)>,
     /// What nearly every request reads again, kept for `database.cache_ttl_ms`.
     pub(super) cache: ReadCache,
+    /// The order this process's writers take the one write lock in, for a backend that has one
+    /// (SQLite).
+    pub(super) gate: Option<WriteGate>,
+}
+
+/// SQLite has one write lock, and its waiters race for it, each sleeping and retrying: under
+/// load one writer can lose every race for seconds. This process's writers queue here instead,
+/// in order, and the audit appender goes to the front of the queue: it waits for at most the
+/// transaction writing and the one next in line, so a stream of event batches cannot keep a
+/// request's audit entry out (the request would fail closed).
+pub struct WriteGate {
+    /// Where ordinary writers wait, so that at most one of them waits on `lock`.
+    line: tokio::sync::Mutex<()>,
+    /// The turn to write (FIFO).
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Longest wait for a turn before answering that the database is busy.
+    patience: std::time::Duration,
+}
+
+/// A turn at the write lock, held until the transaction ends.
+pub(super) type Turn = tokio::sync::OwnedMutexGuard<()>;
+
+impl WriteGate {
+    /// A gate whose ordinary writers give up after `patience`.
+    pub fn new(patience: std::time::Duration) -> Self {
+        Self {
+            line: tokio::sync::Mutex::new(()),
+            lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            patience,
+        }
+    }
+
+    /// Waits in line for a turn.
+    pub(super) async fn ordinary(&self) -> StoreResult<Turn> {
+        let wait = async {
+            let _in_line = self.line.lock().await;
+            self.lock.clone().lock_owned().await
+        };
+        tokio::time::timeout(self.patience, wait)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "the database is busy: no turn to write within {} ms",
+                    self.patience.as_millis()
+                ))
+            })
+    }
+
+    /// Takes the next turn, ahead of everyone in line (the appender, which has its own
+    /// time limit).
+    pub(super) async fn first(&self) -> Turn {
+        self.lock.clone().lock_owned().await
+    }
+}
+
+/// A write transaction with its turn at the write lock, which ends with it.
+pub(super) struct WriteTx<DB: Database> {
+    tx: sqlx::Transaction<'static, DB>,
+    // Dropped after `tx`, whose rollback (if not committed) is queued first.
+    _turn: Option<Turn>,
+}
+
+impl<DB: Database> std::ops::Deref for WriteTx<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: Database> std::ops::DerefMut for WriteTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
+impl<DB: Database> WriteTx<DB> {
+    /// Commits, then gives up the turn.
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
 }
 
 /// The pools a store is made of (see [`SqlStore`]).
@@ -135,7 +215,40 @@ impl<DB: Database> SqlStore<DB> {
             file,
             project_seqs: std::sync::Mutex::new((u64::MAX, HashMap::new())),
             cache,
+            gate: None,
         }
+    }
+
+    /// Makes this process's writers take turns at a backend's one write lock (SQLite).
+    pub fn with_write_gate(mut self, gate: WriteGate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Begins a write transaction on the general pool, in turn.
+    pub(super) async fn begin_write(&self) -> StoreResult<WriteTx<DB>>
+    where
+        DB: Backend,
+    {
+        let turn = match &self.gate {
+            Some(gate) => Some(gate.ordinary().await?),
+            None => None,
+        };
+        let tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// Begins the appender's write transaction on its own pool, ahead of the line.
+    pub(super) async fn begin_audit_write(&self) -> StoreResult<WriteTx<DB>>
+    where
+        DB: Backend,
+    {
+        let turn = match &self.gate {
+            Some(gate) => Some(gate.first().await),
+            None => None,
+        };
+        let tx = self.audit.begin_with(DB::BEGIN_WRITE).await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     /// Runs the backend's [`Backend::TRUNCATE_WAL`], if it has one; false if readers or
@@ -151,6 +264,12 @@ impl<DB: Database> SqlStore<DB> {
     {
         let Some(sql) = DB::TRUNCATE_WAL else {
             return Ok(true);
+        };
+        // The checkpoint holds the write lock while it waits for readers: in turn, like any
+        // writer, so this process's writers queue in order instead of racing it.
+        let _turn = match &self.gate {
+            Some(gate) => Some(gate.ordinary().await?),
+            None => None,
         };
         let mut conn = self.pool.acquire().await?;
         if let Some(ms) = patience_ms {

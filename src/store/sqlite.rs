@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 use sqlx::Connection;
 
 use super::cache::ReadCache;
-use super::sql::{Backend, FileIdentity, Pools, SqlStore};
+use super::sql::{Backend, FileIdentity, Pools, SqlStore, WriteGate};
 use super::{StoreError, StoreResult};
 use crate::config::DatabaseSettings;
 
@@ -108,7 +108,11 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
     };
     let file = FileIdentity::of(&path)
         .map_err(|e| StoreError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
-    Ok(SqlStore::new(pools, Some(file), ReadCache::of(settings)))
+    Ok(
+        SqlStore::new(pools, Some(file), ReadCache::of(settings)).with_write_gate(WriteGate::new(
+            Duration::from_millis(settings.busy_timeout_ms),
+        )),
+    )
 }
 
 /// Makes statements on `conn` fail with SQLITE_INTERRUPT once `limit` has passed from now.
