@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use super::mixpanel::DEVICE_PREFIX;
 use crate::domain::DistinctId;
 pub use crate::domain::profile::IdentityLink as Link;
+use crate::domain::profile::MAX_IDS_PER_PERSON;
 use crate::store::NewEvent;
 
 fn id_of(value: &Value) -> Option<DistinctId> {
@@ -36,6 +37,7 @@ fn id(props: &Map<String, Value>, key: &str) -> Option<DistinctId> {
 /// The links a batch of events asks for, in order, without repeats or self-links.
 pub fn links_of(events: &[NewEvent]) -> Vec<Link> {
     let mut out: Vec<Link> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for e in events {
         let p = &e.properties;
         let candidates = [
@@ -58,7 +60,12 @@ pub fn links_of(events: &[NewEvent]) -> Vec<Link> {
         ];
         let merged: Vec<(DistinctId, DistinctId)> = match p.get("$distinct_ids") {
             Some(Value::Array(ids)) if e.event == "$merge" => {
-                let ids: Vec<DistinctId> = ids.iter().filter_map(id_of).collect();
+                // More ids than a person may have cannot all be linked anyway.
+                let ids: Vec<DistinctId> = ids
+                    .iter()
+                    .filter_map(id_of)
+                    .take(MAX_IDS_PER_PERSON)
+                    .collect();
                 ids.iter()
                     .skip(1)
                     .filter_map(|a| Some((a.clone(), ids.first()?.clone())))
@@ -68,7 +75,9 @@ pub fn links_of(events: &[NewEvent]) -> Vec<Link> {
         };
         for (alias, canonical) in candidates.into_iter().flatten().chain(merged) {
             let link = Link { alias, canonical };
-            if link.alias != link.canonical && !out.contains(&link) {
+            if link.alias != link.canonical
+                && seen.insert((link.alias.clone(), link.canonical.clone()))
+            {
                 out.push(link);
             }
         }

@@ -31,19 +31,19 @@ async fn live_project<P: crate::access::Requirement>(
         .map(drop)
 }
 
-/// Stores a batch of events in the authorized project.
+/// Stores a batch of events in the authorized project, with the identity links they ask for
+/// ([`identity::links_of`]) in the same transaction.
 pub async fn ingest(
     store: &SharedStore,
     auth: &Authorized<perm::EventsIngest>,
     events: &[NewEvent],
+    links: &[identity::Link],
     now: Timestamp,
 ) -> Result<InsertOutcome, AppError> {
     live_project(store, auth).await?;
-    let outcome = store.insert_events(auth.project(), events, now).await?;
-    // Stored first: a link never points at events that were not kept.
-    let links = identity::links_of(events);
-    store.link_identities(auth.project(), &links, now).await?;
-    Ok(outcome)
+    Ok(store
+        .insert_events(auth.project(), events, links, now)
+        .await?)
 }
 
 /// Adds to a query for one person the other ids merged into theirs, so their events before

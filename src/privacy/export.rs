@@ -45,6 +45,23 @@ pub struct ExportPlan {
 pub type OnEnd =
     Box<dyn FnOnce(u64, bool) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
+impl ExportPlan {
+    /// A profile's (or group profile's) properties as this export may show them.
+    fn redacted_profile(
+        &self,
+        mut props: serde_json::Map<String, Value>,
+    ) -> serde_json::Map<String, Value> {
+        redact(
+            &mut props,
+            &self.sensitive_profiles,
+            self.reveal,
+            &mut BTreeSet::new(),
+            &mut BTreeSet::new(),
+        );
+        props
+    }
+}
+
 struct Cursor {
     plan: ExportPlan,
     records: u64,
@@ -88,22 +105,34 @@ impl Cursor {
                 .await?
                 .map(|p| {
                     self.records += 1;
-                    let mut props = p.properties;
-                    redact(
-                        &mut props,
-                        &self.plan.sensitive_profiles,
-                        self.plan.reveal,
-                        &mut BTreeSet::new(),
-                        &mut BTreeSet::new(),
-                    );
+                    let props = self.plan.redacted_profile(p.properties);
                     json!({"properties": props, "updated_at": p.updated_at.to_rfc3339()})
                 })
                 .unwrap_or(Value::Null);
+            // Group profiles that name them (a company's owner, a team's members).
+            let groups: Vec<Value> = self
+                .plan
+                .store
+                .groups_naming(&self.plan.project, &[person.as_str().to_owned()])
+                .await?
+                .into_iter()
+                .map(|g| {
+                    self.records += 1;
+                    let props = self.plan.redacted_profile(g.properties);
+                    json!({
+                        "group_key": g.group.key,
+                        "group_id": g.group.id,
+                        "properties": props,
+                        "updated_at": g.updated_at.to_rfc3339(),
+                    })
+                })
+                .collect();
             let sep = if self.first_subject { "" } else { "," };
             self.first_subject = false;
             let open = format!(
-                "{sep}{{\"distinct_id\":{},\"profile\":{profile},\"events\":[",
-                Value::String(person.as_str().to_owned())
+                "{sep}{{\"distinct_id\":{},\"profile\":{profile},\"group_profiles\":{},\"events\":[",
+                Value::String(person.as_str().to_owned()),
+                Value::Array(groups)
             );
             self.current = Some((person, None, true));
             return Ok(Some(Bytes::from(open)));

@@ -474,7 +474,7 @@ async fn execute(
     let project = &r.project;
     if r.kind == RequestKind::Export {
         // The data leaves only when downloaded, and each download is logged then.
-        let details = json!({"change": "state", "request_id": r.id, "state": "SUCCESS", "events": due.events, "profiles": due.profiles});
+        let details = json!({"change": "state", "request_id": r.id, "state": "SUCCESS", "events": due.events, "profiles": due.profiles, "group_profiles": due.groups});
         audit
             .append(job_draft(
                 JOB,
@@ -508,6 +508,7 @@ async fn execute(
     start["stage"] = json!("start");
     start["events_due"] = json!(due.events);
     start["profiles_due"] = json!(due.profiles);
+    start["group_profiles_due"] = json!(due.groups);
     let subjects = audit.pseudonyms(project, people).await?;
     audit
         .append(job_draft(
@@ -549,6 +550,7 @@ async fn execute(
     end["stage"] = json!("done");
     end["events_changed"] = json!(done.events);
     end["profiles_changed"] = json!(done.profiles);
+    end["group_profiles_changed"] = json!(done.groups);
     end["pseudonym_salts_deleted"] = json!(salts);
     audit
         .append(job_draft(

@@ -130,7 +130,11 @@ impl BatchResult {
 
     fn respond(mut self) -> Result<HttpResponse, AppError> {
         if self.failed.is_empty() {
-            return Ok(match (self.endpoint, self.verbose || !self.form) {
+            // Mixpanel answers a bare 1 unless asked for verbose answers, whatever the body's
+            // type (the mobile SDKs post JSON and parse the answer as a number), except that
+            // its JSON Import API always answers JSON.
+            let import_json = self.endpoint == "import" && !self.form;
+            return Ok(match (self.endpoint, self.verbose || import_json) {
                 (_, _) if self.img => HttpResponse::Ok()
                     .content_type("image/gif")
                     .insert_header(("Cache-Control", "no-store"))
@@ -195,8 +199,13 @@ async fn record_batch(
     stored: usize,
     rejected: usize,
     dropped: Value,
+    links: Option<usize>,
 ) -> Result<u64, AppError> {
-    let details = json!({"endpoint": endpoint, "valid": stored, "rejected_in_request": rejected, "dropped": dropped});
+    let mut details = json!({"endpoint": endpoint, "valid": stored, "rejected_in_request": rejected, "dropped": dropped});
+    if let Some(n) = links {
+        // Asked for, not made: the entry is written before the batch.
+        details["identity_links_asked"] = json!(n);
+    }
     state
         .audit
         .record(ctx, auth, action, stored as u64, details, vec![])
@@ -368,6 +377,7 @@ async fn track_records(
         record_ip(&project, shape, ctx, &mut batch);
         let screened = screen(state, ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
+        let links = events::identity::links_of(&screened.kept);
         record_batch(
             state,
             ctx,
@@ -377,10 +387,12 @@ async fn track_records(
             screened.kept.len(),
             failed.len(),
             screened.dropped(),
+            Some(links.len()),
         )
         .await?;
         if !screened.kept.is_empty() {
-            let outcome = events::ingest(&state.store, &auth, &screened.kept, rules.now).await?;
+            let outcome =
+                events::ingest(&state.store, &auth, &screened.kept, &links, rules.now).await?;
             accepted += outcome.inserted + outcome.duplicates;
         }
     }
@@ -442,6 +454,7 @@ async fn engage_records(
             screened.kept.len(),
             failed.len(),
             screened.dropped(),
+            None,
         )
         .await?;
         if !screened.kept.is_empty() {
@@ -579,6 +592,7 @@ pub async fn import(
     if !batch.is_empty() {
         let screened = screen(&state, &ctx, &auth, &live, batch).await?;
         dropped = screened.opted_out + screened.no_consent;
+        let links = events::identity::links_of(&screened.kept);
         record_batch(
             &state,
             &ctx,
@@ -588,10 +602,12 @@ pub async fn import(
             screened.kept.len(),
             failed.len(),
             screened.dropped(),
+            Some(links.len()),
         )
         .await?;
         if !screened.kept.is_empty() {
-            let outcome = events::ingest(&state.store, &auth, &screened.kept, rules.now).await?;
+            let outcome =
+                events::ingest(&state.store, &auth, &screened.kept, &links, rules.now).await?;
             accepted = outcome.inserted + outcome.duplicates;
         }
     }

@@ -1,6 +1,6 @@
 //! Events, profiles and their per-day counts: the portable SQL.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 use sqlx::{
@@ -268,7 +268,7 @@ portable_impl!(EventStore {
         cutoff: Timestamp,
         limit: u32,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let gone = sqlx::query(
             "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id = $1 AND time_ms < $2 \
              ORDER BY time_ms, id LIMIT $3) RETURNING event, time_ms",
@@ -287,11 +287,12 @@ portable_impl!(EventStore {
         &self,
         project: &ProjectId,
         events: &[NewEvent],
+        links: &[IdentityLink],
         received_at: Timestamp,
     ) -> StoreResult<InsertOutcome> {
         let mut inserted = 0;
         let mut deltas = BTreeMap::new();
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         for chunk in events.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                 "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
@@ -314,10 +315,13 @@ portable_impl!(EventStore {
             }
         }
         adjust_counts(&mut *tx, project, deltas).await?;
+        // In the same transaction: a batch's events are never kept without its links.
+        let linked = link_in::<DB>(&mut tx, project, links, received_at).await?;
         tx.commit().await?;
         Ok(InsertOutcome {
             inserted,
             duplicates: events.len() as u64 - inserted,
+            linked,
         })
     }
 
@@ -413,7 +417,7 @@ portable_impl!(EventStore {
         updates: &[ProfileUpdate],
         at: Timestamp,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         for u in updates {
             let key = [u.distinct_id.as_str().to_owned()];
             apply_op::<DB>(&mut tx, &PEOPLE, project, &key, &u.op, at).await?;
@@ -445,73 +449,6 @@ portable_impl!(EventStore {
             })
         })
         .transpose()
-    }
-
-    async fn link_identities(
-        &self,
-        project: &ProjectId,
-        links: &[IdentityLink],
-        at: Timestamp,
-    ) -> StoreResult<u64> {
-        if links.is_empty() {
-            return Ok(0);
-        }
-        let pid = project.as_str().to_owned();
-        let mut made = 0;
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        for link in links {
-            let alias = link.alias.as_str().to_owned();
-            // Taken already (the common case: every signed-in event repeats its link), or a
-            // person with ids of their own: two people are never joined.
-            let taken: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM identity_links WHERE project_id = $1 AND (alias = $2 OR canonical = $2)",
-            )
-            .bind(pid.clone())
-            .bind(alias.clone())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            if taken > 0 {
-                continue;
-            }
-            let root: String = sqlx::query(
-                "SELECT canonical FROM identity_links WHERE project_id = $1 AND alias = $2",
-            )
-            .bind(pid.clone())
-            .bind(link.canonical.as_str().to_owned())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?
-            .unwrap_or_else(|| link.canonical.as_str().to_owned());
-            if root == alias {
-                continue;
-            }
-            let ids: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM identity_links WHERE project_id = $1 AND canonical = $2",
-            )
-            .bind(pid.clone())
-            .bind(root.clone())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            if ids as usize + 1 >= MAX_IDS_PER_PERSON {
-                continue;
-            }
-            let r = sqlx::query(
-                "INSERT INTO identity_links (project_id, alias, canonical, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (project_id, alias) DO NOTHING",
-            )
-            .bind(pid.clone())
-            .bind(alias)
-            .bind(root)
-            .bind(at.millis())
-            .execute(&mut *tx)
-            .await?;
-            made += DB::rows_affected(&r);
-        }
-        tx.commit().await?;
-        Ok(made)
     }
 
     async fn identity_cluster(
@@ -553,7 +490,7 @@ portable_impl!(EventStore {
         updates: &[GroupUpdate],
         at: Timestamp,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         for u in updates {
             let key = [u.group.key.clone(), u.group.id.clone()];
             apply_op::<DB>(&mut tx, &GROUPS, project, &key, &u.op, at).await?;
@@ -580,6 +517,116 @@ const GROUPS: ProfileTable = ProfileTable {
 };
 
 /// Applies one operation to the profile `key` names: read, change, write back (or delete).
+/// Ids per `IN (...)` list: well under both backends' limits on bound parameters.
+const IDS_PER_LOOKUP: usize = 1000;
+
+/// `SELECT <columns> FROM identity_links` of one project where `column` is one of `ids`.
+fn links_where<DB: sqlx::Database>(
+    columns: &str,
+    project: &str,
+    column: &str,
+    ids: &[String],
+) -> QueryBuilder<DB>
+where
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {columns} FROM identity_links WHERE project_id = "
+    ));
+    qb.push_bind(project.to_owned())
+        .push(format!(" AND {column} IN ("));
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(id.clone());
+    }
+    qb.push(")");
+    qb
+}
+
+/// Makes each link's alias one more id of its canonical id's person, on `conn` (in a
+/// transaction), in order: unless the alias is someone's already (as an alias or with ids of
+/// its own: two people are never joined), would be its own person's alias, or the person has
+/// `MAX_IDS_PER_PERSON` ids. What the links' ids are now is read in two queries for the whole
+/// batch, however many links it asks for; returns how many links were made.
+async fn link_in<DB>(
+    conn: &mut DB::Connection,
+    project: &ProjectId,
+    links: &[IdentityLink],
+    at: Timestamp,
+) -> StoreResult<u64>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    if links.is_empty() {
+        return Ok(0);
+    }
+    let pid = project.as_str().to_owned();
+    let named: BTreeSet<String> = links
+        .iter()
+        .flat_map(|l| [l.alias.as_str().to_owned(), l.canonical.as_str().to_owned()])
+        .collect();
+    // Which person each id named is an alias of, then how many aliases each id named (or its
+    // person) has.
+    let mut root_of: HashMap<String, String> = HashMap::new();
+    let named: Vec<String> = named.into_iter().collect();
+    for chunk in named.chunks(IDS_PER_LOOKUP) {
+        let mut qb = links_where::<DB>("alias, canonical", &pid, "alias", chunk);
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            root_of.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    let persons: BTreeSet<String> = named.iter().chain(root_of.values()).cloned().collect();
+    let persons: Vec<String> = persons.into_iter().collect();
+    let mut size: HashMap<String, usize> = HashMap::new();
+    for chunk in persons.chunks(IDS_PER_LOOKUP) {
+        let mut qb = links_where::<DB>("canonical, COUNT(*)", &pid, "canonical", chunk);
+        qb.push(" GROUP BY canonical");
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            let n: i64 = row.try_get(1)?;
+            size.insert(row.try_get(0)?, n.max(0) as usize);
+        }
+    }
+    // The links in order, against what is stored and what this batch has made so far.
+    let mut made: Vec<(String, String)> = Vec::new();
+    for link in links {
+        let alias = link.alias.as_str();
+        if root_of.contains_key(alias) || size.get(alias).is_some_and(|n| *n > 0) {
+            continue;
+        }
+        let root = root_of
+            .get(link.canonical.as_str())
+            .cloned()
+            .unwrap_or_else(|| link.canonical.as_str().to_owned());
+        let ids = size.entry(root.clone()).or_default();
+        if root == alias || *ids + 1 >= MAX_IDS_PER_PERSON {
+            continue;
+        }
+        *ids += 1;
+        root_of.insert(alias.to_owned(), root.clone());
+        made.push((alias.to_owned(), root));
+    }
+    let mut linked = 0;
+    for chunk in made.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+            "INSERT INTO identity_links (project_id, alias, canonical, created_at) ",
+        );
+        qb.push_values(chunk, |mut row, (alias, root)| {
+            row.push_bind(pid.clone())
+                .push_bind(alias.clone())
+                .push_bind(root.clone())
+                .push_bind(at.millis());
+        });
+        qb.push(" ON CONFLICT (project_id, alias) DO NOTHING");
+        linked += DB::rows_affected(&qb.build().execute(&mut *conn).await?);
+    }
+    Ok(linked)
+}
+
 async fn apply_op<DB>(
     conn: &mut DB::Connection,
     t: &ProfileTable,

@@ -226,6 +226,8 @@ pub struct InsertOutcome {
     pub inserted: u64,
     /// Rows skipped because their `$insert_id` was already stored.
     pub duplicates: u64,
+    /// Identity links made (see [`EventStore::insert_events`]).
+    pub linked: u64,
 }
 
 /// A position in the (time, id) order, after which a page starts.
@@ -327,11 +329,14 @@ pub trait EventStore: Send + Sync {
         cutoff: Timestamp,
         limit: u32,
     ) -> StoreResult<u64>;
-    /// Stores events, skipping those whose `$insert_id` the project already has.
+    /// Stores events, skipping those whose `$insert_id` the project already has, and in the
+    /// same transaction makes each link's alias one more id of its canonical id's person, in
+    /// order, where the alias is nobody's yet, has no ids of its own, and the person has room.
     async fn insert_events(
         &self,
         project: &ProjectId,
         events: &[NewEvent],
+        links: &[IdentityLink],
         received_at: Timestamp,
     ) -> StoreResult<InsertOutcome>;
     /// A page of events in (time, id) order, starting after `after`.
@@ -373,14 +378,6 @@ pub trait EventStore: Send + Sync {
         &self,
         project: &ProjectId,
         updates: &[GroupUpdate],
-        at: Timestamp,
-    ) -> StoreResult<u64>;
-    /// Makes each link's alias one more id of its canonical id's person, where the alias is
-    /// nobody's yet, has no ids of its own, and the person has room; returns how many.
-    async fn link_identities(
-        &self,
-        project: &ProjectId,
-        links: &[IdentityLink],
         at: Timestamp,
     ) -> StoreResult<u64>;
     /// Every id of the person `id` belongs to: the canonical id first, then its aliases.

@@ -1,6 +1,8 @@
 //! Stored data-subject requests, opt-outs, consent, and the project lifecycle (settings, soft
 //! delete, purge). People in opt-outs and consent are stored only under keyed lookups.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::{
@@ -9,7 +11,8 @@ use sqlx::{
 
 use super::events::{adjust_counts, count_deltas};
 use super::sql::{Backend, SqlStore, portable_impl};
-use super::{StoreError, StoreResult};
+use super::{GroupProfile, StoreError, StoreResult};
+use crate::domain::profile::GroupRef;
 use crate::domain::subject_request::{ComplianceType, JobState, RequestKind, SubjectRequest};
 use crate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use crate::ledger::merkle::Hash;
@@ -21,13 +24,41 @@ pub struct Affected {
     pub events: u64,
     /// Profiles deleted or rewritten.
     pub profiles: u64,
+    /// Group profiles that name the person (see [`names`]), or named them before the step.
+    pub groups: u64,
 }
 
 impl std::ops::AddAssign for Affected {
     fn add_assign(&mut self, o: Self) {
         self.events += o.events;
         self.profiles += o.profiles;
+        self.groups += o.groups;
     }
+}
+
+/// Whether a group profile's property value names the person `id`: it is their id, or a list
+/// holding it (a company's `owner`, a team's `members`). That is the only way a group profile
+/// can be about a person that the service can tell.
+pub fn names(value: &Value, id: &str) -> bool {
+    match value {
+        Value::String(s) => s == id,
+        Value::Number(n) => n.to_string() == id,
+        Value::Array(items) => items.iter().any(|v| !v.is_array() && names(v, id)),
+        _ => false,
+    }
+}
+
+/// Takes out of `props` every mention of `id` (see [`names`]): properties that are the id go,
+/// lists lose it; true if anything changed.
+fn unname(props: &mut Map<String, Value>, id: &str) -> bool {
+    let before = props.clone();
+    props.retain(|_, v| v.is_array() || !names(v, id));
+    for v in props.values_mut() {
+        if let Value::Array(items) = v {
+            items.retain(|item| item.is_array() || !names(item, id));
+        }
+    }
+    *props != before
 }
 
 /// One recorded consent or withdrawal.
@@ -105,7 +136,14 @@ pub trait PrivacyStore: Send + Sync {
         project: &ProjectId,
         ids: &[String],
     ) -> StoreResult<Affected>;
-    /// Deletes one person's events and profile, and their id from every request of the project.
+    /// The group profiles in a project whose properties name any of these people.
+    async fn groups_naming(
+        &self,
+        project: &ProjectId,
+        ids: &[String],
+    ) -> StoreResult<Vec<GroupProfile>>;
+    /// Deletes one person's events and profile, their id from every request of the project,
+    /// and their mentions in group profiles.
     async fn erase_subject(&self, project: &ProjectId, distinct_id: &str) -> StoreResult<Affected>;
     /// Deletes one property from one person's events and profile.
     async fn erase_subject_property(
@@ -115,7 +153,8 @@ pub trait PrivacyStore: Send + Sync {
         property: &str,
     ) -> StoreResult<Affected>;
     /// Moves one person's events to `new_id` without the `drop` properties, deletes their
-    /// profile, and removes their id from every request of the project.
+    /// profile, removes their id from every request of the project and their mentions in
+    /// group profiles.
     async fn anonymize_subject(
         &self,
         project: &ProjectId,
@@ -256,7 +295,7 @@ portable_impl!(PrivacyStore {
         r: &SubjectRequest,
         ids: &[DistinctId],
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO subject_requests ({REQUEST_COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
@@ -443,11 +482,43 @@ portable_impl!(PrivacyStore {
                 }
             }
         }
+        out.groups = self.groups_naming(project, ids).await?.len() as u64;
         Ok(out)
     }
 
+    async fn groups_naming(&self, project: &ProjectId, ids: &[String]) -> StoreResult<Vec<GroupProfile>> {
+        let mut found: BTreeMap<(String, String), GroupProfile> = BTreeMap::new();
+        for chunk in ids.chunks(MENTION_CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                "SELECT group_key, group_id, properties, updated_at FROM group_profiles WHERE project_id = ",
+            );
+            qb.push_bind(project.as_str().to_owned()).push(" AND (");
+            push_mentions(&mut qb, chunk);
+            qb.push(")");
+            for row in qb.build().fetch_all(&self.reads).await? {
+                let properties = json_map(&row.try_get::<String, _>("properties")?)?;
+                if !chunk.iter().any(|id| properties.values().any(|v| names(v, id))) {
+                    continue;
+                }
+                let group = GroupRef {
+                    key: row.try_get("group_key")?,
+                    id: row.try_get("group_id")?,
+                };
+                found.insert(
+                    (group.key.clone(), group.id.clone()),
+                    GroupProfile {
+                        group,
+                        properties,
+                        updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
+                    },
+                );
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
     async fn erase_subject(&self, project: &ProjectId, distinct_id: &str) -> StoreResult<Affected> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         let gone = sqlx::query(
             "DELETE FROM events WHERE project_id = $1 AND distinct_id = $2 RETURNING event, time_ms",
         )
@@ -456,11 +527,13 @@ portable_impl!(PrivacyStore {
         .fetch_all(&mut *tx)
         .await?;
         adjust_counts(&mut *tx, project, count_deltas(&gone, -1)?).await?;
-        let profiles = forget_person(&mut tx, project, distinct_id).await?;
+        let profiles = forget_person(&mut *tx, project, distinct_id).await?;
+        let groups = unname_in_groups(&mut *tx, project, distinct_id).await?;
         tx.commit().await?;
         Ok(Affected {
             events: gone.len() as u64,
             profiles,
+            groups,
         })
     }
 
@@ -471,11 +544,15 @@ portable_impl!(PrivacyStore {
         property: &str,
     ) -> StoreResult<Affected> {
         let names = [property.to_owned()];
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        let events = rewrite_events(&mut tx, project, distinct_id, None, &names).await?;
-        let profiles = strip_profile(&mut tx, project, distinct_id, &names).await?;
+        let mut tx = self.begin_write().await?;
+        let events = rewrite_events(&mut *tx, project, distinct_id, None, &names).await?;
+        let profiles = strip_profile(&mut *tx, project, distinct_id, &names).await?;
         tx.commit().await?;
-        Ok(Affected { events, profiles })
+        Ok(Affected {
+            events,
+            profiles,
+            groups: 0,
+        })
     }
 
     async fn anonymize_subject(
@@ -485,11 +562,16 @@ portable_impl!(PrivacyStore {
         new_id: &str,
         drop: &[String],
     ) -> StoreResult<Affected> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        let events = rewrite_events(&mut tx, project, distinct_id, Some(new_id), drop).await?;
-        let profiles = forget_person(&mut tx, project, distinct_id).await?;
+        let mut tx = self.begin_write().await?;
+        let events = rewrite_events(&mut *tx, project, distinct_id, Some(new_id), drop).await?;
+        let profiles = forget_person(&mut *tx, project, distinct_id).await?;
+        let groups = unname_in_groups(&mut *tx, project, distinct_id).await?;
         tx.commit().await?;
-        Ok(Affected { events, profiles })
+        Ok(Affected {
+            events,
+            profiles,
+            groups,
+        })
     }
 
     async fn after_erasure(&self) -> StoreResult<()> {
@@ -673,7 +755,7 @@ portable_impl!(PrivacyStore {
 
     async fn purge_project(&self, id: &ProjectId, at: Timestamp) -> StoreResult<()> {
         let _stale = self.cache.invalidate_on_return();
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_write().await?;
         for sql in [
             "DELETE FROM events WHERE project_id = $1",
             "DELETE FROM event_counts WHERE project_id = $1",
@@ -708,10 +790,79 @@ portable_impl!(PrivacyStore {
     }
 });
 
-/// Rewrites one person's events chunk by chunk inside `tx`: drops `drop` properties and, if
+/// People per query when looking for mentions in group profiles.
+const MENTION_CHUNK: usize = 50;
+
+/// `properties LIKE ... OR ...` over the ids' JSON text: finds every group profile that may
+/// name one of them (and some that do not: the caller checks each with [`names`]), without
+/// parsing every profile of the project in the service.
+fn push_mentions<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, ids: &[String])
+where
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        // As the id appears inside the stored JSON text, then with LIKE's own wildcards
+        // escaped.
+        let json = Value::String(id.clone()).to_string();
+        let inner = &json[1..json.len() - 1];
+        let pattern = inner
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        qb.push("properties LIKE ")
+            .push_bind(format!("%{pattern}%"))
+            .push(" ESCAPE '\\'");
+    }
+}
+
+/// Takes one person's mentions out of the project's group profiles on `conn` (in a
+/// transaction); returns how many group profiles changed.
+async fn unname_in_groups<DB>(
+    conn: &mut DB::Connection,
+    project: &ProjectId,
+    distinct_id: &str,
+) -> StoreResult<u64>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+{
+    let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+        "SELECT group_key, group_id, properties FROM group_profiles WHERE project_id = ",
+    );
+    qb.push_bind(project.as_str().to_owned()).push(" AND (");
+    push_mentions(&mut qb, &[distinct_id.to_owned()]);
+    qb.push(")");
+    let rows = qb.build().fetch_all(&mut *conn).await?;
+    let mut changed = 0;
+    for row in rows {
+        let mut props = json_map(&row.try_get::<String, _>("properties")?)?;
+        if !unname(&mut props, distinct_id) {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE group_profiles SET properties = $1 WHERE project_id = $2 AND group_key = $3 AND group_id = $4",
+        )
+        .bind(Value::Object(props).to_string())
+        .bind(project.as_str().to_owned())
+        .bind(row.try_get::<String, _>("group_key")?)
+        .bind(row.try_get::<String, _>("group_id")?)
+        .execute(&mut *conn)
+        .await?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// Rewrites one person's events chunk by chunk on `conn` (in a transaction): drops `drop` properties and, if
 /// `new_id` is given, moves them to it. Returns how many events changed.
 async fn rewrite_events<DB>(
-    tx: &mut sqlx::Transaction<'_, DB>,
+    conn: &mut DB::Connection,
     project: &ProjectId,
     distinct_id: &str,
     new_id: Option<&str>,
@@ -736,7 +887,7 @@ where
         .bind(distinct_id.to_owned())
         .bind(after)
         .bind(REWRITE_CHUNK)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
         let Some(last) = rows.last() else { break };
         after = last.try_get("id")?;
@@ -755,7 +906,7 @@ where
             .bind(new_id.unwrap_or(distinct_id).to_owned())
             .bind(id)
             .bind(project.as_str().to_owned())
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
             changed += 1;
         }
@@ -767,10 +918,11 @@ where
 }
 
 /// Deletes what is kept about one person besides their events, inside `tx`: their profile,
-/// the requests' record of their id, and which ids were theirs (that is about them too);
+/// the requests' record of their id, and which ids were theirs (that is about them too), on
+/// `conn` (in a transaction);
 /// returns how many profiles went.
 async fn forget_person<DB>(
-    tx: &mut sqlx::Transaction<'_, DB>,
+    conn: &mut DB::Connection,
     project: &ProjectId,
     distinct_id: &str,
 ) -> StoreResult<u64>
@@ -789,7 +941,7 @@ where
         let r = sqlx::query(sql)
             .bind(project.as_str().to_owned())
             .bind(distinct_id.to_owned())
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
         if sql.starts_with("DELETE FROM profiles ") {
             profiles = DB::rows_affected(&r);
@@ -798,9 +950,9 @@ where
     Ok(profiles)
 }
 
-/// Drops properties from one person's profile inside `tx`; 1 if it changed, else 0.
+/// Drops properties from one person's profile on `conn` (in a transaction); 1 if it changed, else 0.
 async fn strip_profile<DB>(
-    tx: &mut sqlx::Transaction<'_, DB>,
+    conn: &mut DB::Connection,
     project: &ProjectId,
     distinct_id: &str,
     drop: &[String],
@@ -816,7 +968,7 @@ where
         sqlx::query("SELECT properties FROM profiles WHERE project_id = $1 AND distinct_id = $2")
             .bind(project.as_str().to_owned())
             .bind(distinct_id.to_owned())
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?;
     let Some(row) = row else { return Ok(0) };
     let mut props = json_map(&row.try_get::<String, _>("properties")?)?;
@@ -829,7 +981,7 @@ where
         .bind(Value::Object(props).to_string())
         .bind(project.as_str().to_owned())
         .bind(distinct_id.to_owned())
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     Ok(1)
 }

@@ -183,6 +183,98 @@ async fn every_shape_the_sdks_send_is_stored_and_answered_as_mixpanel_does() {
     assert_eq!(ingests, 6);
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(bytes).unwrap();
+    z.finish().unwrap()
+}
+
+/// The mobile SDKs' requests, as their public sources build them: mixpanel-swift (iOS, and
+/// React Native and Flutter on iOS) posts JSON bodies to `/track/`, `/engage/` and `/groups/`
+/// with `ip` in the query, gzipping event batches when asked; mixpanel-android (and React Native
+/// and Flutter on Android) posts `data=<JSON>` forms, the whole form gzipped when asked. Both
+/// read a bare `1` as success.
+#[tokio::test]
+async fn the_mobile_sdks_request_shapes_are_stored_and_answered_with_1() {
+    let app = spawn_app().await;
+    let t = app.token().to_owned();
+    let post = |path: &str, content_type: &str, gzipped: bool, body: Vec<u8>| {
+        let mut req = app
+            .client
+            .post(format!("{}{path}?ip=1", app.address))
+            .header("content-type", content_type);
+        if gzipped {
+            req = req.header("content-encoding", "gzip");
+        }
+        req.body(body).send()
+    };
+    let ios_events = json!([tracked(&app, "ios", "m1"), tracked(&app, "ios-2", "m1")]);
+    let ios_people = json!([{"$token": t, "$distinct_id": "m1", "$set": {"os": "iOS"}}]);
+    let ios_groups =
+        json!([{"$token": t, "$group_key": "company", "$group_id": "acme", "$set": {"os": "iOS"}}]);
+    let android_events = json!([tracked(&app, "android", "m2")]);
+    let android_people = json!([{"$token": t, "$distinct_id": "m2", "$set": {"os": "Android"}}]);
+    let form = |v: &Value| {
+        serde_urlencoded::to_string([("data", v.to_string())])
+            .unwrap()
+            .into_bytes()
+    };
+    let json_type = "application/json";
+    let form_type = "application/x-www-form-urlencoded; charset=utf-8";
+    for (path, content_type, gzipped, body) in [
+        (
+            "/track/",
+            json_type,
+            true,
+            gzip(ios_events.to_string().as_bytes()),
+        ),
+        (
+            "/engage/",
+            json_type,
+            false,
+            ios_people.to_string().into_bytes(),
+        ),
+        (
+            "/groups/",
+            json_type,
+            false,
+            ios_groups.to_string().into_bytes(),
+        ),
+        ("/track/", form_type, true, gzip(&form(&android_events))),
+        ("/engage/", form_type, false, form(&android_people)),
+    ] {
+        let r = post(path, content_type, gzipped, body).await.unwrap();
+        assert_eq!(r.status(), 200, "{path} {content_type}");
+        assert_eq!(r.text().await.unwrap(), "1", "{path} {content_type}");
+    }
+    assert_eq!(names(&app).await, ["android", "ios", "ios-2"]);
+    for (who, os) in [("m1", "iOS"), ("m2", "Android")] {
+        let p: Value = app
+            .get(&format!("/api/v1/projects/shop/profiles/{who}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(p["properties"]["os"], os, "{p}");
+    }
+    let g: Value = app
+        .get("/api/v1/projects/shop/groups/company/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["properties"]["os"], "iOS");
+    // A bad record is refused with a 4xx (which those SDKs count as a failure) and its good
+    // neighbour is stored.
+    let bad = json!([{"event": "", "properties": {"token": t, "distinct_id": "m1"}}, tracked(&app, "ios-3", "m1")]);
+    let r = post("/track/", json_type, false, bad.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(names(&app).await, ["android", "ios", "ios-2", "ios-3"]);
+}
+
 #[tokio::test]
 async fn pages_send_only_from_the_origins_their_project_lists() {
     let app = spawn_app().await;

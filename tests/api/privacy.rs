@@ -950,3 +950,77 @@ async fn a_persons_merged_ids_are_read_exported_and_erased_together() {
         "the start names everyone it erases"
     );
 }
+
+#[tokio::test]
+async fn group_profiles_naming_a_person_are_exported_with_them_and_lose_them_on_erasure() {
+    let (app, idp) = app(|_| {}).await;
+    let (_, dpo) = team(&app, &idp).await;
+    let t = app.token().to_owned();
+    let set = |id: &str, props: Value| json!({"$token": t, "$group_key": "company", "$group_id": id, "$set": props});
+    // acme names the person twice; beta names someone else; gamma holds a longer id that
+    // contains theirs as text, which is not them. The person has no events or profile.
+    let batch = json!([
+        set(
+            "acme",
+            json!({"owner": "cust-g", "name": "Acme", "members": ["cust-g", "cust-h"]})
+        ),
+        set("beta", json!({"owner": "cust-h"})),
+        set("gamma", json!({"owner": "cust-g2", "note": "cust-g%"})),
+    ]);
+    assert_eq!(app.post_form("/groups", &batch).await.status(), 200);
+    let group = |id: &'static str| {
+        let app = &app;
+        async move {
+            let g: Value = app
+                .get(&format!("{SHOP}/groups/company/{id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            g["properties"].clone()
+        }
+    };
+
+    // Group profiles are data about them too: an export finds them (not NOT_FOUND).
+    let (export, _) = request(
+        &dpo,
+        "exports",
+        json!({"distinct_ids": ["cust-g"], "reason": "DSR-10"}),
+    )
+    .await;
+    assert_eq!(finished(&dpo, &export).await["status"], "SUCCESS");
+    let exported: Value = dpo
+        .get(&format!("{export}/download"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let groups = &exported["subjects"][0]["group_profiles"];
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{exported}");
+    assert_eq!(groups[0]["group_id"], "acme");
+    assert_eq!(groups[0]["properties"]["name"], "Acme");
+
+    // Erasure takes them out of acme and leaves everything else as it was.
+    let (path, _) = request(
+        &dpo,
+        "deletions",
+        json!({"distinct_ids": ["cust-g"], "reason": "DSR-11"}),
+    )
+    .await;
+    assert_eq!(finished(&dpo, &path).await["status"], "SUCCESS");
+    assert_eq!(
+        group("acme").await,
+        json!({"name": "Acme", "members": ["cust-h"]})
+    );
+    assert_eq!(group("beta").await, json!({"owner": "cust-h"}));
+    assert_eq!(
+        group("gamma").await,
+        json!({"owner": "cust-g2", "note": "cust-g%"})
+    );
+    let done = log(&app)
+        .await
+        .into_iter()
+        .find(|e| e.action == Action::SubjectsErase && details(e)["stage"] == "done")
+        .unwrap();
+    assert_eq!(details(&done)["group_profiles_changed"], 1);
+}

@@ -34,7 +34,7 @@ pub async fn seed(app: &TestApp, n: usize, names: usize, people: usize, days: i6
             })
             .collect();
         app.store
-            .insert_events(&project, &batch, app.clock.now())
+            .insert_events(&project, &batch, &[], app.clock.now())
             .await
             .unwrap();
     }

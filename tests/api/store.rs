@@ -102,12 +102,12 @@ async fn storage_suite(store: SharedStore) {
         event("View", "alice", T0 + 86_400_000, None),
     ];
     let out = store
-        .insert_events(&shop, &batch, clock.now())
+        .insert_events(&shop, &batch, &[], clock.now())
         .await
         .unwrap();
     assert_eq!((out.inserted, out.duplicates), (4, 1));
     let out = store
-        .insert_events(&shop, &batch[..2], clock.now())
+        .insert_events(&shop, &batch[..2], &[], clock.now())
         .await
         .unwrap();
     assert_eq!((out.inserted, out.duplicates), (0, 2));
@@ -182,7 +182,7 @@ async fn storage_suite(store: SharedStore) {
             .is_empty()
     );
     let out = store
-        .insert_events(&bank, &batch[..1], clock.now())
+        .insert_events(&bank, &batch[..1], &[], clock.now())
         .await
         .unwrap();
     assert_eq!(out.inserted, 1, "insert ids are per project");
@@ -279,8 +279,9 @@ async fn storage_suite(store: SharedStore) {
     };
     assert_eq!(cluster("nobody-yet").await, ["nobody-yet"]);
     let made = store
-        .link_identities(
+        .insert_events(
             &shop,
+            &[],
             &[
                 link("$device:d1", "u1"),
                 link("$device:d1", "u1"), // the same link again is no new link
@@ -293,7 +294,8 @@ async fn storage_suite(store: SharedStore) {
             clock.now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .linked;
     assert_eq!(made, 3);
     assert_eq!(cluster("u1").await, ["u1", "$device:d1", "anon-2"]);
     assert_eq!(cluster("anon-2").await, ["u1", "$device:d1", "anon-2"]);
@@ -308,9 +310,10 @@ async fn storage_suite(store: SharedStore) {
         .map(|i| link(&format!("dev-{i:03}"), "crowd"))
         .collect();
     let made = store
-        .link_identities(&shop, &many, clock.now())
+        .insert_events(&shop, &[], &many, clock.now())
         .await
-        .unwrap();
+        .unwrap()
+        .linked;
     assert_eq!(made as usize, MAX_IDS_PER_PERSON - 1);
     assert_eq!(cluster("crowd").await.len(), MAX_IDS_PER_PERSON);
     // A filter on a person's ids finds every one of their events.
@@ -323,6 +326,7 @@ async fn storage_suite(store: SharedStore) {
                 event("Linked", "anon-2", T0 + 3, None),
                 event("Linked", "u3", T0 + 4, None),
             ],
+            &[],
             clock.now(),
         )
         .await
@@ -340,10 +344,30 @@ async fn storage_suite(store: SharedStore) {
     let ghost = ProjectId::parse("ghost").unwrap();
     assert!(
         store
-            .insert_events(&ghost, &batch[..1], clock.now())
+            .insert_events(&ghost, &batch[..1], &[], clock.now())
             .await
             .is_err()
     );
+    // Events and their links are one transaction: a batch that cannot be stored leaves no
+    // link behind, and one that can keeps both.
+    let with_link = [event("Signed in", "u9", T0 + 5, Some("ghost-1"))];
+    let asked = [link("$device:d9", "u9")];
+    assert!(
+        store
+            .insert_events(&ghost, &with_link, &asked, clock.now())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.identity_cluster(&ghost, &id("u9")).await.unwrap(),
+        [id("u9")]
+    );
+    let out = store
+        .insert_events(&shop, &with_link, &asked, clock.now())
+        .await
+        .unwrap();
+    assert_eq!((out.inserted, out.linked), (1, 1));
+    assert_eq!(cluster("u9").await, ["u9", "$device:d9"]);
 
     store.ping().await.unwrap();
 }
@@ -999,7 +1023,7 @@ async fn access_suite(store: SharedStore) {
     );
     // Retention deletes oldest first, in bounded batches, only before the cutoff.
     let batch: Vec<NewEvent> = (0..7).map(|i| event("e", "u", T0 + i, None)).collect();
-    store.insert_events(&shop, &batch, t(0)).await.unwrap();
+    store.insert_events(&shop, &batch, &[], t(0)).await.unwrap();
     assert_eq!(store.count_events_before(&shop, t(5)).await.unwrap(), 5);
     assert_eq!(store.delete_events_before(&shop, t(5), 3).await.unwrap(), 3);
     assert_eq!(store.delete_events_before(&shop, t(5), 3).await.unwrap(), 2);
@@ -1042,6 +1066,7 @@ async fn privacy_suite(store: SharedStore) {
                 event("Buy", "p1", T0 + 1, Some("b")),
                 event("Buy", "p2", T0 + 2, Some("c")),
             ],
+            &[],
             clock.now(),
         )
         .await
@@ -1054,7 +1079,8 @@ async fn privacy_suite(store: SharedStore) {
             .unwrap(),
         Affected {
             events: 3,
-            profiles: 0
+            profiles: 0,
+            groups: 0
         }
     );
 
@@ -1128,14 +1154,16 @@ async fn privacy_suite(store: SharedStore) {
             .unwrap(),
         Affected {
             events: 1,
-            profiles: 0
+            profiles: 0,
+            groups: 0
         }
     );
     assert_eq!(
         store.erase_subject(&shop, "p1").await.unwrap(),
         Affected {
             events: 2,
-            profiles: 0
+            profiles: 0,
+            groups: 0
         }
     );
     assert_eq!(store.subject_request_ids("r1").await.unwrap(), ["p2"]);
@@ -1146,7 +1174,8 @@ async fn privacy_suite(store: SharedStore) {
             .unwrap(),
         Affected {
             events: 1,
-            profiles: 0
+            profiles: 0,
+            groups: 0
         }
     );
     let left = store.query_events(&filter(&shop), None, 10).await.unwrap();
@@ -1161,6 +1190,7 @@ async fn privacy_suite(store: SharedStore) {
             Affected {
                 events: 3,
                 profiles: 0,
+                groups: 0,
             },
             None,
             clock.now(),
@@ -1536,17 +1566,17 @@ async fn counts_suite(store: SharedStore) {
         })
         .collect();
     store
-        .insert_events(&shop, &batch, clock.now())
+        .insert_events(&shop, &batch, &[], clock.now())
         .await
         .unwrap();
     store
-        .insert_events(&other, &batch[..100], clock.now())
+        .insert_events(&other, &batch[..100], &[], clock.now())
         .await
         .unwrap();
     assert_counts_agree(&store, &shop, "after ingestion").await;
     // Resent batches overlap what is stored: only new events count.
     let outcome = store
-        .insert_events(&shop, &batch[1400..], clock.now())
+        .insert_events(&shop, &batch[1400..], &[], clock.now())
         .await
         .unwrap();
     assert_eq!(outcome.inserted, 0);
@@ -1554,7 +1584,7 @@ async fn counts_suite(store: SharedStore) {
         .map(|i| event("view", "late", start + 2 * DAY + i, None))
         .collect();
     store
-        .insert_events(&shop, &more, clock.now())
+        .insert_events(&shop, &more, &[], clock.now())
         .await
         .unwrap();
     assert_counts_agree(&store, &shop, "after duplicates").await;
