@@ -111,6 +111,31 @@ pub struct IdentityLink {
     pub canonical: DistinctId,
 }
 
+/// Whether a group profile's property value names the person `id`: it is their id, or a list
+/// holding it (a company's `owner`, a team's `members`). That is the only way a group profile
+/// can be about a person that the service can tell.
+pub fn names(value: &Value, id: &str) -> bool {
+    match value {
+        Value::String(s) => s == id,
+        Value::Number(n) => n.to_string() == id,
+        Value::Array(items) => items.iter().any(|v| !v.is_array() && names(v, id)),
+        _ => false,
+    }
+}
+
+/// Takes out of `props` every mention of `id` (see [`names`]): properties that are the id go,
+/// lists lose it; true if anything changed.
+pub fn unname(props: &mut Map<String, Value>, id: &str) -> bool {
+    let before = props.clone();
+    props.retain(|_, v| v.is_array() || !names(v, id));
+    for v in props.values_mut() {
+        if let Value::Array(items) = v {
+            items.retain(|item| item.is_array() || !names(item, id));
+        }
+    }
+    *props != before
+}
+
 /// A group: Mixpanel's group analytics key (`company`) and the group's id in it (`acme`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupRef {
@@ -213,6 +238,30 @@ fn list<'a>(p: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_group_profile_names_a_person_only_by_their_exact_id() {
+        use serde_json::json;
+        assert!(super::names(&json!("cust-7"), "cust-7"));
+        assert!(super::names(&json!(42), "42"));
+        assert!(super::names(&json!(["a", "cust-7"]), "cust-7"));
+        assert!(!super::names(&json!("cust-70"), "cust-7"));
+        assert!(!super::names(&json!([["cust-7"]]), "cust-7"));
+        assert!(!super::names(&json!({"owner": "cust-7"}), "cust-7"));
+        let mut props = json!({"owner": "cust-7", "members": ["cust-7", "cust-9"], "n": 7, "deep": [["cust-7"]]})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert!(super::unname(&mut props, "cust-7"));
+        assert_eq!(
+            serde_json::Value::Object(props.clone()),
+            json!({"members": ["cust-9"], "n": 7, "deep": [["cust-7"]]})
+        );
+        assert!(
+            !super::unname(&mut props, "cust-7"),
+            "nothing left to take out"
+        );
+    }
+
     use serde_json::json;
 
     use super::*;

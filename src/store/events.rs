@@ -314,9 +314,12 @@ portable_impl!(EventStore {
                 *deltas.entry(key).or_default() += n;
             }
         }
-        adjust_counts(&mut *tx, project, deltas).await?;
         // In the same transaction: a batch's events are never kept without its links.
         let linked = link_in::<DB>(&mut tx, project, links, received_at).await?;
+        // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
+        // locks are held until the commit, so concurrent batches queue on them for as short a
+        // time as possible.
+        adjust_counts(&mut *tx, project, deltas).await?;
         tx.commit().await?;
         Ok(InsertOutcome {
             inserted,
@@ -520,7 +523,10 @@ const GROUPS: ProfileTable = ProfileTable {
 /// Ids per `IN (...)` list: well under both backends' limits on bound parameters.
 const IDS_PER_LOOKUP: usize = 1000;
 
-/// `SELECT <columns> FROM identity_links` of one project where `column` is one of `ids`.
+/// `SELECT <columns> FROM identity_links` of one project where `column` is one of `ids`. Run
+/// it unprepared (`persistent(false)`): PostgreSQL plans an unnamed statement for its values
+/// each time, whereas a prepared one may keep the plan made while the table was empty, a
+/// sequential scan, which took 90 ms a batch once the table held thousands of links.
 fn links_where<DB: sqlx::Database>(
     columns: &str,
     project: &str,
@@ -576,7 +582,7 @@ where
     let named: Vec<String> = named.into_iter().collect();
     for chunk in named.chunks(IDS_PER_LOOKUP) {
         let mut qb = links_where::<DB>("alias, canonical", &pid, "alias", chunk);
-        for row in qb.build().fetch_all(&mut *conn).await? {
+        for row in qb.build().persistent(false).fetch_all(&mut *conn).await? {
             root_of.insert(row.try_get(0)?, row.try_get(1)?);
         }
     }
@@ -586,7 +592,7 @@ where
     for chunk in persons.chunks(IDS_PER_LOOKUP) {
         let mut qb = links_where::<DB>("canonical, COUNT(*)", &pid, "canonical", chunk);
         qb.push(" GROUP BY canonical");
-        for row in qb.build().fetch_all(&mut *conn).await? {
+        for row in qb.build().persistent(false).fetch_all(&mut *conn).await? {
             let n: i64 = row.try_get(1)?;
             size.insert(row.try_get(0)?, n.max(0) as usize);
         }

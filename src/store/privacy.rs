@@ -12,7 +12,7 @@ use sqlx::{
 use super::events::{adjust_counts, count_deltas};
 use super::sql::{Backend, SqlStore, portable_impl};
 use super::{GroupProfile, StoreError, StoreResult};
-use crate::domain::profile::GroupRef;
+use crate::domain::profile::{GroupRef, names, unname};
 use crate::domain::subject_request::{ComplianceType, JobState, RequestKind, SubjectRequest};
 use crate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use crate::ledger::merkle::Hash;
@@ -24,7 +24,7 @@ pub struct Affected {
     pub events: u64,
     /// Profiles deleted or rewritten.
     pub profiles: u64,
-    /// Group profiles that name the person (see [`names`]), or named them before the step.
+    /// Group profiles that name the person (see [`crate::domain::profile::names`]), or named them before the step.
     pub groups: u64,
 }
 
@@ -34,31 +34,6 @@ impl std::ops::AddAssign for Affected {
         self.profiles += o.profiles;
         self.groups += o.groups;
     }
-}
-
-/// Whether a group profile's property value names the person `id`: it is their id, or a list
-/// holding it (a company's `owner`, a team's `members`). That is the only way a group profile
-/// can be about a person that the service can tell.
-pub fn names(value: &Value, id: &str) -> bool {
-    match value {
-        Value::String(s) => s == id,
-        Value::Number(n) => n.to_string() == id,
-        Value::Array(items) => items.iter().any(|v| !v.is_array() && names(v, id)),
-        _ => false,
-    }
-}
-
-/// Takes out of `props` every mention of `id` (see [`names`]): properties that are the id go,
-/// lists lose it; true if anything changed.
-fn unname(props: &mut Map<String, Value>, id: &str) -> bool {
-    let before = props.clone();
-    props.retain(|_, v| v.is_array() || !names(v, id));
-    for v in props.values_mut() {
-        if let Value::Array(items) = v {
-            items.retain(|item| item.is_array() || !names(item, id));
-        }
-    }
-    *props != before
 }
 
 /// One recorded consent or withdrawal.

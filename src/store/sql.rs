@@ -42,7 +42,7 @@ macro_rules! portable_impl {
 pub(super) use portable_impl;
 
 /// What a backend adds to the portable queries.
-pub trait Backend: Database {
+pub trait Backend: Database + sqlx::database::HasStatementCache {
     /// "sqlite" or "postgres".
     const NAME: &'static str;
     /// Rows changed by a statement (sqlx has no common trait for it).
