@@ -7,7 +7,8 @@
 //! - `$identify` (the SDKs' `identify`): `$anon_distinct_id` becomes `distinct_id`'s;
 //! - `$create_alias` (`alias`): `distinct_id` becomes `alias`'s;
 //! - `$merge` (the server SDKs' `merge`): each id of `$distinct_ids` after the first becomes
-//!   the first's.
+//!   the first's. Only from a service account (`/import`, as at Mixpanel): one `$merge` names
+//!   up to 100 ids, and a page's public token must not ask for 100 links an event.
 //!
 //! The store keeps the links as a star per person (aliases point at the canonical id) and
 //! refuses to merge two people who already have ids of their own, so an anonymous sender with
@@ -34,8 +35,17 @@ fn id(props: &Map<String, Value>, key: &str) -> Option<DistinctId> {
     id_of(props.get(key)?)
 }
 
+/// Who sent a batch, which decides whether `$merge` is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// Anyone holding a project's public token: browsers, apps (`/track`, `/engage`).
+    PublicToken,
+    /// A service account, authenticated with its secret (`/import`).
+    ServiceAccount,
+}
+
 /// The links a batch of events asks for, in order, without repeats or self-links.
-pub fn links_of(events: &[NewEvent]) -> Vec<Link> {
+pub fn links_of(events: &[NewEvent], sender: Sender) -> Vec<Link> {
     let mut out: Vec<Link> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for e in events {
@@ -59,7 +69,7 @@ pub fn links_of(events: &[NewEvent]) -> Vec<Link> {
                 .map(|alias| (e.distinct_id.clone(), alias)),
         ];
         let merged: Vec<(DistinctId, DistinctId)> = match p.get("$distinct_ids") {
-            Some(Value::Array(ids)) if e.event == "$merge" => {
+            Some(Value::Array(ids)) if e.event == "$merge" && sender == Sender::ServiceAccount => {
                 // More ids than a person may have cannot all be linked anyway.
                 let ids: Vec<DistinctId> = ids
                     .iter()
@@ -145,15 +155,21 @@ mod tests {
                 json!({"$distinct_ids": ["frank", "frank-old", 7]}),
             ),
         ];
+        let from_the_page = [
+            ("$device:d1".to_owned(), "alice".to_owned()),
+            ("$device:d2".to_owned(), "bob".to_owned()),
+            ("anon-7".to_owned(), "carol".to_owned()),
+        ];
+        let mut from_a_server = from_the_page.to_vec();
+        from_a_server.extend([
+            ("frank-old".to_owned(), "frank".to_owned()),
+            ("7".to_owned(), "frank".to_owned()),
+        ]);
         assert_eq!(
-            pairs(links_of(&batch)),
-            [
-                ("$device:d1".to_owned(), "alice".to_owned()),
-                ("$device:d2".to_owned(), "bob".to_owned()),
-                ("anon-7".to_owned(), "carol".to_owned()),
-                ("frank-old".to_owned(), "frank".to_owned()),
-                ("7".to_owned(), "frank".to_owned()),
-            ]
+            pairs(links_of(&batch, Sender::ServiceAccount)),
+            from_a_server
         );
+        // A public token's $merge is kept as an event and links nothing.
+        assert_eq!(pairs(links_of(&batch, Sender::PublicToken)), from_the_page);
     }
 }

@@ -21,6 +21,7 @@ use crate::audit::RequestContext;
 use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::events;
+use crate::events::identity::Sender;
 use crate::events::mixpanel::{
     self, Endpoint, ParsedEvent, ParsedGroupUpdate, ParsedUpdate, Payload, RecordError,
 };
@@ -377,7 +378,7 @@ async fn track_records(
         record_ip(&project, shape, ctx, &mut batch);
         let screened = screen(state, ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
-        let links = events::identity::links_of(&screened.kept);
+        let links = events::identity::links_of(&screened.kept, Sender::PublicToken);
         record_batch(
             state,
             ctx,
@@ -592,7 +593,7 @@ pub async fn import(
     if !batch.is_empty() {
         let screened = screen(&state, &ctx, &auth, &live, batch).await?;
         dropped = screened.opted_out + screened.no_consent;
-        let links = events::identity::links_of(&screened.kept);
+        let links = events::identity::links_of(&screened.kept, Sender::ServiceAccount);
         record_batch(
             &state,
             &ctx,

@@ -643,3 +643,56 @@ async fn group_profiles_take_the_groups_operations_and_are_read_under_profiles_r
         "group ids stay out of the log"
     );
 }
+
+/// The names of the events read by one of a person's ids.
+async fn events_named_by(app: &TestApp, who: &str) -> Vec<String> {
+    let page: Value = app
+        .get(&format!(
+            "/api/v1/projects/shop/events?distinct_id={who}&limit=100"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut n: Vec<String> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+#[tokio::test]
+async fn a_merge_links_ids_only_from_a_service_account() {
+    let app = spawn_app().await;
+    let t = app.now_secs() - 60;
+    let paid = json!([{"event": "Paid", "properties": {"distinct_id": "cust-v", "time": t, "$insert_id": "p1"}}]);
+    assert_eq!(app.import(&paid).await.status(), 200);
+    // A page holding the public token asks to make its id one of cust-v's.
+    let merge = |who: &str, insert_id: &str| {
+        json!({"event": "$merge", "properties": {"token": app.token(), "distinct_id": who,
+            "$distinct_ids": ["cust-v", who], "time": t + 1, "$insert_id": insert_id}})
+    };
+    let r = from_page(&app, None, "/track/", &json!([merge("page-id", "m1")])).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], 1);
+    // Kept as an event, linking nothing: page-id does not read cust-v's events.
+    assert_eq!(events_named_by(&app, "page-id").await, ["$merge"]);
+    assert_eq!(events_named_by(&app, "cust-v").await, ["Paid"]);
+    let entries = log(&app).await;
+    let tracked = entries
+        .iter()
+        .rev()
+        .find(|e| e.action == Action::EventsIngest)
+        .unwrap();
+    let details: Value = serde_json::from_str(&tracked.details).unwrap();
+    assert_eq!(details["identity_links_asked"], 0, "{details}");
+
+    // The same merge from a service account (/import) links the ids.
+    assert_eq!(
+        app.import(&json!([merge("srv-id", "m2")])).await.status(),
+        200
+    );
+    assert_eq!(events_named_by(&app, "srv-id").await, ["$merge", "Paid"]);
+}
