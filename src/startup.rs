@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::error::{AppError, MixpanelAnswer, PROBLEM_JSON, from_actix};
 use crate::state::AppState;
 use crate::store::{self, SharedStore};
+use crate::telemetry::RequestLine;
 
 /// A built application, bound to its port but not yet serving.
 pub struct Application {
@@ -196,7 +197,7 @@ impl Application {
                 .wrap(from_fn(problems_and_request_id))
                 .wrap(security_headers(&state.settings))
                 .wrap(prom.clone())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestLine>::new())
         })
         .shutdown_timeout(shutdown);
         let server = match tls {

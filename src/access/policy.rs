@@ -41,6 +41,17 @@ pub enum Subject {
     },
 }
 
+impl Subject {
+    /// Who this is in the operations log: a kind and an id, never a name or an e-mail.
+    pub fn log_name(&self) -> String {
+        match self {
+            Self::ServiceAccount { id, .. } => format!("service_account:{id}"),
+            Self::ProjectToken { project } => format!("project_token:{}", project.as_str()),
+            Self::User { id, .. } => format!("user:{id}"),
+        }
+    }
+}
+
 /// The policy's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

@@ -218,6 +218,7 @@ pub async fn session_of(req: &HttpRequest) -> Result<Option<SessionCaller>, AppE
     }
     let grants = grants_of(state, &user, &groups).await?;
     let needs = needs_second_factor(&state.settings, &user, &grants);
+    crate::telemetry::record_principal(&format!("user:{}", user.id));
     Ok(Some(SessionCaller {
         secret,
         session,
@@ -495,6 +496,7 @@ impl FromRequest for Person {
                         )
                     })?;
                 let (user, grants, token) = personal_token_of(&req, &secret).await?;
+                crate::telemetry::record_principal(&format!("user:{}", user.id));
                 return Ok(Self {
                     user,
                     grants,

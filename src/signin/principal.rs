@@ -47,6 +47,7 @@ impl FromRequest for RouteAccess {
 
 /// `subject` on a route declaring `access`.
 fn principal(subject: Subject, access: Access) -> Result<Principal, AppError> {
+    crate::telemetry::record_principal(&subject.log_name());
     Principal::for_route(subject, access).ok_or_else(|| {
         AppError::Internal(anyhow::anyhow!(
             "a route without a permission asked for a principal"

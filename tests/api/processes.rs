@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -42,6 +43,8 @@ pub fn agrees(bundle: &Path, key: &str, code: i32, what: &str) {
 struct Server {
     child: Child,
     base: String,
+    /// Its operations log (stderr, JSON lines) so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -85,10 +88,17 @@ fn serve(dir: &Path, db_url: &str) -> Server {
         }
     };
     // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
     Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        log,
     }
 }
 
@@ -480,4 +490,87 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
         }
     }
     assert!(checked > 30, "only {checked} ranges exported");
+}
+
+#[tokio::test]
+async fn the_operations_log_has_a_line_per_request_naming_its_route_but_no_end_users_id() {
+    let db = fresh_db(Backend::Sqlite, "oplog").await.unwrap();
+    let dir = db.dir.path().to_owned();
+    let secret = create_project(&dir, &db.url);
+    let server = serve(&dir, &db.url);
+    let client = reqwest::Client::new();
+    let shop = format!("{}/api/v1/projects/shop", server.base);
+    // An end user's id in a query string, in a path, on a refused call and on no route at all.
+    let calls = [
+        (
+            format!("{shop}/events?distinct_id=alice%40example.com"),
+            true,
+            200,
+        ),
+        (format!("{shop}/profiles/alice%40example.com"), true, 404),
+        (
+            format!("{shop}/events?distinct_id=alice%40example.com"),
+            false,
+            401,
+        ),
+        (
+            format!("{}/nowhere/alice@example.com", server.base),
+            false,
+            404,
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (url, with_secret, status) in &calls {
+        let mut req = client.get(url);
+        if *with_secret {
+            req = req.bearer_auth(&secret);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), *status, "{url}");
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    let line_of = |id: &str| -> Option<Value> {
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["message"] == "request" && l["span"]["request_id"] == id)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ids.iter().any(|id| line_of(id).is_none()) {
+        assert!(
+            Instant::now() < deadline,
+            "{:#?}",
+            server.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines: Vec<Value> = ids.iter().map(|id| line_of(id).unwrap()).collect();
+    let expected = [
+        ("/api/v1/projects/{project}/events", 200),
+        ("/api/v1/projects/{project}/profiles/{distinct_id}", 404),
+        ("/api/v1/projects/{project}/events", 401),
+        ("(no route)", 404),
+    ];
+    for (line, (route, status)) in lines.iter().zip(expected) {
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["span"]["method"], "GET", "{line}");
+        assert_eq!(line["span"]["route"], route, "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert!(line["duration_ms"].as_f64().is_some(), "{line}");
+    }
+    let principal = lines[0]["span"]["principal"].as_str().unwrap();
+    assert!(principal.starts_with("service_account:"), "{principal}");
+    assert!(lines[2]["span"].get("principal").is_none(), "{}", lines[2]);
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains("alice"),
+        "an end user's id in the operations log:\n{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log written to a pipe"
+    );
 }
