@@ -13,6 +13,13 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Where a relative SQLite path and the key files live (see [`DataDir`]); settled by
+    /// [`Settings::load`].
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// The data directory [`Settings::load`] chose, and why.
+    #[serde(skip)]
+    pub data: Option<DataDir>,
     /// The HTTP listener.
     pub server: ServerSettings,
     /// Logging.
@@ -387,9 +394,128 @@ impl From<config::ConfigError> for ConfigError {
     }
 }
 
+/// Why the data directory is where it is, for messages that say where they looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDirSource {
+    /// `--data-dir` or `AUDITGATE_DATA_DIR`.
+    Flag,
+    /// `data_dir` in the configuration.
+    Config,
+    /// `data/` beside `config/`: run from a checkout.
+    Checkout,
+    /// systemd's `StateDirectory=` (`$STATE_DIRECTORY`).
+    Systemd,
+    /// The installed default, `/var/lib/auditgate`.
+    Installed,
+}
+
+/// The directory holding the SQLite file and the key files when their paths are relative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    /// The directory, absolute.
+    pub path: PathBuf,
+    /// How it was chosen.
+    pub source: DataDirSource,
+}
+
+/// Where an installed service keeps its data (and a systemd unit's `StateDirectory`).
+pub const INSTALLED_DATA_DIR: &str = "/var/lib/auditgate";
+
+impl DataDir {
+    /// The first of: the flag, the configuration, `data/` beside a checkout's `config/`,
+    /// systemd's state directory, `/var/lib/auditgate`.
+    pub fn choose(
+        flag: Option<&Path>,
+        configured: Option<&Path>,
+        checkout: Option<&Path>,
+        state_directory: Option<&str>,
+    ) -> Self {
+        let (path, source) = if let Some(p) = flag {
+            (p.to_owned(), DataDirSource::Flag)
+        } else if let Some(p) = configured {
+            (p.to_owned(), DataDirSource::Config)
+        } else if let Some(root) = checkout {
+            (root.join("data"), DataDirSource::Checkout)
+        } else if let Some(dirs) = state_directory.filter(|d| !d.is_empty()) {
+            // systemd lists one path per StateDirectory=, colon-separated; ours is the first.
+            let first = dirs.split(':').next().unwrap_or(dirs);
+            (PathBuf::from(first), DataDirSource::Systemd)
+        } else {
+            (PathBuf::from(INSTALLED_DATA_DIR), DataDirSource::Installed)
+        };
+        let path = std::path::absolute(&path).unwrap_or(path);
+        Self { path, source }
+    }
+
+    /// The directory and why, as a message names it.
+    pub fn describe(&self) -> String {
+        let why = match self.source {
+            DataDirSource::Flag => "from --data-dir or AUDITGATE_DATA_DIR",
+            DataDirSource::Config => "from data_dir in the configuration",
+            DataDirSource::Checkout => "data/ beside config/, as in a checkout",
+            DataDirSource::Systemd => "systemd's StateDirectory",
+            DataDirSource::Installed => {
+                "the installed default; no config/ here, so this is not a checkout"
+            }
+        };
+        format!("{} ({why})", self.path.display())
+    }
+
+    /// `path` if absolute, else inside the data directory.
+    fn place(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.path.join(path)
+        }
+    }
+
+    /// A `sqlite:` URL with a relative file moved into the data directory; anything else as is.
+    fn place_url(&self, url: &str) -> String {
+        let Some(rest) = url.strip_prefix("sqlite:") else {
+            return url.to_owned();
+        };
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (file, query) = match rest.split_once('?') {
+            Some((f, q)) => (f, Some(q)),
+            None => (rest, None),
+        };
+        if file.is_empty() || file == ":memory:" || Path::new(file).is_absolute() {
+            return url.to_owned();
+        }
+        let placed = self.place(Path::new(file));
+        match query {
+            Some(q) => format!("sqlite:{}?{q}", placed.display()),
+            None => format!("sqlite:{}", placed.display()),
+        }
+    }
+}
+
 impl Settings {
-    /// Loads the layered configuration from the working directory and the environment.
-    pub fn load(explicit_file: Option<&Path>) -> Result<Self, ConfigError> {
+    /// Moves every relative data path (the SQLite file, the key files) into `dir`.
+    pub fn place_data(&mut self, dir: DataDir) {
+        self.database.url = dir.place_url(&self.database.url);
+        self.audit.signing_key_file = dir.place(&self.audit.signing_key_file);
+        self.audit.pseudonym_key_file = dir.place(&self.audit.pseudonym_key_file);
+        self.auth.secret_key_file = dir.place(&self.auth.secret_key_file);
+        self.data_dir = Some(dir.path.clone());
+        self.data = Some(dir);
+    }
+
+    /// The SQLite file the database URL names, if it names one.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let rest = self.database.url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let file = rest.split('?').next().unwrap_or(rest);
+        (!file.is_empty() && file != ":memory:").then(|| PathBuf::from(file))
+    }
+
+    /// Loads the layered configuration from the working directory and the environment, and
+    /// places relative data paths in the data directory (`data_dir` overrides the choice).
+    pub fn load(
+        explicit_file: Option<&Path>,
+        data_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
         let environment =
             std::env::var("AUDITGATE_ENVIRONMENT").unwrap_or_else(|_| "local".to_owned());
         let base = Path::new("config");
@@ -411,7 +537,19 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        let checkout = base
+            .join("default.toml")
+            .exists()
+            .then(|| std::env::current_dir().ok())
+            .flatten();
+        let dir = DataDir::choose(
+            data_dir,
+            settings.data_dir.as_deref(),
+            checkout.as_deref(),
+            std::env::var("STATE_DIRECTORY").ok().as_deref(),
+        );
+        settings.place_data(dir);
         settings.validate()?;
         Ok(settings)
     }
@@ -655,6 +793,53 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_directory_is_chosen_in_order_and_holds_every_relative_path() {
+        let (flag, conf, root) = (Path::new("/f"), Path::new("/c"), Path::new("/repo"));
+        let pick = |f, c, r, s| DataDir::choose(f, c, r, s);
+        assert_eq!(
+            pick(Some(flag), Some(conf), Some(root), Some("/s")).path,
+            flag
+        );
+        assert_eq!(
+            pick(None, Some(conf), Some(root), Some("/s")).source,
+            DataDirSource::Config
+        );
+        assert_eq!(
+            pick(None, None, Some(root), Some("/s")).path,
+            Path::new("/repo/data")
+        );
+        let systemd = pick(None, None, None, Some("/var/lib/auditgate:/var/lib/other"));
+        assert_eq!(systemd.path, Path::new("/var/lib/auditgate"));
+        assert_eq!(systemd.source, DataDirSource::Systemd);
+        let installed = pick(None, None, None, Some(""));
+        assert_eq!(installed.path, Path::new(INSTALLED_DATA_DIR));
+        assert!(installed.describe().contains("not a checkout"));
+        // A relative flag is taken from the working directory, once.
+        assert!(
+            pick(Some(Path::new("rel")), None, None, None)
+                .path
+                .is_absolute()
+        );
+
+        let mut s = Settings::defaults();
+        s.place_data(pick(Some(flag), None, None, None));
+        assert_eq!(s.database.url, "sqlite:/f/auditgate.db");
+        assert_eq!(s.sqlite_file(), Some(PathBuf::from("/f/auditgate.db")));
+        assert_eq!(s.audit.signing_key_file, Path::new("/f/audit-signing.key"));
+        assert_eq!(s.audit.pseudonym_key_file, Path::new("/f/pseudonym.key"));
+        assert_eq!(s.auth.secret_key_file, Path::new("/f/secrets.key"));
+        let dir = pick(Some(flag), None, None, None);
+        for (url, placed) in [
+            ("sqlite:/abs/x.db", "sqlite:/abs/x.db"),
+            ("sqlite://rel/x.db?mode=rwc", "sqlite:/f/rel/x.db?mode=rwc"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("postgres://db/auditgate", "postgres://db/auditgate"),
+        ] {
+            assert_eq!(dir.place_url(url), placed);
+        }
+    }
 
     #[test]
     fn origins_drop_the_path() {

@@ -40,6 +40,10 @@ pub struct Cli {
     /// A configuration file layered over config/default.toml.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Where the database and key files are (default: data/ in a checkout, else
+    /// /var/lib/auditgate).
+    #[arg(long, global = true, value_name = "DIR", env = "AUDITGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -123,7 +127,7 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         };
         return Ok(std::process::ExitCode::from(verify_cli::run(&args) as u8));
     }
-    let mut settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
     telemetry::init(settings.log.format, &settings.log.level);
     let clock = SystemClock;
     match cli.command {
@@ -136,13 +140,14 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
             tracing::info!(
                 port = app.port(),
                 backend = app.store().backend(),
+                data_dir = %settings.data.as_ref().map(|d| d.describe()).unwrap_or_default(),
                 "auditgate listening"
             );
             app.run_until_stopped().await?;
             tracing::info!("drained and stopped");
         }
         Command::Migrate => {
-            open(&settings).await?;
+            create(&settings).await?;
             print(cli.json, json!({"migrated": true}), "migrations applied");
         }
         Command::Project(cmd) => project::project_command(cmd, &settings, cli.json).await?,
@@ -196,7 +201,29 @@ impl Operator {
     }
 }
 
+/// The database, migrated; a SQLite file that is not there yet is an error naming where it
+/// was looked for (only `serve`, `migrate` and `admin bootstrap` create one), so a command run
+/// from the wrong directory cannot answer from a new, empty database.
 pub(crate) async fn open(settings: &Settings) -> anyhow::Result<SharedStore> {
+    if let Some(file) = settings.sqlite_file()
+        && !file.exists()
+    {
+        let dir = settings
+            .data
+            .as_ref()
+            .map(|d| format!("\nThe data directory is {}.", d.describe()))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "no database at {}.{dir}\nPoint --data-dir (or AUDITGATE_DATA_DIR) at the directory \
+             holding auditgate.db, or create one there with `auditgate migrate`.",
+            file.display()
+        );
+    }
+    create(settings).await
+}
+
+/// The database, created and migrated if need be.
+pub(crate) async fn create(settings: &Settings) -> anyhow::Result<SharedStore> {
     let store = store::connect(&settings.database).await?;
     store.migrate().await?;
     Ok(store)

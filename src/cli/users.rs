@@ -114,7 +114,7 @@ pub(super) async fn admin_command(
                 (crate::auth::session::random_text(), true)
             };
             let hash = crate::auth::password::hash(&password).map_err(|e| anyhow::anyhow!(e))?;
-            let store = open(settings).await?;
+            let store = super::create(settings).await?;
             let user = crate::store::User {
                 id: uuid::Uuid::new_v4().to_string(),
                 email: email.clone(),

@@ -6,12 +6,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The binary in `dir`, its data directory `dir/data` (created and migrated first, as
+/// `serve` would have: the other commands refuse to create a database).
 fn auditgate(dir: &std::path::Path) -> Command {
+    if !dir.join("data/test.db").exists() {
+        let out = bare(dir).arg("migrate").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    bare(dir)
+}
+
+/// The binary in `dir`, `dir/data` its data directory, nothing done beforehand.
+fn bare(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_auditgate"));
-    // Relative paths (the database, the audit keys under data/) resolve inside `dir`.
     c.current_dir(dir)
         .env_remove("RUST_LOG")
-        .env("AUDITGATE__DATABASE__URL", "sqlite:data/test.db");
+        .env("AUDITGATE_DATA_DIR", dir.join("data"))
+        .env("AUDITGATE__DATABASE__URL", "sqlite:test.db");
     c
 }
 
@@ -40,6 +55,85 @@ fn run_json(dir: &std::path::Path, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_command_away_from_its_data_refuses_to_start_an_empty_database_and_says_where_it_looked() {
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let cmd = |cwd: &std::path::Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_auditgate"));
+        c.current_dir(cwd)
+            .env_remove("RUST_LOG")
+            .env_remove("AUDITGATE_DATA_DIR")
+            .env_remove("STATE_DIRECTORY");
+        c
+    };
+    let migrated = cmd(home.path())
+        .args(["--data-dir", data.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    assert!(data.join("auditgate.db").exists());
+    let created = cmd(home.path())
+        .env("AUDITGATE_DATA_DIR", &data)
+        .args(["project", "create", "shop"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+
+    // From another directory, with nothing saying where the data is: refused, naming the path
+    // and why it was chosen, and nothing created.
+    let lost = cmd(elsewhere.path())
+        .args(["project", "list"])
+        .output()
+        .unwrap();
+    assert!(!lost.status.success());
+    let said = String::from_utf8_lossy(&lost.stderr);
+    assert!(
+        said.contains("no database at /var/lib/auditgate/auditgate.db"),
+        "{said}"
+    );
+    assert!(
+        said.contains("not a checkout") && said.contains("--data-dir"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+    // Told where, by flag, by variable or by systemd's StateDirectory, it finds the project.
+    let by_flag = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+        "project",
+        "list",
+    ];
+    for mut c in [
+        {
+            let mut c = cmd(elsewhere.path());
+            c.args(by_flag);
+            c
+        },
+        {
+            let mut c = cmd(elsewhere.path());
+            c.env("AUDITGATE_DATA_DIR", &data)
+                .args(["--json", "project", "list"]);
+            c
+        },
+        {
+            let mut c = cmd(elsewhere.path());
+            c.env("STATE_DIRECTORY", &data)
+                .args(["--json", "project", "list"]);
+            c
+        },
+    ] {
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed[0]["id"], "shop", "{listed}");
+    }
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
 
 #[test]

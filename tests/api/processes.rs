@@ -58,6 +58,7 @@ fn auditgate(dir: &Path, db_url: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_auditgate"));
     c.current_dir(dir)
         .env_remove("RUST_LOG")
+        .env("AUDITGATE_DATA_DIR", dir)
         .env("AUDITGATE__DATABASE__URL", db_url)
         .env(
             "AUDITGATE__AUDIT__SIGNING_KEY_FILE",
@@ -103,6 +104,8 @@ fn serve(dir: &Path, db_url: &str) -> Server {
 }
 
 fn create_project(dir: &Path, db_url: &str) -> String {
+    let migrated = auditgate(dir, db_url).arg("migrate").status().unwrap();
+    assert!(migrated.success());
     let out = auditgate(dir, db_url)
         .args(["--json", "project", "create", "shop"])
         .output()
