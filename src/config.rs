@@ -353,6 +353,27 @@ pub fn origin_of(url: &str) -> &str {
     }
 }
 
+/// Why browsers will not sign in when `public_url` names this machine on another port than
+/// the one listened on (`--bind` elsewhere, say): sign-in redirects to `public_url`, and a
+/// form from any other origin is refused as cross-site. `None` when nothing says so (a
+/// `public_url` on another host is a proxy's business).
+pub fn public_url_mismatch(public_url: &str, listening: SocketAddr) -> Option<String> {
+    let url = url::Url::parse(public_url).ok()?;
+    let host = url.host_str()?;
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1");
+    let this_machine = loopback || host == listening.ip().to_string();
+    let port = url.port_or_known_default()?;
+    (this_machine && port != listening.port()).then(|| {
+        format!(
+            "auth.public_url is {public_url} but the service listens on port {}: sign-in \
+             redirects to {public_url}, and a browser at any other address (localhost and \
+             127.0.0.1 are different ones) is refused as cross-site at 2-step verification. \
+             Set auth.public_url (AUDITGATE__AUTH__PUBLIC_URL) to the address browsers use.",
+            listening.port()
+        )
+    })
+}
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -793,6 +814,21 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_url_on_this_machine_but_another_port_is_named() {
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(public_url_mismatch("http://127.0.0.1:8080", at("127.0.0.1:8080")).is_none());
+        let said = public_url_mismatch("http://127.0.0.1:8080", at("127.0.0.1:9000")).unwrap();
+        assert!(
+            said.contains("port 9000") && said.contains("auth.public_url"),
+            "{said}"
+        );
+        assert!(public_url_mismatch("http://localhost:8080/", at("0.0.0.0:9000")).is_some());
+        // Behind a proxy the public address is elsewhere: nothing to say.
+        assert!(public_url_mismatch("https://gate.example", at("127.0.0.1:8080")).is_none());
+        assert!(public_url_mismatch("not a url", at("127.0.0.1:8080")).is_none());
+    }
 
     #[test]
     fn the_data_directory_is_chosen_in_order_and_holds_every_relative_path() {

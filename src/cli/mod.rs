@@ -143,6 +143,20 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
                 data_dir = %settings.data.as_ref().map(|d| d.describe()).unwrap_or_default(),
                 "auditgate listening"
             );
+            let listening = std::net::SocketAddr::new(
+                settings
+                    .server
+                    .bind
+                    .parse::<std::net::SocketAddr>()
+                    .map(|a| a.ip())
+                    .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                app.port(),
+            );
+            if let Some(warning) =
+                crate::config::public_url_mismatch(settings.public_url(), listening)
+            {
+                tracing::warn!("{warning}");
+            }
             app.run_until_stopped().await?;
             tracing::info!("drained and stopped");
         }

@@ -363,9 +363,13 @@ pub fn check_csrf(req: &HttpRequest, caller: &SessionCaller) -> Result<(), AppEr
     if same_site && origin_ok {
         return Ok(());
     }
-    Err(AppError::Forbidden(
-        "cross-site request refused: send the session's CSRF token in X-CSRF-Token".into(),
-    ))
+    // Name the origin expected, never the one sent: this text also goes into the audit log.
+    let expected = crate::config::origin_of(state.settings.public_url());
+    Err(AppError::Forbidden(format!(
+        "cross-site request refused: pages must come from {expected} (auth.public_url); \
+         open the service there, or set auth.public_url to the address you use. Scripts send \
+         the session's CSRF token in X-CSRF-Token"
+    )))
 }
 
 /// A 401 that tells the client to complete 2-step verification first.

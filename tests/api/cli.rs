@@ -291,14 +291,30 @@ fn serve_logs_json_on_request_and_drains_on_sigterm() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
+    let (port, started) = loop {
         let line = lines.next().expect("serve exited early").unwrap();
         let log: Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
         if let Some(port) = log["port"].as_u64() {
-            break port;
+            break (port, log);
         }
     };
+    let data = dir.path().join("data");
+    assert!(
+        started["data_dir"]
+            .as_str()
+            .unwrap()
+            .starts_with(data.to_str().unwrap()),
+        "{started}"
+    );
+    // The default public_url (port 8080) is not where this one listens: said at start-up.
+    let warning: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    let said = warning["message"].as_str().unwrap();
+    assert!(
+        said.contains(&format!("port {port}")) && said.contains("auth.public_url"),
+        "{said}"
+    );
     let health = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).unwrap();
     assert_eq!(health.status(), 200);
     Command::new("kill")

@@ -383,7 +383,15 @@ async fn state_changes_with_a_cookie_need_the_csrf_token() {
         .send()
         .await
         .unwrap();
-    assert_problem(resp, 403).await;
+    let refused = assert_problem(resp, 403).await;
+    // It names the origin pages must come from (auth.public_url), never the one sent.
+    let detail = refused["detail"].as_str().unwrap();
+    let expected = auditgate::config::origin_of(&b.base);
+    assert!(
+        detail.contains(expected) && detail.contains("auth.public_url"),
+        "{detail}"
+    );
+    assert!(!detail.contains("evil"), "{detail}");
     b.csrf = Some("wrong".into());
     assert_problem(b.post("/auth/logout", json!({})).await, 403).await;
     b.csrf = token;
