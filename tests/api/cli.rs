@@ -137,6 +137,28 @@ fn a_command_away_from_its_data_refuses_to_start_an_empty_database_and_says_wher
 }
 
 #[test]
+fn the_production_configuration_in_deploy_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/auditgate.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_auditgate"))
+        .current_dir(dir.path())
+        .env("STATE_DIRECTORY", dir.path().join("state"))
+        .env_remove("AUDITGATE_DATA_DIR")
+        .arg("--config")
+        .arg(&config)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // As under the unit: the data in systemd's StateDirectory.
+    assert!(dir.path().join("state/auditgate.db").exists());
+}
+
+#[test]
 fn projects_and_tokens_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let created = run_json(dir.path(), &["project", "create", "shop"]);
