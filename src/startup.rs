@@ -275,7 +275,9 @@ fn security_headers(settings: &Settings) -> DefaultHeaders {
 }
 
 /// The TLS configuration of `server.tls_cert_file` and `server.tls_key_file`, if set.
-fn tls_config(s: &crate::config::ServerSettings) -> anyhow::Result<Option<rustls::ServerConfig>> {
+pub(crate) fn tls_config(
+    s: &crate::config::ServerSettings,
+) -> anyhow::Result<Option<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let (Some(cert), Some(key)) = (&s.tls_cert_file, &s.tls_key_file) else {

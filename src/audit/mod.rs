@@ -712,3 +712,50 @@ pub fn system_draft(action: Action, details: Value) -> Draft {
         vec![],
     )
 }
+
+/// What `auditgate doctor` finds of the log, reading only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogState {
+    /// Entries in the database's log.
+    pub size: u64,
+    /// The size the latest stored checkpoint covers, if there is one.
+    pub checkpoint: Option<u64>,
+}
+
+/// Checks, without writing, what the service checks at start-up: the database's log extends
+/// what `signer` last signed, and `signer` signed the latest stored checkpoint, which matches
+/// the log at its size.
+pub async fn inspect(
+    store: &SharedStore,
+    settings: &AuditSettings,
+    signer: &SignerKey,
+) -> anyhow::Result<LogState> {
+    let head = store.audit_head().await?;
+    let memory = memory::SignedMemory::load(&settings.signing_key_file)?;
+    memory.check(store.as_ref(), &head).await?;
+    let latest = store.latest_checkpoint().await?;
+    if let Some((size, note)) = &latest {
+        let key = [signer.verifier()];
+        let opened = crate::ledger::checkpoint::open(note, &key).with_context(|| {
+            format!(
+                "the latest checkpoint (size {size}) is not signed by the key in {}",
+                settings.signing_key_file.display()
+            )
+        })?;
+        anyhow::ensure!(
+            *size <= head.size(),
+            "the latest checkpoint covers {size} entries but the log has {}",
+            head.size()
+        );
+        if *size == head.size() {
+            anyhow::ensure!(
+                opened.checkpoint.root == head.range.root(),
+                "the latest checkpoint's root is not the log's root at size {size}"
+            );
+        }
+    }
+    Ok(LogState {
+        size: head.size(),
+        checkpoint: latest.map(|(size, _)| size),
+    })
+}

@@ -1,5 +1,6 @@
 //! The `auditgate` command line: serve, migrate, and manage projects and tokens.
 
+mod doctor;
 mod grants;
 mod keys;
 mod project;
@@ -61,6 +62,9 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check the configuration, key files, database, audit log, public_url, TLS and identity
+    /// providers; print each finding with a fix; exit 1 if any check fails. Changes nothing.
+    Doctor,
     /// Manage projects.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -127,6 +131,12 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         };
         return Ok(std::process::ExitCode::from(verify_cli::run(&args) as u8));
     }
+    if let Command::Doctor = &cli.command {
+        // A configuration that does not load is the first finding, not an early exit.
+        let loaded = Settings::load(cli.config.as_deref(), cli.data_dir.as_deref());
+        let healthy = doctor::run(loaded, cli.json).await;
+        return Ok(std::process::ExitCode::from(if healthy { 0 } else { 1 }));
+    }
     let mut settings = Settings::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
     telemetry::init(settings.log.format, &settings.log.level);
     let clock = SystemClock;
@@ -178,7 +188,9 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::Request(cmd) => requests::request_command(cmd, &settings, cli.json).await?,
         Command::Property(cmd) => properties::property_command(cmd, &settings, cli.json).await?,
         Command::SubjectRequest(cmd) => subjects::subject_command(cmd, &settings, cli.json).await?,
-        Command::Verify { .. } => unreachable!("handled before configuration is loaded"),
+        Command::Verify { .. } | Command::Doctor => {
+            unreachable!("handled before configuration is loaded")
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

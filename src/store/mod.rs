@@ -503,6 +503,8 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// Runs the pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
+    /// How many of this build's migrations the database has not had (an error if it has none).
+    async fn pending_migrations(&self) -> StoreResult<usize>;
     /// Checks the database answers (and, for a file, that it is still the file opened).
     async fn ping(&self) -> StoreResult<()>;
     /// Makes one small durable write: whether the database takes writes now.

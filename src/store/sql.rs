@@ -344,6 +344,18 @@ where
         })
     }
 
+    async fn pending_migrations(&self) -> StoreResult<usize> {
+        let known = DB::migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count();
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await?;
+        let applied: i64 = row.try_get("n")?;
+        Ok(known.saturating_sub(applied.max(0) as usize))
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.check_file()?;
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -973,3 +973,187 @@ fn compressed_bodies_that_expand_past_the_limit_cost_no_more_than_the_limit() {
         "peak memory {peak} MiB (from {before} MiB) under eight 256 MiB gzip bodies"
     );
 }
+
+/// `auditgate --json doctor` in `dir` (its data in `dir/data`): the exit code and each check's
+/// result, finding and fix by name.
+fn doctor(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (i32, Value) {
+    let out = bare(dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .args(["--json", "doctor"])
+        .output()
+        .unwrap();
+    let said: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let mut by_name = serde_json::Map::new();
+    for c in said["checks"].as_array().unwrap() {
+        by_name.insert(c["check"].as_str().unwrap().to_owned(), c.clone());
+    }
+    assert_eq!(said["ok"], out.status.code() == Some(0), "{said}");
+    (out.status.code().unwrap(), Value::Object(by_name))
+}
+
+/// Serves once in `dir` until ready, then stops: what a first start leaves behind.
+fn serve_once(dir: &std::path::Path) {
+    let mut child = auditgate(dir)
+        .env("AUDITGATE__LOG__FORMAT", "json")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| serde_json::from_str::<Value>(&l).ok()?["port"].as_u64())
+        .expect("serve exited early");
+    // Keep reading: a closed pipe would fail its next log line.
+    std::thread::spawn(move || lines.for_each(drop));
+    // Answering means its signal handlers are in place for a drained stop.
+    let ready = reqwest::blocking::get(format!("http://127.0.0.1:{port}/readyz")).unwrap();
+    assert_eq!(ready.status(), 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// An identity provider's discovery document at a loopback address, answering `n` requests.
+fn discovery(n: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let body = serde_json::json!({"issuer": issuer}).to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            use std::io::{Read, Write};
+            let mut s = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    issuer
+}
+
+#[test]
+fn doctor_passes_a_healthy_set_up_and_names_each_broken_part_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    run_json(path, &["project", "create", "shop"]);
+    serve_once(path);
+    let issuer = discovery(1);
+    let providers = |issuer: &str| {
+        let file = path.join(format!("providers-{}.toml", issuer.len()));
+        std::fs::write(
+            &file,
+            format!("[[auth.providers]]\nname = \"corp\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\n"),
+        )
+        .unwrap();
+        file.to_str().unwrap().to_owned()
+    };
+    let healthy_config = providers(&issuer);
+    let (code, checks) = doctor(path, &[], &["--config", &healthy_config]);
+    assert_eq!(code, 0, "{checks:#}");
+    for name in [
+        "configuration",
+        "data directory",
+        "database",
+        "signing key",
+        "pseudonym key",
+        "secrets key",
+        "audit log",
+        "public_url",
+        "TLS",
+        "provider corp",
+    ] {
+        assert_eq!(checks[name]["result"], "ok", "{name}: {checks:#}");
+    }
+    assert!(
+        checks["audit log"]["found"]
+            .as_str()
+            .unwrap()
+            .contains("all signed")
+    );
+
+    // Each broken part fails its own check, with a fix, and the exit code says so.
+    let failed = |env: &[(&str, &str)], args: &[&str], name: &str, fix: &str| {
+        let (code, checks) = doctor(path, env, args);
+        assert_eq!(code, 1, "{name}: {checks:#}");
+        assert_eq!(checks[name]["result"], "fail", "{name}: {checks:#}");
+        let said = checks[name]["fix"].as_str().unwrap_or_default();
+        assert!(said.contains(fix), "{name}: {said}");
+        checks
+    };
+    let bad = failed(
+        &[("AUDITGATE__LOG__FORMAT", "xml")],
+        &[],
+        "configuration",
+        "",
+    );
+    assert!(
+        bad["configuration"]["found"]
+            .as_str()
+            .unwrap()
+            .contains("log.format")
+    );
+    let elsewhere = path.join("nowhere");
+    let lost = failed(
+        &[],
+        &["--data-dir", elsewhere.to_str().unwrap()],
+        "data directory",
+        "--data-dir",
+    );
+    assert_eq!(lost["database"]["result"], "fail");
+    assert!(!elsewhere.exists(), "doctor created the data directory");
+    let down = [(
+        "AUDITGATE__DATABASE__URL",
+        "postgres://127.0.0.1:1/auditgate",
+    )];
+    failed(&down, &[], "database", "database.url");
+    let key = path.join("data/pseudonym.key");
+    let mode = |m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(0o644);
+    failed(&[], &[], "pseudonym key", "chmod 600");
+    mode(0o600);
+    let signing = path.join("data/audit-signing.key");
+    let kept = path.join("kept.key");
+    std::fs::rename(&signing, &kept).unwrap();
+    failed(&[], &[], "signing key", "restore the key file");
+    // Another key in its place: the log's checkpoints are not its own.
+    let other = tempfile::tempdir().unwrap();
+    run_json(other.path(), &["project", "create", "shop"]);
+    std::fs::copy(other.path().join("data/audit-signing.key"), &signing).unwrap();
+    let foreign = failed(&[], &[], "audit log", "restore the key");
+    assert!(
+        foreign["audit log"]["found"]
+            .as_str()
+            .unwrap()
+            .contains("not signed by")
+    );
+    std::fs::rename(&kept, &signing).unwrap();
+    failed(
+        &[("AUDITGATE__SERVER__BIND", "127.0.0.1:9000")],
+        &[],
+        "public_url",
+        "auth.public_url",
+    );
+    let tls = [
+        ("AUDITGATE__SERVER__TLS_CERT_FILE", "/nonexistent/cert.pem"),
+        ("AUDITGATE__SERVER__TLS_KEY_FILE", "/nonexistent/key.pem"),
+    ];
+    failed(&tls, &[], "TLS", "PEM");
+    let unreachable = providers("http://127.0.0.1:1");
+    failed(&[], &["--config", &unreachable], "provider corp", "issuer");
+
+    // Doctor changed nothing: the set-up is as healthy as before.
+    let (code, checks) = doctor(path, &[], &[]);
+    assert_eq!(code, 0, "{checks:#}");
+}
