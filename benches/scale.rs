@@ -9,7 +9,9 @@
 //! and the peak memory of `auditgate log export` at 100,000 and 1,000,000 audit entries.
 //! Then AUDITGATE_BENCH_BROWSER_EVENTS (default 50,000) events as mixpanel-browser sends them
 //! (`POST /track/?verbose=1&ip=1`, base64 form batches of 50 with an allowed `Origin`, 16
-//! clients) beside raw inserts of the same rows in transactions of 50 from 16 clients.
+//! clients) beside raw inserts of the same rows in transactions of 50 from 16 clients: once
+//! with each batch one browser's (one device, one person: one identity link a batch, as
+//! mixpanel-browser queues), once with every event a different browser's (50 links a batch).
 //! PostgreSQL runs when AUDITGATE_TEST_POSTGRES_URL names a server.
 //!
 //! For profiling: AUDITGATE_BENCH_BACKEND (`sqlite` or `postgres`) runs one backend,
@@ -176,15 +178,43 @@ const BROWSER_BATCH: usize = 50;
 const BROWSER_CLIENTS: usize = 16;
 const BROWSER_ORIGIN: &str = "https://app.example";
 
+/// Who sends the browser-shaped batches.
+#[derive(Clone, Copy)]
+enum Crowd {
+    /// As mixpanel-browser does: a batch is one browser's queue, one device and one signed-in
+    /// person, so it asks for one identity link.
+    BrowserPerBatch,
+    /// The worst case for identity links: every event from a different browser and person, 50
+    /// links a batch.
+    BrowserPerEvent,
+}
+
+impl Crowd {
+    fn label(self) -> &'static str {
+        match self {
+            Crowd::BrowserPerBatch => "a browser a batch",
+            Crowd::BrowserPerEvent => "a browser an event",
+        }
+    }
+}
+
 /// An event as mixpanel-browser sends it after sign-in: device and user ids, its library.
-fn browser_event(i: usize, now: i64, token: &str) -> Value {
+fn browser_event(i: usize, now: i64, token: &str, crowd: Crowd) -> Value {
+    let (browser, prefix) = match crowd {
+        Crowd::BrowserPerBatch => (i / BROWSER_BATCH, "b"),
+        Crowd::BrowserPerEvent => (i, "w"),
+    };
     let mut e = event(i, now, token);
     let p = e["properties"].as_object_mut().unwrap();
     p["time"] = json!(now - 1 - (i as i64 % 3_600_000));
-    p["$insert_id"] = json!(format!("b{i}"));
-    let who = p["distinct_id"].clone();
+    p["$insert_id"] = json!(format!("{prefix}{i}"));
+    let who = json!(format!(
+        "person-{}",
+        browser.wrapping_mul(2_654_435_761) % PEOPLE
+    ));
+    p["distinct_id"] = who.clone();
     p.insert("$user_id".into(), who);
-    p.insert("$device_id".into(), json!(format!("dev-{}", i % PEOPLE)));
+    p.insert("$device_id".into(), json!(format!("{prefix}dev-{browser}")));
     p.insert("mp_lib".into(), json!("web"));
     e
 }
@@ -791,29 +821,36 @@ async fn run(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
-    let rows: Arc<Vec<Value>> = Arc::new((0..n).map(|i| browser_event(i, now, &token)).collect());
-    let (api, refused) = track_like_a_browser(&client, &base, &rows).await;
-    let shape = (BROWSER_BATCH, BROWSER_CLIENTS);
-    let raw = match raw_store.backend() {
-        "sqlite" => {
-            let pool = store::sqlite::connect(&raw_settings).await.unwrap();
-            raw_insert(pool.pool(), "BEGIN IMMEDIATE", rows.clone(), shape).await
-        }
-        _ => {
-            let pool = store::postgres::connect(&raw_settings).await.unwrap();
-            raw_insert(pool.pool(), "BEGIN", rows.clone(), shape).await
-        }
-    };
-    // The rate counts stored events only: a refused batch is not ingestion.
-    let stored = n - (refused * BROWSER_BATCH).min(n);
-    let (api_rate, raw_rate) = (
-        stored as f64 / api.as_secs_f64(),
-        n as f64 / raw.as_secs_f64(),
-    );
-    println!(
-        "{label:<8} browser {n} events on {total}: POST /track/ (batches of {BROWSER_BATCH}, CORS, {BROWSER_CLIENTS} clients) {api_rate:>7.0} events/s, {refused} batches 503 | raw insert (transactions of {BROWSER_BATCH}, {BROWSER_CLIENTS} clients) {raw_rate:>7.0} rows/s | {:>5.1}%",
-        100.0 * api_rate / raw_rate,
-    );
+    for crowd in [Crowd::BrowserPerBatch, Crowd::BrowserPerEvent] {
+        let rows: Arc<Vec<Value>> = Arc::new(
+            (0..n)
+                .map(|i| browser_event(i, now, &token, crowd))
+                .collect(),
+        );
+        let (api, refused) = track_like_a_browser(&client, &base, &rows).await;
+        let shape = (BROWSER_BATCH, BROWSER_CLIENTS);
+        let raw = match raw_store.backend() {
+            "sqlite" => {
+                let pool = store::sqlite::connect(&raw_settings).await.unwrap();
+                raw_insert(pool.pool(), "BEGIN IMMEDIATE", rows.clone(), shape).await
+            }
+            _ => {
+                let pool = store::postgres::connect(&raw_settings).await.unwrap();
+                raw_insert(pool.pool(), "BEGIN", rows.clone(), shape).await
+            }
+        };
+        // The rate counts stored events only: a refused batch is not ingestion.
+        let stored = n - (refused * BROWSER_BATCH).min(n);
+        let (api_rate, raw_rate) = (
+            stored as f64 / api.as_secs_f64(),
+            n as f64 / raw.as_secs_f64(),
+        );
+        println!(
+            "{label:<8} browser {n} events on {total}, {}: POST /track/ (batches of {BROWSER_BATCH}, CORS, {BROWSER_CLIENTS} clients) {api_rate:>7.0} events/s, {refused} batches 503 | raw insert (transactions of {BROWSER_BATCH}, {BROWSER_CLIENTS} clients) {raw_rate:>7.0} rows/s | {:>5.1}%",
+            crowd.label(),
+            100.0 * api_rate / raw_rate,
+        );
+    }
 }
 
 #[tokio::main]

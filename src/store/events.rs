@@ -290,42 +290,14 @@ portable_impl!(EventStore {
         links: &[IdentityLink],
         received_at: Timestamp,
     ) -> StoreResult<InsertOutcome> {
-        let mut inserted = 0;
-        let mut deltas = BTreeMap::new();
-        let mut tx = self.begin_write().await?;
-        for chunk in events.chunks(INSERT_CHUNK) {
-            let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-                "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
-            );
-            qb.push_values(chunk, |mut row, e| {
-                row.push_bind(project.as_str().to_owned())
-                    .push_bind(e.event.clone())
-                    .push_bind(e.distinct_id.as_str().to_owned())
-                    .push_bind(e.time.millis())
-                    .push_bind(e.insert_id.clone())
-                    .push_bind(serde_json::to_string(&e.properties).expect("a JSON map serializes"))
-                    .push_bind(received_at.millis());
-            });
-            // Only the rows actually inserted come back: duplicates are not counted.
-            qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING RETURNING event, time_ms");
-            let done = qb.build().fetch_all(&mut *tx).await?;
-            inserted += done.len() as u64;
-            for (key, n) in count_deltas(&done, 1)? {
-                *deltas.entry(key).or_default() += n;
-            }
-        }
-        // In the same transaction: a batch's events are never kept without its links.
-        let linked = link_in::<DB>(&mut tx, project, links, received_at).await?;
-        // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
-        // locks are held until the commit, so concurrent batches queue on them for as short a
-        // time as possible.
-        adjust_counts(&mut *tx, project, deltas).await?;
-        tx.commit().await?;
-        Ok(InsertOutcome {
-            inserted,
-            duplicates: events.len() as u64 - inserted,
-            linked,
-        })
+        let batch = super::batches::ReadyBatch::of(project, events, links, received_at);
+        super::batches::submit::<DB>(
+            self.pool.clone(),
+            self.gate.clone(),
+            self.batches.clone(),
+            batch,
+        )
+        .await
     }
 
     async fn query_events(
@@ -554,7 +526,7 @@ where
 /// its own: two people are never joined), would be its own person's alias, or the person has
 /// `MAX_IDS_PER_PERSON` ids. What the links' ids are now is read in two queries for the whole
 /// batch, however many links it asks for; returns how many links were made.
-async fn link_in<DB>(
+pub(super) async fn link_in<DB>(
     conn: &mut DB::Connection,
     project: &ProjectId,
     links: &[IdentityLink],

@@ -2,6 +2,7 @@
 //! SQLite (`sqlite.rs`) and PostgreSQL (`postgres.rs`); the portable queries are in `sql.rs`.
 
 mod audit_log;
+mod batches;
 pub mod cache;
 mod events;
 mod grants;

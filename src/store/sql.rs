@@ -78,7 +78,9 @@ pub struct SqlStore<DB: Database> {
     pub(super) cache: ReadCache,
     /// The order this process's writers take the one write lock in, for a backend that has one
     /// (SQLite).
-    pub(super) gate: Option<WriteGate>,
+    pub(super) gate: Option<std::sync::Arc<WriteGate>>,
+    /// Event batches waiting to be committed together (`batches.rs`).
+    pub(super) batches: std::sync::Arc<super::batches::BatchQueue>,
 }
 
 /// SQLite has one write lock, and its waiters race for it, each sleeping and retrying: under
@@ -205,6 +207,19 @@ impl FileIdentity {
     }
 }
 
+/// Begins a write transaction on `pool`, in turn at `gate` if there is one.
+pub(super) async fn begin_write_with<DB: Backend>(
+    pool: &Pool<DB>,
+    gate: Option<&WriteGate>,
+) -> StoreResult<WriteTx<DB>> {
+    let turn = match gate {
+        Some(gate) => Some(gate.ordinary().await?),
+        None => None,
+    };
+    let tx = pool.begin_with(DB::BEGIN_WRITE).await?;
+    Ok(WriteTx { tx, _turn: turn })
+}
+
 impl<DB: Database> SqlStore<DB> {
     /// Wraps connected pools, over the database file `file` for a backend that is one.
     pub fn new(pools: Pools<DB>, file: Option<FileIdentity>, cache: ReadCache) -> Self {
@@ -216,12 +231,13 @@ impl<DB: Database> SqlStore<DB> {
             project_seqs: std::sync::Mutex::new((u64::MAX, HashMap::new())),
             cache,
             gate: None,
+            batches: Default::default(),
         }
     }
 
     /// Makes this process's writers take turns at a backend's one write lock (SQLite).
     pub fn with_write_gate(mut self, gate: WriteGate) -> Self {
-        self.gate = Some(gate);
+        self.gate = Some(std::sync::Arc::new(gate));
         self
     }
 
@@ -230,12 +246,7 @@ impl<DB: Database> SqlStore<DB> {
     where
         DB: Backend,
     {
-        let turn = match &self.gate {
-            Some(gate) => Some(gate.ordinary().await?),
-            None => None,
-        };
-        let tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        Ok(WriteTx { tx, _turn: turn })
+        begin_write_with(&self.pool, self.gate.as_deref()).await
     }
 
     /// Begins the appender's write transaction on its own pool, ahead of the line.

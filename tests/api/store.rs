@@ -369,6 +369,45 @@ async fn storage_suite(store: SharedStore) {
     assert_eq!((out.inserted, out.linked), (1, 1));
     assert_eq!(cluster("u9").await, ["u9", "$device:d9"]);
 
+    // Concurrent batches are committed together, each in a savepoint of its own: the one that
+    // cannot be stored fails alone, and the others keep their events, links and counts.
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (store, now) = (store.clone(), clock.now());
+            let to = ProjectId::parse(if i == 11 { "ghost" } else { "shop" }).unwrap();
+            let events: Vec<_> = (0..20)
+                .map(|j| {
+                    let key = format!("crowd-{i}-{j}");
+                    event("Crowd", &format!("c{i}"), T0 + 10 + j, Some(&key))
+                })
+                .collect();
+            let links = [link(&format!("$device:cd{i}"), &format!("c{i}"))];
+            tokio::spawn(async move { store.insert_events(&to, &events, &links, now).await })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Err(_) if i == 11 => {}
+            Ok(out) if i != 11 => assert_eq!((out.inserted, out.linked), (20, 1), "batch {i}"),
+            other => panic!("batch {i}: {other:?}"),
+        }
+    }
+    let mut crowd = filter(&shop);
+    crowd.event = Some("Crowd".into());
+    assert_eq!(
+        store.count_events(&crowd, CountGroup::Total).await.unwrap()[0].1,
+        23 * 20
+    );
+    assert_eq!(
+        store.query_events(&crowd, None, 1000).await.unwrap().len(),
+        23 * 20
+    );
+    assert_eq!(cluster("c3").await, ["c3", "$device:cd3"]);
+    assert_eq!(
+        store.identity_cluster(&ghost, &id("c11")).await.unwrap(),
+        [id("c11")]
+    );
+
     store.ping().await.unwrap();
 }
 

@@ -1,0 +1,279 @@
+//! Event batches committed together. Concurrent batches share one transaction, each in a
+//! savepoint of its own, and one commit: the commit's fixed cost (a flush to disk, the write
+//! lock's hand-over) is paid once per group instead of once per batch, while a batch that
+//! fails is rolled back alone.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
+use tokio::sync::oneshot;
+
+use super::events::{adjust_counts, count_deltas, link_in};
+use super::sql::*;
+use super::*;
+use crate::domain::profile::IdentityLink;
+
+/// Rows per multi-row INSERT (SQLite allows 32,766 bound values; 7 per event).
+const INSERT_CHUNK: usize = 1000;
+/// A group stops growing at this many events: one transaction never holds the write lock
+/// for long, and the first batch in it never waits for many behind it.
+const GROUP_EVENTS: usize = 10_000;
+
+/// An event as its row is written, serialised by the caller before any lock is taken.
+pub(super) struct EventRow {
+    event: String,
+    distinct_id: String,
+    time_ms: i64,
+    insert_id: Option<String>,
+    properties: String,
+}
+
+/// One batch, ready for the database.
+pub(super) struct ReadyBatch {
+    project: ProjectId,
+    rows: Vec<EventRow>,
+    links: Vec<IdentityLink>,
+    received_at: Timestamp,
+}
+
+impl ReadyBatch {
+    /// The batch's rows, serialised here, in the caller's task, outside any lock.
+    pub(super) fn of(
+        project: &ProjectId,
+        events: &[NewEvent],
+        links: &[IdentityLink],
+        received_at: Timestamp,
+    ) -> Self {
+        let rows = events
+            .iter()
+            .map(|e| EventRow {
+                event: e.event.clone(),
+                distinct_id: e.distinct_id.as_str().to_owned(),
+                time_ms: e.time.millis(),
+                insert_id: e.insert_id.clone(),
+                properties: serde_json::to_string(&e.properties).expect("a JSON map serializes"),
+            })
+            .collect();
+        Self {
+            project: project.clone(),
+            rows,
+            links: links.to_vec(),
+            received_at,
+        }
+    }
+}
+
+struct Job {
+    batch: ReadyBatch,
+    done: oneshot::Sender<StoreResult<InsertOutcome>>,
+}
+
+/// Batches waiting for the next group, and the turn to write one.
+#[derive(Default)]
+pub struct BatchQueue {
+    waiting: std::sync::Mutex<VecDeque<Job>>,
+    leader: tokio::sync::Mutex<()>,
+}
+
+impl BatchQueue {
+    /// The next group: the oldest batches, up to [`GROUP_EVENTS`] events (at least one).
+    fn next_group(&self) -> Vec<Job> {
+        let mut waiting = self.waiting.lock().expect("not poisoned");
+        let mut group = Vec::new();
+        let mut events = 0;
+        while let Some(job) = waiting.front() {
+            let n = job.batch.rows.len();
+            if !group.is_empty() && events + n > GROUP_EVENTS {
+                break;
+            }
+            events += n;
+            group.extend(waiting.pop_front());
+        }
+        group
+    }
+}
+
+/// Stores `batch` in the next group commit, and answers what it stored.
+pub(super) async fn submit<DB>(
+    pool: Pool<DB>,
+    gate: Option<Arc<WriteGate>>,
+    queue: Arc<BatchQueue>,
+    batch: ReadyBatch,
+) -> StoreResult<InsertOutcome>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let (done, answer) = oneshot::channel();
+    queue
+        .waiting
+        .lock()
+        .expect("not poisoned")
+        .push_back(Job { batch, done });
+    // The group is written by a task of its own: a caller that goes away (its client hung
+    // up) must not roll back the batches of the others in its group.
+    tokio::spawn(lead::<DB>(pool, gate, queue));
+    answer.await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(
+            "the batch's write was abandoned; send it again".into(),
+        ))
+    })
+}
+
+/// Writes groups until none is waiting. Every batch queued has a leader started after it, so
+/// none is left behind.
+async fn lead<DB>(pool: Pool<DB>, gate: Option<Arc<WriteGate>>, queue: Arc<BatchQueue>)
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let _turn = queue.leader.lock().await;
+    loop {
+        let group = queue.next_group();
+        if group.is_empty() {
+            return;
+        }
+        let outcomes = commit_group::<DB>(&pool, gate.as_deref(), &group).await;
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            // A caller that went away no longer wants its answer; its batch is stored.
+            let _ = job.done.send(outcome);
+        }
+    }
+}
+
+/// The same failure for every batch of a group.
+fn shared(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
+        StoreError::Conflict(s) => StoreError::Conflict(s.clone()),
+        StoreError::Other(e) => StoreError::Other(anyhow::anyhow!("{e:#}")),
+    }
+}
+
+/// One transaction for the group, a savepoint per batch; each batch's outcome, in order.
+async fn commit_group<DB>(
+    pool: &Pool<DB>,
+    gate: Option<&WriteGate>,
+    group: &[Job],
+) -> Vec<StoreResult<InsertOutcome>>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let all_fail = |e: StoreError| group.iter().map(|_| Err(shared(&e))).collect();
+    let mut tx = match begin_write_with(pool, gate).await {
+        Ok(tx) => tx,
+        Err(e) => return all_fail(e),
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    for job in group {
+        match in_savepoint::<DB>(&mut tx, &job.batch).await {
+            Ok(outcome) => outcomes.push(outcome),
+            // The savepoint itself failed: the transaction is in no known state; keep none.
+            Err(e) => return all_fail(e),
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => outcomes,
+        Err(e) => all_fail(e.into()),
+    }
+}
+
+/// The batch in a savepoint: kept if it succeeds, undone alone if it fails. The outer error is
+/// the savepoint's own failure.
+async fn in_savepoint<DB>(
+    conn: &mut DB::Connection,
+    batch: &ReadyBatch,
+) -> StoreResult<StoreResult<InsertOutcome>>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    conn.execute("SAVEPOINT batch").await?;
+    match insert_rows::<DB>(conn, batch).await {
+        Ok(outcome) => {
+            conn.execute("RELEASE SAVEPOINT batch").await?;
+            Ok(Ok(outcome))
+        }
+        Err(e) => {
+            conn.execute("ROLLBACK TO SAVEPOINT batch").await?;
+            conn.execute("RELEASE SAVEPOINT batch").await?;
+            Ok(Err(e))
+        }
+    }
+}
+
+/// The batch's events, its identity links and its per-day counts.
+async fn insert_rows<DB>(
+    conn: &mut DB::Connection,
+    batch: &ReadyBatch,
+) -> StoreResult<InsertOutcome>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let mut inserted = 0;
+    let mut deltas = std::collections::BTreeMap::new();
+    for chunk in batch.rows.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+            "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
+        );
+        qb.push_values(chunk, |mut row, e| {
+            row.push_bind(batch.project.as_str().to_owned())
+                .push_bind(e.event.clone())
+                .push_bind(e.distinct_id.clone())
+                .push_bind(e.time_ms)
+                .push_bind(e.insert_id.clone())
+                .push_bind(e.properties.clone())
+                .push_bind(batch.received_at.millis());
+        });
+        // Only the rows actually inserted come back: duplicates are not counted.
+        qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING RETURNING event, time_ms");
+        let done = qb.build().fetch_all(&mut *conn).await?;
+        inserted += done.len() as u64;
+        for (key, n) in count_deltas(&done, 1)? {
+            *deltas.entry(key).or_default() += n;
+        }
+    }
+    // In the same savepoint: a batch's events are never kept without its links.
+    let linked = link_in::<DB>(conn, &batch.project, &batch.links, batch.received_at).await?;
+    // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
+    // locks are held until the commit.
+    adjust_counts(&mut *conn, &batch.project, deltas).await?;
+    Ok(InsertOutcome {
+        inserted,
+        duplicates: batch.rows.len() as u64 - inserted,
+        linked,
+    })
+}
