@@ -131,6 +131,10 @@ pub(super) async fn grant_command(
             );
         }
         GrantCommand::Revoke { id } => {
+            if !store.grants(None).await?.iter().any(|g| g.id == id) {
+                anyhow::bail!("no grant {id} (`auditgate grant list` shows them)");
+            }
+            super::confirm(&format!("Revoking grant {id}"))?;
             change_grant(&store, settings, &id, GrantStatus::Revoked, as_json).await?;
         }
         GrantCommand::Approve { id } => {

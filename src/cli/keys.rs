@@ -51,6 +51,9 @@ pub(super) async fn keys_command(
                 "no signing key at {} to rotate",
                 path.display()
             );
+            super::confirm(
+                "Rotating the signing key (auditors must then trust the new key for what follows)",
+            )?;
             // Held until the new key is in place: no service may sign meanwhile, and none may
             // be running with the old key afterwards.
             let _lock = audit::keys::lock_key_file(path, true)?;

@@ -48,6 +48,10 @@ pub struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Go ahead with a command that cannot be undone without asking (needed where there is no
+    /// terminal to ask on).
+    #[arg(long, short = 'y', global = true)]
+    yes: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -137,6 +141,7 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         let healthy = doctor::run(loaded, cli.json).await;
         return Ok(std::process::ExitCode::from(if healthy { 0 } else { 1 }));
     }
+    let _ = ASSUME_YES.set(cli.yes);
     let mut settings = Settings::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
     telemetry::init(settings.log.format, &settings.log.level);
     let clock = SystemClock;
@@ -193,6 +198,31 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `--yes`: set once, before any command runs.
+static ASSUME_YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Asks before `action`, which cannot be undone: `--yes` goes ahead, a terminal is asked, and
+/// anything else stops with nothing changed.
+pub(crate) fn confirm(action: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if ASSUME_YES.get().copied().unwrap_or(false) {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "{action} cannot be undone: add --yes to go ahead (there is no terminal to ask on)"
+        );
+    }
+    eprint!("{action} cannot be undone. Go ahead? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => anyhow::bail!("stopped: nothing was changed"),
+    }
 }
 
 /// What the operator's administration commands act with: the store, the audit log started

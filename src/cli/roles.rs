@@ -92,6 +92,15 @@ pub(super) async fn role_command(
             );
         }
         RoleCommand::Delete { name } => {
+            let custom = store.custom_roles().await?;
+            if !custom.iter().any(|r| r.name == name) {
+                let names = custom.iter().map(|r| r.name.as_str());
+                anyhow::bail!(
+                    "no custom role {name}{}",
+                    crate::domain::did_you_mean(&name, names)
+                );
+            }
+            super::confirm(&format!("Deleting role {name}"))?;
             // Checked before anything is logged: the log records only what happens.
             let operator = Operator::start(&store, settings).await?;
             let admin = operator.admin();

@@ -164,6 +164,13 @@ pub(super) async fn subject_command(
                 property,
                 drop_properties,
             };
+            if new.kind.erases() {
+                super::confirm(&format!(
+                    "A {} request for {} people in {project}",
+                    new.kind.as_str(),
+                    new.distinct_ids.len()
+                ))?;
+            }
             let log = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
             let p = subjects::prepare(
                 &store,

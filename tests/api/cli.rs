@@ -585,9 +585,12 @@ fn grants_and_people_from_the_command_line() {
             .len(),
         2
     );
-    run_json(dir.path(), &["grant", "revoke", g["id"].as_str().unwrap()]);
+    run_json(
+        dir.path(),
+        &["--yes", "grant", "revoke", g["id"].as_str().unwrap()],
+    );
     let again = auditgate(dir.path())
-        .args(["grant", "revoke", g["id"].as_str().unwrap()])
+        .args(["--yes", "grant", "revoke", g["id"].as_str().unwrap()])
         .output()
         .unwrap();
     assert!(!again.status.success(), "revoking twice is an error");
@@ -648,7 +651,7 @@ fn grants_and_people_from_the_command_line() {
         ],
     );
     let busy = auditgate(dir.path())
-        .args(["role", "delete", "counter"])
+        .args(["--yes", "role", "delete", "counter"])
         .output()
         .unwrap();
     assert!(!busy.status.success(), "a role in use stays");
@@ -744,6 +747,7 @@ fn subject_requests_from_the_command_line() {
         run_json(
             dir.path(),
             &[
+                "--yes",
                 "subject-request",
                 "create",
                 "--project",
@@ -779,6 +783,7 @@ fn subject_requests_from_the_command_line() {
             .env("AUDITGATE__PRIVACY__APPROVAL_ABOVE_SUBJECTS", "1")
             .args([
                 "--json",
+                "--yes",
                 "subject-request",
                 "create",
                 "--project",
@@ -862,6 +867,60 @@ fn log_size(dir: &std::path::Path) -> i64 {
             .await
             .unwrap()
     })
+}
+
+#[test]
+fn commands_that_cannot_be_undone_ask_first_and_unknown_names_are_refused_before_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    run_json(dir.path(), &["project", "create", "shop"]);
+    run_json(
+        dir.path(),
+        &["role", "create", "counter", "--permissions", "events:read"],
+    );
+    let before = log_size(dir.path());
+    let said = |args: &[&str]| {
+        let out = auditgate(dir.path()).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // No terminal to ask on and no --yes: nothing happens, and it says how to go ahead.
+    assert!(said(&["role", "delete", "counter"]).contains("add --yes"));
+    let erase = [
+        "subject-request",
+        "create",
+        "--project",
+        "shop",
+        "--kind",
+        "erase",
+        "--reason",
+        "r",
+        "--distinct-id",
+        "cust-1",
+    ];
+    assert!(said(&erase).contains("add --yes"));
+    assert!(said(&["keys", "rotate"]).contains("add --yes"));
+    // A name that is not there is refused before anything is asked, with a suggestion.
+    assert!(said(&["--yes", "role", "delete", "countr"]).contains("did you mean \"counter\""));
+    assert!(said(&["--yes", "grant", "revoke", "no-such-grant"]).contains("no grant"));
+    assert_eq!(
+        log_size(dir.path()),
+        before,
+        "a refused command wrote an entry"
+    );
+    assert_eq!(
+        run_json(dir.path(), &["role", "list"])
+            .to_string()
+            .matches("counter")
+            .count(),
+        1
+    );
+    // --yes goes ahead.
+    run_json(dir.path(), &["--yes", "role", "delete", "counter"]);
+    assert!(
+        !run_json(dir.path(), &["role", "list"])
+            .to_string()
+            .contains("counter")
+    );
 }
 
 #[test]

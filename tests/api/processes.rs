@@ -317,7 +317,7 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
         .await;
         // Never a service left signing with a retired key: refused while one runs.
         let refused = auditgate(&dir, &db.url)
-            .args(["keys", "rotate"])
+            .args(["--yes", "keys", "rotate"])
             .output()
             .unwrap();
         assert!(!refused.status.success());
@@ -330,7 +330,7 @@ async fn after_a_key_rotation_the_original_key_still_verifies_the_whole_log() {
         answered
     };
     let out = auditgate(&dir, &db.url)
-        .args(["--json", "keys", "rotate"])
+        .args(["--json", "--yes", "keys", "rotate"])
         .output()
         .unwrap();
     assert!(
