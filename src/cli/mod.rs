@@ -14,7 +14,7 @@ mod users;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::json;
 
 use crate::audit::AuditLog;
@@ -105,6 +105,12 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Print a shell completion script, e.g. `auditgate completions bash >
+    /// /etc/bash_completion.d/auditgate`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Verify an exported bundle offline (needs no configuration, network or database).
     Verify {
         /// The bundle file.
@@ -134,6 +140,17 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
             json: cli.json,
         };
         return Ok(std::process::ExitCode::from(verify_cli::run(&args) as u8));
+    }
+    if let Command::Completions { shell } = &cli.command {
+        let mut command = Cli::command();
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut command, "auditgate", &mut script);
+        print(
+            false,
+            serde_json::Value::Null,
+            String::from_utf8_lossy(&script).trim_end(),
+        );
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     if let Command::Doctor = &cli.command {
         // A configuration that does not load is the first finding, not an early exit.
@@ -193,7 +210,7 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::Request(cmd) => requests::request_command(cmd, &settings, cli.json).await?,
         Command::Property(cmd) => properties::property_command(cmd, &settings, cli.json).await?,
         Command::SubjectRequest(cmd) => subjects::subject_command(cmd, &settings, cli.json).await?,
-        Command::Verify { .. } | Command::Doctor => {
+        Command::Verify { .. } | Command::Doctor | Command::Completions { .. } => {
             unreachable!("handled before configuration is loaded")
         }
     }
@@ -285,6 +302,23 @@ pub(crate) async fn create(settings: &Settings) -> anyhow::Result<SharedStore> {
     Ok(store)
 }
 
+/// Rows under a header, columns aligned, or `empty` (a sentence) when there are none.
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>, empty: &str) -> String {
+    if rows.is_empty() {
+        return empty.to_owned();
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_header(header.iter().map(|h| h.to_uppercase()));
+    for row in rows {
+        t.add_row(row);
+    }
+    t.lines()
+        .map(|l| l.trim().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub(crate) fn print(as_json: bool, value: serde_json::Value, text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -292,7 +326,7 @@ pub(crate) fn print(as_json: bool, value: serde_json::Value, text: &str) {
         writeln!(out, "{value}")
     } else if text.is_empty() {
         // An empty list says so, rather than printing a blank line.
-        writeln!(out, "(none)")
+        writeln!(out, "Nothing to list.")
     } else {
         writeln!(out, "{text}")
     };

@@ -78,23 +78,25 @@ pub(super) async fn project_command(
                 .iter()
                 .map(|p| json!({"id": p.id, "name": p.name, "retention_days": p.retention_days, "created_at": p.created_at.to_rfc3339(), "deleted": p.deleted_at.is_some()}))
                 .collect();
-            let text = list
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{:<24} {:<24} retention {} days{}",
-                        p.id,
-                        p.name,
-                        p.retention_days,
-                        if p.deleted_at.is_some() {
-                            " (deleted)"
+            let text = super::table(
+                &["id", "name", "retention", "state"],
+                list.iter()
+                    .map(|p| {
+                        let state = if p.deleted_at.is_some() {
+                            "deleted"
                         } else {
-                            ""
-                        }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+                            "live"
+                        };
+                        vec![
+                            p.id.to_string(),
+                            p.name.clone(),
+                            format!("{} days", p.retention_days),
+                            state.to_owned(),
+                        ]
+                    })
+                    .collect(),
+                "No projects yet: `auditgate project create <id>` makes one.",
+            );
             print(
                 as_json,
                 json!(rows),

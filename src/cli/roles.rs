@@ -45,29 +45,29 @@ pub(super) async fn role_command(
                     |r| json!({"name": r.name, "permissions": r.permissions, "builtin": false}),
                 ))
                 .collect();
-            // A table for people: the name, then the permissions as words, not a JSON array.
-            let width = rows
-                .iter()
-                .map(|r| r["name"].as_str().unwrap_or("").len())
-                .max()
-                .unwrap_or(0);
-            let text = rows
-                .iter()
-                .map(|r| {
-                    let permissions: Vec<&str> = r["permissions"]
-                        .as_array()
-                        .map(|ps| ps.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    let name = r["name"].as_str().unwrap_or("");
-                    let kind = if r["builtin"] == true {
-                        ""
-                    } else {
-                        " (custom)"
-                    };
-                    format!("{name:<width$}  {}{kind}", permissions.join(", "))
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            // A table for people: the permissions as words, not a JSON array.
+            let text = super::table(
+                &["role", "kind", "permissions"],
+                rows.iter()
+                    .map(|r| {
+                        let permissions: Vec<&str> = r["permissions"]
+                            .as_array()
+                            .map(|ps| ps.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        let kind = if r["builtin"] == true {
+                            "built-in"
+                        } else {
+                            "custom"
+                        };
+                        vec![
+                            r["name"].as_str().unwrap_or("").to_owned(),
+                            kind.to_owned(),
+                            permissions.join(", "),
+                        ]
+                    })
+                    .collect(),
+                "",
+            );
             print(as_json, json!(rows), &text);
         }
         RoleCommand::Create {

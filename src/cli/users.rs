@@ -41,23 +41,26 @@ pub(super) async fn user_command(
                 .iter()
                 .map(|u| json!({"id": u.id, "email": u.email, "kind": u.kind.as_str(), "disabled": u.disabled_at.is_some()}))
                 .collect();
-            let text = users
-                .iter()
-                .map(|u| {
-                    format!(
-                        "{}  {}  {}{}",
-                        u.id,
-                        u.email,
-                        u.kind.as_str(),
-                        if u.disabled_at.is_some() {
-                            "  disabled"
+            let text = super::table(
+                &["id", "email", "kind", "state"],
+                users
+                    .iter()
+                    .map(|u| {
+                        let state = if u.disabled_at.is_some() {
+                            "disabled"
                         } else {
-                            ""
-                        }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+                            "active"
+                        };
+                        vec![
+                            u.id.clone(),
+                            u.email.clone(),
+                            u.kind.as_str().to_owned(),
+                            state.to_owned(),
+                        ]
+                    })
+                    .collect(),
+                "No people yet: they appear when they first sign in (or `auditgate admin bootstrap`).",
+            );
             print(as_json, json!(rows), &text);
             return Ok(());
         }

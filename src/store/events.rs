@@ -291,13 +291,20 @@ portable_impl!(EventStore {
         received_at: Timestamp,
     ) -> StoreResult<InsertOutcome> {
         let batch = super::batches::ReadyBatch::of(project, events, links, received_at);
-        super::batches::submit::<DB>(
-            self.pool.clone(),
-            self.gate.clone(),
-            self.batches.clone(),
-            batch,
-        )
-        .await
+        match &self.gate {
+            // One write lock (SQLite): batches share its turns and their commits.
+            Some(gate) => {
+                super::batches::submit::<DB>(
+                    self.pool.clone(),
+                    Some(gate.clone()),
+                    self.batches.clone(),
+                    batch,
+                )
+                .await
+            }
+            // Concurrent writers (PostgreSQL): a transaction each, side by side.
+            None => super::batches::alone::<DB>(&self.pool, &batch).await,
+        }
     }
 
     async fn query_events(

@@ -169,7 +169,11 @@ fn projects_and_tokens_from_the_command_line() {
         .args(["project", "list"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&text.stdout).starts_with("shop"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.starts_with("ID") && text.lines().nth(1).unwrap().starts_with("shop"),
+        "{text}"
+    );
     let list = run_json(dir.path(), &["project", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     let roles = auditgate(dir.path())
@@ -184,13 +188,15 @@ fn projects_and_tokens_from_the_command_line() {
         "permissions as words, not JSON: {roles}"
     );
     // An empty list says so, rather than printing a blank line.
-    for empty in [["grant", "list"], ["user", "list"]] {
+    for (empty, said) in [
+        (["grant", "list"], "Nothing to list.\n"),
+        (
+            ["user", "list"],
+            "No people yet: they appear when they first sign in (or `auditgate admin bootstrap`).\n",
+        ),
+    ] {
         let out = auditgate(dir.path()).args(empty).output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "(none)\n",
-            "{empty:?}"
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), said, "{empty:?}");
     }
     let token = run_json(dir.path(), &["token", "create", "--project", "shop"]);
     let id = token["id"].as_str().unwrap();
@@ -1215,4 +1221,49 @@ fn doctor_passes_a_healthy_set_up_and_names_each_broken_part_with_a_fix() {
     // Doctor changed nothing: the set-up is as healthy as before.
     let (code, checks) = doctor(path, &[], &[]);
     assert_eq!(code, 0, "{checks:#}");
+}
+
+#[test]
+fn lists_are_tables_with_headers_empty_ones_say_so_and_shells_get_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |args: &[&str]| {
+        let out = auditgate(dir.path()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(text(&["project", "list"]).starts_with("No projects yet"));
+    assert!(text(&["user", "list"]).starts_with("No people yet"));
+    run_json(
+        dir.path(),
+        &["project", "create", "shop", "--name", "The Shop"],
+    );
+    run_json(dir.path(), &["project", "create", "bank"]);
+    let listed = text(&["project", "list"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("RETENTION"),
+        "{listed}"
+    );
+    // Columns line up: each row's second column starts where its header does.
+    let at = lines[0].find("NAME").unwrap();
+    let shop = lines.iter().find(|l| l.starts_with("shop")).unwrap();
+    assert_eq!(&shop[at..at + 8], "The Shop", "{listed}");
+    let roles = text(&["role", "list"]);
+    assert!(roles.lines().next().unwrap().starts_with("ROLE"));
+    assert!(
+        !roles.contains('['),
+        "permissions as words, not JSON: {roles}"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let script = text(&["completions", shell]);
+        assert!(
+            script.contains("subject-request") && script.contains("doctor"),
+            "{shell}"
+        );
+    }
 }
