@@ -148,11 +148,17 @@ impl Application {
             .build()
             .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let shutdown = settings.server.shutdown_timeout_secs;
+        let ingested = crate::events::metrics::IngestMetrics::default();
+        ingested
+            .register(&metrics)
+            .and_then(|()| audit.metrics().register(&metrics))
+            .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let state = web::Data::new(AppState {
             store: store.clone(),
             clock,
             settings,
             metrics,
+            ingested,
             audit: audit.clone(),
             auth,
             jobs,

@@ -20,6 +20,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Metrics exposed at `/metrics`.
     pub metrics: prometheus::Registry,
+    /// Ingested events by what became of them (registered in `metrics`).
+    pub ingested: crate::events::metrics::IngestMetrics,
     /// The audit log every data access is written to first.
     pub audit: AuditLog,
     /// Sign-in: providers, sealing key, session rules.

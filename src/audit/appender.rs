@@ -33,6 +33,8 @@ pub struct Appender {
     sender: mpsc::Sender<Pending>,
     timeout: Duration,
     healthy: Arc<AtomicBool>,
+    /// Requests whose entry could not be written in time (they fail closed).
+    fail_closed: prometheus::IntCounter,
 }
 
 /// What the appender task needs.
@@ -53,6 +55,8 @@ pub struct AppenderConfig {
     pub memory: SignedMemory,
     /// Salts of people first named by entries, written with the next group.
     pub new_salts: Arc<NewSalts>,
+    /// What `/metrics` shows of the commits.
+    pub metrics: super::metrics::LogMetrics,
 }
 
 impl Appender {
@@ -61,11 +65,13 @@ impl Appender {
         let (sender, receiver) = mpsc::channel(config.max_group * 4);
         let healthy = Arc::new(AtomicBool::new(true));
         let timeout = config.timeout;
+        let fail_closed = config.metrics.fail_closed.clone();
         tokio::spawn(run(config, receiver, healthy.clone()));
         Self {
             sender,
             timeout,
             healthy,
+            fail_closed,
         }
     }
 
@@ -81,7 +87,7 @@ impl Appender {
                 .await
                 .map_err(|_| AuditUnavailable("the appender dropped the entry".into()))?
         };
-        match tokio::time::timeout(self.timeout, wait).await {
+        let result = match tokio::time::timeout(self.timeout, wait).await {
             Ok(result) => result,
             Err(_) => {
                 self.healthy.store(false, Ordering::SeqCst);
@@ -90,7 +96,11 @@ impl Appender {
                     self.timeout.as_millis()
                 )))
             }
+        };
+        if result.is_err() {
+            self.fail_closed.inc();
         }
+        result
     }
 
     /// False after the last append failed or timed out, until one succeeds.
@@ -172,8 +182,16 @@ async fn run(
         let append = config
             .store
             .append_audit(drafts, salts, now, carried.as_ref(), &subject_keys);
+        let started = std::time::Instant::now();
+        let entries = replies.len();
         match tokio::time::timeout(config.timeout, append).await {
             Ok(Ok(appended)) => {
+                let m = &config.metrics;
+                m.commit_seconds.observe(started.elapsed().as_secs_f64());
+                m.commits.inc();
+                m.entries.inc_by(entries as u64);
+                m.group_size.observe(entries as f64);
+                m.tree_size.set(appended.head.size() as i64);
                 // The group was sealed onto the database's head: if that head is the one this
                 // signer last signed, the new tree extends it by construction; otherwise
                 // (another writer, or someone else's hand) a consistency proof must show it.
@@ -189,6 +207,7 @@ async fn run(
                     let reason = e.to_string();
                     tracing::error!(%reason, "the commit cannot be signed");
                     healthy.store(false, Ordering::SeqCst);
+                    config.metrics.commit_failures.inc();
                     for reply in replies {
                         let _ = reply.send(Err(AuditUnavailable(reason.clone())));
                     }
@@ -215,7 +234,11 @@ async fn run(
                     // Remembered before it is published; if it cannot be, it is not published
                     // (the next commit, or the next start, signs the tail).
                     Ok(note) => match config.memory.remember(&checkpoint, &note) {
-                        Ok(()) => Some((checkpoint.size, note)),
+                        Ok(()) => {
+                            let at = config.clock.now().millis() as f64 / 1000.0;
+                            config.metrics.last_checkpoint.set(at);
+                            Some((checkpoint.size, note))
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "remembering a checkpoint failed");
                             None
@@ -234,6 +257,7 @@ async fn run(
                     forget_conflicting(&config, &subject_keys).await;
                 }
                 healthy.store(false, Ordering::SeqCst);
+                config.metrics.commit_failures.inc();
                 let reason = match failure {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no commit within {} ms", config.timeout.as_millis()),

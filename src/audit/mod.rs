@@ -6,6 +6,7 @@ pub mod appender;
 pub mod export;
 pub mod keys;
 pub mod memory;
+pub mod metrics;
 pub mod proofs;
 pub mod refusals;
 pub mod salts;
@@ -142,6 +143,8 @@ pub struct AuditLog {
     refusals: Arc<refusals::Refusals>,
     /// Salts of people first seen, until a commit group stores them.
     new_salts: Arc<salts::NewSalts>,
+    /// What `/metrics` shows of the log.
+    metrics: metrics::LogMetrics,
 }
 
 impl AuditLog {
@@ -207,6 +210,8 @@ impl AuditLog {
                 .await?;
         }
         let new_salts = Arc::new(salts::NewSalts::default());
+        let metrics = metrics::LogMetrics::default();
+        metrics.tree_size.set(head.size() as i64);
         let appender = Appender::start(AppenderConfig {
             store: store.clone(),
             clock: clock.clone(),
@@ -216,6 +221,7 @@ impl AuditLog {
             max_group: settings.max_group,
             memory,
             new_salts: new_salts.clone(),
+            metrics: metrics.clone(),
         });
         let log = Self {
             appender,
@@ -226,6 +232,7 @@ impl AuditLog {
             key_lock: None,
             refusals: Arc::default(),
             new_salts,
+            metrics,
         };
         if log.store.audit_head().await?.size() == 0 {
             let details = json!({"origin": settings.origin, "key": log.verifier.to_string()});
@@ -255,6 +262,11 @@ impl AuditLog {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// The log's series for `/metrics` (register them once, in the service's registry).
+    pub fn metrics(&self) -> &metrics::LogMetrics {
+        &self.metrics
     }
 
     /// The public key that signs checkpoints.

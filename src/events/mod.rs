@@ -1,6 +1,7 @@
 //! The event data service: store and read events and profiles, only with a capability.
 
 pub mod identity;
+pub mod metrics;
 pub mod mixpanel;
 pub use crate::domain::profile;
 

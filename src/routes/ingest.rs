@@ -22,6 +22,7 @@ use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::events;
 use crate::events::identity::Sender;
+use crate::events::metrics::Fate;
 use crate::events::mixpanel::{
     self, Endpoint, ParsedEvent, ParsedGroupUpdate, ParsedUpdate, Payload, RecordError,
 };
@@ -187,6 +188,24 @@ impl BatchResult {
             extensions,
         })
     }
+}
+
+/// Counts the events screening dropped, for `/metrics`.
+fn count_screened(state: &AppState, screened: &Screen<NewEvent>) {
+    state
+        .ingested
+        .add(Fate::OptedOut, screened.opted_out as usize);
+    state
+        .ingested
+        .add(Fate::NoConsent, screened.no_consent as usize);
+}
+
+/// Counts the events stored and those already stored, for `/metrics`.
+fn count_stored(state: &AppState, outcome: &crate::store::InsertOutcome) {
+    state.ingested.add(Fate::Stored, outcome.inserted as usize);
+    state
+        .ingested
+        .add(Fate::Duplicate, outcome.duplicates as usize);
 }
 
 /// Records an ingestion batch before it is written, so no write goes untraced; fails closed.
@@ -378,6 +397,7 @@ async fn track_records(
         record_ip(&project, shape, ctx, &mut batch);
         let screened = screen(state, ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
+        count_screened(state, &screened);
         let links = events::identity::links_of(&screened.kept, Sender::PublicToken);
         record_batch(
             state,
@@ -394,9 +414,11 @@ async fn track_records(
         if !screened.kept.is_empty() {
             let outcome =
                 events::ingest(&state.store, &auth, &screened.kept, &links, rules.now).await?;
+            count_stored(state, &outcome);
             accepted += outcome.inserted + outcome.duplicates;
         }
     }
+    state.ingested.add(Fate::Invalid, failed.len());
     BatchResult::new("track", refused, shape, accepted, failed)
         .with_dropped(dropped)
         .respond()
@@ -593,6 +615,7 @@ pub async fn import(
     if !batch.is_empty() {
         let screened = screen(&state, &ctx, &auth, &live, batch).await?;
         dropped = screened.opted_out + screened.no_consent;
+        count_screened(&state, &screened);
         let links = events::identity::links_of(&screened.kept, Sender::ServiceAccount);
         record_batch(
             &state,
@@ -609,9 +632,11 @@ pub async fn import(
         if !screened.kept.is_empty() {
             let outcome =
                 events::ingest(&state.store, &auth, &screened.kept, &links, rules.now).await?;
+            count_stored(&state, &outcome);
             accepted = outcome.inserted + outcome.duplicates;
         }
     }
+    state.ingested.add(Fate::Invalid, failed.len());
     BatchResult::new("import", None, shape, accepted, failed)
         .with_dropped(dropped)
         .respond()

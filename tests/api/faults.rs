@@ -144,6 +144,11 @@ async fn readiness_recovers_by_itself_when_a_lock_is_released() {
         .unwrap();
     assert_problem(app.get("/api/v1/projects/shop/events").await, 503).await;
     assert_problem(app.get_anonymous("/readyz").await, 503).await;
+    // Operators see it: the refusal and the failed commit are counted.
+    let fail_closed = crate::health::metric(&app, "auditgate_audit_fail_closed_total").await;
+    assert!(fail_closed >= Some(1.0), "{fail_closed:?}");
+    let failures = crate::health::metric(&app, "auditgate_audit_commit_failures_total").await;
+    assert!(failures >= Some(1.0), "{failures:?}");
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
     // No traffic but the load balancer's probe.
     until(&app, "/readyz", 200, Duration::from_secs(5)).await;

@@ -50,6 +50,50 @@ async fn metrics_are_prometheus_text() {
     );
 }
 
+/// The value of the series `name` (with its labels, as Prometheus prints them) in `/metrics`.
+pub(crate) async fn metric(app: &crate::helpers::TestApp, name: &str) -> Option<f64> {
+    let text = app.get_anonymous("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn the_audit_log_and_ingestion_are_measured() {
+    let app = spawn_app().await;
+    let t = app.now_secs() - 60;
+    let ev = |id: &str| serde_json::json!({"event": "Paid", "properties": {"distinct_id": "m1", "time": t, "$insert_id": id}});
+    assert_eq!(
+        app.import(&serde_json::json!([ev("a"), ev("b"), ev("c")]))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.import(&serde_json::json!([ev("c")])).await.status(),
+        200
+    );
+    let outcome = |o: &str| format!("auditgate_ingest_events_total{{outcome=\"{o}\"}}");
+    assert_eq!(metric(&app, &outcome("stored")).await, Some(3.0));
+    assert_eq!(metric(&app, &outcome("duplicate")).await, Some(1.0));
+    // The log's head, as the log itself has it.
+    let size = crate::grants::log(&app).await.len() as f64;
+    assert_eq!(metric(&app, "auditgate_audit_tree_size").await, Some(size));
+    let committed = metric(&app, "auditgate_audit_entries_total").await.unwrap();
+    assert!(committed >= 2.0, "{committed}");
+    let commits = metric(&app, "auditgate_audit_commit_duration_seconds_count")
+        .await
+        .unwrap();
+    assert!(commits >= 1.0 && commits <= committed);
+    let signed = metric(&app, "auditgate_audit_last_checkpoint_timestamp_seconds")
+        .await
+        .unwrap();
+    assert!((signed - app.now_secs() as f64).abs() < 120.0, "{signed}");
+    assert_eq!(
+        metric(&app, "auditgate_audit_fail_closed_total").await,
+        Some(0.0)
+    );
+}
+
 #[tokio::test]
 async fn the_openapi_document_is_3_1_and_describes_the_api() {
     let app = spawn_app().await;
