@@ -42,8 +42,17 @@ impl Application {
         store.use_clock(clock.clone());
         let audit = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
         let auth = std::sync::Arc::new(crate::auth::AuthServices::from_settings(&settings)?);
+        let swept = prometheus::IntCounter::with_opts(
+            prometheus::Opts::new(
+                "events_deleted_total",
+                "Events deleted for being past their project's retention window.",
+            )
+            .namespace("auditgate")
+            .subsystem("retention"),
+        )?;
         if settings.retention.sweep_interval_secs > 0 {
             let (store, audit, clock) = (store.clone(), audit.clone(), clock.clone());
+            let swept = swept.clone();
             let every = std::time::Duration::from_secs(settings.retention.sweep_interval_secs);
             let batch = settings.retention.batch;
             let grace = settings.retention.project_grace_days;
@@ -60,6 +69,7 @@ impl Application {
                     .await
                     {
                         Ok(r) if !r.projects.is_empty() => {
+                            swept.inc_by(r.projects.iter().map(|p| p.deleted).sum());
                             tracing::info!(report = ?r, "retention sweep");
                         }
                         Ok(_) => {}
@@ -152,6 +162,7 @@ impl Application {
         ingested
             .register(&metrics)
             .and_then(|()| audit.metrics().register(&metrics))
+            .and_then(|()| metrics.register(Box::new(swept)))
             .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let state = web::Data::new(AppState {
             store: store.clone(),

@@ -179,6 +179,7 @@ async fn run(
         // Taken after the group's entries arrived: every salt they were sealed with is here
         // or already stored.
         let subject_keys = config.new_salts.waiting();
+        let kinds: Vec<(Action, Outcome)> = drafts.iter().map(|d| (d.action, d.outcome)).collect();
         let append = config
             .store
             .append_audit(drafts, salts, now, carried.as_ref(), &subject_keys);
@@ -189,7 +190,9 @@ async fn run(
                 let m = &config.metrics;
                 m.commit_seconds.observe(started.elapsed().as_secs_f64());
                 m.commits.inc();
-                m.entries.inc_by(entries as u64);
+                for (action, outcome) in kinds {
+                    m.committed(action, outcome);
+                }
                 m.group_size.observe(entries as f64);
                 m.tree_size.set(appended.head.size() as i64);
                 // The group was sealed onto the database's head: if that head is the one this

@@ -1,13 +1,18 @@
 //! The audit log's signals for operators, exposed at `/metrics` (names documented in the
 //! README): what was appended, how commits went, and how fresh the signed head is.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use crate::ledger::entry::{Action, Outcome};
 
 /// The appender's counters and gauges; clones share their values.
 #[derive(Clone)]
 pub struct LogMetrics {
-    /// Entries committed.
-    pub entries: IntCounter,
+    /// Entries committed, by action and outcome: sign-ins and their failures, 2-step
+    /// verification, lockouts, subject-request jobs, retention sweeps, every access.
+    entries: IntCounterVec,
     /// Commits (each a group of entries).
     pub commits: IntCounter,
     /// Entries per commit.
@@ -39,7 +44,14 @@ impl Default for LogMetrics {
             Histogram::with_opts(h).expect("valid")
         };
         Self {
-            entries: counter("entries_total", "Audit entries committed."),
+            entries: IntCounterVec::new(
+                opts(
+                    "entries_total",
+                    "Audit entries committed, by action and outcome.",
+                ),
+                &["action", "outcome"],
+            )
+            .expect("valid"),
             commits: counter("commits_total", "Commits of groups of audit entries."),
             group_size: histogram(
                 "commit_group_size",
@@ -75,6 +87,13 @@ impl Default for LogMetrics {
 }
 
 impl LogMetrics {
+    /// Counts one committed entry.
+    pub fn committed(&self, action: Action, outcome: Outcome) {
+        self.entries
+            .with_label_values(&[action.as_str(), outcome.as_str()])
+            .inc();
+    }
+
     /// Adds every series to `registry`.
     pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
         registry.register(Box::new(self.entries.clone()))?;

@@ -588,6 +588,20 @@ async fn repeated_wrong_codes_lock_and_recovery_codes_work_once() {
     let used = find(&log, Action::SecondFactor, Outcome::Allowed);
     assert_eq!(details(used[0])["factor"], "recovery_code");
     assert_eq!(details(used[0])["recovery_codes_left"], 9);
+    // Operators count the same from /metrics: wrong codes, lockouts, sign-ins.
+    let series = |action: &str, outcome: &str| {
+        format!("auditgate_audit_entries_total{{action=\"{action}\",outcome=\"{outcome}\"}}")
+    };
+    let counted = |a: Action, o: Outcome| find(&log, a, o).len() as f64;
+    for (action, outcome) in [
+        (Action::Lockout, Outcome::Denied),
+        (Action::SecondFactorFailed, Outcome::Denied),
+        (Action::SignIn, Outcome::Allowed),
+    ] {
+        let name = series(action.as_str(), outcome.as_str());
+        let value = crate::health::metric(&app, &name).await;
+        assert_eq!(value, Some(counted(action, outcome)), "{name}");
+    }
 }
 
 #[tokio::test]
