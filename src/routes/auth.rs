@@ -20,6 +20,7 @@ use crate::state::AppState;
 
 /// `GET /auth/login` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginParams {
     /// The provider to sign in with; without it, the list of providers.
     provider: Option<String>,
@@ -116,6 +117,7 @@ pub async fn login(
 
 /// `GET /auth/callback` parameters, as the provider sends them.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     /// The authorization code.
     code: Option<String>,

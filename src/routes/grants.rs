@@ -78,6 +78,7 @@ pub(super) fn admin(state: &AppState) -> Admin<'_> {
 
 /// Which grants to list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only grants on this project (and on every project).
     project: Option<String>,

@@ -1,8 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use actix_web::HttpResponse;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use crate::access::{Access, AccountNeed};
 
 use super::{
     account, admin, audit, auth, classify, cors, grants, health, ingest, privacy, query, requests,
@@ -22,6 +24,143 @@ impl Modify for SecuritySchemes {
             "basic",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
         );
+        // Over https:// the cookie is `__Host-auditgate_session`; state changes with it also
+        // send the session's CSRF token in X-CSRF-Token.
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("auditgate_session"))),
+        );
+    }
+}
+
+/// Each operation's security, from what its route declares in the registry: none for public
+/// routes, a session or a personal token for account routes, and any credential for the rest.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
+        let need = |names: &[&str]| -> Vec<SecurityRequirement> {
+            names
+                .iter()
+                .map(|n| SecurityRequirement::new(*n, Vec::<String>::new()))
+                .collect()
+        };
+        for route in super::registry() {
+            let Some(item) = openapi.paths.paths.get_mut(route.path) else {
+                continue;
+            };
+            let op = match route.method.as_str() {
+                "GET" => &mut item.get,
+                "POST" => &mut item.post,
+                "PUT" => &mut item.put,
+                "DELETE" => &mut item.delete,
+                "PATCH" => &mut item.patch,
+                "OPTIONS" => &mut item.options,
+                _ => continue,
+            };
+            let Some(op) = op else { continue };
+            op.security = Some(match route.access {
+                Access::Public(_) => Vec::new(),
+                Access::Account(AccountNeed::Verified) => need(&["session", "bearer"]),
+                Access::Account(_) => need(&["session"]),
+                Access::Requires(_) => need(&["bearer", "basic", "session"]),
+            });
+        }
+    }
+}
+
+/// What every status this service answers means, where an annotation did not say; every
+/// error is `application/problem+json` (RFC 9457), one shared schema.
+struct Responses;
+
+fn meaning(status: &str) -> &'static str {
+    match status {
+        "200" => "Done",
+        "201" => "Created",
+        "202" => "Accepted: the work continues as a job",
+        "204" => "Done; nothing to return",
+        "302" | "303" => "Redirected",
+        "304" => "Not modified",
+        "400" => "The request is malformed",
+        "401" => "No valid credentials (or 2-step verification still to do)",
+        "403" => "Not allowed: the caller lacks the permission, or the request is cross-site",
+        "404" => "Not found (or not visible to the caller)",
+        "409" => "Conflicts with the current state",
+        "413" => "The body is too large",
+        "415" => "The content type is not accepted",
+        "422" => "Well-formed but invalid",
+        "429" => "Too many requests, or locked out for a while",
+        "503" => {
+            "Unavailable: the audit log or the database cannot be written or read now; nothing was returned or changed"
+        }
+        _ => "See the status code",
+    }
+}
+
+impl Modify for Responses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, RefOr};
+        let text = |d: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(d))
+        };
+        let problem = ObjectBuilder::new()
+            .description(Some(
+                "An error, as RFC 9457 describes (`application/problem+json`)",
+            ))
+            .property("type", text("A URI naming the kind of problem"))
+            .property("title", text("A short summary"))
+            .property(
+                "status",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .description(Some("The HTTP status")),
+            )
+            .property("detail", text("What went wrong, for this request"))
+            .property(
+                "error",
+                text("The same as `detail`: what Mixpanel's SDKs read"),
+            )
+            .required("title")
+            .required("status")
+            .build();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            "Problem".into(),
+            RefOr::T(utoipa::openapi::schema::Schema::Object(problem)),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let RefOr::T(r) = response else { continue };
+                    if r.description.is_empty() {
+                        r.description = meaning(status).to_owned();
+                    }
+                    let error = status.starts_with('4') || status.starts_with('5');
+                    if error && r.content.is_empty() {
+                        let problem = ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                            .build();
+                        r.content
+                            .insert("application/problem+json".into(), RefOr::T(problem));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -116,7 +255,7 @@ impl Modify for UniqueOperationIds {
         subjects::mixpanel_cancel_deletion,
         requests::ask, requests::mine, requests::pending, requests::approve, requests::reject,
     ),
-    modifiers(&SecuritySchemes, &Preflights, &UniqueOperationIds),
+    modifiers(&SecuritySchemes, &Preflights, &UniqueOperationIds, &Security, &Responses),
 )]
 pub struct ApiDoc;
 

@@ -19,6 +19,7 @@ use crate::store::{Project, ProjectSettings};
 
 /// How a sweep runs.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SweepParams {
     /// Events deleted per statement (default `retention.batch`).
     batch: Option<u32>,

@@ -101,6 +101,7 @@ pub async fn mine(person: Person, state: web::Data<AppState>) -> Result<HttpResp
 
 /// Which pending requests to list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PendingParams {
     /// Only this project's (needs `roles:assign` there; without it, on every project).
     project: Option<String>,

@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 /// What to review.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewParams {
     /// Only access on this project (grants on every project included).
     project: Option<String>,
