@@ -53,6 +53,18 @@ pub(super) enum SubjectRequestCommand {
         /// The request's id.
         id: String,
     },
+    /// Write a finished export's document (everything stored about its people, sensitive
+    /// properties redacted) to a file, logged like a download through the API.
+    Download {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// The request's id.
+        id: String,
+        /// Where to write it (created; an existing file is not overwritten).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: std::path::PathBuf,
+    },
     /// Cancel a request that has not started.
     Cancel {
         /// The project.
@@ -192,6 +204,75 @@ pub(super) async fn subject_command(
             .await?;
             store.create_subject_request(&p.request, &p.people).await?;
             print(as_json, request_json(&p.request), &request_line(&p.request));
+        }
+        SubjectRequestCommand::Download {
+            project,
+            id,
+            output,
+        } => {
+            use futures_util::StreamExt;
+            use std::io::Write;
+            let project = ProjectId::parse(&project)?;
+            let r = find(&project, &id).await?;
+            let crate::privacy::export::Download { mut plan, details } =
+                crate::privacy::export::download(&store, &r, false, clock.now()).await?;
+            let (ended, streamed) = tokio::sync::oneshot::channel();
+            plan.on_end = Some(Box::new(move |records, _complete| {
+                let _ = ended.send(records);
+                Box::pin(async {})
+            }));
+            // Created before anything is read or logged: a path that cannot be written costs
+            // nothing, and an existing file is never replaced.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&output)
+                .with_context(|| format!("creating {}", output.display()))?;
+            let log = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
+            let subjects = log.pseudonyms(&project, &plan.people).await?;
+            // Written before any data is read, as for every download.
+            log.record_cli_about(
+                Action::SubjectsExport,
+                Some(&project),
+                r.events_affected,
+                details,
+                subjects.clone(),
+            )
+            .await?;
+            let mut body = Box::pin(crate::privacy::export::stream(plan));
+            let mut written = 0u64;
+            let mut failure = None;
+            while let Some(chunk) = body.next().await {
+                match chunk.map_err(anyhow::Error::from).and_then(|bytes| {
+                    file.write_all(&bytes)?;
+                    Ok(bytes.len())
+                }) {
+                    Ok(n) => written += n as u64,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            drop(body);
+            let complete = failure.is_none() && file.sync_all().is_ok();
+            let records = streamed.await.unwrap_or(0);
+            log.record_cli_about(
+                Action::SubjectsExport,
+                Some(&project),
+                records,
+                json!({"request_id": r.id, "streamed_records": records, "complete": complete, "written_bytes": written}),
+                subjects,
+            )
+            .await?;
+            if let Some(e) = failure {
+                return Err(e.context(format!("{} is incomplete", output.display())));
+            }
+            print(
+                as_json,
+                json!({"request_id": r.id, "file": output, "bytes": written}),
+                &format!("wrote {} ({written} bytes)", output.display()),
+            );
         }
         SubjectRequestCommand::Cancel { project, id } => {
             let project = ProjectId::parse(&project)?;

@@ -8,10 +8,11 @@ use actix_web::web::Bytes;
 use futures_util::Stream;
 use serde_json::{Value, json};
 
+use crate::domain::subject_request::{JobState, RequestKind, SubjectRequest};
 use crate::domain::{DistinctId, ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::events::{EventView, redact};
-use crate::store::{EventCursor, EventFilter, SharedStore};
+use crate::store::{EventCursor, EventFilter, PropertyKind, SharedStore};
 
 /// Events read per page while streaming.
 const PAGE: u32 = 500;
@@ -38,6 +39,67 @@ pub struct ExportPlan {
     pub now: Timestamp,
     /// Told once, when the stream ends, what actually went out.
     pub on_end: Option<OnEnd>,
+}
+
+/// A finished export request's document, ready to stream: the plan, and what the audit
+/// entry written before any of it is read says.
+pub struct Download {
+    /// What to stream (`on_end` unset: the caller says how the end is recorded).
+    pub plan: ExportPlan,
+    /// The entry's details.
+    pub details: Value,
+}
+
+/// Prepares `request`'s document, for a reader who may (`reveal`) or may not see sensitive
+/// values; refused (409) unless it is a finished export.
+pub async fn download(
+    store: &SharedStore,
+    request: &SubjectRequest,
+    reveal: bool,
+    now: Timestamp,
+) -> Result<Download, AppError> {
+    if request.kind != RequestKind::Export || request.state != JobState::Success {
+        return Err(AppError::Conflict(format!(
+            "request {} is a {} request in state {}; a document is ready for an export at SUCCESS",
+            request.id,
+            request.kind.as_str(),
+            request.state.as_str()
+        )));
+    }
+    let people = store
+        .subject_request_ids(&request.id)
+        .await?
+        .iter()
+        .map(|d| DistinctId::parse(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("a stored distinct_id: {}", e.0)))?;
+    let project = request.project.clone();
+    let sensitive_events = store
+        .sensitive_properties(&project, PropertyKind::Event)
+        .await?;
+    let sensitive_profiles = store
+        .sensitive_properties(&project, PropertyKind::Profile)
+        .await?;
+    let details = json!({
+        "request_id": request.id,
+        "compliance_type": request.compliance_type.as_str(),
+        "people": people.len(),
+        "sensitive_properties": {"event": sensitive_events, "profile": sensitive_profiles},
+        "sensitive_revealed": reveal,
+    });
+    let plan = ExportPlan {
+        store: store.clone(),
+        project,
+        request_id: request.id.clone(),
+        compliance_type: request.compliance_type.as_str(),
+        people,
+        sensitive_events,
+        sensitive_profiles,
+        reveal,
+        now,
+        on_end: None,
+    };
+    Ok(Download { plan, details })
 }
 
 /// How an export stream ended: the records (profiles and events) it sent, and whether the

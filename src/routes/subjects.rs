@@ -13,12 +13,11 @@ use crate::audit::RequestContext;
 use crate::domain::{DistinctId, ProjectId};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
-use crate::privacy::export::{self, ExportPlan};
+use crate::privacy::export;
 use crate::privacy::subjects::{self, ComplianceType, NewRequest, RequestKind, SubjectRequest};
 use crate::projects;
 use crate::routes::extract::ProjectPath;
 use crate::state::AppState;
-use crate::store::PropertyKind;
 
 /// A request to make.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -436,38 +435,10 @@ pub async fn download(
     let (_, id) = path.into_inner();
     let auth = authorized::<perm::SubjectsExport>(&state, &ctx, &principal, &project).await?;
     let r = subjects::find(&state.store, &auth, &id).await?;
-    if r.state != subjects::JobState::Success {
-        return Err(AppError::Conflict(format!(
-            "request {} is {}; its document is ready at SUCCESS",
-            r.id,
-            r.state.as_str()
-        )));
-    }
-    let people = state
-        .store
-        .subject_request_ids(&r.id)
-        .await?
-        .iter()
-        .map(|d| DistinctId::parse(d))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("a stored distinct_id: {}", e.0)))?;
-    let sensitive_events = state
-        .store
-        .sensitive_properties(&project, PropertyKind::Event)
-        .await?;
-    let sensitive_profiles = state
-        .store
-        .sensitive_properties(&project, PropertyKind::Profile)
-        .await?;
     let reveal = access::holds(&principal, Permission::EventsReadSensitive, &project);
-    let subjects = state.audit.pseudonyms(&project, &people).await?;
-    let details = json!({
-        "request_id": r.id,
-        "compliance_type": r.compliance_type.as_str(),
-        "people": people.len(),
-        "sensitive_properties": {"event": sensitive_events, "profile": sensitive_profiles},
-        "sensitive_revealed": reveal,
-    });
+    let export::Download { mut plan, details } =
+        export::download(&state.store, &r, reveal, state.clock.now()).await?;
+    let subjects = state.audit.pseudonyms(&project, &plan.people).await?;
     state
         .audit
         .record(
@@ -480,7 +451,7 @@ pub async fn download(
         )
         .await?;
     // The entry above is written before any data leaves; this one says what actually did.
-    let on_end: export::OnEnd = {
+    plan.on_end = Some({
         let (state, ctx, auth) = (state.clone(), ctx.clone(), auth.clone());
         let (request_id, subjects) = (r.id.clone(), subjects.clone());
         Box::new(move |records, complete| {
@@ -506,19 +477,7 @@ pub async fn download(
                 }
             })
         })
-    };
-    let plan = ExportPlan {
-        store: state.store.clone(),
-        project,
-        request_id: r.id.clone(),
-        compliance_type: r.compliance_type.as_str(),
-        people,
-        sensitive_events,
-        sensitive_profiles,
-        reveal,
-        now: state.clock.now(),
-        on_end: Some(on_end),
-    };
+    });
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((

@@ -856,6 +856,90 @@ fn subject_requests_from_the_command_line() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("shred"));
+
+    // A finished export's document, written to a file, logged before anything is read and
+    // again with what was written.
+    sql(
+        dir.path(),
+        "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) \
+         VALUES ('shop', 'Viewed Pricing', 'cust-9', 1700000000000, 'x9', '{\"plan\":\"pro\"}', 1700000000000)",
+    );
+    let export = run_json(
+        dir.path(),
+        &[
+            "subject-request",
+            "create",
+            "--project",
+            "shop",
+            "--kind",
+            "export",
+            "--reason",
+            "DSR-3",
+            "--distinct-id",
+            "cust-9",
+        ],
+    );
+    let export_id = export["id"].as_str().unwrap();
+    assert_eq!(
+        run_json(dir.path(), &["subject-request", "run"])["ended"],
+        1
+    );
+    let file = dir.path().join("cust-9.json");
+    let download = |id: &str| {
+        auditgate(dir.path())
+            .args([
+                "subject-request",
+                "download",
+                "--project",
+                "shop",
+                id,
+                "--output",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let before = log_size(dir.path());
+    let out = download(export_id);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let text = document.to_string();
+    assert!(
+        text.contains("Viewed Pricing") && text.contains(export_id),
+        "{text}"
+    );
+    assert_eq!(log_size(dir.path()), before + 2);
+    // Never over an existing file; never for a request that is not a finished export.
+    let again = download(export_id);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("cust-9.json"));
+    std::fs::remove_file(&file).unwrap();
+    let erased = download(id);
+    assert!(String::from_utf8_lossy(&erased.stderr).contains("SUCCESS"));
+    assert!(!file.exists());
+    assert_eq!(
+        log_size(dir.path()),
+        before + 2,
+        "refusals log nothing here"
+    );
+}
+
+/// Runs one statement on the test's database.
+fn sql(dir: &std::path::Path, statement: &'static str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite:{}", dir.join("data/test.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(statement).execute(&mut db).await.unwrap();
+    })
 }
 
 /// Entries in the test's audit log, read straight from the database.
