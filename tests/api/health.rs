@@ -210,3 +210,42 @@ async fn events_the_retention_sweeper_deletes_are_counted() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_dashboard_and_alerts_in_deploy_name_only_series_the_service_exports() {
+    let app = spawn_app().await;
+    let t = app.now_secs() - 60;
+    let batch = serde_json::json!([{"event": "E", "properties": {"distinct_id": "d1", "time": t, "$insert_id": "e1"}}]);
+    assert_eq!(app.import(&batch).await.status(), 200);
+    let text = app.get_anonymous("/metrics").await.text().await.unwrap();
+    let exported: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    for file in ["grafana-dashboard.json", "prometheus-alerts.yml"] {
+        let body = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut named = 0;
+        for (at, _) in body.match_indices("auditgate_") {
+            let name: String = body[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let series = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                exported.contains(series),
+                "{file} names {name}, not exported"
+            );
+            named += 1;
+        }
+        assert!(named > 0, "{file} names no series");
+    }
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(dashboard["panels"].as_array().unwrap().len() >= 6);
+}
