@@ -106,24 +106,25 @@ pub(super) async fn grant_command(
         }
         GrantCommand::List { project } => {
             let grants = store.grants(project.as_deref()).await?;
-            let text = grants
-                .iter()
-                .map(|g| {
-                    format!(
-                        "{}  {}:{}  {}  on {}  {}",
-                        g.id,
-                        g.subject_kind.as_str(),
-                        g.subject,
-                        g.role.clone().unwrap_or_else(|| format!(
-                            "deny {}",
-                            g.permission.map(|p| p.as_str()).unwrap_or("")
-                        )),
-                        g.project,
-                        g.status.as_str()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let text = super::table(
+                &["id", "to", "role", "project", "status"],
+                grants
+                    .iter()
+                    .map(|g| {
+                        let role = g.role.clone().unwrap_or_else(|| {
+                            format!("deny {}", g.permission.map(|p| p.as_str()).unwrap_or(""))
+                        });
+                        vec![
+                            g.id.clone(),
+                            format!("{}:{}", g.subject_kind.as_str(), g.subject),
+                            role,
+                            g.project.clone(),
+                            g.status.as_str().to_owned(),
+                        ]
+                    })
+                    .collect(),
+                "No grants: `auditgate grant add` makes one.",
+            );
             print(
                 as_json,
                 json!(grants.iter().map(grant_json).collect::<Vec<_>>()),

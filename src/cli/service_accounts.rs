@@ -37,19 +37,26 @@ pub(super) async fn service_account_command(
                 .into_iter()
                 .map(|(sa, locked)| json!({"id": sa.id, "name": sa.name, "project": sa.project_id, "locked": locked.is_some()}))
                 .collect();
-            let text = rows
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{}  {}  {}{}",
-                        r["id"].as_str().unwrap_or(""),
-                        r["name"].as_str().unwrap_or(""),
-                        r["project"].as_str().unwrap_or(""),
-                        if r["locked"] == true { "  locked" } else { "" }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("").to_owned();
+            let text = super::table(
+                &["id", "name", "project", "state"],
+                rows.iter()
+                    .map(|r| {
+                        let state = if r["locked"] == true {
+                            "locked"
+                        } else {
+                            "active"
+                        };
+                        vec![
+                            field(r, "id"),
+                            field(r, "name"),
+                            field(r, "project"),
+                            state.into(),
+                        ]
+                    })
+                    .collect(),
+                "No service accounts: each project gets one when it is created.",
+            );
             print(as_json, json!(rows), &text);
             return Ok(());
         }

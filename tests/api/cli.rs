@@ -189,7 +189,10 @@ fn projects_and_tokens_from_the_command_line() {
     );
     // An empty list says so, rather than printing a blank line.
     for (empty, said) in [
-        (["grant", "list"], "Nothing to list.\n"),
+        (
+            ["grant", "list"],
+            "No grants: `auditgate grant add` makes one.\n",
+        ),
         (
             ["user", "list"],
             "No people yet: they appear when they first sign in (or `auditgate admin bootstrap`).\n",
