@@ -22,6 +22,9 @@ const INSERT_CHUNK: usize = 1000;
 /// for long, and the first batch in it never waits for many behind it.
 const GROUP_EVENTS: usize = 10_000;
 
+/// Per-day count changes, by (day, event name).
+type Deltas = std::collections::BTreeMap<(i64, String), i64>;
+
 /// An event as its row is written, serialised by the caller before any lock is taken.
 pub(super) struct EventRow {
     event: String,
@@ -142,7 +145,10 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     let mut tx = begin_write_with(pool, None).await?;
-    let outcome = insert_rows::<DB>(&mut tx, batch).await?;
+    let (outcome, deltas) = insert_rows::<DB>(&mut tx, batch).await?;
+    // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
+    // locks are held until the commit, so concurrent batches wait on them as little as possible.
+    adjust_counts(&mut *tx, &batch.project, deltas).await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -205,11 +211,29 @@ where
         Err(e) => return all_fail(e),
     };
     let mut outcomes = Vec::with_capacity(group.len());
+    // The stored batches' count changes, merged: a day's rows are updated once per group,
+    // not once per batch.
+    let mut counts: std::collections::BTreeMap<String, (ProjectId, Deltas)> = Default::default();
     for job in group {
         match in_savepoint::<DB>(&mut tx, &job.batch).await {
-            Ok(outcome) => outcomes.push(outcome),
+            Ok(Ok((outcome, deltas))) => {
+                let project = &job.batch.project;
+                let (_, merged) = counts
+                    .entry(project.as_str().to_owned())
+                    .or_insert_with(|| (project.clone(), Deltas::new()));
+                for (key, n) in deltas {
+                    *merged.entry(key).or_default() += n;
+                }
+                outcomes.push(Ok(outcome));
+            }
+            Ok(Err(e)) => outcomes.push(Err(e)),
             // The savepoint itself failed: the transaction is in no known state; keep none.
             Err(e) => return all_fail(e),
+        }
+    }
+    for (project, deltas) in counts.into_values() {
+        if let Err(e) = adjust_counts(&mut *tx, &project, deltas).await {
+            return all_fail(e);
         }
     }
     match tx.commit().await {
@@ -223,7 +247,7 @@ where
 async fn in_savepoint<DB>(
     conn: &mut DB::Connection,
     batch: &ReadyBatch,
-) -> StoreResult<StoreResult<InsertOutcome>>
+) -> StoreResult<StoreResult<(InsertOutcome, Deltas)>>
 where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -248,11 +272,12 @@ where
     }
 }
 
-/// The batch's events, its identity links and its per-day counts.
+/// The batch's events and its identity links; its per-day count changes, for the caller to
+/// apply.
 async fn insert_rows<DB>(
     conn: &mut DB::Connection,
     batch: &ReadyBatch,
-) -> StoreResult<InsertOutcome>
+) -> StoreResult<(InsertOutcome, Deltas)>
 where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -264,7 +289,7 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     let mut inserted = 0;
-    let mut deltas = std::collections::BTreeMap::new();
+    let mut deltas = Deltas::new();
     for chunk in batch.rows.chunks(INSERT_CHUNK) {
         let mut qb: QueryBuilder<DB> = QueryBuilder::new(
             "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
@@ -288,12 +313,10 @@ where
     }
     // In the same savepoint: a batch's events are never kept without its links.
     let linked = link_in::<DB>(conn, &batch.project, &batch.links, batch.received_at).await?;
-    // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
-    // locks are held until the commit.
-    adjust_counts(&mut *conn, &batch.project, deltas).await?;
-    Ok(InsertOutcome {
+    let outcome = InsertOutcome {
         inserted,
         duplicates: batch.rows.len() as u64 - inserted,
         linked,
-    })
+    };
+    Ok((outcome, deltas))
 }
