@@ -159,6 +159,13 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let shutdown = settings.server.shutdown_timeout_secs;
         let ingested = crate::events::metrics::IngestMetrics::default();
+        let subject_requests = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("requests", "Subject requests by kind and state.")
+                .namespace("auditgate")
+                .subsystem("subject"),
+            &["kind", "state"],
+        )?;
+        metrics.register(Box::new(subject_requests.clone()))?;
         ingested
             .register(&metrics)
             .and_then(|()| audit.metrics().register(&metrics))
@@ -170,6 +177,7 @@ impl Application {
             settings,
             metrics,
             ingested,
+            subject_requests,
             audit: audit.clone(),
             auth,
             jobs,

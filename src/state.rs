@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: prometheus::Registry,
     /// Ingested events by what became of them (registered in `metrics`).
     pub ingested: crate::events::metrics::IngestMetrics,
+    /// Subject requests by kind and state, read when `/metrics` is (registered in `metrics`).
+    pub subject_requests: prometheus::IntGaugeVec,
     /// The audit log every data access is written to first.
     pub audit: AuditLog,
     /// Sign-in: providers, sealing key, session rules.

@@ -41,6 +41,20 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    // Jobs by state are read now, from a small table; if the database does not answer in a
+    // moment, the last values stand and the rest is still served.
+    let timeout = Duration::from_millis(state.settings.database.acquire_timeout_ms);
+    if let Ok(Ok(states)) =
+        tokio::time::timeout(timeout, state.store.subject_request_states()).await
+    {
+        state.subject_requests.reset();
+        for (kind, job_state, n) in states {
+            state
+                .subject_requests
+                .with_label_values(&[kind.as_str(), job_state.as_str()])
+                .set(n);
+        }
+    }
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
     encoder

@@ -79,6 +79,8 @@ pub trait PrivacyStore: Send + Sync {
     ) -> StoreResult<Option<SubjectRequest>>;
     /// A project's requests, newest first.
     async fn subject_requests(&self, project: &ProjectId) -> StoreResult<Vec<SubjectRequest>>;
+    /// How many requests there are of each kind in each state, every project together.
+    async fn subject_request_states(&self) -> StoreResult<Vec<(String, String, i64)>>;
     /// The distinct_ids a request still holds (none once an erasure is done).
     async fn subject_request_ids(&self, id: &str) -> StoreResult<Vec<String>>;
     /// Requests not yet over, oldest first.
@@ -325,6 +327,17 @@ portable_impl!(PrivacyStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(request_from_row::<DB>).transpose()
+    }
+
+    async fn subject_request_states(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT kind, state, COUNT(*) AS n FROM subject_requests GROUP BY kind, state",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("kind")?, r.try_get("state")?, r.try_get("n")?)))
+            .collect()
     }
 
     async fn subject_requests(&self, project: &ProjectId) -> StoreResult<Vec<SubjectRequest>> {

@@ -157,6 +157,9 @@ async fn an_export_holds_exactly_the_persons_data_with_sensitive_values_redacted
     assert_eq!(done["status"], "SUCCESS");
     assert_eq!(done["events"], 3);
     assert_eq!(done["profiles"], 1);
+    // Operators see the job among the requests by kind and state.
+    let jobs = r#"auditgate_subject_requests{kind="export",state="SUCCESS"}"#;
+    assert_eq!(crate::health::metric(&app, jobs).await, Some(1.0));
     let doc: Value = dpo
         .get(done["download"].as_str().unwrap())
         .await

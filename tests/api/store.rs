@@ -408,6 +408,9 @@ async fn storage_suite(store: SharedStore) {
         [id("c11")]
     );
 
+    // Jobs by kind and state, as /metrics reads them (none made here).
+    assert!(store.subject_request_states().await.unwrap().is_empty());
+
     store.ping().await.unwrap();
 }
 
