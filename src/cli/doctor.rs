@@ -227,9 +227,13 @@ async fn audit_log(settings: &Settings, store: &store::SharedStore) -> Check {
         Ok(state) => {
             let covered = match state.checkpoint {
                 Some(n) if n == state.size => "all signed".to_owned(),
-                Some(n) => format!("checkpoint at {n}; the service's next commit or start signs the rest"),
+                Some(n) => {
+                    format!("checkpoint at {n}; the service's next commit or start signs the rest")
+                }
                 None if state.size == 0 => "empty".to_owned(),
-                None => "no checkpoint yet; the service's next commit or start signs one".to_owned(),
+                None => {
+                    "no checkpoint yet; the service's next commit or start signs one".to_owned()
+                }
             };
             let verdict = if state.checkpoint == Some(state.size) || state.size == 0 {
                 Verdict::Ok

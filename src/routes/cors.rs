@@ -195,7 +195,7 @@ pub async fn preflight(
 /// What older SDKs ask before they start (`/decide`): no flags, surveys or notifications, so
 /// they stop asking and track as usual.
 #[utoipa::path(get, path = "/decide", tag = "ingest",
-    responses((status = 200, description = "No feature flags, surveys, notifications or automatic events")))]
+    responses((status = 200, description = "No feature flags, surveys, notifications or automatic events", body = Object)))]
 pub async fn decide(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -214,7 +214,7 @@ pub async fn decide(
 
 /// Feature flags (`/flags`, mixpanel-browser's flags module): none.
 #[utoipa::path(get, path = "/flags", tag = "ingest",
-    responses((status = 200, description = "`{\"flags\": {}}`: no feature flags")))]
+    responses((status = 200, description = "`{\"flags\": {}}`: no feature flags", body = Object)))]
 pub async fn flags(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     expose_if_accepted(&req, &state).await?;
     Ok(HttpResponse::Ok().json(json!({"flags": {}})))

@@ -4,18 +4,35 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use prometheus::{Encoder, TextEncoder};
-use serde_json::json;
 
 use crate::error::AppError;
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
+/// `/healthz`: the process answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// `/readyz`: what was checked.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    status: &'static str,
+    /// The backend: `sqlite` or `postgres`.
+    database: &'static str,
+    /// `ok`: the audit log's last write succeeded, or a probe write did.
+    audit_log: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "The database answers and the audit log's last write succeeded"),
+    (status = 200, description = "The database answers and the audit log's last write succeeded", body = Readiness),
     (status = 503, description = "The database does not answer or the audit log cannot be written", content_type = "application/problem+json"),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
@@ -27,11 +44,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
         })
     };
     match tokio::time::timeout(timeout, checks).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({
-            "status": "ready",
-            "database": state.store.backend(),
-            "audit_log": "ok",
-        }))),
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(Readiness {
+            status: "ready",
+            database: state.store.backend(),
+            audit_log: "ok",
+        })),
         Ok(Err(e)) => Err(AppError::Unavailable(format!("not ready: {e}"))),
         Err(_) => Err(AppError::Unavailable(
             "the database did not answer in time".into(),

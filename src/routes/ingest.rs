@@ -90,6 +90,34 @@ impl Shape {
 }
 
 /// How a batch ended: what was stored and what was refused.
+/// What `/track`, `/engage` and `/groups` answer when asked `verbose=1` (and `/import` a form
+/// body), as Mixpanel's SDKs read it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Verbose {
+    /// 1: stored.
+    status: u8,
+    /// Why not, when not (refusals are problem+json documents that carry it too).
+    error: Option<String>,
+}
+
+/// What `/import` answers with a JSON body, as Mixpanel's Import API does.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Imported {
+    /// The HTTP status.
+    code: u16,
+    /// Records stored (or already stored under their `$insert_id`).
+    num_records_imported: u64,
+    /// `"OK"` (a JSON body) or `1` (a form body, as the SDKs send).
+    #[schema(value_type = Object)]
+    status: Value,
+    /// Records accepted but not stored: their person opted out, or consent was missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_records_dropped: Option<u64>,
+    /// Present (null) for a form body, as the SDKs expect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+}
+
 struct BatchResult {
     endpoint: &'static str,
     /// Why no record proved a project that accepts it, if none did (the answer is then 401).
@@ -141,24 +169,20 @@ impl BatchResult {
                     .content_type("image/gif")
                     .insert_header(("Cache-Control", "no-store"))
                     .body(PIXEL),
-                ("import", true) => {
-                    let mut body = json!({
-                        "code": 200,
-                        "num_records_imported": self.accepted,
-                        // The SDKs (form bodies, verbose=1) want 1; Mixpanel's JSON Import API
-                        // says "OK".
-                        "status": if self.form { json!(1) } else { json!("OK") },
-                    });
-                    if self.form {
-                        body["error"] = Value::Null;
-                    }
-                    if self.dropped > 0 {
-                        // Opted out or without consent: accepted, never stored, logged.
-                        body["num_records_dropped"] = json!(self.dropped);
-                    }
-                    HttpResponse::Ok().json(body)
-                }
-                (_, true) => HttpResponse::Ok().json(json!({"status": 1, "error": null})),
+                ("import", true) => HttpResponse::Ok().json(Imported {
+                    code: 200,
+                    num_records_imported: self.accepted,
+                    // The SDKs (form bodies, verbose=1) want 1; Mixpanel's JSON Import API
+                    // says "OK".
+                    status: if self.form { json!(1) } else { json!("OK") },
+                    // Opted out or without consent: accepted, never stored, logged.
+                    num_records_dropped: (self.dropped > 0).then_some(self.dropped),
+                    error: self.form.then_some(Value::Null),
+                }),
+                (_, true) => HttpResponse::Ok().json(Verbose {
+                    status: 1,
+                    error: None,
+                }),
                 (_, false) => HttpResponse::Ok().content_type("text/plain").body("1"),
             });
         }
@@ -347,7 +371,7 @@ fn record_ip(project: &Project, shape: Shape, ctx: &RequestContext, batch: &mut 
         ("ip" = Option<u8>, Query, description = "1: keep the client's address in `$ip`, where the project opts in"),
         ("img" = Option<u8>, Query, description = "1: answer a 1×1 GIF (the image pixel)")),
     request_body(content = String, description = "Form field `data` (JSON or base64 JSON) or a raw JSON list of events; also at `/track/`", content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "`{\"status\": 1, \"error\": null}` (verbose or JSON), `1`, or a GIF (`img=1`)"), (status = 400), (status = 401), (status = 413)))]
+    responses((status = 200, description = "Stored: `1`, or with `verbose=1` (or a JSON body) `{\"status\": 1, \"error\": null}`, or with `img=1` a 1×1 GIF", content((Verbose = "application/json"), (String = "text/plain"), (Vec<u8> = "image/gif"))), (status = 400), (status = 401), (status = 413)))]
 pub async fn track(
     req: HttpRequest,
     ctx: RequestContext,
@@ -429,7 +453,7 @@ async fn track_records(
         ("verbose" = Option<u8>, Query, description = "1: answer `{\"status\": 1, \"error\": null}` or `{\"status\": 0, \"error\": why}`"),
         ("img" = Option<u8>, Query, description = "1: answer a 1×1 GIF (the image pixel)")),
     request_body(content = String, description = "Form field `data` or raw JSON: profile updates (`$set`, `$set_once`, `$add`, `$append`, `$union`, `$remove`, `$unset`, `$delete`); also at `/engage/`", content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "`{\"status\": 1, \"error\": null}` (verbose or JSON), `1`, or a GIF (`img=1`)"), (status = 400), (status = 401), (status = 413)))]
+    responses((status = 200, description = "Stored: `1`, or with `verbose=1` (or a JSON body) `{\"status\": 1, \"error\": null}`, or with `img=1` a 1×1 GIF", content((Verbose = "application/json"), (String = "text/plain"), (Vec<u8> = "image/gif"))), (status = 400), (status = 401), (status = 413)))]
 pub async fn engage(
     req: HttpRequest,
     ctx: RequestContext,
@@ -493,7 +517,7 @@ async fn engage_records(
     params(("data" = Option<String>, Query, description = "GET: the updates, JSON or base64 JSON"),
         ("verbose" = Option<u8>, Query, description = "1: answer `{\"status\": 1, \"error\": null}` or `{\"status\": 0, \"error\": why}`")),
     request_body(content = String, description = "Form field `data` or raw JSON: group profile updates, each with `$token`, `$group_key`, `$group_id` and one of `$set`, `$set_once`, `$union`, `$remove`, `$unset`, `$delete`; also at `/groups/`", content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "`{\"status\": 1, \"error\": null}` (verbose or JSON), `1`, or a GIF (`img=1`)"), (status = 400), (status = 401), (status = 413)))]
+    responses((status = 200, description = "Stored: `1`, or with `verbose=1` (or a JSON body) `{\"status\": 1, \"error\": null}`, or with `img=1` a 1×1 GIF", content((Verbose = "application/json"), (String = "text/plain"), (Vec<u8> = "image/gif"))), (status = 400), (status = 401), (status = 413)))]
 pub async fn groups(
     req: HttpRequest,
     ctx: RequestContext,
@@ -562,7 +586,7 @@ pub struct ImportParams {
 
 #[utoipa::path(method(get, post), path = "/import", tag = "ingest", params(ImportParams),
     request_body(content = String, description = "Form field `data` or a raw JSON list of events, each with `time` and `$insert_id`", content_type = "application/json"),
-    responses((status = 200, description = "`code`, `num_records_imported`, `status`"), (status = 400, description = "Some records failed: `failed_records` says which and why"), (status = 401), (status = 403), (status = 413)),
+    responses((status = 200, description = "Stored: `code`, `num_records_imported`, `status`", content((Imported = "application/json"), (String = "text/plain"))), (status = 400, description = "Some records failed: `failed_records` says which and why"), (status = 401), (status = 403), (status = 413)),
     security(("basic" = [])))]
 pub async fn import(
     req: HttpRequest,

@@ -259,7 +259,7 @@ impl Modify for UniqueOperationIds {
 )]
 pub struct ApiDoc;
 
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document", body = Object)))]
 /// This service's OpenAPI document.
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())

@@ -487,6 +487,17 @@ pub async fn download(
         .streaming(export::stream(plan)))
 }
 
+/// Mixpanel's GDPR API answer: `ok`, and what was asked for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Envelope {
+    /// `ok`.
+    status: &'static str,
+    /// The task's id (create), its state, result and request (status); absent on cancel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    results: Option<serde_json::Value>,
+}
+
 /// Mixpanel's `?token=` query: the project's public token names the project.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -518,7 +529,10 @@ async fn mixpanel_create<P: Requirement>(
     let new = body_of::<RequestBody>(body)?
         .parse(kind, Some("made through the Mixpanel-compatible GDPR API"))?;
     let r = make(&state, &ctx, &auth, new).await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ok", "results": {"task_id": r.id}})))
+    Ok(HttpResponse::Ok().json(Envelope {
+        status: "ok",
+        results: Some(json!({"task_id": r.id})),
+    }))
 }
 
 /// Mixpanel's status call: `{"status": "ok", "results": {"status": ..., "result": ...}}`.
@@ -538,12 +552,15 @@ async fn mixpanel_status<P: Requirement>(
         .clone()
         .or(view.error.clone())
         .unwrap_or_default();
-    Ok(HttpResponse::Ok().json(json!({"status": "ok", "results": {"status": view.status, "result": result, "request": view}})))
+    Ok(HttpResponse::Ok().json(Envelope {
+        status: "ok",
+        results: Some(json!({"status": view.status, "result": result, "request": view})),
+    }))
 }
 
 /// Mixpanel-compatible: create a retrieval (an export).
 #[utoipa::path(post, path = "/api/app/data-retrievals/v3.0/", tag = "privacy", params(TokenParam), request_body = RequestBody,
-    responses((status = 200, description = "`{\"status\": \"ok\", \"results\": {\"task_id\": ...}}`"), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = Envelope, description = "`{\"status\": \"ok\", \"results\": {\"task_id\": ...}}`"), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn mixpanel_create_retrieval(
     ctx: RequestContext,
     principal: Principal,
@@ -558,7 +575,7 @@ pub async fn mixpanel_create_retrieval(
 /// Mixpanel-compatible: a retrieval's status.
 #[utoipa::path(get, path = "/api/app/data-retrievals/v3.0/{task_id}", tag = "privacy",
     params(("task_id" = String, Path, description = "The request"), TokenParam),
-    responses((status = 200, description = "`results.status` is the job state"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = Envelope, description = "`results.status` is the job state"), (status = 401), (status = 403), (status = 404)))]
 pub async fn mixpanel_retrieval_status(
     ctx: RequestContext,
     principal: Principal,
@@ -571,7 +588,7 @@ pub async fn mixpanel_retrieval_status(
 
 /// Mixpanel-compatible: create a deletion.
 #[utoipa::path(post, path = "/api/app/data-deletions/v3.0/", tag = "privacy", params(TokenParam), request_body = RequestBody,
-    responses((status = 200, description = "`{\"status\": \"ok\", \"results\": {\"task_id\": ...}}`"), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = Envelope, description = "`{\"status\": \"ok\", \"results\": {\"task_id\": ...}}`"), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn mixpanel_create_deletion(
     ctx: RequestContext,
     principal: Principal,
@@ -585,7 +602,7 @@ pub async fn mixpanel_create_deletion(
 /// Mixpanel-compatible: a deletion's status.
 #[utoipa::path(get, path = "/api/app/data-deletions/v3.0/{task_id}", tag = "privacy",
     params(("task_id" = String, Path, description = "The request"), TokenParam),
-    responses((status = 200, description = "`results.status` is the job state"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = Envelope, description = "`results.status` is the job state"), (status = 401), (status = 403), (status = 404)))]
 pub async fn mixpanel_deletion_status(
     ctx: RequestContext,
     principal: Principal,
@@ -599,7 +616,7 @@ pub async fn mixpanel_deletion_status(
 /// Mixpanel-compatible: cancel a deletion that has not started.
 #[utoipa::path(delete, path = "/api/app/data-deletions/v3.0/{task_id}", tag = "privacy",
     params(("task_id" = String, Path, description = "The request"), TokenParam),
-    responses((status = 200, description = "`{\"status\": \"ok\"}`"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = Envelope, description = "`{\"status\": \"ok\"}`"), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn mixpanel_cancel_deletion(
     ctx: RequestContext,
     principal: Principal,
@@ -618,5 +635,8 @@ pub async fn mixpanel_cancel_deletion(
         state.clock.now(),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ok"})))
+    Ok(HttpResponse::Ok().json(Envelope {
+        status: "ok",
+        results: None,
+    }))
 }

@@ -137,6 +137,27 @@ async fn the_openapi_document_is_3_1_and_describes_the_api() {
         doc["paths"]["/healthz"]["get"]["security"],
         serde_json::json!([])
     );
+    // What SDKs, load balancers and Mixpanel-API scripts read has a schema.
+    for (path, method) in [
+        ("/track", "post"),
+        ("/engage", "get"),
+        ("/groups", "post"),
+        ("/import", "post"),
+        ("/decide", "get"),
+        ("/flags", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/api/app/data-retrievals/v3.0/", "post"),
+        ("/api/app/data-deletions/v3.0/{task_id}", "delete"),
+    ] {
+        let content = &doc["paths"][path][method]["responses"]["200"]["content"];
+        assert!(
+            content
+                .as_object()
+                .is_some_and(|c| c.values().all(|m| m["schema"].is_object())),
+            "{method} {path}: {content}"
+        );
+    }
     let events = &doc["paths"]["/api/v1/projects/{project}/events"]["get"]["security"];
     assert!(
         events
