@@ -50,6 +50,17 @@ pub struct InclusionProof {
     proof: Vec<String>,
 }
 
+/// A consistency proof between two sizes of the log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsistencyProof {
+    /// The older size.
+    from: u64,
+    /// The newer size.
+    to: u64,
+    /// Base64 RFC 6962 hashes proving the tree of `to` extends the tree of `from`.
+    proof: Vec<String>,
+}
+
 /// The sizes were checked against the log: a proof that still fails lacks stored hashes or
 /// the database, which is the service's condition, not the caller's.
 fn unavailable(e: anyhow::Error) -> AppError {
@@ -106,7 +117,7 @@ pub struct ConsistencyParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/proof/consistency", tag = "audit", params(ConsistencyParams),
-    responses((status = 200, description = "`from`, `to` and base64 `proof` hashes"), (status = 400)))]
+    responses((status = 200, description = "`from`, `to` and base64 `proof` hashes", body = ConsistencyProof), (status = 400)))]
 pub async fn consistency(
     state: web::Data<AppState>,
     q: web::Query<ConsistencyParams>,
@@ -125,7 +136,11 @@ pub async fn consistency(
     let proof = proofs::consistency_proof(state.store.as_ref(), q.from, to)
         .await
         .map_err(unavailable)?;
-    Ok(HttpResponse::Ok().json(json!({"from": q.from, "to": to, "proof": b64s(&proof)})))
+    Ok(HttpResponse::Ok().json(ConsistencyProof {
+        from: q.from,
+        to,
+        proof: b64s(&proof),
+    }))
 }
 
 /// A failure after the response has begun can only cut the bundle short (it then fails

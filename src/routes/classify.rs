@@ -22,7 +22,7 @@ fn parse(kind: &str) -> Result<PropertyKind, AppError> {
 /// The project's sensitive properties.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/sensitive-properties", tag = "access",
     params(("project" = String, Path, description = "The project")),
-    responses((status = 200, description = "Sensitive event and profile properties"), (status = 401), (status = 403)))]
+    responses((status = 200, description = "Sensitive event and profile properties", body = SensitiveProperties), (status = 401), (status = 403)))]
 pub async fn list(
     ctx: RequestContext,
     principal: Principal,
@@ -46,7 +46,17 @@ pub async fn list(
         .store
         .sensitive_properties(&project, PropertyKind::Profile)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"event": event, "profile": profile})))
+    Ok(HttpResponse::Ok().json(SensitiveProperties { event, profile }))
+}
+
+/// A project's sensitive properties: their values are redacted for readers without
+/// `events:read_sensitive`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SensitiveProperties {
+    /// Event properties.
+    event: Vec<String>,
+    /// Profile properties.
+    profile: Vec<String>,
 }
 
 async fn change(

@@ -110,14 +110,26 @@ async fn choose(
     )
     .await?;
     let now = consent::preferences(&state.store, &state.audit, &auth, &person).await?;
-    Ok(HttpResponse::Ok().json(json!({"changed": changed, "preferences": now})))
+    Ok(HttpResponse::Ok().json(Changed {
+        changed,
+        preferences: now,
+    }))
+}
+
+/// What recording a choice did: whether it changed anything, and the person's preferences now.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Changed {
+    /// False when the person had already made this choice.
+    changed: bool,
+    /// Their preferences after it.
+    preferences: consent::Preferences,
 }
 
 /// Opts a person out: nothing they send is stored from now on.
 #[utoipa::path(put, path = "/api/v1/projects/{project}/subjects/{distinct_id}/opt-out", tag = "privacy",
     params(("project" = String, Path, description = "The project"), ("distinct_id" = String, Path, description = "The person")),
     request_body(content = ChoiceBody, description = "Optional source"),
-    responses((status = 200, description = "`changed` and the person's preferences"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "`changed` and the person's preferences", body = Changed), (status = 401), (status = 403), (status = 404)))]
 pub async fn opt_out(
     ctx: RequestContext,
     principal: Principal,
@@ -141,7 +153,7 @@ pub async fn opt_out(
 /// Removes a person's opt-out.
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/subjects/{distinct_id}/opt-out", tag = "privacy",
     params(("project" = String, Path, description = "The project"), ("distinct_id" = String, Path, description = "The person")),
-    responses((status = 200, description = "`changed` and the person's preferences"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "`changed` and the person's preferences", body = Changed), (status = 401), (status = 403), (status = 404)))]
 pub async fn opt_in(
     ctx: RequestContext,
     principal: Principal,
@@ -166,7 +178,7 @@ pub async fn opt_in(
 #[utoipa::path(put, path = "/api/v1/projects/{project}/subjects/{distinct_id}/consent", tag = "privacy",
     params(("project" = String, Path, description = "The project"), ("distinct_id" = String, Path, description = "The person")),
     request_body(content = ChoiceBody, description = "Optional source"),
-    responses((status = 200, description = "The person's preferences"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "`changed` and the person's preferences", body = Changed), (status = 401), (status = 403), (status = 404)))]
 pub async fn give_consent(
     ctx: RequestContext,
     principal: Principal,
@@ -190,7 +202,7 @@ pub async fn give_consent(
 /// Records the withdrawal of a person's consent, with its source and time.
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/subjects/{distinct_id}/consent", tag = "privacy",
     params(("project" = String, Path, description = "The project"), ("distinct_id" = String, Path, description = "The person")),
-    responses((status = 200, description = "The person's preferences"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "`changed` and the person's preferences", body = Changed), (status = 401), (status = 403), (status = 404)))]
 pub async fn withdraw_consent(
     ctx: RequestContext,
     principal: Principal,

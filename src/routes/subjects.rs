@@ -276,13 +276,20 @@ async fn list<P: Requirement>(
         .filter(|r| (r.kind == RequestKind::Export) == exports)
         .map(RequestView::from)
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "requests": requests })))
+    Ok(HttpResponse::Ok().json(RequestList { requests }))
+}
+
+/// A project's requests of one kind (exports, or deletions), newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestList {
+    /// The requests.
+    requests: Vec<RequestView>,
 }
 
 /// The project's export requests, newest first.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/subject-requests/exports", tag = "privacy",
     params(("project" = String, Path, description = "The project")),
-    responses((status = 200, description = "`requests`"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "`requests`", body = RequestList), (status = 401), (status = 403), (status = 404)))]
 pub async fn list_exports(
     ctx: RequestContext,
     principal: Principal,
@@ -295,7 +302,7 @@ pub async fn list_exports(
 /// The project's deletion requests, newest first.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/subject-requests/deletions", tag = "privacy",
     params(("project" = String, Path, description = "The project")),
-    responses((status = 200, description = "`requests`"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "`requests`", body = RequestList), (status = 401), (status = 403), (status = 404)))]
 pub async fn list_deletions(
     ctx: RequestContext,
     principal: Principal,
