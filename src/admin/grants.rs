@@ -17,27 +17,81 @@ use crate::error::AppError;
 pub const MAX_EXPIRY_DAYS: i64 = 3650;
 
 /// A grant as the API shows it and the log records it: one shape everywhere.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct GrantView {
+    /// Its id.
+    id: String,
+    /// `user`, `group` or `service_account`.
+    #[schema(value_type = String)]
+    subject_kind: crate::domain::SubjectKind,
+    /// Who: a person's or service account's id, or a group's name.
+    subject: String,
+    /// `allow` (a role) or `deny` (a permission).
+    effect: &'static str,
+    /// The role an allow grant gives.
+    role: Option<String>,
+    /// The permission a deny grant takes away.
+    #[schema(value_type = Option<String>)]
+    permission: Option<Permission>,
+    /// A project's id, or `*` for every project.
+    project: String,
+    /// Why it was given.
+    reason: String,
+    /// Who gave it.
+    granted_by: String,
+    /// When (RFC 3339).
+    created_at: String,
+    /// When it lapses, if it does.
+    expires_at: Option<String>,
+    /// `active`, `pending`, `revoked`, `rejected` or `expired`.
+    #[schema(value_type = String)]
+    status: crate::domain::GrantStatus,
+    /// Who approved, rejected or revoked it.
+    decided_by: Option<String>,
+    /// When.
+    decided_at: Option<String>,
+    /// Days between access reviews.
+    review_every_days: Option<i64>,
+    /// When it was last reviewed.
+    reviewed_at: Option<String>,
+    /// When its next review is due.
+    review_due: Option<String>,
+    /// When it was locked (it then gives nothing until unlocked).
+    locked_at: Option<String>,
+}
+
+impl GrantView {
+    /// The view of `g`.
+    pub fn of(g: &GrantRecord) -> Self {
+        Self {
+            id: g.id.clone(),
+            subject_kind: g.subject_kind,
+            subject: g.subject.clone(),
+            effect: match g.effect {
+                Effect::Allow => "allow",
+                Effect::Deny => "deny",
+            },
+            role: g.role.clone(),
+            permission: g.permission,
+            project: g.project.clone(),
+            reason: g.reason.clone(),
+            granted_by: g.granted_by.clone(),
+            created_at: g.created_at.to_rfc3339(),
+            expires_at: g.expires_at.map(Timestamp::to_rfc3339),
+            status: g.status,
+            decided_by: g.decided_by.clone(),
+            decided_at: g.decided_at.map(Timestamp::to_rfc3339),
+            review_every_days: g.review_every_days,
+            reviewed_at: g.reviewed_at.map(Timestamp::to_rfc3339),
+            review_due: g.review_due().map(Timestamp::to_rfc3339),
+            locked_at: g.locked_at.map(Timestamp::to_rfc3339),
+        }
+    }
+}
+
+/// [`GrantView`] as JSON, for the log's before/after details.
 pub fn grant_json(g: &GrantRecord) -> Value {
-    json!({
-        "id": g.id,
-        "subject_kind": g.subject_kind,
-        "subject": g.subject,
-        "effect": match g.effect { Effect::Allow => "allow", Effect::Deny => "deny" },
-        "role": g.role,
-        "permission": g.permission,
-        "project": g.project,
-        "reason": g.reason,
-        "granted_by": g.granted_by,
-        "created_at": g.created_at.to_rfc3339(),
-        "expires_at": g.expires_at.map(Timestamp::to_rfc3339),
-        "status": g.status,
-        "decided_by": g.decided_by,
-        "decided_at": g.decided_at.map(Timestamp::to_rfc3339),
-        "review_every_days": g.review_every_days,
-        "reviewed_at": g.reviewed_at.map(Timestamp::to_rfc3339),
-        "review_due": g.review_due().map(Timestamp::to_rfc3339),
-        "locked_at": g.locked_at.map(Timestamp::to_rfc3339),
-    })
+    serde_json::to_value(GrantView::of(g)).expect("a grant serializes")
 }
 
 /// What a new grant gives, to whom, where: parsed once, from the API's body or the CLI's flags.

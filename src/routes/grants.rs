@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::{GrantStatus, Principal, perm};
-use crate::admin::grants::{self, grant_json};
+use crate::admin::grants::{self, GrantView};
 use crate::admin::{Admin, Administrator};
 use crate::admin::{people, roles};
 use crate::audit::RequestContext;
@@ -41,7 +41,7 @@ pub struct NewGrant {
 
 /// Grants a role (or denies a permission) to a person, group or service account.
 #[utoipa::path(post, path = "/api/v1/admin/grants", tag = "admin", request_body = NewGrant,
-    responses((status = 201, description = "Created: active, or pending a second approval"), (status = 401), (status = 403), (status = 422)))]
+    responses((status = 201, body = GrantView, description = "Created: active, or pending a second approval"), (status = 401), (status = 403), (status = 422)))]
 pub async fn create(
     ctx: RequestContext,
     principal: Principal,
@@ -63,7 +63,7 @@ pub async fn create(
         principal: &principal,
     };
     let grant = grants::create(&admin(&state), by, new).await?;
-    Ok(HttpResponse::Created().json(grant_json(&grant)))
+    Ok(HttpResponse::Created().json(GrantView::of(&grant)))
 }
 
 /// The administration services over this service's state.
@@ -86,7 +86,7 @@ pub struct ListParams {
 
 /// Lists grants in every state, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/grants", tag = "admin", params(ListParams),
-    responses((status = 200, description = "The grants"), (status = 401), (status = 403)))]
+    responses((status = 200, body = GrantList, description = "The grants"), (status = 401), (status = 403)))]
 pub async fn list(
     ctx: RequestContext,
     principal: Principal,
@@ -100,8 +100,16 @@ pub async fn list(
     };
     by.may_assign(&state.audit, &scope).await?;
     let grants = state.store.grants(q.project.as_deref()).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"grants": grants.iter().map(grant_json).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(GrantList {
+        grants: grants.iter().map(GrantView::of).collect(),
+    }))
+}
+
+/// Grants, as the API shows them.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct GrantList {
+    /// The grants.
+    grants: Vec<GrantView>,
 }
 
 async fn decide(
@@ -113,13 +121,13 @@ async fn decide(
 ) -> Result<HttpResponse, AppError> {
     let by = Administrator::Person { ctx, principal };
     let after = grants::decide(&admin(state), by, id, to).await?;
-    Ok(HttpResponse::Ok().json(grant_json(&after)))
+    Ok(HttpResponse::Ok().json(GrantView::of(&after)))
 }
 
 /// Approves a pending grant (by an administrator other than the granter and the grantee).
 #[utoipa::path(post, path = "/api/v1/admin/grants/{id}/approve", tag = "admin",
     params(("id" = String, Path, description = "The grant")),
-    responses((status = 200, description = "Active"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = GrantView, description = "Active"), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn approve(
     ctx: RequestContext,
     principal: Principal,
@@ -132,7 +140,7 @@ pub async fn approve(
 /// Rejects a pending grant.
 #[utoipa::path(post, path = "/api/v1/admin/grants/{id}/reject", tag = "admin",
     params(("id" = String, Path, description = "The grant")),
-    responses((status = 200, description = "Rejected"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = GrantView, description = "Rejected"), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn reject(
     ctx: RequestContext,
     principal: Principal,
@@ -145,7 +153,7 @@ pub async fn reject(
 /// Revokes a grant at once.
 #[utoipa::path(delete, path = "/api/v1/admin/grants/{id}", tag = "admin",
     params(("id" = String, Path, description = "The grant")),
-    responses((status = 200, description = "Revoked"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = GrantView, description = "Revoked"), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn revoke(
     ctx: RequestContext,
     principal: Principal,
@@ -227,7 +235,7 @@ pub struct ReviewNote {
 /// Records that a grant was reviewed and is still needed; the next review falls due later.
 #[utoipa::path(post, path = "/api/v1/admin/grants/{id}/review", tag = "admin",
     params(("id" = String, Path, description = "The grant")), request_body = ReviewNote,
-    responses((status = 200, description = "Reviewed"), (status = 401), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 200, body = GrantView, description = "Reviewed"), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn review(
     ctx: RequestContext,
     principal: Principal,
@@ -245,7 +253,7 @@ pub async fn review(
             .map_err(|e| AppError::Unprocessable(format!("the body does not match: {e}")))
     };
     let after = grants::review(&admin(&state), by, &path, note).await?;
-    Ok(HttpResponse::Ok().json(grant_json(&after)))
+    Ok(HttpResponse::Ok().json(GrantView::of(&after)))
 }
 
 async fn lock_grant(
@@ -257,13 +265,13 @@ async fn lock_grant(
 ) -> Result<HttpResponse, AppError> {
     let by = Administrator::Person { ctx, principal };
     let after = grants::lock(&admin(state), by, id, lock).await?;
-    Ok(HttpResponse::Ok().json(grant_json(&after)))
+    Ok(HttpResponse::Ok().json(GrantView::of(&after)))
 }
 
 /// Locks a grant: it stops working at the next request, until unlocked.
 #[utoipa::path(post, path = "/api/v1/admin/grants/{id}/lock", tag = "admin",
     params(("id" = String, Path, description = "The grant")),
-    responses((status = 200, description = "Locked"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = GrantView, description = "Locked"), (status = 401), (status = 403), (status = 404)))]
 pub async fn lock(
     ctx: RequestContext,
     principal: Principal,
@@ -276,7 +284,7 @@ pub async fn lock(
 /// Unlocks a grant.
 #[utoipa::path(post, path = "/api/v1/admin/grants/{id}/unlock", tag = "admin",
     params(("id" = String, Path, description = "The grant")),
-    responses((status = 200, description = "Unlocked"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = GrantView, description = "Unlocked"), (status = 401), (status = 403), (status = 404)))]
 pub async fn unlock(
     ctx: RequestContext,
     principal: Principal,
