@@ -11,7 +11,7 @@ use crate::ledger::entry::Action;
 use crate::store::{EndReason, ServiceAccount};
 
 /// What disabling or re-enabling someone did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Disabled {
     /// The person.
     pub id: String,

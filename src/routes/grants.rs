@@ -165,7 +165,7 @@ pub async fn revoke(
 
 /// Every person, with whether they are disabled.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin",
-    responses((status = 200, description = "People"), (status = 401), (status = 403)))]
+    responses((status = 200, body = UserList, description = "People"), (status = 401), (status = 403)))]
 pub async fn users(
     ctx: RequestContext,
     principal: Principal,
@@ -176,14 +176,74 @@ pub async fn users(
         .authorize_global::<perm::UsersAdmin>(&ctx, &principal, Action::UserChange)
         .await?;
     let people = state.store.users().await?;
-    Ok(
-        HttpResponse::Ok().json(json!({"users": people.iter().map(|u| json!({
-        "id": u.id, "email": u.email, "name": u.name, "kind": u.kind.as_str(),
-        "created_at": u.created_at.to_rfc3339(),
-        "last_signin_at": u.last_signin_at.map(Timestamp::to_rfc3339),
-        "disabled_at": u.disabled_at.map(Timestamp::to_rfc3339),
-    })).collect::<Vec<_>>()})),
-    )
+    let users = people
+        .iter()
+        .map(|u| UserView {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            kind: u.kind.as_str(),
+            created_at: u.created_at.to_rfc3339(),
+            last_signin_at: u.last_signin_at.map(Timestamp::to_rfc3339),
+            disabled_at: u.disabled_at.map(Timestamp::to_rfc3339),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(UserList { users }))
+}
+
+/// A person, as administrators see them.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    /// Their id.
+    id: String,
+    /// Their e-mail address (their sign-in name).
+    email: String,
+    /// Their name, as their identity provider gives it.
+    name: Option<String>,
+    /// `sso` or `break_glass`.
+    kind: &'static str,
+    /// When they first signed in (RFC 3339).
+    created_at: String,
+    /// When they last signed in.
+    last_signin_at: Option<String>,
+    /// When they were disabled, if they are.
+    disabled_at: Option<String>,
+}
+
+/// Everyone who has signed in.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    /// The people.
+    users: Vec<UserView>,
+}
+
+/// A service account, as administrators see it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ServiceAccountView {
+    /// Its id.
+    id: String,
+    /// Its user name (HTTP Basic on /import).
+    name: String,
+    /// Its project.
+    project: String,
+    /// When it was locked, if it is.
+    locked_at: Option<String>,
+}
+
+/// Service accounts.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ServiceAccountList {
+    /// The accounts.
+    service_accounts: Vec<ServiceAccountView>,
+}
+
+/// A service account locked or unlocked.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Locked {
+    /// The account.
+    id: String,
+    /// Whether it is locked now.
+    locked: bool,
 }
 
 async fn set_disabled(
@@ -201,7 +261,7 @@ async fn set_disabled(
 /// Disables a person: their sessions end and their personal tokens stop at once.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin",
     params(("id" = String, Path, description = "The person")),
-    responses((status = 200, description = "Disabled"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = people::Disabled, description = "Disabled"), (status = 401), (status = 403), (status = 404)))]
 pub async fn disable(
     ctx: RequestContext,
     principal: Principal,
@@ -214,7 +274,7 @@ pub async fn disable(
 /// Re-enables a person.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", tag = "admin",
     params(("id" = String, Path, description = "The person")),
-    responses((status = 200, description = "Enabled"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = people::Disabled, description = "Enabled"), (status = 401), (status = 403), (status = 404)))]
 pub async fn enable(
     ctx: RequestContext,
     principal: Principal,
@@ -296,7 +356,7 @@ pub async fn unlock(
 
 /// Every service account, with its project and lock.
 #[utoipa::path(get, path = "/api/v1/admin/service-accounts", tag = "admin",
-    responses((status = 200, description = "Service accounts"), (status = 401), (status = 403)))]
+    responses((status = 200, body = ServiceAccountList, description = "Service accounts"), (status = 401), (status = 403)))]
 pub async fn service_accounts(
     ctx: RequestContext,
     principal: Principal,
@@ -306,12 +366,17 @@ pub async fn service_accounts(
         ctx: &ctx,
         principal: &principal,
     };
-    let out: Vec<_> = people::service_accounts(&admin(&state), by)
+    let service_accounts = people::service_accounts(&admin(&state), by)
         .await?
         .into_iter()
-        .map(|(sa, locked)| json!({"id": sa.id, "name": sa.name, "project": sa.project_id, "locked_at": locked.map(Timestamp::to_rfc3339)}))
+        .map(|(sa, locked)| ServiceAccountView {
+            id: sa.id,
+            name: sa.name,
+            project: sa.project_id.to_string(),
+            locked_at: locked.map(Timestamp::to_rfc3339),
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"service_accounts": out})))
+    Ok(HttpResponse::Ok().json(ServiceAccountList { service_accounts }))
 }
 
 async fn lock_account(
@@ -323,13 +388,16 @@ async fn lock_account(
 ) -> Result<HttpResponse, AppError> {
     let by = Administrator::Person { ctx, principal };
     let account = people::lock_service_account(&admin(state), by, id, lock).await?;
-    Ok(HttpResponse::Ok().json(json!({"id": account.id, "locked": lock})))
+    Ok(HttpResponse::Ok().json(Locked {
+        id: account.id,
+        locked: lock,
+    }))
 }
 
 /// Locks a service account: its tokens stop working at the next request.
 #[utoipa::path(post, path = "/api/v1/admin/service-accounts/{id}/lock", tag = "admin",
     params(("id" = String, Path, description = "The service account")),
-    responses((status = 200, description = "Locked"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = Locked, description = "Locked"), (status = 401), (status = 403), (status = 404)))]
 pub async fn lock_service_account(
     ctx: RequestContext,
     principal: Principal,
@@ -342,7 +410,7 @@ pub async fn lock_service_account(
 /// Unlocks a service account.
 #[utoipa::path(post, path = "/api/v1/admin/service-accounts/{id}/unlock", tag = "admin",
     params(("id" = String, Path, description = "The service account")),
-    responses((status = 200, description = "Unlocked"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = Locked, description = "Unlocked"), (status = 401), (status = 403), (status = 404)))]
 pub async fn unlock_service_account(
     ctx: RequestContext,
     principal: Principal,
