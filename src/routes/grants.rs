@@ -3,7 +3,6 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::access::{GrantStatus, Principal, perm};
 use crate::admin::grants::{self, GrantView};
@@ -422,7 +421,7 @@ pub async fn unlock_service_account(
 
 /// Every grantable role: built-in and custom.
 #[utoipa::path(get, path = "/api/v1/admin/roles", tag = "admin",
-    responses((status = 200, description = "Roles and their permissions"), (status = 401), (status = 403)))]
+    responses((status = 200, body = RoleList, description = "Roles and their permissions"), (status = 401), (status = 403)))]
 pub async fn roles(
     ctx: RequestContext,
     principal: Principal,
@@ -433,18 +432,59 @@ pub async fn roles(
         principal: &principal,
     };
     by.may_assign(&state.audit, "*").await?;
-    let builtin: Vec<Value> = crate::access::BUILTIN
-        .iter()
-        .map(|r| json!({"name": r.name, "permissions": r.permissions, "builtin": true}))
-        .collect();
-    let custom: Vec<Value> = role_book(&state)
-        .await?
-        .custom()
-        .iter()
-        .map(|r| json!({"name": r.name, "permissions": r.permissions, "description": r.description, "builtin": false}))
-        .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({"roles": builtin.into_iter().chain(custom).collect::<Vec<_>>()})))
+    let builtin = crate::access::BUILTIN.iter().map(|r| RoleView {
+        name: r.name.to_owned(),
+        permissions: r.permissions.to_vec(),
+        description: None,
+        builtin: true,
+    });
+    let book = role_book(&state).await?;
+    let custom = book.custom().iter().map(RoleView::custom);
+    Ok(HttpResponse::Ok().json(RoleList {
+        roles: builtin.chain(custom).collect(),
+    }))
+}
+
+/// A role and what it allows.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RoleView {
+    /// Its name.
+    name: String,
+    /// Its permissions, from the catalogue.
+    #[schema(value_type = Vec<String>)]
+    permissions: Vec<crate::access::Permission>,
+    /// What a custom role is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// Built in (fixed), or custom.
+    builtin: bool,
+}
+
+impl RoleView {
+    fn custom(r: &crate::domain::CustomRole) -> Self {
+        Self {
+            name: r.name.clone(),
+            permissions: r.permissions.clone(),
+            description: Some(r.description.clone()),
+            builtin: false,
+        }
+    }
+}
+
+/// Every role: the built-in ones, then the custom ones.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RoleList {
+    /// The roles.
+    roles: Vec<RoleView>,
+}
+
+/// A custom role removed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RoleDeleted {
+    /// Its name.
+    name: String,
+    /// Always true.
+    deleted: bool,
 }
 
 /// A custom role.
@@ -461,7 +501,7 @@ pub struct NewRole {
 
 /// Defines a custom role from the permission catalogue.
 #[utoipa::path(post, path = "/api/v1/admin/roles", tag = "admin", request_body = NewRole,
-    responses((status = 201, description = "Defined"), (status = 401), (status = 403), (status = 409), (status = 422)))]
+    responses((status = 201, body = RoleView, description = "Defined"), (status = 401), (status = 403), (status = 409), (status = 422)))]
 pub async fn create_role(
     ctx: RequestContext,
     principal: Principal,
@@ -478,13 +518,13 @@ pub async fn create_role(
     let b: NewRole = serde_json::from_slice(&bytes)
         .map_err(|e| AppError::Unprocessable(format!("the body does not match: {e}")))?;
     let role = roles::create(&admin(&state), by, b.name, &b.permissions, b.description).await?;
-    Ok(HttpResponse::Created().json(json!({"name": role.name, "permissions": role.permissions, "description": role.description})))
+    Ok(HttpResponse::Created().json(RoleView::custom(&role)))
 }
 
 /// Removes a custom role no active grant uses.
 #[utoipa::path(delete, path = "/api/v1/admin/roles/{name}", tag = "admin",
     params(("name" = String, Path, description = "The role")),
-    responses((status = 200, description = "Removed"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = RoleDeleted, description = "Removed"), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn delete_role(
     ctx: RequestContext,
     principal: Principal,
@@ -496,5 +536,8 @@ pub async fn delete_role(
         principal: &principal,
     };
     let role = roles::delete(&admin(&state), by, &path).await?;
-    Ok(HttpResponse::Ok().json(json!({"name": role.name, "deleted": true})))
+    Ok(HttpResponse::Ok().json(RoleDeleted {
+        name: role.name,
+        deleted: true,
+    }))
 }
