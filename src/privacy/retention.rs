@@ -12,9 +12,10 @@ use crate::ledger::entry::{Action, Outcome};
 use crate::store::SharedStore;
 
 /// What one sweep found due and deleted, per project.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ProjectSweep {
     /// The project.
+    #[schema(value_type = String)]
     pub project: ProjectId,
     /// Events from before this time are past the window.
     pub cutoff: String,
@@ -25,13 +26,14 @@ pub struct ProjectSweep {
 }
 
 /// A sweep's report.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SweepReport {
     /// Projects with events past their window.
     pub projects: Vec<ProjectSweep>,
     /// False when `max_batches` stopped the sweep early; the next one carries on.
     pub complete: bool,
     /// Deleted projects whose grace period ended, now hard-deleted.
+    #[schema(value_type = Vec<String>)]
     pub purged: Vec<ProjectId>,
 }
 

@@ -83,15 +83,30 @@ async fn change(
             "unmark_requested_by": after["unmark_requested_by"],
             "next": "a second person with properties:classify removes the mark with the same request",
         })),
-        _ => HttpResponse::Ok().json(json!({"kind": kind.as_str(), "property": name, "sensitive": after["sensitive"]})),
+        _ => HttpResponse::Ok().json(Classified {
+            kind: kind.as_str(),
+            property: name,
+            sensitive: after["sensitive"].as_bool().unwrap_or(sensitive),
+        }),
     })
+}
+
+/// A property's classification after a change.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Classified {
+    /// `event` or `profile`.
+    kind: &'static str,
+    /// The property.
+    property: String,
+    /// Whether its values are now redacted for readers without `events:read_sensitive`.
+    sensitive: bool,
 }
 
 /// Marks a property sensitive: its values are redacted for readers without
 /// `events:read_sensitive`.
 #[utoipa::path(put, path = "/api/v1/projects/{project}/sensitive-properties/{kind}/{name}", tag = "access",
     params(("project" = String, Path, description = "The project"), ("kind" = String, Path, description = "event or profile"), ("name" = String, Path, description = "The property")),
-    responses((status = 200, description = "Sensitive"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = Classified, description = "Sensitive"), (status = 401), (status = 403), (status = 404)))]
 pub async fn mark(
     ctx: RequestContext,
     principal: Principal,
@@ -106,7 +121,7 @@ pub async fn mark(
 /// and removes it (200): unmarking takes two people.
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/sensitive-properties/{kind}/{name}", tag = "access",
     params(("project" = String, Path, description = "The project"), ("kind" = String, Path, description = "event or profile"), ("name" = String, Path, description = "The property")),
-    responses((status = 200, description = "No longer sensitive"), (status = 202, description = "Asked: a second person must confirm"), (status = 401), (status = 403), (status = 404), (status = 409, description = "Asked already by this person")))]
+    responses((status = 200, body = Classified, description = "No longer sensitive"), (status = 202, description = "Asked: a second person must confirm"), (status = 401), (status = 403), (status = 404), (status = 409, description = "Asked already by this person")))]
 pub async fn unmark(
     ctx: RequestContext,
     principal: Principal,

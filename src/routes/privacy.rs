@@ -29,7 +29,7 @@ pub struct SweepParams {
 
 /// Runs a retention sweep now (needs `project:admin` on every project).
 #[utoipa::path(post, path = "/api/v1/admin/retention/sweep", tag = "admin", params(SweepParams),
-    responses((status = 200, description = "What was due and deleted, per project"), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = retention::SweepReport, description = "What was due and deleted, per project"), (status = 400), (status = 401), (status = 403)))]
 pub async fn sweep(
     ctx: RequestContext,
     principal: Principal,
