@@ -12,21 +12,57 @@ use crate::error::AppError;
 use crate::ledger::entry::Action;
 
 /// A request as the API shows it and the log records it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AccessRequestView {
+    /// Its id.
+    id: String,
+    /// Who asks (a person's id).
+    requester: String,
+    /// Where: a project's id.
+    project: String,
+    /// Which role.
+    role: String,
+    /// Why (a ticket, an incident).
+    reason: String,
+    /// For how long, once granted.
+    duration_hours: f64,
+    /// Approvals needed.
+    approvals_needed: u32,
+    /// Who approved so far.
+    approvals: Vec<String>,
+    /// When it was asked (RFC 3339).
+    created_at: String,
+    /// When it lapses unanswered.
+    lapses_at: String,
+    /// `pending`, `granted`, `rejected` or `lapsed`.
+    state: &'static str,
+    /// The grant it became.
+    grant_id: Option<String>,
+}
+
+impl AccessRequestView {
+    /// The view of `r` with `approvals`, as of `now`.
+    pub fn of(r: &AccessRequest, approvals: &[String], now: Timestamp) -> Self {
+        Self {
+            id: r.id.clone(),
+            requester: r.requester.clone(),
+            project: r.project.clone(),
+            role: r.role.clone(),
+            reason: r.reason.clone(),
+            duration_hours: r.duration_ms as f64 / 3_600_000.0,
+            approvals_needed: r.approvals_needed,
+            approvals: approvals.to_vec(),
+            created_at: r.created_at.to_rfc3339(),
+            lapses_at: r.lapses_at.to_rfc3339(),
+            state: r.state_at(now),
+            grant_id: r.grant_id.clone(),
+        }
+    }
+}
+
+/// [`AccessRequestView`] as JSON, for the log's before/after details.
 pub fn request_json(r: &AccessRequest, approvals: &[String], now: Timestamp) -> Value {
-    json!({
-        "id": r.id,
-        "requester": r.requester,
-        "project": r.project,
-        "role": r.role,
-        "reason": r.reason,
-        "duration_hours": r.duration_ms as f64 / 3_600_000.0,
-        "approvals_needed": r.approvals_needed,
-        "approvals": approvals,
-        "created_at": r.created_at.to_rfc3339(),
-        "lapses_at": r.lapses_at.to_rfc3339(),
-        "state": r.state_at(now),
-        "grant_id": r.grant_id,
-    })
+    serde_json::to_value(AccessRequestView::of(r, approvals, now)).expect("a request serializes")
 }
 
 /// Approves or rejects a pending request, as one more approval (a person: not the requester,

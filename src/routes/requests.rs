@@ -3,12 +3,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::pages::body;
 use crate::access::{AccessRequest, Principal, RequestStatus, approvals_needed, check_ask, perm};
 use crate::admin::Administrator;
-use crate::admin::requests::{self, request_json};
+use crate::admin::requests::{self, AccessRequestView, request_json};
 use crate::audit::RequestContext;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
@@ -32,7 +32,7 @@ pub struct NewRequest {
 
 /// Asks for a role on a project for a while.
 #[utoipa::path(post, path = "/api/v1/access-requests", tag = "access", request_body = NewRequest,
-    responses((status = 201, description = "Pending approval"), (status = 401), (status = 422)))]
+    responses((status = 201, body = AccessRequestView, description = "Pending approval"), (status = 401), (status = 422)))]
 pub async fn ask(
     req: HttpRequest,
     ctx: RequestContext,
@@ -90,13 +90,16 @@ pub async fn ask(
 
 /// My access requests, newest first.
 #[utoipa::path(get, path = "/api/v1/access-requests", tag = "access",
-    responses((status = 200, description = "My requests"), (status = 401)))]
+    responses((status = 200, body = AccessRequestList, description = "My requests"), (status = 401)))]
 pub async fn mine(person: Person, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
     let list = state.store.requests(Some(&person.user.id)).await?;
-    Ok(HttpResponse::Ok().json(
-        json!({"requests": list.iter().map(|r| request_json(r, &[], now)).collect::<Vec<_>>()}),
-    ))
+    Ok(HttpResponse::Ok().json(AccessRequestList {
+        requests: list
+            .iter()
+            .map(|r| AccessRequestView::of(r, &[], now))
+            .collect(),
+    }))
 }
 
 /// Which pending requests to list.
@@ -109,7 +112,7 @@ pub struct PendingParams {
 
 /// Pending access requests, for approvers.
 #[utoipa::path(get, path = "/api/v1/admin/access-requests", tag = "admin", params(PendingParams),
-    responses((status = 200, description = "Pending requests"), (status = 401), (status = 403)))]
+    responses((status = 200, body = AccessRequestList, description = "Pending requests"), (status = 401), (status = 403)))]
 pub async fn pending(
     ctx: RequestContext,
     principal: Principal,
@@ -132,16 +135,23 @@ pub async fn pending(
         }
     }
     let now = state.clock.now();
-    let list: Vec<Value> = state
+    let requests = state
         .store
         .requests(None)
         .await?
         .iter()
         .filter(|r| q.project.as_deref().is_none_or(|p| p == r.project))
         .filter(|r| r.state_at(now) == "pending")
-        .map(|r| request_json(r, &[], now))
+        .map(|r| AccessRequestView::of(r, &[], now))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"requests": list})))
+    Ok(HttpResponse::Ok().json(AccessRequestList { requests }))
+}
+
+/// Access requests.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AccessRequestList {
+    /// The requests.
+    requests: Vec<AccessRequestView>,
 }
 
 async fn decide(
@@ -159,7 +169,7 @@ async fn decide(
 /// Approves an access request; enough approvals turn it into an expiring grant.
 #[utoipa::path(post, path = "/api/v1/admin/access-requests/{id}/approve", tag = "admin",
     params(("id" = String, Path, description = "The request")),
-    responses((status = 200, description = "Approved (granted once enough approvals)"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = AccessRequestView, description = "Approved (granted once enough approvals)"), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn approve(
     ctx: RequestContext,
     principal: Principal,
@@ -172,7 +182,7 @@ pub async fn approve(
 /// Rejects an access request.
 #[utoipa::path(post, path = "/api/v1/admin/access-requests/{id}/reject", tag = "admin",
     params(("id" = String, Path, description = "The request")),
-    responses((status = 200, description = "Rejected"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = AccessRequestView, description = "Rejected"), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn reject(
     ctx: RequestContext,
     principal: Principal,
