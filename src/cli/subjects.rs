@@ -228,17 +228,29 @@ pub(super) async fn subject_command(
                 .create_new(true)
                 .open(&output)
                 .with_context(|| format!("creating {}", output.display()))?;
-            let log = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
-            let subjects = log.pseudonyms(&project, &plan.people).await?;
-            // Written before any data is read, as for every download.
-            log.record_cli_about(
-                Action::SubjectsExport,
-                Some(&project),
-                r.events_affected,
-                details,
-                subjects.clone(),
-            )
-            .await?;
+            // Written before any data is read, as for every download; if it cannot be, the
+            // empty file goes too.
+            let logged = async {
+                let log = AuditLog::start(store.clone(), clock.clone(), &settings.audit).await?;
+                let subjects = log.pseudonyms(&project, &plan.people).await?;
+                log.record_cli_about(
+                    Action::SubjectsExport,
+                    Some(&project),
+                    r.events_affected,
+                    details,
+                    subjects.clone(),
+                )
+                .await?;
+                anyhow::Ok((log, subjects))
+            };
+            let (log, subjects) = match logged.await {
+                Ok(done) => done,
+                Err(e) => {
+                    drop(file);
+                    let _ = std::fs::remove_file(&output);
+                    return Err(e);
+                }
+            };
             let mut body = Box::pin(crate::privacy::export::stream(plan));
             let mut written = 0u64;
             let mut failure = None;
