@@ -99,87 +99,6 @@ impl BatchQueue {
     }
 }
 
-/// Stores `batch` in the next group commit, and answers what it stored.
-pub(super) async fn submit<DB>(
-    pool: Pool<DB>,
-    gate: Option<Arc<WriteGate>>,
-    queue: Arc<BatchQueue>,
-    batch: ReadyBatch,
-) -> StoreResult<InsertOutcome>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-{
-    let (done, answer) = oneshot::channel();
-    queue
-        .waiting
-        .lock()
-        .expect("not poisoned")
-        .push_back(Job { batch, done });
-    // The group is written by a task of its own: a caller that goes away (its client hung
-    // up) must not roll back the batches of the others in its group.
-    tokio::spawn(lead::<DB>(pool, gate, queue));
-    answer.await.unwrap_or_else(|_| {
-        Err(StoreError::Unavailable(
-            "the batch's write was abandoned; send it again".into(),
-        ))
-    })
-}
-
-/// Stores `batch` in a transaction of its own, for a backend whose writers run side by side.
-pub(super) async fn alone<DB>(pool: &Pool<DB>, batch: &ReadyBatch) -> StoreResult<InsertOutcome>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-{
-    let mut tx = begin_write_with(pool, None).await?;
-    let (outcome, deltas) = insert_rows::<DB>(&mut tx, batch).await?;
-    // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
-    // locks are held until the commit, so concurrent batches wait on them as little as possible.
-    adjust_counts(&mut *tx, &batch.project, deltas).await?;
-    tx.commit().await?;
-    Ok(outcome)
-}
-
-/// Writes groups until none is waiting. Every batch queued has a leader started after it, so
-/// none is left behind.
-async fn lead<DB>(pool: Pool<DB>, gate: Option<Arc<WriteGate>>, queue: Arc<BatchQueue>)
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-{
-    let _turn = queue.leader.lock().await;
-    loop {
-        let group = queue.next_group();
-        if group.is_empty() {
-            return;
-        }
-        let outcomes = commit_group::<DB>(&pool, gate.as_deref(), &group).await;
-        for (job, outcome) in group.into_iter().zip(outcomes) {
-            // A caller that went away no longer wants its answer; its batch is stored.
-            let _ = job.done.send(outcome);
-        }
-    }
-}
-
 /// The same failure for every batch of a group.
 fn shared(e: &StoreError) -> StoreError {
     match e {
@@ -189,12 +108,10 @@ fn shared(e: &StoreError) -> StoreError {
     }
 }
 
-/// One transaction for the group, a savepoint per batch; each batch's outcome, in order.
-async fn commit_group<DB>(
-    pool: &Pool<DB>,
-    gate: Option<&WriteGate>,
-    group: &[Job],
-) -> Vec<StoreResult<InsertOutcome>>
+/// The batch SQL, over either backend; the bounds sqlx needs are stated once, here.
+pub(super) struct Batches<DB>(std::marker::PhantomData<DB>);
+
+impl<DB> Batches<DB>
 where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -205,118 +122,157 @@ where
     for<'s> &'s str: ColumnIndex<DB::Row>,
     usize: ColumnIndex<DB::Row>,
 {
-    let all_fail = |e: StoreError| group.iter().map(|_| Err(shared(&e))).collect();
-    let mut tx = match begin_write_with(pool, gate).await {
-        Ok(tx) => tx,
-        Err(e) => return all_fail(e),
-    };
-    let mut outcomes = Vec::with_capacity(group.len());
-    // The stored batches' count changes, merged: a day's rows are updated once per group,
-    // not once per batch.
-    let mut counts: std::collections::BTreeMap<String, (ProjectId, Deltas)> = Default::default();
-    for job in group {
-        match in_savepoint::<DB>(&mut tx, &job.batch).await {
-            Ok(Ok((outcome, deltas))) => {
-                let project = &job.batch.project;
-                let (_, merged) = counts
-                    .entry(project.as_str().to_owned())
-                    .or_insert_with(|| (project.clone(), Deltas::new()));
-                for (key, n) in deltas {
-                    *merged.entry(key).or_default() += n;
-                }
-                outcomes.push(Ok(outcome));
+    /// Stores `batch` in the next group commit, and answers what it stored.
+    pub(super) async fn submit(
+        pool: Pool<DB>,
+        gate: Option<Arc<WriteGate>>,
+        queue: Arc<BatchQueue>,
+        batch: ReadyBatch,
+    ) -> StoreResult<InsertOutcome> {
+        let (done, answer) = oneshot::channel();
+        queue
+            .waiting
+            .lock()
+            .expect("not poisoned")
+            .push_back(Job { batch, done });
+        // The group is written by a task of its own: a caller that goes away (its client hung
+        // up) must not roll back the batches of the others in its group.
+        tokio::spawn(Self::lead(pool, gate, queue));
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the batch's write was abandoned; send it again".into(),
+            ))
+        })
+    }
+
+    /// Stores `batch` in a transaction of its own, for a backend whose writers run side by side.
+    pub(super) async fn alone(pool: &Pool<DB>, batch: &ReadyBatch) -> StoreResult<InsertOutcome> {
+        let mut tx = begin_write_with(pool, None).await?;
+        let (outcome, deltas) = Self::insert_rows(&mut tx, batch).await?;
+        // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
+        // locks are held until the commit, so concurrent batches wait on them as little as possible.
+        adjust_counts(&mut *tx, &batch.project, deltas).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Writes groups until none is waiting. Every batch queued has a leader started after it, so
+    /// none is left behind.
+    async fn lead(pool: Pool<DB>, gate: Option<Arc<WriteGate>>, queue: Arc<BatchQueue>) {
+        let _turn = queue.leader.lock().await;
+        loop {
+            let group = queue.next_group();
+            if group.is_empty() {
+                return;
             }
-            Ok(Err(e)) => outcomes.push(Err(e)),
-            // The savepoint itself failed: the transaction is in no known state; keep none.
+            let outcomes = Self::commit_group(&pool, gate.as_deref(), &group).await;
+            for (job, outcome) in group.into_iter().zip(outcomes) {
+                // A caller that went away no longer wants its answer; its batch is stored.
+                let _ = job.done.send(outcome);
+            }
+        }
+    }
+
+    /// One transaction for the group, a savepoint per batch; each batch's outcome, in order.
+    async fn commit_group(
+        pool: &Pool<DB>,
+        gate: Option<&WriteGate>,
+        group: &[Job],
+    ) -> Vec<StoreResult<InsertOutcome>> {
+        let all_fail = |e: StoreError| group.iter().map(|_| Err(shared(&e))).collect();
+        let mut tx = match begin_write_with(pool, gate).await {
+            Ok(tx) => tx,
             Err(e) => return all_fail(e),
+        };
+        let mut outcomes = Vec::with_capacity(group.len());
+        // The stored batches' count changes, merged: a day's rows are updated once per group,
+        // not once per batch.
+        let mut counts: std::collections::BTreeMap<String, (ProjectId, Deltas)> =
+            Default::default();
+        for job in group {
+            match Self::in_savepoint(&mut tx, &job.batch).await {
+                Ok(Ok((outcome, deltas))) => {
+                    let project = &job.batch.project;
+                    let (_, merged) = counts
+                        .entry(project.as_str().to_owned())
+                        .or_insert_with(|| (project.clone(), Deltas::new()));
+                    for (key, n) in deltas {
+                        *merged.entry(key).or_default() += n;
+                    }
+                    outcomes.push(Ok(outcome));
+                }
+                Ok(Err(e)) => outcomes.push(Err(e)),
+                // The savepoint itself failed: the transaction is in no known state; keep none.
+                Err(e) => return all_fail(e),
+            }
+        }
+        for (project, deltas) in counts.into_values() {
+            if let Err(e) = adjust_counts(&mut *tx, &project, deltas).await {
+                return all_fail(e);
+            }
+        }
+        match tx.commit().await {
+            Ok(()) => outcomes,
+            Err(e) => all_fail(e.into()),
         }
     }
-    for (project, deltas) in counts.into_values() {
-        if let Err(e) = adjust_counts(&mut *tx, &project, deltas).await {
-            return all_fail(e);
-        }
-    }
-    match tx.commit().await {
-        Ok(()) => outcomes,
-        Err(e) => all_fail(e.into()),
-    }
-}
 
-/// The batch in a savepoint: kept if it succeeds, undone alone if it fails. The outer error is
-/// the savepoint's own failure.
-async fn in_savepoint<DB>(
-    conn: &mut DB::Connection,
-    batch: &ReadyBatch,
-) -> StoreResult<StoreResult<(InsertOutcome, Deltas)>>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-{
-    conn.execute("SAVEPOINT batch").await?;
-    match insert_rows::<DB>(conn, batch).await {
-        Ok(outcome) => {
-            conn.execute("RELEASE SAVEPOINT batch").await?;
-            Ok(Ok(outcome))
-        }
-        Err(e) => {
-            conn.execute("ROLLBACK TO SAVEPOINT batch").await?;
-            conn.execute("RELEASE SAVEPOINT batch").await?;
-            Ok(Err(e))
+    /// The batch in a savepoint: kept if it succeeds, undone alone if it fails. The outer error is
+    /// the savepoint's own failure.
+    async fn in_savepoint(
+        conn: &mut DB::Connection,
+        batch: &ReadyBatch,
+    ) -> StoreResult<StoreResult<(InsertOutcome, Deltas)>> {
+        conn.execute("SAVEPOINT batch").await?;
+        match Self::insert_rows(conn, batch).await {
+            Ok(outcome) => {
+                conn.execute("RELEASE SAVEPOINT batch").await?;
+                Ok(Ok(outcome))
+            }
+            Err(e) => {
+                conn.execute("ROLLBACK TO SAVEPOINT batch").await?;
+                conn.execute("RELEASE SAVEPOINT batch").await?;
+                Ok(Err(e))
+            }
         }
     }
-}
 
-/// The batch's events and its identity links; its per-day count changes, for the caller to
-/// apply.
-async fn insert_rows<DB>(
-    conn: &mut DB::Connection,
-    batch: &ReadyBatch,
-) -> StoreResult<(InsertOutcome, Deltas)>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'s> &'s str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-{
-    let mut inserted = 0;
-    let mut deltas = Deltas::new();
-    for chunk in batch.rows.chunks(INSERT_CHUNK) {
-        let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-            "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
-        );
-        qb.push_values(chunk, |mut row, e| {
-            row.push_bind(batch.project.as_str().to_owned())
-                .push_bind(e.event.clone())
-                .push_bind(e.distinct_id.clone())
-                .push_bind(e.time_ms)
-                .push_bind(e.insert_id.clone())
-                .push_bind(e.properties.clone())
-                .push_bind(batch.received_at.millis());
-        });
-        // Only the rows actually inserted come back: duplicates are not counted.
-        qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING RETURNING event, time_ms");
-        let done = qb.build().fetch_all(&mut *conn).await?;
-        inserted += done.len() as u64;
-        for (key, n) in count_deltas(&done, 1)? {
-            *deltas.entry(key).or_default() += n;
+    /// The batch's events and its identity links; its per-day count changes, for the caller to
+    /// apply.
+    async fn insert_rows(
+        conn: &mut DB::Connection,
+        batch: &ReadyBatch,
+    ) -> StoreResult<(InsertOutcome, Deltas)> {
+        let mut inserted = 0;
+        let mut deltas = Deltas::new();
+        for chunk in batch.rows.chunks(INSERT_CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
+            );
+            qb.push_values(chunk, |mut row, e| {
+                row.push_bind(batch.project.as_str().to_owned())
+                    .push_bind(e.event.clone())
+                    .push_bind(e.distinct_id.clone())
+                    .push_bind(e.time_ms)
+                    .push_bind(e.insert_id.clone())
+                    .push_bind(e.properties.clone())
+                    .push_bind(batch.received_at.millis());
+            });
+            // Only the rows actually inserted come back: duplicates are not counted.
+            qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING RETURNING event, time_ms");
+            let done = qb.build().fetch_all(&mut *conn).await?;
+            inserted += done.len() as u64;
+            for (key, n) in count_deltas(&done, 1)? {
+                *deltas.entry(key).or_default() += n;
+            }
         }
+        // In the same savepoint: a batch's events are never kept without its links.
+        let linked = link_in::<DB>(conn, &batch.project, &batch.links, batch.received_at).await?;
+        let outcome = InsertOutcome {
+            inserted,
+            duplicates: batch.rows.len() as u64 - inserted,
+            linked,
+        };
+        Ok((outcome, deltas))
     }
-    // In the same savepoint: a batch's events are never kept without its links.
-    let linked = link_in::<DB>(conn, &batch.project, &batch.links, batch.received_at).await?;
-    let outcome = InsertOutcome {
-        inserted,
-        duplicates: batch.rows.len() as u64 - inserted,
-        linked,
-    };
-    Ok((outcome, deltas))
 }

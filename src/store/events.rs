@@ -294,7 +294,7 @@ portable_impl!(EventStore {
         match &self.gate {
             // One write lock (SQLite): batches share its turns and their commits.
             Some(gate) => {
-                super::batches::submit::<DB>(
+                super::batches::Batches::<DB>::submit(
                     self.pool.clone(),
                     Some(gate.clone()),
                     self.batches.clone(),
@@ -303,7 +303,7 @@ portable_impl!(EventStore {
                 .await
             }
             // Concurrent writers (PostgreSQL): a transaction each, side by side.
-            None => super::batches::alone::<DB>(&self.pool, &batch).await,
+            None => super::batches::Batches::<DB>::alone(&self.pool, &batch).await,
         }
     }
 

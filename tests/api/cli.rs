@@ -931,35 +931,30 @@ fn subject_requests_from_the_command_line() {
     );
 }
 
-/// Runs one statement on the test's database.
-fn sql(dir: &std::path::Path, statement: &'static str) {
+/// A runtime and a connection to the test's database, for a plain `#[test]`.
+fn test_db(dir: &std::path::Path) -> (tokio::runtime::Runtime, sqlx::SqliteConnection) {
+    use sqlx::Connection;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let url = format!("sqlite:{}", dir.join("data/test.db").display());
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query(statement).execute(&mut db).await.unwrap();
-    })
+    let url = format!("sqlite:{}", dir.join("data/test.db").display());
+    let db = rt.block_on(sqlx::SqliteConnection::connect(&url)).unwrap();
+    (rt, db)
+}
+
+/// Runs one statement on the test's database.
+fn sql(dir: &std::path::Path, statement: &'static str) {
+    let (rt, mut db) = test_db(dir);
+    rt.block_on(sqlx::query(statement).execute(&mut db))
+        .unwrap();
 }
 
 /// Entries in the test's audit log, read straight from the database.
 fn log_size(dir: &std::path::Path) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let url = format!("sqlite:{}", dir.join("data/test.db").display());
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries")
-            .fetch_one(&mut db)
-            .await
-            .unwrap()
-    })
+    let (rt, mut db) = test_db(dir);
+    rt.block_on(sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries").fetch_one(&mut db))
+        .unwrap()
 }
 
 #[test]
