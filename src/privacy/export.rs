@@ -124,6 +124,65 @@ impl ExportPlan {
     }
 }
 
+/// The document an export download streams (its schema; the stream writes it piece by piece
+/// from these same types).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ExportDocument {
+    /// The project.
+    project: String,
+    /// The subject request it answers.
+    request_id: String,
+    /// `gdpr` or `ccpa`.
+    compliance_type: &'static str,
+    /// When it was made (RFC 3339).
+    generated_at: String,
+    /// Whether sensitive values are redacted (the reader lacks `events:read_sensitive`).
+    sensitive_redacted: bool,
+    /// Each person asked about, in the request's order.
+    subjects: Vec<SubjectExport>,
+}
+
+/// Everything stored about one person.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SubjectExport {
+    /// The person's distinct_id.
+    distinct_id: String,
+    /// Their profile, if they have one.
+    profile: Option<ExportedProfile>,
+    /// Group profiles that name them.
+    group_profiles: Vec<ExportedGroupProfile>,
+    /// Their events, oldest first.
+    events: Vec<EventView>,
+}
+
+/// A person's profile in an export.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ExportedProfile {
+    /// Its properties (sensitive ones redacted unless the reader may see them).
+    #[schema(value_type = Object)]
+    properties: serde_json::Map<String, Value>,
+    /// When it last changed.
+    updated_at: String,
+}
+
+/// A group profile that names the person.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ExportedGroupProfile {
+    /// The group key, such as `company`.
+    group_key: String,
+    /// The group's id.
+    group_id: String,
+    /// Its properties (redacted as profiles are).
+    #[schema(value_type = Object)]
+    properties: serde_json::Map<String, Value>,
+    /// When it last changed.
+    updated_at: String,
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, AppError> {
+    Ok(serde_json::to_string(value).map_err(anyhow::Error::from)?)
+}
+
 struct Cursor {
     plan: ExportPlan,
     records: u64,
@@ -141,19 +200,17 @@ impl Cursor {
         }
         if !self.started {
             self.started = true;
-            let head = json!({
-                "project": self.plan.project,
-                "request_id": self.plan.request_id,
-                "compliance_type": self.plan.compliance_type,
-                "generated_at": self.plan.now.to_rfc3339(),
-                "sensitive_redacted": !self.plan.reveal,
-            })
-            .to_string();
-            // Open the object and its "subjects" list: the head without its closing brace.
-            return Ok(Some(Bytes::from(format!(
-                "{},\"subjects\":[",
-                &head[..head.len() - 1]
-            ))));
+            let head = to_json(&ExportDocument {
+                project: self.plan.project.as_str().to_owned(),
+                request_id: self.plan.request_id.clone(),
+                compliance_type: self.plan.compliance_type,
+                generated_at: self.plan.now.to_rfc3339(),
+                sensitive_redacted: !self.plan.reveal,
+                subjects: Vec::new(),
+            })?;
+            // Open the object and its "subjects" list: the head without `]}`.
+            let open = head.strip_suffix("]}").unwrap_or(&head);
+            return Ok(Some(Bytes::from(open.to_owned())));
         }
         let Some((person, after, first_event)) = self.current.take() else {
             let Some(person) = self.queue.pop_front() else {
@@ -167,12 +224,13 @@ impl Cursor {
                 .await?
                 .map(|p| {
                     self.records += 1;
-                    let props = self.plan.redacted_profile(p.properties);
-                    json!({"properties": props, "updated_at": p.updated_at.to_rfc3339()})
-                })
-                .unwrap_or(Value::Null);
+                    ExportedProfile {
+                        properties: self.plan.redacted_profile(p.properties),
+                        updated_at: p.updated_at.to_rfc3339(),
+                    }
+                });
             // Group profiles that name them (a company's owner, a team's members).
-            let groups: Vec<Value> = self
+            let groups: Vec<ExportedGroupProfile> = self
                 .plan
                 .store
                 .groups_naming(&self.plan.project, &[person.as_str().to_owned()])
@@ -180,22 +238,24 @@ impl Cursor {
                 .into_iter()
                 .map(|g| {
                     self.records += 1;
-                    let props = self.plan.redacted_profile(g.properties);
-                    json!({
-                        "group_key": g.group.key,
-                        "group_id": g.group.id,
-                        "properties": props,
-                        "updated_at": g.updated_at.to_rfc3339(),
-                    })
+                    ExportedGroupProfile {
+                        group_key: g.group.key.to_string(),
+                        group_id: g.group.id.to_string(),
+                        properties: self.plan.redacted_profile(g.properties),
+                        updated_at: g.updated_at.to_rfc3339(),
+                    }
                 })
                 .collect();
             let sep = if self.first_subject { "" } else { "," };
             self.first_subject = false;
-            let open = format!(
-                "{sep}{{\"distinct_id\":{},\"profile\":{profile},\"group_profiles\":{},\"events\":[",
-                Value::String(person.as_str().to_owned()),
-                Value::Array(groups)
-            );
+            // The subject without its closing `]}`: its events follow page by page.
+            let subject = to_json(&SubjectExport {
+                distinct_id: person.as_str().to_owned(),
+                profile,
+                group_profiles: groups,
+                events: Vec::new(),
+            })?;
+            let open = format!("{sep}{}", subject.strip_suffix("]}").unwrap_or(&subject));
             self.current = Some((person, None, true));
             return Ok(Some(Bytes::from(open)));
         };
@@ -228,7 +288,7 @@ impl Cursor {
             if !(first_event && i == 0) {
                 out.push(',');
             }
-            out.push_str(&serde_json::to_string(&view).map_err(anyhow::Error::from)?);
+            out.push_str(&to_json(&view)?);
         }
         self.current = Some((person, Some(next), false));
         Ok(Some(Bytes::from(out)))

@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::html;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::pages::{body, form, page, wants_html};
@@ -16,100 +16,250 @@ use crate::signin::flows;
 use crate::state::AppState;
 use crate::store::{EndReason, PersonalToken, SessionRecord};
 
-fn time(t: Option<Timestamp>) -> Value {
-    t.map(|t| Value::String(t.to_rfc3339()))
-        .unwrap_or(Value::Null)
+fn time(t: Option<Timestamp>) -> Option<String> {
+    t.map(Timestamp::to_rfc3339)
 }
 
-fn session_json(s: &SessionRecord, current: Option<&str>) -> Value {
-    json!({
-        "id": s.public_id,
-        "current": Some(s.public_id.as_str()) == current,
-        "method": s.method,
-        "provider": s.provider,
-        "acr": s.acr,
-        "amr": s.amr,
-        "auth_time": time(s.auth_time),
-        "second_factor_at": time(s.second_factor_at),
-        "created_at": s.created_at.to_rfc3339(),
-        "last_seen_at": s.last_seen_at.to_rfc3339(),
-        "expires_at": s.expires_at.to_rfc3339(),
-        "client_ip": s.client_ip,
-        "user_agent": s.user_agent,
-    })
+/// One of a person's sessions (never its cookie or CSRF token).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// An id to name it by (`DELETE /api/v1/sessions/{id}`).
+    id: String,
+    /// Whether it is the session making this request.
+    current: bool,
+    /// How the person signed in: `sso`, `password`, ...
+    method: String,
+    /// The identity provider, for SSO sessions.
+    provider: Option<String>,
+    /// The provider's authentication context class.
+    acr: Option<String>,
+    /// The provider's authentication methods.
+    amr: Vec<String>,
+    /// When the provider authenticated the person (RFC 3339).
+    auth_time: Option<String>,
+    /// The last 2-step verification in this session.
+    second_factor_at: Option<String>,
+    /// When it began.
+    created_at: String,
+    /// Its last request.
+    last_seen_at: String,
+    /// When it ends at the latest.
+    expires_at: String,
+    /// The client's address at sign-in.
+    client_ip: Option<String>,
+    /// The browser at sign-in.
+    user_agent: Option<String>,
 }
 
-fn token_json(t: &PersonalToken) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "created_at": t.created_at.to_rfc3339(),
-        "expires_at": t.expires_at.to_rfc3339(),
-        "revoked_at": time(t.revoked_at),
-        "last_used_at": time(t.last_used_at),
-    })
+impl SessionView {
+    fn of(s: &SessionRecord, current: Option<&str>) -> Self {
+        Self {
+            id: s.public_id.clone(),
+            current: Some(s.public_id.as_str()) == current,
+            method: s.method.clone(),
+            provider: s.provider.clone(),
+            acr: s.acr.clone(),
+            amr: s.amr.clone(),
+            auth_time: time(s.auth_time),
+            second_factor_at: time(s.second_factor_at),
+            created_at: s.created_at.to_rfc3339(),
+            last_seen_at: s.last_seen_at.to_rfc3339(),
+            expires_at: s.expires_at.to_rfc3339(),
+            client_ip: s.client_ip.clone(),
+            user_agent: s.user_agent.clone(),
+        }
+    }
 }
 
-async fn me_json(person: &Person, state: &AppState) -> Result<Value, AppError> {
+/// A person's live sessions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionList {
+    /// Newest first.
+    sessions: Vec<SessionView>,
+}
+
+/// A personal token (its secret only once, when it is made).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    /// Its id.
+    id: String,
+    /// What its owner called it.
+    name: String,
+    /// When it was made (RFC 3339).
+    created_at: String,
+    /// When it stops working.
+    expires_at: String,
+    /// When it was revoked.
+    revoked_at: Option<String>,
+    /// When it was last used.
+    last_used_at: Option<String>,
+    /// The secret to send as `Authorization: Bearer ...`: in the answer that makes it, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl TokenView {
+    fn of(t: &PersonalToken) -> Self {
+        Self {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            created_at: t.created_at.to_rfc3339(),
+            expires_at: t.expires_at.to_rfc3339(),
+            revoked_at: time(t.revoked_at),
+            last_used_at: time(t.last_used_at),
+            token: None,
+        }
+    }
+}
+
+/// A person's personal tokens.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenList {
+    /// Newest first.
+    tokens: Vec<TokenView>,
+}
+
+/// A role or a denied permission a person holds, and why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HeldView {
+    /// The role, for an allow.
+    role: Option<String>,
+    /// The permission taken away, for a deny.
+    deny: Option<String>,
+    /// A project's id, or `*` for every project.
+    project: String,
+    /// Where it comes from: `{"group": name}`, `{"grant": id}`, `"break_glass"` or `"service_account"`.
+    #[schema(value_type = Object)]
+    source: Value,
+    /// When it lapses on its own.
+    expires_at: Option<String>,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Authentication {
+    /// `sso`, `password`, `personal_token`, ...
+    method: String,
+    /// Whether this session passed 2-step verification.
+    second_factor: bool,
+    /// Whether the person has set up 2-step verification.
+    second_factor_enrolled: bool,
+    /// Whether this session still has to pass it.
+    second_factor_required: bool,
+    /// The session, when signed in with one.
+    session: Option<SessionView>,
+    /// The personal token's id, when one was sent.
+    token: Option<String>,
+}
+
+/// A security notice about the person's own account.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NoticeView {
+    /// When (RFC 3339).
+    at: String,
+    /// A stable kind, such as `totp_replay`.
+    kind: String,
+    /// What happened, in words.
+    detail: String,
+}
+
+/// Who the caller is, how they authenticated and what they hold.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    /// Their id.
+    id: String,
+    /// Their email.
+    email: String,
+    /// Their name.
+    name: Option<String>,
+    /// `person` or `service_account`.
+    kind: String,
+    /// Whether this is the break-glass administrator.
+    break_glass: bool,
+    /// How this request was authenticated.
+    authentication: Authentication,
+    /// The token state-changing requests with this session send in `X-CSRF-Token`.
+    csrf_token: Option<String>,
+    /// Roles and denials held now.
+    grants: Vec<HeldView>,
+    /// Things that happened to the account they should know about.
+    security_notices: Vec<NoticeView>,
+}
+
+async fn who_am_i(person: &Person, state: &AppState) -> Result<Me, AppError> {
     let u = &person.user;
     let totp = state.store.totp(&u.id).await?;
     let notices = state.store.notices(&u.id).await?;
     let session = person.session.as_ref();
-    Ok(json!({
-        "id": u.id,
-        "email": u.email,
-        "name": u.name,
-        "kind": u.kind.as_str(),
-        "break_glass": u.is_break_glass(),
-        "authentication": {
-            "method": person.actor().method.as_str(),
-            "second_factor": session.is_some_and(|s| s.second_factor_passed()),
-            "second_factor_enrolled": totp.as_ref().is_some_and(|t| t.activated_at.is_some()),
-            "second_factor_required": session.is_some_and(|s| s.needs_second_factor),
-            "session": session.map(|s| session_json(&s.session, Some(&s.session.public_id))),
-            "token": person.token.as_ref().map(|t| t.id.clone()),
+    Ok(Me {
+        id: u.id.clone(),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        kind: u.kind.as_str().to_owned(),
+        break_glass: u.is_break_glass(),
+        authentication: Authentication {
+            method: person.actor().method.as_str().to_owned(),
+            second_factor: session.is_some_and(|s| s.second_factor_passed()),
+            second_factor_enrolled: totp.as_ref().is_some_and(|t| t.activated_at.is_some()),
+            second_factor_required: session.is_some_and(|s| s.needs_second_factor),
+            session: session.map(|s| SessionView::of(&s.session, Some(&s.session.public_id))),
+            token: person.token.as_ref().map(|t| t.id.clone()),
         },
-        "csrf_token": session.map(|s| s.session.csrf.clone()),
-        "grants": person.grants.list(),
-        "security_notices": notices.iter().map(|n| json!({"at": n.at.to_rfc3339(), "kind": n.kind, "detail": n.detail})).collect::<Vec<_>>(),
-    }))
+        csrf_token: session.map(|s| s.session.csrf.clone()),
+        grants: person
+            .grants
+            .list()
+            .iter()
+            .map(|g| HeldView {
+                role: g.role.clone(),
+                deny: g.deny.map(|p| p.as_str().to_owned()),
+                project: g.project.clone(),
+                source: serde_json::to_value(&g.source).unwrap_or(Value::Null),
+                expires_at: g.expires_at.clone(),
+            })
+            .collect(),
+        security_notices: notices
+            .iter()
+            .map(|n| NoticeView {
+                at: n.at.to_rfc3339(),
+                kind: n.kind.clone(),
+                detail: n.detail.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// Who am I: identity, how I authenticated, my grants, and security notices.
 #[utoipa::path(get, path = "/api/v1/me", tag = "account",
-    responses((status = 200, description = "The signed-in person"), (status = 401)), security(("bearer" = [])))]
+    responses((status = 200, description = "The signed-in person", body = Me), (status = 401)), security(("bearer" = [])))]
 pub async fn me(person: Person, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(me_json(&person, &state).await?))
+        .json(who_am_i(&person, &state).await?))
 }
 
 /// The account page: the same as `/api/v1/me`, for a browser.
 #[utoipa::path(get, path = "/account", tag = "account",
-    responses((status = 200, description = "The account page (or JSON)"), (status = 401)))]
+    responses((status = 200, description = "The account page, or with `Accept: application/json` the same as `/api/v1/me`", content((String = "text/html"), (Me = "application/json"))), (status = 401)))]
 pub async fn account_page(
     req: HttpRequest,
     person: Person,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let me = me_json(&person, &state).await?;
+    let me = who_am_i(&person, &state).await?;
     if !wants_html(&req) {
         return Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(me));
     }
-    let notices = me["security_notices"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     Ok(page(
         "Your account",
         html! {
-            p id="who" { "Signed in as " strong { (person.user.email) } " (" (me["authentication"]["method"].as_str().unwrap_or("")) ")" }
-            @if !notices.is_empty() {
+            p id="who" { "Signed in as " strong { (person.user.email) } " (" (me.authentication.method) ")" }
+            @if !me.security_notices.is_empty() {
                 section id="notices" {
                     h2 { "Security notices" }
-                    ul { @for n in &notices { li { (n["at"].as_str().unwrap_or("")) ": " (n["detail"].as_str().unwrap_or("")) } } }
+                    ul { @for n in &me.security_notices { li { (n.at) ": " (n.detail) } } }
                 }
             }
             h2 { "Access" }
@@ -128,7 +278,7 @@ pub async fn account_page(
 
 /// My live sessions.
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "account",
-    responses((status = 200, description = "Live sessions, newest first"), (status = 401)))]
+    responses((status = 200, description = "Live sessions, newest first", body = SessionList), (status = 401)))]
 pub async fn sessions(
     person: Person,
     state: web::Data<AppState>,
@@ -141,9 +291,9 @@ pub async fn sessions(
         .session
         .as_ref()
         .map(|s| s.session.public_id.as_str());
-    Ok(HttpResponse::Ok().json(json!({
-        "sessions": list.iter().map(|s| session_json(s, current)).collect::<Vec<_>>()
-    })))
+    Ok(HttpResponse::Ok().json(SessionList {
+        sessions: list.iter().map(|s| SessionView::of(s, current)).collect(),
+    }))
 }
 
 /// Ends one of my sessions.
@@ -190,7 +340,7 @@ pub struct NewTokenForm {
 
 /// Creates a personal token (needs a 2-step verification within the last few minutes).
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "account", request_body = NewTokenForm,
-    responses((status = 201, description = "The token, shown once"), (status = 401), (status = 403), (status = 422)))]
+    responses((status = 201, description = "The token, its secret shown once", body = TokenView), (status = 401), (status = 403), (status = 422)))]
 pub async fn create_token(
     req: HttpRequest,
     ctx: RequestContext,
@@ -203,19 +353,21 @@ pub async fn create_token(
     crate::domain::FreeText::parse("name", &f.name)?;
     let (token, secret) =
         flows::create_personal_token(&state, caller, &f.name, f.expires_in_days, &ctx).await?;
-    let mut json = token_json(&token);
-    json["token"] = Value::String(secret.expose().to_owned());
+    let mut view = TokenView::of(&token);
+    view.token = Some(secret.expose().to_owned());
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json))
+        .json(view))
 }
 
 /// My personal tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "account",
-    responses((status = 200, description = "Tokens, newest first"), (status = 401)))]
+    responses((status = 200, description = "Tokens, newest first", body = TokenList), (status = 401)))]
 pub async fn tokens(person: Person, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let list = state.store.personal_tokens(&person.user.id).await?;
-    Ok(HttpResponse::Ok().json(json!({"tokens": list.iter().map(token_json).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(TokenList {
+        tokens: list.iter().map(TokenView::of).collect(),
+    }))
 }
 
 /// Revokes one of my personal tokens.

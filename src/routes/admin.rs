@@ -10,6 +10,22 @@ use crate::ledger::entry::Action;
 use crate::state::AppState;
 use crate::store::EndReason;
 
+/// A person's 2-step verification, reset.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SecondFactorReset {
+    /// Whether they had one to reset.
+    reset: bool,
+    /// How many live sessions ended.
+    sessions_ended: u64,
+}
+
+/// A person's sessions, ended.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionsEnded {
+    /// How many were live.
+    sessions_ended: u64,
+}
+
 async fn existing(state: &AppState, id: &str) -> Result<(), AppError> {
     match state.store.user(id).await? {
         Some(_) => Ok(()),
@@ -21,7 +37,7 @@ async fn existing(state: &AppState, id: &str) -> Result<(), AppError> {
 /// their live sessions end.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/second-factor/reset", tag = "admin",
     params(("id" = String, Path, description = "The person's id")),
-    responses((status = 200, description = "Reset"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "Reset", body = SecondFactorReset), (status = 401), (status = 403), (status = 404)))]
 pub async fn reset_second_factor(
     ctx: RequestContext,
     principal: Principal,
@@ -50,13 +66,16 @@ pub async fn reset_second_factor(
         .store
         .end_user_sessions(&path, EndReason::Ended, now)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"reset": had, "sessions_ended": ended})))
+    Ok(HttpResponse::Ok().json(SecondFactorReset {
+        reset: had,
+        sessions_ended: ended,
+    }))
 }
 
 /// Ends every live session of a person.
 #[utoipa::path(delete, path = "/api/v1/admin/users/{id}/sessions", tag = "admin",
     params(("id" = String, Path, description = "The person's id")),
-    responses((status = 200, description = "Ended"), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, description = "Ended", body = SessionsEnded), (status = 401), (status = 403), (status = 404)))]
 pub async fn end_sessions(
     ctx: RequestContext,
     principal: Principal,
@@ -86,5 +105,7 @@ pub async fn end_sessions(
         .store
         .end_user_sessions(&path, EndReason::Ended, state.clock.now())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"sessions_ended": ended})))
+    Ok(HttpResponse::Ok().json(SessionsEnded {
+        sessions_ended: ended,
+    }))
 }

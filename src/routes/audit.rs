@@ -17,7 +17,7 @@ use crate::ledger::entry::Action;
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/api/v1/audit/checkpoint", tag = "audit",
-    responses((status = 200, description = "The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)", content_type = "text/plain"), (status = 404)))]
+    responses((status = 200, description = "The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)", content((String = "text/plain"))), (status = 404)))]
 pub async fn checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let (_, note) = state
         .store
@@ -166,7 +166,7 @@ pub struct ExportParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportParams),
-    responses((status = 200, description = "A bundle: one JSON object per line (docs/audit-log-format.md)", content_type = "application/x-ndjson"), (status = 401), (status = 403)),
+    responses((status = 200, description = "A bundle: one JSON object per line (docs/audit-log-format.md)", content((String = "application/x-ndjson"))), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub async fn export(
     state: web::Data<AppState>,

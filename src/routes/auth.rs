@@ -4,8 +4,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{PreEscaped, html};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::pages::{body, form, local_path, page, see_other, wants_html};
 use crate::audit::RequestContext;
@@ -26,6 +25,107 @@ pub struct LoginParams {
     provider: Option<String>,
     /// A local path to return to afterwards.
     return_to: Option<String>,
+}
+
+/// A way to sign in.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProviderLink {
+    /// The provider's name in configuration.
+    name: String,
+    /// What the sign-in page calls it.
+    display_name: String,
+    /// Where a browser starts signing in with it.
+    login_url: String,
+}
+
+/// What `GET /auth/login` answers a script: the providers, or where to send the browser.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    /// Without `provider`: the ways to sign in.
+    Providers {
+        /// Each configured provider.
+        providers: Vec<ProviderLink>,
+        /// Where the break-glass administrator signs in with a password.
+        break_glass: String,
+    },
+    /// With `provider`: the provider's authorization URL (the sealed sign-in cookie is set).
+    Redirect {
+        /// Where to send the browser.
+        authorization_url: String,
+    },
+}
+
+/// A first factor passed: the session made, and what it still needs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedIn {
+    /// The person's id.
+    user: String,
+    /// The session's id (its secret is in the cookie).
+    session: String,
+    /// The token state-changing requests with this session send in `X-CSRF-Token`.
+    csrf_token: String,
+    /// `enroll`, `verify` or `done`.
+    second_factor: &'static str,
+    /// Where to go next.
+    next: String,
+}
+
+/// The secret to add to an authenticator app.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Enrollment {
+    /// The secret, base32.
+    secret: String,
+    /// The `otpauth://` URI an app can import.
+    otpauth_uri: String,
+    /// The URI as a QR code (SVG).
+    qr_svg: String,
+    /// The session's CSRF token.
+    csrf_token: String,
+}
+
+/// Recovery codes, shown once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten codes; each works once instead of an authenticator code.
+    recovery_codes: Vec<String>,
+    /// The session's new CSRF token, when setting up 2-step verification renewed the session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+}
+
+/// What 2-step verification asks of this session.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifyPrompt {
+    /// Whether the person has set it up (if not, `/auth/2fa/enroll` first).
+    enrolled: bool,
+    /// The session's CSRF token.
+    csrf_token: String,
+}
+
+/// 2-step verification passed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Verified {
+    /// Always true.
+    second_factor: bool,
+    /// The renewed session's CSRF token.
+    csrf_token: String,
+}
+
+/// Signed out here.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedOut {
+    /// Always true.
+    signed_out: bool,
+    /// Where to sign out at the provider too, when it publishes one.
+    end_session_url: Option<String>,
+}
+
+/// A provider's back-channel logout, done.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProviderLoggedOut {
+    /// How many sessions it ended.
+    sessions_ended: u64,
 }
 
 fn oidc_error(e: OidcError) -> AppError {
@@ -56,7 +156,7 @@ fn with_session(
 
 /// Starts a sign-in at a provider (a redirect), or lists the ways to sign in.
 #[utoipa::path(get, path = "/auth/login", tag = "sign-in", params(LoginParams),
-    responses((status = 302, description = "To the provider, with a sealed sign-in cookie"), (status = 200, description = "The providers (JSON) or the sign-in page"), (status = 404), (status = 503)))]
+    responses((status = 302, description = "To the provider, with a sealed sign-in cookie"), (status = 200, description = "The sign-in page; for scripts the providers, or with `provider` the authorization URL", content((String = "text/html"), (LoginAnswer = "application/json"))), (status = 404), (status = 503)))]
 pub async fn login(
     req: HttpRequest,
     params: web::Query<LoginParams>,
@@ -66,10 +166,17 @@ pub async fn login(
     let Some(name) = params.provider.as_deref() else {
         let providers = state.auth.providers.names();
         if !wants_html(&req) {
-            return Ok(HttpResponse::Ok().json(json!({
-                "providers": providers.iter().map(|(n, d)| json!({"name": n, "display_name": d, "login_url": format!("/auth/login?provider={n}")})).collect::<Vec<_>>(),
-                "break_glass": "/auth/password",
-            })));
+            return Ok(HttpResponse::Ok().json(LoginAnswer::Providers {
+                providers: providers
+                    .iter()
+                    .map(|(n, d)| ProviderLink {
+                        name: n.to_string(),
+                        display_name: d.to_string(),
+                        login_url: format!("/auth/login?provider={n}"),
+                    })
+                    .collect(),
+                break_glass: "/auth/password".into(),
+            }));
         }
         return Ok(page(
             "Sign in",
@@ -108,7 +215,9 @@ pub async fn login(
     } else {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({"authorization_url": url}))
+            .json(LoginAnswer::Redirect {
+                authorization_url: url.to_string(),
+            })
     };
     resp.add_cookie(&cookie)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("setting the cookie: {e}")))?;
@@ -132,7 +241,7 @@ pub struct CallbackParams {
 /// Where the provider sends the browser back: checks state, exchanges the code with the PKCE
 /// verifier, verifies the ID token, and starts a (partial) session.
 #[utoipa::path(get, path = "/auth/callback", tag = "sign-in", params(CallbackParams),
-    responses((status = 303, description = "Signed in: on to 2-step verification"), (status = 200, description = "Signed in (JSON)"), (status = 400), (status = 401), (status = 403), (status = 503)))]
+    responses((status = 303, description = "Signed in: on to 2-step verification"), (status = 200, description = "Signed in (for scripts)", body = SignedIn), (status = 400), (status = 401), (status = 403), (status = 503)))]
 pub async fn callback(
     req: HttpRequest,
     ctx: RequestContext,
@@ -210,13 +319,17 @@ fn started_response(
     } else {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({
-                "user": started.user.id,
-                "session": started.session.public_id,
-                "csrf_token": started.session.csrf,
-                "second_factor": match started.next { Next::Enroll => "enroll", Next::Verify => "verify", Next::Done => "done" },
-                "next": next,
-            }))
+            .json(SignedIn {
+                user: started.user.id.clone(),
+                session: started.session.public_id.clone(),
+                csrf_token: started.session.csrf.clone(),
+                second_factor: match started.next {
+                    Next::Enroll => "enroll",
+                    Next::Verify => "verify",
+                    Next::Done => "done",
+                },
+                next,
+            })
     };
     with_session(state, resp, &started.secret)
 }
@@ -232,7 +345,7 @@ pub struct PasswordForm {
 
 /// Break-glass sign-in with a password; 2-step verification follows, always.
 #[utoipa::path(post, path = "/auth/password", tag = "sign-in", request_body = PasswordForm,
-    responses((status = 303, description = "On to 2-step verification"), (status = 200, description = "Partial session (JSON)"), (status = 401), (status = 429)))]
+    responses((status = 303, description = "On to 2-step verification"), (status = 200, description = "A session still to pass 2-step verification (for scripts)", body = SignedIn), (status = 401), (status = 429)))]
 pub async fn password(
     req: HttpRequest,
     ctx: RequestContext,
@@ -246,7 +359,7 @@ pub async fn password(
 
 /// Shows the secret to enroll in an authenticator app: QR code, `otpauth://` URI and text.
 #[utoipa::path(get, path = "/auth/2fa/enroll", tag = "sign-in",
-    responses((status = 200, description = "The secret (page or JSON)"), (status = 401), (status = 409, description = "Already set up")))]
+    responses((status = 200, description = "The secret to add to an authenticator app", content((String = "text/html"), (Enrollment = "application/json"))), (status = 401), (status = 409, description = "Already set up")))]
 pub async fn enroll_page(
     req: HttpRequest,
     person: Person,
@@ -260,7 +373,12 @@ pub async fn enroll_page(
     if !wants_html(&req) {
         return Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({"secret": e.secret, "otpauth_uri": e.uri, "qr_svg": e.qr_svg, "csrf_token": session.session.csrf})));
+            .json(Enrollment {
+                secret: e.secret,
+                otpauth_uri: e.uri,
+                qr_svg: e.qr_svg,
+                csrf_token: session.session.csrf.clone(),
+            }));
     }
     Ok(page(
         "Set up 2-step verification",
@@ -285,7 +403,7 @@ pub struct CodeForm {
 
 /// Confirms enrollment with a first valid code; returns ten recovery codes, shown once.
 #[utoipa::path(post, path = "/auth/2fa/enroll", tag = "sign-in", request_body = CodeForm,
-    responses((status = 200, description = "Recovery codes (page or JSON)"), (status = 400), (status = 401), (status = 409), (status = 422), (status = 429)))]
+    responses((status = 200, description = "On: the recovery codes, shown once", content((String = "text/html"), (RecoveryCodes = "application/json"))), (status = 400), (status = 401), (status = 409), (status = 422), (status = 429)))]
 pub async fn enroll_confirm(
     req: HttpRequest,
     ctx: RequestContext,
@@ -310,14 +428,17 @@ pub async fn enroll_confirm(
     } else {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({"recovery_codes": codes, "csrf_token": done.csrf}))
+            .json(RecoveryCodes {
+                recovery_codes: codes.iter().map(|c| c.to_string()).collect(),
+                csrf_token: Some(done.csrf.clone()),
+            })
     };
     with_session(&state, resp, &done.secret)
 }
 
 /// The 2-step verification prompt.
 #[utoipa::path(get, path = "/auth/2fa/verify", tag = "sign-in",
-    responses((status = 200, description = "The prompt (page or JSON)"), (status = 401)))]
+    responses((status = 200, description = "The prompt", content((String = "text/html"), (VerifyPrompt = "application/json"))), (status = 401)))]
 pub async fn verify_page(
     req: HttpRequest,
     person: Person,
@@ -332,7 +453,10 @@ pub async fn verify_page(
     if !wants_html(&req) {
         return Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({"enrolled": enrolled, "csrf_token": caller.session.csrf})));
+            .json(VerifyPrompt {
+                enrolled,
+                csrf_token: caller.session.csrf.clone(),
+            }));
     }
     if !enrolled {
         return Ok(see_other("/auth/2fa/enroll"));
@@ -366,7 +490,7 @@ pub struct VerifyForm {
 
 /// Completes 2-step verification (or a step-up): the session id changes.
 #[utoipa::path(post, path = "/auth/2fa/verify", tag = "sign-in", request_body = VerifyForm,
-    responses((status = 303, description = "Verified: on to the account"), (status = 200, description = "Verified (JSON)"), (status = 401), (status = 409), (status = 422), (status = 429)))]
+    responses((status = 303, description = "Verified: on to the account"), (status = 200, description = "Verified (for scripts)", body = Verified), (status = 401), (status = 409), (status = 422), (status = 429)))]
 pub async fn verify(
     req: HttpRequest,
     ctx: RequestContext,
@@ -396,14 +520,17 @@ pub async fn verify(
     } else {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({"second_factor": true, "csrf_token": done.csrf}))
+            .json(Verified {
+                second_factor: true,
+                csrf_token: done.csrf.clone(),
+            })
     };
     with_session(&state, resp, &done.secret)
 }
 
 /// Issues a new batch of ten recovery codes, voiding the old ones (needs a recent step-up).
 #[utoipa::path(post, path = "/auth/2fa/recovery-codes", tag = "sign-in",
-    responses((status = 200, description = "The new codes, shown once"), (status = 401)))]
+    responses((status = 200, description = "The new codes, shown once", body = RecoveryCodes), (status = 401)))]
 pub async fn recovery_codes(
     ctx: RequestContext,
     person: Person,
@@ -414,13 +541,16 @@ pub async fn recovery_codes(
     let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"recovery_codes": codes})))
+        .json(RecoveryCodes {
+            recovery_codes: codes.iter().map(|c| c.to_string()).collect(),
+            csrf_token: None,
+        }))
 }
 
 /// Signs out here, then (for SSO sessions) at the provider when it publishes an
 /// `end_session_endpoint`.
 #[utoipa::path(post, path = "/auth/logout", tag = "sign-in",
-    responses((status = 303, description = "To the provider's sign-out, or the sign-in page"), (status = 200, description = "Signed out (JSON)"), (status = 401), (status = 403)))]
+    responses((status = 303, description = "To the provider's sign-out, or the sign-in page"), (status = 200, description = "Signed out (for scripts)", body = SignedOut), (status = 401), (status = 403)))]
 pub async fn logout(
     req: HttpRequest,
     ctx: RequestContext,
@@ -447,7 +577,10 @@ pub async fn logout(
     } else {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({"signed_out": true, "end_session_url": end_session}))
+            .json(SignedOut {
+                signed_out: true,
+                end_session_url: end_session,
+            })
     };
     let rules = &state.auth.rules;
     resp.add_removal_cookie(&rules.removal(rules.session_cookie()))
@@ -465,7 +598,7 @@ pub struct LogoutTokenForm {
 /// OpenID Connect Back-Channel Logout 1.0: the provider ends a person's sessions here.
 #[utoipa::path(post, path = "/auth/backchannel-logout/{provider}", tag = "sign-in",
     params(("provider" = String, Path, description = "The provider's name")), request_body = LogoutTokenForm,
-    responses((status = 200, description = "The sessions named are ended"), (status = 400), (status = 404)))]
+    responses((status = 200, description = "The sessions named are ended", body = ProviderLoggedOut), (status = 400), (status = 404)))]
 pub async fn backchannel_logout(
     req: HttpRequest,
     ctx: RequestContext,
@@ -491,5 +624,7 @@ pub async fn backchannel_logout(
     let ended = flows::provider_logout(&state, &path, &logout, &ctx).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"sessions_ended": ended})))
+        .json(ProviderLoggedOut {
+            sessions_ended: ended,
+        }))
 }

@@ -2,7 +2,6 @@
 //! is a separate permission (`events:read_sensitive`) that no built-in reading role carries.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
 use crate::access::{Principal, perm};
 use crate::admin::Administrator;
@@ -76,13 +75,13 @@ async fn change(
     let admin = super::grants::admin(&state);
     let (step, after) = properties::classify(&admin, by, &project, kind, &name, sensitive).await?;
     Ok(match step {
-        Step::Ask => HttpResponse::Accepted().json(json!({
-            "kind": kind.as_str(),
-            "property": name,
-            "sensitive": true,
-            "unmark_requested_by": after["unmark_requested_by"],
-            "next": "a second person with properties:classify removes the mark with the same request",
-        })),
+        Step::Ask => HttpResponse::Accepted().json(UnmarkAsked {
+            kind: kind.as_str(),
+            property: name,
+            sensitive: true,
+            unmark_requested_by: after["unmark_requested_by"].as_str().map(str::to_owned),
+            next: "a second person with properties:classify removes the mark with the same request",
+        }),
         _ => HttpResponse::Ok().json(Classified {
             kind: kind.as_str(),
             property: name,
@@ -100,6 +99,21 @@ pub struct Classified {
     property: String,
     /// Whether its values are now redacted for readers without `events:read_sensitive`.
     sensitive: bool,
+}
+
+/// Taking a mark off, asked: still sensitive until a second person confirms.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UnmarkAsked {
+    /// `event` or `profile`.
+    kind: &'static str,
+    /// The property.
+    property: String,
+    /// Still true.
+    sensitive: bool,
+    /// Who asked.
+    unmark_requested_by: Option<String>,
+    /// What happens next.
+    next: &'static str,
 }
 
 /// Marks a property sensitive: its values are redacted for readers without
@@ -121,7 +135,7 @@ pub async fn mark(
 /// and removes it (200): unmarking takes two people.
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/sensitive-properties/{kind}/{name}", tag = "access",
     params(("project" = String, Path, description = "The project"), ("kind" = String, Path, description = "event or profile"), ("name" = String, Path, description = "The property")),
-    responses((status = 200, body = Classified, description = "No longer sensitive"), (status = 202, description = "Asked: a second person must confirm"), (status = 401), (status = 403), (status = 404), (status = 409, description = "Asked already by this person")))]
+    responses((status = 200, body = Classified, description = "No longer sensitive"), (status = 202, body = UnmarkAsked, description = "Asked: a second person must confirm"), (status = 401), (status = 403), (status = 404), (status = 409, description = "Asked already by this person")))]
 pub async fn unmark(
     ctx: RequestContext,
     principal: Principal,

@@ -56,7 +56,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content((String = "text/plain")))))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     // Jobs by state are read now, from a small table; if the database does not answer in a
     // moment, the last values stand and the rest is still served.

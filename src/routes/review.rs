@@ -26,23 +26,45 @@ pub struct ReviewParams {
 
 /// One line of the review: one principal holding one role (or denied one permission) on one
 /// scope, and why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReviewRow {
+    /// `user` or `service_account`.
     principal_kind: &'static str,
+    /// The principal's id.
     principal: String,
+    /// A person's email, or a service account's name.
     email: String,
+    /// The role held (empty for a denial).
     role: String,
+    /// The permission denied (empty for a role).
     denied: String,
+    /// A project's id, or `*` for every project.
     project: String,
+    /// Where it comes from: a stored grant, a group mapping in configuration, ...
     via: String,
+    /// Who gave the grant.
     granted_by: String,
+    /// Since when (RFC 3339; empty when not known).
     since: String,
+    /// When it lapses (empty if never).
     expires_at: String,
+    /// When its next access review is due (empty if none is set).
     review_due: String,
+    /// Whether that review is overdue.
     review_overdue: bool,
+    /// A person's last sign-in.
     last_signin_at: String,
+    /// The last sign-in or token use.
     last_used_at: String,
+    /// Whether the principal is disabled or locked (and so holds nothing now).
     disabled: bool,
+}
+
+/// The access review as JSON.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Review {
+    /// One row per principal, role and scope.
+    rows: Vec<ReviewRow>,
 }
 
 /// One principal as the review lists it.
@@ -140,7 +162,7 @@ fn rows_for(
 
 /// The access review.
 #[utoipa::path(get, path = "/api/v1/admin/access-review", tag = "admin", params(ReviewParams),
-    responses((status = 200, description = "One row per principal, role and scope (JSON or CSV)"), (status = 401), (status = 403)))]
+    responses((status = 200, description = "One row per principal, role and scope; with `format=csv` the same rows as CSV, with a header line", content((Review = "application/json"), (String = "text/csv"))), (status = 401), (status = 403)))]
 pub async fn review(
     ctx: RequestContext,
     principal: Principal,
@@ -251,7 +273,7 @@ pub async fn review(
         )
         .await?;
     if !csv {
-        return Ok(HttpResponse::Ok().json(serde_json::json!({"rows": rows})));
+        return Ok(HttpResponse::Ok().json(Review { rows }));
     }
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in &rows {

@@ -431,7 +431,7 @@ pub async fn approve_deletion(
 /// Streams a finished export: one JSON document with each person's profile and events.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/subject-requests/exports/{id}/download", tag = "privacy",
     params(("project" = String, Path, description = "The project"), ("id" = String, Path, description = "The request")),
-    responses((status = 200, description = "The export document (application/json), streamed"), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, description = "The export document, streamed", body = crate::privacy::export::ExportDocument), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn download(
     ctx: RequestContext,
     principal: Principal,

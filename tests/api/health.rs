@@ -113,6 +113,7 @@ async fn the_openapi_document_is_3_1_and_describes_the_api() {
     // Every operation states its security (none for public routes), has an id of its own,
     // and every response a description; errors share the problem+json schema.
     let mut ids = std::collections::BTreeSet::new();
+    let mut unschemed = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let at = format!("{method} {path}");
@@ -126,6 +127,15 @@ async fn the_openapi_document_is_3_1_and_describes_the_api() {
                     r["description"].as_str().is_some_and(|d| !d.is_empty()),
                     "{at} {status}"
                 );
+                // Every answer with a body describes it: each media type has a schema.
+                if status.starts_with('2') && status != "204" {
+                    let content = r["content"].as_object();
+                    if !content.is_some_and(|c| {
+                        !c.is_empty() && c.values().all(|m| m["schema"].is_object())
+                    }) {
+                        unschemed.push(format!("{at} {status}"));
+                    }
+                }
                 if status.starts_with('4') {
                     let schema = &r["content"]["application/problem+json"]["schema"]["$ref"];
                     assert_eq!(schema, "#/components/schemas/Problem", "{at} {status}");
@@ -133,6 +143,7 @@ async fn the_openapi_document_is_3_1_and_describes_the_api() {
             }
         }
     }
+    assert!(unschemed.is_empty(), "no response schema: {unschemed:#?}");
     assert_eq!(
         doc["paths"]["/healthz"]["get"]["security"],
         serde_json::json!([])
