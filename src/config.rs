@@ -156,6 +156,10 @@ pub struct DatabaseSettings {
     /// Milliseconds a token, grants, project or salt read once is used again without reading
     /// it (0: never); changes made by this process apply at once, by others after this long.
     pub cache_ttl_ms: u64,
+    /// Directories the database's backups copy (relative: inside the data directory);
+    /// `auditgate doctor` fails where a key file lies inside one.
+    #[serde(default)]
+    pub backup_dirs: Vec<PathBuf>,
 }
 
 /// Ingestion limits.
@@ -519,6 +523,12 @@ impl Settings {
         self.audit.signing_key_file = dir.place(&self.audit.signing_key_file);
         self.audit.pseudonym_key_file = dir.place(&self.audit.pseudonym_key_file);
         self.auth.secret_key_file = dir.place(&self.auth.secret_key_file);
+        self.database.backup_dirs = self
+            .database
+            .backup_dirs
+            .iter()
+            .map(|d| dir.place(d))
+            .collect();
         self.data_dir = Some(dir.path.clone());
         self.data = Some(dir);
     }

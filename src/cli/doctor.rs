@@ -89,6 +89,7 @@ pub async fn checks(settings: &Settings) -> Vec<Check> {
     ] {
         out.push(key_file(name, path, needed));
     }
+    out.push(key_backups(settings));
     if let Some(store) = &store {
         out.push(audit_log(settings, store).await);
     }
@@ -164,6 +165,63 @@ fn key_file(name: &str, path: &Path, needed: bool) -> Check {
     #[cfg(not(unix))]
     let _ = meta;
     check(name, Verdict::Ok, format!("{shown}, mode 600"), None)
+}
+
+/// `path` as it will be reached: through any links, or as an absolute path where it does not
+/// exist yet.
+fn resolved(path: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_owned())
+}
+
+/// Whoever holds a backup that carries the signing key can extend the log in the service's
+/// name, so the keys must not ride along with the database's backups.
+fn key_backups(settings: &Settings) -> Check {
+    const NAME: &str = "key backups";
+    let dirs = &settings.database.backup_dirs;
+    if dirs.is_empty() {
+        return check(
+            NAME,
+            Verdict::Ok,
+            "not checked: no backup directories configured (database.backup_dirs)",
+            None,
+        );
+    }
+    let keys = [
+        &settings.audit.signing_key_file,
+        &settings.audit.pseudonym_key_file,
+        &settings.auth.secret_key_file,
+    ];
+    let inside: Vec<String> = keys
+        .iter()
+        .filter_map(|key| {
+            let at = resolved(key);
+            let dir = dirs.iter().find(|d| at.starts_with(resolved(d)))?;
+            Some(format!("{} is inside {}", key.display(), dir.display()))
+        })
+        .collect();
+    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    if inside.is_empty() {
+        check(
+            NAME,
+            Verdict::Ok,
+            format!("no key file inside {}", shown.join(", ")),
+            None,
+        )
+    } else {
+        check(
+            NAME,
+            Verdict::Fail,
+            inside.join("; "),
+            Some(
+                "move the key files out of the backed-up directories (audit.signing_key_file, \
+                 audit.pseudonym_key_file and auth.secret_key_file take absolute paths) and \
+                 back them up apart, somewhere the database's backups never go"
+                    .into(),
+            ),
+        )
+    }
 }
 
 async fn database(settings: &Settings) -> (Check, Option<store::SharedStore>) {

@@ -59,10 +59,20 @@ pub(super) async fn property_command(
             let profile = store
                 .sensitive_properties(&project, PropertyKind::Profile)
                 .await?;
-            let text = format!(
-                "event: {}\nprofile: {}",
-                event.join(", "),
-                profile.join(", ")
+            let text = super::table(
+                &["kind", "property"],
+                event
+                    .iter()
+                    .map(|p| vec!["event".to_owned(), p.clone()])
+                    .chain(
+                        profile
+                            .iter()
+                            .map(|p| vec!["profile".to_owned(), p.clone()]),
+                    )
+                    .collect(),
+                &format!(
+                    "No property of {project} is marked sensitive: `auditgate property mark` marks one."
+                ),
             );
             print(as_json, json!({"event": event, "profile": profile}), &text);
             return Ok(());

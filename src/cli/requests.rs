@@ -44,16 +44,23 @@ pub(super) async fn request_command(
                 .iter()
                 .map(|r| json!({"id": r.id, "requester": r.requester, "project": r.project, "role": r.role, "reason": r.reason, "lapses_at": r.lapses_at.to_rfc3339()}))
                 .collect();
-            let text = pending
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{}  {} asks {} on {}: {}",
-                        r.id, r.requester, r.role, r.project, r.reason
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let text = super::table(
+                &["id", "requester", "role", "project", "reason", "lapses at"],
+                pending
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.id.clone(),
+                            r.requester.clone(),
+                            r.role.clone(),
+                            r.project.clone(),
+                            r.reason.clone(),
+                            r.lapses_at.to_rfc3339(),
+                        ]
+                    })
+                    .collect(),
+                "No access requests are waiting for a decision.",
+            );
             print(as_json, json!(rows), &text);
             return Ok(());
         }

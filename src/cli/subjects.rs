@@ -108,12 +108,19 @@ pub(super) fn request_line(r: &crate::privacy::subjects::SubjectRequest) -> Stri
         r.profiles_affected,
         r.requested_by,
         r.reason,
-        if r.needs_approval && r.approved_by.is_none() {
-            "  awaiting approval"
-        } else {
-            ""
+        match approval(r) {
+            "" => String::new(),
+            a => format!("  {a}"),
         }
     )
+}
+
+fn approval(r: &crate::privacy::subjects::SubjectRequest) -> &'static str {
+    match (r.needs_approval, &r.approved_by) {
+        (true, None) => "awaiting approval",
+        (true, Some(_)) => "approved",
+        (false, _) => "",
+    }
 }
 
 pub(super) async fn subject_command(
@@ -137,7 +144,30 @@ pub(super) async fn subject_command(
         SubjectRequestCommand::List { project } => {
             let project = ProjectId::parse(&project)?;
             let all = store.subject_requests(&project).await?;
-            let text = all.iter().map(request_line).collect::<Vec<_>>().join("\n");
+            let text = super::table(
+                &[
+                    "id", "kind", "state", "people", "events", "profiles", "by", "reason",
+                    "approval",
+                ],
+                all.iter()
+                    .map(|r| {
+                        vec![
+                            r.id.clone(),
+                            r.kind.as_str().to_owned(),
+                            r.state.as_str().to_owned(),
+                            r.subject_count.to_string(),
+                            r.events_affected.to_string(),
+                            r.profiles_affected.to_string(),
+                            r.requested_by.clone(),
+                            r.reason.clone(),
+                            approval(r).to_owned(),
+                        ]
+                    })
+                    .collect(),
+                &format!(
+                    "No subject requests in {project}: `auditgate subject-request create` makes one."
+                ),
+            );
             print(
                 as_json,
                 json!(all.iter().map(request_json).collect::<Vec<_>>()),

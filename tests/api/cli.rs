@@ -57,6 +57,16 @@ fn run_json(dir: &std::path::Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+fn text_of(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = auditgate(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn a_command_away_from_its_data_refuses_to_start_an_empty_database_and_says_where_it_looked() {
     let home = tempfile::tempdir().unwrap();
@@ -190,12 +200,24 @@ fn projects_and_tokens_from_the_command_line() {
     // An empty list says so, rather than printing a blank line.
     for (empty, said) in [
         (
-            ["grant", "list"],
+            &["grant", "list"][..],
             "No grants: `auditgate grant add` makes one.\n",
         ),
         (
-            ["user", "list"],
+            &["user", "list"],
             "No people yet: they appear when they first sign in (or `auditgate admin bootstrap`).\n",
+        ),
+        (
+            &["request", "list"],
+            "No access requests are waiting for a decision.\n",
+        ),
+        (
+            &["subject-request", "list", "--project", "shop"],
+            "No subject requests in shop: `auditgate subject-request create` makes one.\n",
+        ),
+        (
+            &["property", "list", "--project", "shop"],
+            "No property of shop is marked sensitive: `auditgate property mark` marks one.\n",
         ),
     ] {
         let out = auditgate(dir.path()).args(empty).output().unwrap();
@@ -672,6 +694,12 @@ fn grants_and_people_from_the_command_line() {
         run_json(dir.path(), &["property", "list", "--project", "shop"])["event"],
         serde_json::json!(["email"])
     );
+    let listed = text_of(dir.path(), &["property", "list", "--project", "shop"]);
+    let lines: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines, [vec!["KIND", "PROPERTY"], vec!["event", "email"]]);
     run_json(
         dir.path(),
         &["property", "unmark", "--project", "shop", "email"],
@@ -701,6 +729,25 @@ fn grants_and_people_from_the_command_line() {
         .unwrap();
     });
     assert_eq!(run_json(dir.path(), &["request", "list"])[0]["id"], "r1");
+    let listed = text_of(dir.path(), &["request", "list"]);
+    let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "ID",
+            "REQUESTER",
+            "ROLE",
+            "PROJECT",
+            "REASON",
+            "LAPSES",
+            "AT"
+        ]
+    );
+    let row = listed.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("r1") && row.contains("analyst") && row.contains("INC-9"),
+        "{listed}"
+    );
     assert_eq!(
         run_json(dir.path(), &["request", "approve", "r1"])["state"],
         "granted"
@@ -842,6 +889,15 @@ fn subject_requests_from_the_command_line() {
         &["subject-request", "list", "--project", "shop"],
     );
     assert_eq!(all.as_array().unwrap().len(), 2);
+    let listed = text_of(
+        dir.path(),
+        &["subject-request", "list", "--project", "shop"],
+    );
+    assert!(listed.starts_with("ID"), "{listed}");
+    let row = listed.lines().find(|l| l.starts_with(id)).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1..3], ["erase", "NOT_FOUND"], "{listed}");
+    assert!(row.ends_with("approved"), "{row}");
     let bad = auditgate(dir.path())
         .args([
             "subject-request",
@@ -1204,8 +1260,19 @@ fn doctor_passes_a_healthy_set_up_and_names_each_broken_part_with_a_fix() {
         file.to_str().unwrap().to_owned()
     };
     let healthy_config = providers(&issuer);
+    // Backups of a directory apart from the keys: checked, and fine.
+    let mut config = std::fs::read_to_string(&healthy_config).unwrap();
+    config.push_str("[database]\nbackup_dirs = [\"backups\"]\n");
+    std::fs::write(&healthy_config, config).unwrap();
     let (code, checks) = doctor(path, &[], &["--config", &healthy_config]);
     assert_eq!(code, 0, "{checks:#}");
+    assert!(
+        checks["key backups"]["found"]
+            .as_str()
+            .unwrap()
+            .ends_with("/data/backups"),
+        "{checks:#}"
+    );
     for name in [
         "configuration",
         "data directory",
@@ -1213,6 +1280,7 @@ fn doctor_passes_a_healthy_set_up_and_names_each_broken_part_with_a_fix() {
         "signing key",
         "pseudonym key",
         "secrets key",
+        "key backups",
         "audit log",
         "public_url",
         "TLS",
@@ -1297,6 +1365,22 @@ fn doctor_passes_a_healthy_set_up_and_names_each_broken_part_with_a_fix() {
         ("AUDITGATE__SERVER__TLS_KEY_FILE", "/nonexistent/key.pem"),
     ];
     failed(&tls, &[], "TLS", "PEM");
+    // Backups of the data directory itself would carry the keys with the database.
+    let whole = path.join("whole.toml");
+    std::fs::write(&whole, "[database]\nbackup_dirs = [\".\"]\n").unwrap();
+    let carried = failed(
+        &[],
+        &["--config", whole.to_str().unwrap()],
+        "key backups",
+        "move the key files out",
+    );
+    assert!(
+        carried["key backups"]["found"]
+            .as_str()
+            .unwrap()
+            .contains("audit-signing.key is inside"),
+        "{carried:#}"
+    );
     let unreachable = providers("http://127.0.0.1:1");
     failed(&[], &["--config", &unreachable], "provider corp", "issuer");
 
