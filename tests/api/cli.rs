@@ -169,6 +169,35 @@ fn the_production_configuration_in_deploy_loads() {
 }
 
 #[test]
+fn the_readme_sign_in_configuration_loads() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let section = &readme[readme.find("\n## Sign-in\n").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(example.contains("[[auth.providers]]") && example.contains("group_roles"));
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = |toml: &str| {
+        std::fs::write(dir.path().join("local.toml"), toml).unwrap();
+        bare(dir.path())
+            .args(["--config", "local.toml", "migrate"])
+            .output()
+            .unwrap()
+    };
+    let out = migrate(example);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It is checked, not merely read: a role that does not exist is refused by name.
+    let out = migrate(&example.replace("role = \"analyst\"", "role = \"analysts\""));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("access.group_roles.role"));
+}
+
+#[test]
 fn projects_and_tokens_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let created = run_json(dir.path(), &["project", "create", "shop"]);
