@@ -855,6 +855,10 @@ async fn run(
 
 #[tokio::main]
 async fn main() {
+    // Quiet unless asked: RUST_LOG=error shows what a failed answer's server side said.
+    if std::env::var_os("RUST_LOG").is_some() {
+        auditgate::telemetry::init(auditgate::config::LogFormat::Text, "error");
+    }
     let total: usize = std::env::var("AUDITGATE_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
