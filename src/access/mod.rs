@@ -22,7 +22,7 @@ pub use requests::{
 };
 pub use roles::{
     BREAK_GLASS, BUILTIN, CustomRole, Effect, Grant, GrantRecord, GrantSource, GrantStatus, Grants,
-    Role, RoleBook, SERVICE_ACCOUNT, SubjectKind,
+    Role, RoleBook, SERVICE_ACCOUNT, SubjectKind, person_grants,
 };
 
 use crate::domain::ProjectId;

@@ -260,6 +260,45 @@ impl Grants {
     }
 }
 
+/// What a person holds now: the break-glass account's fixed role, or the roles their
+/// identity-provider groups map to; and the active stored grants to them or to their groups
+/// (others in `stored` are ignored). The break-glass account never holds a data role, even
+/// one granted to it otherwise.
+pub fn person_grants(
+    id: &str,
+    break_glass: bool,
+    groups: &[String],
+    stored: &[GrantRecord],
+    roles: &RoleBook,
+    access: &crate::config::AccessSettings,
+    now: Timestamp,
+) -> Grants {
+    let base = if break_glass {
+        Grants::break_glass()
+    } else {
+        let lapse_at = access.lapse_overdue_grants.then_some(now);
+        Grants::from_groups_at(groups, &access.group_roles, lapse_at)
+    };
+    let theirs: Vec<GrantRecord> = stored
+        .iter()
+        .filter(|g| {
+            g.status == GrantStatus::Active
+                && match g.subject_kind {
+                    SubjectKind::User => g.subject == id,
+                    SubjectKind::Group => groups.contains(&g.subject),
+                    SubjectKind::ServiceAccount => false,
+                }
+        })
+        .cloned()
+        .collect();
+    let grants = base.with_stored(&theirs, roles, now, access.lapse_overdue_grants);
+    if break_glass {
+        grants.without_data()
+    } else {
+        grants
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

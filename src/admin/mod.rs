@@ -6,6 +6,7 @@ pub mod grants;
 pub mod people;
 pub mod properties;
 pub mod requests;
+pub mod review;
 pub mod roles;
 
 use serde_json::Value;

@@ -71,6 +71,80 @@ pub async fn set_disabled(
     })
 }
 
+/// A person's 2-step verification, reset.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SecondFactorReset {
+    /// Whether they had one to reset.
+    pub reset: bool,
+    /// How many live sessions ended.
+    pub sessions_ended: u64,
+}
+
+/// A person's sessions, ended.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionsEnded {
+    /// How many were live.
+    pub sessions_ended: u64,
+}
+
+async fn existing(admin: &Admin<'_>, id: &str) -> Result<(), AppError> {
+    match admin.store.user(id).await? {
+        Some(_) => Ok(()),
+        None => Err(AppError::NotFound(format!("no person {id}"))),
+    }
+}
+
+/// Resets a person's 2-step verification (a lost phone): they enroll again at their next
+/// sign-in, and their live sessions end.
+pub async fn reset_second_factor(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+    id: &str,
+) -> Result<SecondFactorReset, AppError> {
+    by.may::<perm::UsersAdmin>(admin.audit, Action::SecondFactorReset, "*")
+        .await?;
+    existing(admin, id).await?;
+    let had = admin.store.totp(id).await?.is_some();
+    let details = json!({
+        "user": id,
+        "before": {"second_factor": had},
+        "after": {"second_factor": false, "sessions": "ended"},
+    });
+    by.record_as::<perm::UsersAdmin>(admin.audit, Action::SecondFactorReset, "*", details)
+        .await?;
+    admin.store.reset_totp(id).await?;
+    let sessions_ended = admin
+        .store
+        .end_user_sessions(id, EndReason::Ended, admin.clock.now())
+        .await?;
+    Ok(SecondFactorReset {
+        reset: had,
+        sessions_ended,
+    })
+}
+
+/// Ends every live session of a person (their personal tokens keep working).
+pub async fn end_sessions(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+    id: &str,
+) -> Result<SessionsEnded, AppError> {
+    by.may::<perm::UsersAdmin>(admin.audit, Action::SessionEnd, "*")
+        .await?;
+    existing(admin, id).await?;
+    let now = admin.clock.now();
+    let live = admin.store.live_sessions(id, now).await?.len();
+    let details =
+        json!({"user": id, "before": {"live_sessions": live}, "after": {"live_sessions": 0}});
+    by.record_as::<perm::UsersAdmin>(admin.audit, Action::SessionEnd, "*", details)
+        .await?;
+    let sessions_ended = admin
+        .store
+        .end_user_sessions(id, EndReason::Ended, now)
+        .await?;
+    Ok(SessionsEnded { sessions_ended })
+}
+
 /// The one service account with this id or name.
 pub async fn service_account(
     admin: &Admin<'_>,

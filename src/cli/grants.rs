@@ -7,6 +7,7 @@ use super::{Operator, open, print};
 use crate::access::GrantStatus;
 use crate::admin::Administrator;
 use crate::admin::grants::{self, grant_json};
+use crate::admin::review;
 use crate::config::Settings;
 use crate::store::SharedStore;
 
@@ -164,5 +165,69 @@ pub(super) async fn change_grant(
         json!({"id": id, "status": to}),
         &format!("grant {id} is now {}", to.as_str()),
     );
+    Ok(())
+}
+
+/// `auditgate access-review`: the same review as `GET /api/v1/admin/access-review`.
+pub(super) async fn access_review(
+    project: Option<&str>,
+    csv: bool,
+    settings: &Settings,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(!(csv && as_json), "choose one of --csv and --json");
+    let project = project.map(crate::domain::ProjectId::parse).transpose()?;
+    let store = open(settings).await?;
+    let operator = Operator::start(&store, settings).await?;
+    let admin = operator.admin();
+    let review = review::access_review(&admin, Administrator::Operator, project.as_ref()).await?;
+    if csv {
+        use std::io::Write;
+        std::io::stdout().write_all(&review::csv(&review)?)?;
+        return Ok(());
+    }
+    let rows = serde_json::to_value(&review)?["rows"].take();
+    let text = super::table(
+        &[
+            "principal",
+            "email",
+            "holds",
+            "project",
+            "via",
+            "expires",
+            "last used",
+            "state",
+        ],
+        rows.as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+                let holds = match s("role").as_str() {
+                    "" => format!("deny {}", s("denied")),
+                    role => role.to_owned(),
+                };
+                let state = if r["disabled"] == true {
+                    "disabled"
+                } else if r["review_overdue"] == true {
+                    "review overdue"
+                } else {
+                    "active"
+                };
+                vec![
+                    s("principal"),
+                    s("email"),
+                    holds,
+                    s("project"),
+                    s("via"),
+                    s("expires_at"),
+                    s("last_used_at"),
+                    state.to_owned(),
+                ]
+            })
+            .collect(),
+        "Nobody holds anything yet: `auditgate grant add` gives a role.",
+    );
+    print(as_json, rows, &text);
     Ok(())
 }

@@ -84,9 +84,19 @@ enum Command {
     /// Grants of roles (and denials of permissions), as the server's operator.
     #[command(subcommand)]
     Grant(GrantCommand),
-    /// People: list, disable, re-enable.
+    /// People: list, disable, re-enable, reset 2-step verification, end sessions.
     #[command(subcommand)]
     User(UserCommand),
+    /// Who can do what on which project, through which grant or group, and when they last
+    /// signed in (the access review; logged as an audit read).
+    AccessReview {
+        /// Only access on this project (grants on every project included).
+        #[arg(long)]
+        project: Option<String>,
+        /// CSV with a header line, for a spreadsheet.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Service accounts: list, lock, unlock.
     #[command(subcommand)]
     ServiceAccount(ServiceAccountCommand),
@@ -203,6 +213,9 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         Command::Log(cmd) => keys::log_command(cmd, &settings, cli.json).await?,
         Command::Grant(cmd) => grants::grant_command(cmd, &settings, cli.json).await?,
         Command::User(cmd) => users::user_command(cmd, &settings, cli.json).await?,
+        Command::AccessReview { project, csv } => {
+            grants::access_review(project.as_deref(), csv, &settings, cli.json).await?
+        }
         Command::ServiceAccount(cmd) => {
             service_accounts::service_account_command(cmd, &settings, cli.json).await?
         }

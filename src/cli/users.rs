@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -23,6 +24,17 @@ pub(super) enum UserCommand {
     },
     /// Re-enable a person.
     Enable {
+        /// The person's id.
+        id: String,
+    },
+    /// Reset a person's 2-step verification (a lost phone): they set it up again at their
+    /// next sign-in, and their sessions end.
+    ResetSecondFactor {
+        /// The person's id.
+        id: String,
+    },
+    /// End every session of a person (their personal tokens keep working).
+    EndSessions {
         /// The person's id.
         id: String,
     },
@@ -66,6 +78,38 @@ pub(super) async fn user_command(
         }
         UserCommand::Disable { id } => (id, true),
         UserCommand::Enable { id } => (id, false),
+        UserCommand::ResetSecondFactor { id } => {
+            let operator = Operator::start(&store, settings).await?;
+            let admin = operator.admin();
+            // Checked before asking: a confirmation for nobody helps no one.
+            admin
+                .store
+                .user(&id)
+                .await?
+                .with_context(|| format!("there is no person {id} (see `auditgate user list`)"))?;
+            super::confirm(&format!("Resetting {id}'s 2-step verification"))?;
+            let done = people::reset_second_factor(&admin, Administrator::Operator, &id).await?;
+            print(
+                as_json,
+                json!(done),
+                &format!(
+                    "{id} sets up 2-step verification again at their next sign-in; {} sessions ended",
+                    done.sessions_ended
+                ),
+            );
+            return Ok(());
+        }
+        UserCommand::EndSessions { id } => {
+            let operator = Operator::start(&store, settings).await?;
+            let done =
+                people::end_sessions(&operator.admin(), Administrator::Operator, &id).await?;
+            print(
+                as_json,
+                json!(done),
+                &format!("{} sessions of {id} ended", done.sessions_ended),
+            );
+            return Ok(());
+        }
     };
     let operator = Operator::start(&store, settings).await?;
     let admin = operator.admin();

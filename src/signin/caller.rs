@@ -12,12 +12,12 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
 use super::principal::{NEEDS_CREDENTIALS, RouteAccess};
-use crate::access::{Access, AccountNeed, GrantRecord, GrantStatus, Grants, RoleBook, SubjectKind};
+use crate::access::{Access, AccountNeed, Grants, RoleBook, SubjectKind};
 use crate::audit::RequestContext;
 use crate::auth::oidc::ProviderTokens;
 use crate::auth::session::SessionSecret;
 use crate::auth::tokens::ApiSecret;
-use crate::config::{AccessSettings, SecondFactorPolicy, Settings};
+use crate::config::{SecondFactorPolicy, Settings};
 use crate::error::AppError;
 use crate::ledger::entry::{Actor, ActorKind, AuthMethod};
 use crate::state::AppState;
@@ -51,51 +51,15 @@ pub async fn grants_of(
     } else {
         role_book(state).await?
     };
-    Ok(grants_from(
-        user,
+    Ok(crate::access::person_grants(
+        &user.id,
+        user.kind == UserKind::Local,
         groups,
         &stored,
         &roles,
         &state.settings.access,
         state.clock.now(),
     ))
-}
-
-/// [`grants_of`] from grants already read: `stored` holds the active grants to the person
-/// and to their groups (others are ignored).
-pub fn grants_from(
-    user: &User,
-    groups: &[String],
-    stored: &[GrantRecord],
-    roles: &RoleBook,
-    access: &AccessSettings,
-    now: crate::domain::Timestamp,
-) -> Grants {
-    let base = match user.kind {
-        UserKind::Local => Grants::break_glass(),
-        UserKind::Sso => {
-            let lapse_at = access.lapse_overdue_grants.then_some(now);
-            Grants::from_groups_at(groups, &access.group_roles, lapse_at)
-        }
-    };
-    let theirs: Vec<GrantRecord> = stored
-        .iter()
-        .filter(|g| {
-            g.status == GrantStatus::Active
-                && match g.subject_kind {
-                    SubjectKind::User => g.subject == user.id,
-                    SubjectKind::Group => groups.contains(&g.subject),
-                    SubjectKind::ServiceAccount => false,
-                }
-        })
-        .cloned()
-        .collect();
-    let grants = base.with_stored(&theirs, roles, now, access.lapse_overdue_grants);
-    match user.kind {
-        // Grants of data roles to it are refused; this holds even for one made otherwise.
-        UserKind::Local => grants.without_data(),
-        UserKind::Sso => grants,
-    }
 }
 
 /// Every grantable role as of now: the built-in ones and those administrators defined.

@@ -494,6 +494,128 @@ fn admin_bootstrap_creates_the_break_glass_account_once() {
 }
 
 #[test]
+fn a_lost_phone_and_a_stolen_laptop_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run_json(
+        dir.path(),
+        &["admin", "bootstrap", "--email", "root@example.com"],
+    );
+    let id = created["id"].as_str().unwrap();
+    // Their authenticator and a live session, as a sign-in would leave them.
+    let (rt, mut db) = test_db(dir.path());
+    let far = 4_000_000_000_000_i64;
+    for statement in [
+        "INSERT INTO totp_credentials (user_id, secret_sealed, created_at, activated_at) VALUES ($1, 'sealed', 0, 0)",
+        "INSERT INTO sessions (id_hash, public_id, user_id, method, csrf, created_at, last_seen_at, expires_at) VALUES ('h1', 's1', $1, 'password', 'c', 0, 0, $2)",
+    ] {
+        rt.block_on(sqlx::query(statement).bind(id).bind(far).execute(&mut db))
+            .unwrap();
+    }
+    // Resetting asks first; without a terminal it needs --yes, and nothing changes.
+    let asked = auditgate(dir.path())
+        .args(["user", "reset-second-factor", id])
+        .output()
+        .unwrap();
+    assert!(!asked.status.success());
+    assert!(String::from_utf8_lossy(&asked.stderr).contains("add --yes"));
+    let nobody = auditgate(dir.path())
+        .args(["--yes", "user", "reset-second-factor", "nobody"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("there is no person nobody"));
+    let reset = run_json(dir.path(), &["--yes", "user", "reset-second-factor", id]);
+    assert_eq!(
+        reset,
+        serde_json::json!({"reset": true, "sessions_ended": 1})
+    );
+    let mut count = |sql: &'static str| -> i64 {
+        rt.block_on(sqlx::query_scalar(sql).bind(id).fetch_one(&mut db))
+            .unwrap()
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1"),
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND ended_at IS NULL"),
+        0
+    );
+    assert_eq!(
+        run_json(dir.path(), &["user", "end-sessions", id]),
+        serde_json::json!({"sessions_ended": 0})
+    );
+    // Both are in the log, with what was there before.
+    let bundle = dir.path().join("log.bundle");
+    run_json(
+        dir.path(),
+        &["log", "export", "--out", bundle.to_str().unwrap()],
+    );
+    let entries = entries_of(&bundle);
+    let of = |action| {
+        let e = entries
+            .iter()
+            .rev()
+            .find(|e| e.action == action)
+            .expect("an entry");
+        serde_json::from_str::<Value>(&e.details).unwrap()
+    };
+    use auditgate::ledger::entry::Action;
+    assert_eq!(
+        of(Action::SecondFactorReset)["before"]["second_factor"],
+        true
+    );
+    assert_eq!(of(Action::SessionEnd)["before"]["live_sessions"], 0);
+}
+
+#[test]
+fn the_access_review_from_the_command_line_is_the_apis_and_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    run_json(dir.path(), &["project", "create", "shop"]);
+    let root = run_json(
+        dir.path(),
+        &["admin", "bootstrap", "--email", "root@example.com"],
+    );
+    let rows = run_json(dir.path(), &["access-review"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r["principal"] == root["id"] && r["role"] == "break_glass")
+    );
+    let csv = text_of(dir.path(), &["access-review", "--csv", "--project", "shop"]);
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("principal_kind,principal,email,role")
+    );
+    assert_eq!(lines.count(), 2, "{csv}");
+    let table = text_of(dir.path(), &["access-review"]);
+    assert!(table.starts_with("PRINCIPAL"), "{table}");
+    let both = auditgate(dir.path())
+        .args(["--json", "access-review", "--csv"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&both.stderr).contains("choose one of --csv and --json"));
+    // Each review is an audited read of the whole policy, made by the operator.
+    let bundle = dir.path().join("log.bundle");
+    run_json(
+        dir.path(),
+        &["log", "export", "--out", bundle.to_str().unwrap()],
+    );
+    let reviews: Vec<Value> = entries_of(&bundle)
+        .iter()
+        .filter(|e| e.action == auditgate::ledger::entry::Action::AuditRead)
+        .map(|e| serde_json::from_str::<Value>(&e.details).unwrap())
+        .filter(|d| d["report"] == "access_review")
+        .collect();
+    assert_eq!(reviews.len(), 3, "{reviews:?}");
+    assert_eq!(reviews[1]["project"], "shop");
+    assert_eq!(reviews[1]["rows"], 2);
+}
+
+#[test]
 fn grants_and_people_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     run_json(dir.path(), &["project", "create", "shop"]);
