@@ -4,12 +4,14 @@
 mod audit_log;
 mod batches;
 pub mod cache;
+mod credentials;
 mod events;
 mod grants;
 mod people;
 pub mod postgres;
 mod privacy;
 mod projects;
+mod sessions;
 mod sql;
 pub mod sqlite;
 
@@ -24,12 +26,11 @@ use crate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 
+pub use credentials::{CredentialStore, PersonalToken, TotpRecord};
 pub use grants::{ClassificationStore, GrantStore, PropertyKind, RequestStore, RoleStore};
-pub use people::{
-    Claim, EndReason, Factor, Notice, PeopleStore, PersonOverview, PersonalToken, SessionRecord,
-    SsoProfile, TotpRecord, User, UserKind,
-};
+pub use people::{Claim, Factor, Notice, PeopleStore, PersonOverview, SsoProfile, User, UserKind};
 pub use privacy::{Affected, ConsentRecord, PrivacyStore, ProjectSettings};
+pub use sessions::{EndReason, SessionRecord, SessionStore};
 pub use sql::{Pools, SqlStore};
 
 /// Why a store call failed, in the terms callers act on.
@@ -494,6 +495,8 @@ pub trait Store:
     + EventStore
     + AuditStore
     + PeopleStore
+    + SessionStore
+    + CredentialStore
     + GrantStore
     + ClassificationStore
     + RequestStore

@@ -331,6 +331,8 @@ where
         + EventStore
         + AuditStore
         + PeopleStore
+        + SessionStore
+        + CredentialStore
         + GrantStore
         + ClassificationStore
         + RequestStore
