@@ -189,6 +189,17 @@ async fn duty_actor(
     }
 }
 
+/// Every grant in every state, newest first; with `project`, those on it (and on every
+/// project). Needs `roles:assign` on that scope.
+pub async fn list(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+    project: Option<&str>,
+) -> Result<Vec<GrantRecord>, AppError> {
+    by.may_assign(admin.audit, project.unwrap_or("*")).await?;
+    Ok(admin.store.grants(project).await?)
+}
+
 /// Makes a grant: active, or pending a second administrator's approval when it is powerful
 /// and a person made it. Logged (before and after) before it is stored.
 pub async fn create(

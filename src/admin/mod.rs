@@ -4,6 +4,7 @@
 
 pub mod grants;
 pub mod people;
+pub mod projects;
 pub mod properties;
 pub mod requests;
 pub mod review;
@@ -30,6 +31,8 @@ pub struct Admin<'a> {
     pub clock: &'a dyn Clock,
     /// Grant rules: review cadence, second approvals.
     pub access: &'a AccessSettings,
+    /// Days a deleted project can be restored (`retention.project_grace_days`).
+    pub project_grace_days: i64,
 }
 
 /// Who administers, and on what authority.

@@ -8,7 +8,7 @@ use super::{Admin, Administrator};
 use crate::access::perm;
 use crate::error::AppError;
 use crate::ledger::entry::Action;
-use crate::store::{EndReason, ServiceAccount};
+use crate::store::{EndReason, ServiceAccount, User};
 
 /// What disabling or re-enabling someone did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -69,6 +69,13 @@ pub async fn set_disabled(
         sessions_ended,
         tokens_revoked,
     })
+}
+
+/// Every person, for those holding `users:admin`.
+pub async fn list(admin: &Admin<'_>, by: Administrator<'_>) -> Result<Vec<User>, AppError> {
+    by.may::<perm::UsersAdmin>(admin.audit, Action::UserChange, "*")
+        .await?;
+    Ok(admin.store.users().await?)
 }
 
 /// A person's 2-step verification, reset.

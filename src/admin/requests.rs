@@ -2,14 +2,111 @@
 //! and the operator at the CLI. Enough approvals turn a request into an expiring grant, whose
 //! entry has the shape of every other grant's.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::grants::grant_json;
 use super::{Admin, Administrator};
-use crate::access::{DutyActor, check_request_approval, perm};
-use crate::domain::{AccessRequest, RequestStatus, RoleBook, Timestamp};
+use crate::access::{DutyActor, approvals_needed, check_ask, check_request_approval, perm};
+use crate::audit::RequestContext;
+use crate::domain::{AccessRequest, ProjectId, RequestStatus, RoleBook, Timestamp};
 use crate::error::AppError;
-use crate::ledger::entry::Action;
+use crate::ledger::entry::{Action, Actor, Outcome};
+
+/// A request for access, as a person asks it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// The project.
+    pub project: String,
+    /// The role.
+    pub role: String,
+    /// Why (an incident or ticket).
+    pub reason: String,
+    /// For how long once granted (at most `access.request_max_days`).
+    pub duration_hours: i64,
+}
+
+/// Records a person's request for a role on a project for a while: pending until enough
+/// others approve it. Returns the request as the log records it.
+pub async fn ask(
+    admin: &Admin<'_>,
+    ctx: &RequestContext,
+    requester: Actor,
+    b: NewRequest,
+) -> Result<Value, AppError> {
+    let access = admin.access;
+    let duration_ms = b.duration_hours.saturating_mul(3_600_000);
+    let roles = RoleBook::new(admin.store.custom_roles().await?);
+    check_ask(
+        &roles,
+        &b.role,
+        &b.project,
+        duration_ms,
+        access.request_max_days * 86_400_000,
+    )
+    .map_err(AppError::Unprocessable)?;
+    crate::domain::FreeText::required("reason", &b.reason)?;
+    let now = admin.clock.now();
+    let r = AccessRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+        requester: requester.id.clone(),
+        project: b.project,
+        approvals_needed: approvals_needed(
+            &roles,
+            &b.role,
+            access.request_approvals.get(&b.role).copied(),
+            access.powerful_grants_need_approval,
+        ),
+        role: b.role,
+        reason: b.reason,
+        duration_ms,
+        created_at: now,
+        lapses_at: Timestamp::from_millis(now.millis() + access.request_lapse_minutes * 60_000),
+        status: RequestStatus::Pending,
+        grant_id: None,
+        decided_at: None,
+    };
+    let json = request_json(&r, &[], now);
+    admin
+        .audit
+        .account(
+            ctx,
+            requester,
+            Action::AccessRequest,
+            Outcome::Allowed,
+            json!({"request": r.id, "before": null, "after": json}),
+        )
+        .await?;
+    admin.store.create_request(&r).await?;
+    Ok(json)
+}
+
+/// A person's own requests, newest first.
+pub async fn of_person(admin: &Admin<'_>, id: &str) -> Result<Vec<AccessRequest>, AppError> {
+    Ok(admin.store.requests(Some(id)).await?)
+}
+
+/// The requests pending now, on one project or on all, for those who may decide them
+/// (`roles:assign` there).
+pub async fn pending(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+    project: Option<&ProjectId>,
+) -> Result<Vec<AccessRequest>, AppError> {
+    let scope = project.map_or("*", |p| p.as_str());
+    by.may::<perm::RolesAssign>(admin.audit, Action::AccessRequest, scope)
+        .await?;
+    let now = admin.clock.now();
+    Ok(admin
+        .store
+        .requests(None)
+        .await?
+        .into_iter()
+        .filter(|r| project.is_none_or(|p| p.as_str() == r.project))
+        .filter(|r| r.state_at(now) == "pending")
+        .collect())
+}
 
 /// A request as the API shows it and the log records it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

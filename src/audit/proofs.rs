@@ -3,8 +3,79 @@
 
 use anyhow::Context;
 
+use crate::error::AppError;
 use crate::ledger::merkle::{self, CompactRange, Hash, Node, Nodes, Planner};
 use crate::store::Store;
+
+/// An entry's inclusion proof, as a caller asked it.
+pub struct Inclusion {
+    /// The tree size the proof is for.
+    pub size: u64,
+    /// The entry's leaf hash.
+    pub leaf: Hash,
+    /// The proof's hashes.
+    pub proof: Vec<Hash>,
+}
+
+/// The sizes were checked against the log: a proof that still fails lacks stored hashes or
+/// the database, which is the service's condition, not the caller's.
+fn unavailable(e: anyhow::Error) -> AppError {
+    match e.downcast::<crate::store::StoreError>() {
+        Ok(store) => AppError::from(store),
+        Err(e) => AppError::Unavailable(format!("the proof cannot be built now: {e}")),
+    }
+}
+
+/// The latest signed checkpoint's tree size (0 before the first).
+async fn latest_size(store: &dyn Store) -> Result<u64, AppError> {
+    Ok(store.latest_checkpoint().await?.map_or(0, |(s, _)| s))
+}
+
+/// Entry `seq`'s inclusion proof in the tree of `size` entries (default: the latest
+/// checkpoint's); 400 for an entry or size the log does not have.
+pub async fn inclusion(
+    store: &dyn Store,
+    seq: u64,
+    size: Option<u64>,
+) -> Result<Inclusion, AppError> {
+    let size = match size {
+        Some(s) => s,
+        None => latest_size(store).await?,
+    };
+    let head = store.audit_head().await?.size();
+    if seq >= size || size > head {
+        return Err(AppError::BadRequest(format!(
+            "no entry {seq} in a tree of {size} (the log has {head})"
+        )));
+    }
+    let (leaf, proof) = inclusion_proof(store, seq, size)
+        .await
+        .map_err(unavailable)?;
+    Ok(Inclusion { size, leaf, proof })
+}
+
+/// The proof that the tree of `to` entries (default: the latest checkpoint's) extends the
+/// tree of `from`, with `to`; 400 for sizes the log does not have.
+pub async fn consistency(
+    store: &dyn Store,
+    from: u64,
+    to: Option<u64>,
+) -> Result<(u64, Vec<Hash>), AppError> {
+    let to = match to {
+        Some(t) => t,
+        None => latest_size(store).await?,
+    };
+    let head = store.audit_head().await?.size();
+    if from == 0 || from > to || to > head {
+        return Err(AppError::BadRequest(format!(
+            "no consistency proof from {from} to {to} (the log has {head})"
+        )));
+    }
+    let proof = consistency_proof(store, from, to)
+        .await
+        .map_err(unavailable)?;
+    Ok((to, proof))
+}
 
 /// The hashes that running `prove` over the stored tree reads.
 async fn fetch(

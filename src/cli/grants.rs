@@ -106,7 +106,13 @@ pub(super) async fn grant_command(
             print(as_json, grant_json(&g), &format!("grant {} created", g.id));
         }
         GrantCommand::List { project } => {
-            let grants = store.grants(project.as_deref()).await?;
+            let operator = Operator::start(&store, settings).await?;
+            let grants = grants::list(
+                &operator.admin(),
+                Administrator::Operator,
+                project.as_deref(),
+            )
+            .await?;
             let text = super::table(
                 &["id", "to", "role", "project", "status"],
                 grants

@@ -236,16 +236,20 @@ static ASSUME_YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 /// Asks before `action`, which cannot be undone: `--yes` goes ahead, a terminal is asked, and
 /// anything else stops with nothing changed.
 pub(crate) fn confirm(action: &str) -> anyhow::Result<()> {
+    ask(&format!("{action} cannot be undone"))
+}
+
+/// Asks before doing what `warning` says: `--yes` goes ahead, a terminal is asked, and
+/// anything else stops with nothing changed.
+pub(crate) fn ask(warning: &str) -> anyhow::Result<()> {
     use std::io::{BufRead, IsTerminal, Write};
     if ASSUME_YES.get().copied().unwrap_or(false) {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "{action} cannot be undone: add --yes to go ahead (there is no terminal to ask on)"
-        );
+        anyhow::bail!("{warning}: add --yes to go ahead (there is no terminal to ask on)");
     }
-    eprint!("{action} cannot be undone. Go ahead? [y/N] ");
+    eprint!("{warning}. Go ahead? [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -262,6 +266,7 @@ pub(crate) struct Operator {
     log: AuditLog,
     clock: SystemClock,
     access: crate::config::AccessSettings,
+    project_grace_days: i64,
 }
 
 impl Operator {
@@ -273,6 +278,7 @@ impl Operator {
             log,
             clock: SystemClock,
             access: settings.access.clone(),
+            project_grace_days: settings.retention.project_grace_days,
         })
     }
 
@@ -283,6 +289,7 @@ impl Operator {
             audit: &self.log,
             clock: &self.clock,
             access: &self.access,
+            project_grace_days: self.project_grace_days,
         }
     }
 }

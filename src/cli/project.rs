@@ -6,13 +6,15 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{open, print};
+use super::{Operator, open, print};
+use crate::admin::Administrator;
+use crate::admin::projects::{self as admin_projects, SettingsChange};
 use crate::audit::AuditLog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::ProjectId;
 use crate::ledger::entry::Action;
-use crate::projects;
+use crate::projects::{self, ProjectView};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ProjectCommand {
@@ -26,6 +28,65 @@ pub(super) enum ProjectCommand {
     },
     /// List projects.
     List,
+    /// Show a project's settings, or change those given.
+    Settings {
+        /// The project.
+        id: String,
+        /// Days events are kept (1 to 36500).
+        #[arg(long)]
+        retention_days: Option<i64>,
+        /// Whether events need the person's consent.
+        #[arg(long)]
+        consent_required: Option<bool>,
+        /// The event property that carries consent.
+        #[arg(long)]
+        consent_property: Option<String>,
+        /// A web origin browsers may send events from (repeat it; `*` for any). Replaces
+        /// the list; `--no-origins` empties it.
+        #[arg(long = "allowed-origin", conflicts_with = "no_origins")]
+        allowed_origins: Vec<String>,
+        /// Empties the list of allowed origins.
+        #[arg(long)]
+        no_origins: bool,
+        /// Keep the client's address in `$ip` when an SDK sends `ip=1`.
+        #[arg(long)]
+        record_client_ip: Option<bool>,
+    },
+    /// Delete a project: unreachable at once, restorable during `retention.project_grace_days`,
+    /// then purged with its events.
+    Delete {
+        /// The project.
+        id: String,
+    },
+    /// Restore a deleted project within its grace period.
+    Restore {
+        /// The project.
+        id: String,
+    },
+}
+
+/// A project's settings, as the CLI shows them.
+fn settings_text(v: &ProjectView) -> String {
+    let origins = if v.allowed_origins.is_empty() {
+        "none".to_owned()
+    } else {
+        v.allowed_origins.join(", ")
+    };
+    let mut text = format!(
+        "project {id} ({name})\n  retention:        {days} days\n  consent required: {consent} (property {prop})\n  allowed origins:  {origins}\n  record client ip: {ip}",
+        id = v.id,
+        name = v.name,
+        days = v.retention_days,
+        consent = v.consent_required,
+        prop = v.consent_property,
+        ip = v.record_client_ip,
+    );
+    if let (Some(at), Some(until)) = (&v.deleted_at, &v.restorable_until) {
+        text.push_str(&format!(
+            "\n  deleted:          {at}, restorable until {until}"
+        ));
+    }
+    text
 }
 
 /// Runs a project command.
@@ -106,6 +167,71 @@ pub(super) async fn project_command(
                     &text
                 },
             );
+        }
+        ProjectCommand::Settings {
+            id,
+            retention_days,
+            consent_required,
+            consent_property,
+            allowed_origins,
+            no_origins,
+            record_client_ip,
+        } => {
+            let id = ProjectId::parse(&id)?;
+            let store = open(settings).await?;
+            let operator = Operator::start(&store, settings).await?;
+            let admin = operator.admin();
+            let change = SettingsChange {
+                retention_days,
+                consent_required,
+                consent_property,
+                allowed_origins: (no_origins || !allowed_origins.is_empty())
+                    .then_some(allowed_origins),
+                record_client_ip,
+            };
+            let unchanged = change.retention_days.is_none()
+                && change.consent_required.is_none()
+                && change.consent_property.is_none()
+                && change.allowed_origins.is_none()
+                && change.record_client_ip.is_none();
+            let view = if unchanged {
+                ProjectView::of(
+                    &crate::projects::live(store.as_ref(), &id).await?,
+                    settings.retention.project_grace_days,
+                )
+            } else {
+                admin_projects::update_settings(&admin, Administrator::Operator, &id, &change)
+                    .await?
+            };
+            print(as_json, json!(view), &settings_text(&view));
+        }
+        ProjectCommand::Delete { id } => {
+            let id = ProjectId::parse(&id)?;
+            let store = open(settings).await?;
+            // Checked before asking: a confirmation for nothing helps no one.
+            crate::projects::live(store.as_ref(), &id).await?;
+            super::confirm(&format!(
+                "Deleting project {id} (and, after the grace period, its events)"
+            ))?;
+            let operator = Operator::start(&store, settings).await?;
+            let view =
+                admin_projects::delete(&operator.admin(), Administrator::Operator, &id).await?;
+            let until = view.restorable_until.clone().unwrap_or_default();
+            print(
+                as_json,
+                json!(view),
+                &format!(
+                    "project {id} deleted; `auditgate project restore {id}` brings it back until {until}"
+                ),
+            );
+        }
+        ProjectCommand::Restore { id } => {
+            let id = ProjectId::parse(&id)?;
+            let store = open(settings).await?;
+            let operator = Operator::start(&store, settings).await?;
+            let view =
+                admin_projects::restore(&operator.admin(), Administrator::Operator, &id).await?;
+            print(as_json, json!(view), &format!("project {id} restored"));
         }
     }
     Ok(())

@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::{Operator, open, print};
 use crate::admin::{Administrator, requests};
-use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 
 #[derive(Debug, Subcommand)]
@@ -30,16 +29,11 @@ pub(super) async fn request_command(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let clock = SystemClock;
-    let now = clock.now();
     let (id, approve) = match cmd {
         RequestCommand::List => {
-            let pending: Vec<_> = store
-                .requests(None)
-                .await?
-                .into_iter()
-                .filter(|r| r.state_at(now) == "pending")
-                .collect();
+            let operator = Operator::start(&store, settings).await?;
+            let pending =
+                requests::pending(&operator.admin(), Administrator::Operator, None).await?;
             let rows: Vec<_> = pending
                 .iter()
                 .map(|r| json!({"id": r.id, "requester": r.requester, "project": r.project, "role": r.role, "reason": r.reason, "lapses_at": r.lapses_at.to_rfc3339()}))

@@ -4,17 +4,16 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::html;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::pages::{body, form, page, wants_html};
 use crate::audit::RequestContext;
 use crate::domain::Timestamp;
 use crate::error::AppError;
-use crate::ledger::entry::{Action, Outcome};
 use crate::signin::caller::Person;
-use crate::signin::flows;
+use crate::signin::{account, flows};
 use crate::state::AppState;
-use crate::store::{EndReason, PersonalToken, SessionRecord};
+use crate::store::{PersonalToken, SessionRecord};
 
 fn time(t: Option<Timestamp>) -> Option<String> {
     t.map(Timestamp::to_rfc3339)
@@ -188,8 +187,7 @@ pub struct Me {
 
 async fn who_am_i(person: &Person, state: &AppState) -> Result<Me, AppError> {
     let u = &person.user;
-    let totp = state.store.totp(&u.id).await?;
-    let notices = state.store.notices(&u.id).await?;
+    let standing = account::standing(state, person).await?;
     let session = person.session.as_ref();
     Ok(Me {
         id: u.id.clone(),
@@ -200,7 +198,7 @@ async fn who_am_i(person: &Person, state: &AppState) -> Result<Me, AppError> {
         authentication: Authentication {
             method: person.actor().method.as_str().to_owned(),
             second_factor: session.is_some_and(|s| s.second_factor_passed()),
-            second_factor_enrolled: totp.as_ref().is_some_and(|t| t.activated_at.is_some()),
+            second_factor_enrolled: standing.second_factor_enrolled,
             second_factor_required: session.is_some_and(|s| s.needs_second_factor),
             session: session.map(|s| SessionView::of(&s.session, Some(&s.session.public_id))),
             token: person.token.as_ref().map(|t| t.id.clone()),
@@ -218,7 +216,8 @@ async fn who_am_i(person: &Person, state: &AppState) -> Result<Me, AppError> {
                 expires_at: g.expires_at.clone(),
             })
             .collect(),
-        security_notices: notices
+        security_notices: standing
+            .notices
             .iter()
             .map(|n| NoticeView {
                 at: n.at.to_rfc3339(),
@@ -283,10 +282,7 @@ pub async fn sessions(
     person: Person,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let list = state
-        .store
-        .live_sessions(&person.user.id, state.clock.now())
-        .await?;
+    let list = account::sessions(&state, &person).await?;
     let current = person
         .session
         .as_ref()
@@ -306,26 +302,7 @@ pub async fn end_session(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let ended = state
-        .store
-        .end_session(&person.user.id, &path, EndReason::Ended, state.clock.now())
-        .await?;
-    if !ended {
-        return Err(AppError::NotFound(format!(
-            "you have no live session {}",
-            *path
-        )));
-    }
-    state
-        .audit
-        .account(
-            &ctx,
-            person.actor(),
-            Action::SessionEnd,
-            Outcome::Allowed,
-            json!({"session": *path, "owner": person.user.id}),
-        )
-        .await?;
+    account::end_session(&state, &ctx, &person, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -364,7 +341,7 @@ pub async fn create_token(
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "account",
     responses((status = 200, description = "Tokens, newest first", body = TokenList), (status = 401)))]
 pub async fn tokens(person: Person, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let list = state.store.personal_tokens(&person.user.id).await?;
+    let list = account::tokens(&state, &person).await?;
     Ok(HttpResponse::Ok().json(TokenList {
         tokens: list.iter().map(TokenView::of).collect(),
     }))
@@ -380,25 +357,6 @@ pub async fn revoke_token(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let revoked = state
-        .store
-        .revoke_personal_token(&person.user.id, &path, state.clock.now())
-        .await?;
-    if !revoked {
-        return Err(AppError::NotFound(format!(
-            "you have no live token {}",
-            *path
-        )));
-    }
-    state
-        .audit
-        .account(
-            &ctx,
-            person.actor(),
-            Action::TokenRevoke,
-            Outcome::Allowed,
-            json!({"kind": "personal", "token": *path}),
-        )
-        .await?;
+    account::revoke_token(&state, &ctx, &person, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -61,19 +61,6 @@ pub struct ConsistencyProof {
     proof: Vec<String>,
 }
 
-/// The sizes were checked against the log: a proof that still fails lacks stored hashes or
-/// the database, which is the service's condition, not the caller's.
-fn unavailable(e: anyhow::Error) -> AppError {
-    match e.downcast::<crate::store::StoreError>() {
-        Ok(store) => AppError::from(store),
-        Err(e) => AppError::Unavailable(format!("the proof cannot be built now: {e}")),
-    }
-}
-
-async fn latest_size(state: &AppState) -> Result<u64, AppError> {
-    Ok(state.store.latest_checkpoint().await?.map_or(0, |(s, _)| s))
-}
-
 fn b64s(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(|h| STANDARD.encode(h)).collect()
 }
@@ -84,25 +71,12 @@ pub async fn inclusion(
     state: web::Data<AppState>,
     q: web::Query<InclusionParams>,
 ) -> Result<HttpResponse, AppError> {
-    let size = match q.size {
-        Some(s) => s,
-        None => latest_size(&state).await?,
-    };
-    let head = state.store.audit_head().await?.size();
-    if q.seq >= size || size > head {
-        return Err(AppError::BadRequest(format!(
-            "no entry {} in a tree of {size} (the log has {head})",
-            q.seq
-        )));
-    }
-    let (leaf, proof) = proofs::inclusion_proof(state.store.as_ref(), q.seq, size)
-        .await
-        .map_err(unavailable)?;
+    let found = proofs::inclusion(state.store.as_ref(), q.seq, q.size).await?;
     Ok(HttpResponse::Ok().json(InclusionProof {
         seq: q.seq,
-        size,
-        leaf_hash: STANDARD.encode(leaf),
-        proof: b64s(&proof),
+        size: found.size,
+        leaf_hash: STANDARD.encode(found.leaf),
+        proof: b64s(&found.proof),
     }))
 }
 
@@ -122,20 +96,7 @@ pub async fn consistency(
     state: web::Data<AppState>,
     q: web::Query<ConsistencyParams>,
 ) -> Result<HttpResponse, AppError> {
-    let to = match q.to {
-        Some(t) => t,
-        None => latest_size(&state).await?,
-    };
-    let head = state.store.audit_head().await?.size();
-    if q.from == 0 || q.from > to || to > head {
-        return Err(AppError::BadRequest(format!(
-            "no consistency proof from {} to {to} (the log has {head})",
-            q.from
-        )));
-    }
-    let proof = proofs::consistency_proof(state.store.as_ref(), q.from, to)
-        .await
-        .map_err(unavailable)?;
+    let (to, proof) = proofs::consistency(state.store.as_ref(), q.from, q.to).await?;
     Ok(HttpResponse::Ok().json(ConsistencyProof {
         from: q.from,
         to,

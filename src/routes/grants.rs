@@ -72,6 +72,7 @@ pub(super) fn admin(state: &AppState) -> Admin<'_> {
         audit: &state.audit,
         clock: state.clock.as_ref(),
         access: &state.settings.access,
+        project_grace_days: state.settings.retention.project_grace_days,
     }
 }
 
@@ -92,13 +93,11 @@ pub async fn list(
     q: web::Query<ListParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let scope = q.project.clone().unwrap_or_else(|| "*".into());
     let by = Administrator::Person {
         ctx: &ctx,
         principal: &principal,
     };
-    by.may_assign(&state.audit, &scope).await?;
-    let grants = state.store.grants(q.project.as_deref()).await?;
+    let grants = grants::list(&admin(&state), by, q.project.as_deref()).await?;
     Ok(HttpResponse::Ok().json(GrantList {
         grants: grants.iter().map(GrantView::of).collect(),
     }))
@@ -170,11 +169,11 @@ pub async fn users(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .audit
-        .authorize_global::<perm::UsersAdmin>(&ctx, &principal, Action::UserChange)
-        .await?;
-    let people = state.store.users().await?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let people = people::list(&admin(&state), by).await?;
     let users = people
         .iter()
         .map(|u| UserView {

@@ -6,8 +6,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::access::{Principal, perm};
+use crate::admin::Administrator;
+use crate::admin::projects::{self, SettingsChange};
 use crate::audit::RequestContext;
-use crate::domain::{AllowedOrigins, DistinctId, ProjectId};
+use crate::domain::{DistinctId, ProjectId};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::privacy::consent::{self, Choice, Preferences};
@@ -15,7 +17,7 @@ use crate::privacy::retention;
 use crate::projects::ProjectView;
 use crate::routes::extract::ProjectPath;
 use crate::state::AppState;
-use crate::store::{Project, ProjectSettings};
+use crate::store::Project;
 
 /// How a sweep runs.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -256,24 +258,6 @@ pub async fn preferences(
     Ok(HttpResponse::Ok().json(prefs))
 }
 
-/// Settings to change; absent fields keep their value.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsBody {
-    /// Days events are kept, 1 to 36500.
-    retention_days: Option<i64>,
-    /// Whether events need consent.
-    consent_required: Option<bool>,
-    /// The consent marker property.
-    consent_property: Option<String>,
-    /// The web origins browsers may send this project's events from (CORS), such as
-    /// `https://shop.example`; `["*"]` alone for any origin; `[]` for none (the default).
-    allowed_origins: Option<Vec<String>>,
-    /// Keep the client's address in `$ip` when an SDK sends `ip=1` (off by default: an
-    /// address is personal data).
-    record_client_ip: Option<bool>,
-}
-
 /// A project's settings.
 #[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "admin",
     params(("project" = String, Path, description = "The project")),
@@ -297,7 +281,7 @@ pub async fn project(
 
 /// Changes a project's retention window and consent rule.
 #[utoipa::path(patch, path = "/api/v1/projects/{project}", tag = "admin",
-    params(("project" = String, Path, description = "The project")), request_body = SettingsBody,
+    params(("project" = String, Path, description = "The project")), request_body = SettingsChange,
     responses((status = 200, body = ProjectView), (status = 401), (status = 403), (status = 404), (status = 422)))]
 pub async fn update_project(
     ctx: RequestContext,
@@ -306,51 +290,13 @@ pub async fn update_project(
     body: web::Json<serde_json::Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize::<perm::ProjectAdmin>(&ctx, &principal, &id, Action::ProjectUpdate)
-        .await?;
-    let body: SettingsBody = super::subjects::body_of(body)?;
-    let p = live_project(&state, &id).await?;
-    let grace = state.settings.retention.project_grace_days;
-    let before = ProjectView::of(&p, grace);
-    let after = ProjectSettings {
-        retention_days: body.retention_days.unwrap_or(p.retention_days),
-        consent_required: body.consent_required.unwrap_or(p.consent_required),
-        consent_property: body
-            .consent_property
-            .clone()
-            .unwrap_or(p.consent_property.clone()),
-        allowed_origins: match &body.allowed_origins {
-            Some(list) => AllowedOrigins::parse_list(list)?,
-            None => p.allowed_origins.clone(),
-        },
-        record_client_ip: body.record_client_ip.unwrap_or(p.record_client_ip),
+    let change: SettingsChange = super::subjects::body_of(body)?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
     };
-    if !(1..=36_500).contains(&after.retention_days) {
-        return Err(AppError::Unprocessable(
-            "retention_days must be between 1 and 36500".into(),
-        ));
-    }
-    if after.consent_property.is_empty() || after.consent_property.len() > 255 {
-        return Err(AppError::Unprocessable(
-            "consent_property must be 1 to 255 bytes".into(),
-        ));
-    }
-    let details = json!({"before": before, "after": {
-        "retention_days": after.retention_days,
-        "consent_required": after.consent_required,
-        "consent_property": after.consent_property,
-        "allowed_origins": after.allowed_origins.to_list(),
-        "record_client_ip": after.record_client_ip,
-    }});
-    state
-        .audit
-        .record(&ctx, &auth, Action::ProjectUpdate, 0, details, vec![])
-        .await?;
-    state.store.update_project_settings(&id, &after).await?;
-    let p = live_project(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(ProjectView::of(&p, grace)))
+    let view = projects::update_settings(&super::grants::admin(&state), by, &id, &change).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Deletes a project: unreachable at once, restorable during the grace period, then purged.
@@ -363,29 +309,12 @@ pub async fn delete_project(
     ProjectPath(id): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize::<perm::ProjectAdmin>(&ctx, &principal, &id, Action::ProjectDelete)
-        .await?;
-    live_project(&state, &id).await?;
-    let now = state.clock.now();
-    let grace = state.settings.retention.project_grace_days;
-    let details = json!({"before": {"deleted_at": null}, "after": {"deleted_at": now.to_rfc3339()}, "grace_days": grace});
-    state
-        .audit
-        .record(&ctx, &auth, Action::ProjectDelete, 0, details, vec![])
-        .await?;
-    if !state.store.set_project_deleted(&id, Some(now)).await? {
-        return Err(AppError::Conflict(format!(
-            "project {id} was deleted meanwhile"
-        )));
-    }
-    let p = state
-        .store
-        .project(&id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))?;
-    Ok(HttpResponse::Ok().json(ProjectView::of(&p, grace)))
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let view = projects::delete(&super::grants::admin(&state), by, &id).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Restores a deleted project within its grace period.
@@ -398,31 +327,10 @@ pub async fn restore_project(
     ProjectPath(id): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize::<perm::ProjectAdmin>(&ctx, &principal, &id, Action::ProjectRestore)
-        .await?;
-    let p = state
-        .store
-        .project(&id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))?;
-    let grace = state.settings.retention.project_grace_days;
-    match (p.deleted_at, p.purged_at) {
-        (None, _) => return Err(AppError::Conflict(format!("project {id} is not deleted"))),
-        (Some(_), Some(_)) => {
-            return Err(AppError::NotFound(format!(
-                "project {id} was purged after its grace period"
-            )));
-        }
-        (Some(_), None) => {}
-    }
-    let details = json!({"before": {"deleted_at": p.deleted_at.map(|t| t.to_rfc3339())}, "after": {"deleted_at": null}});
-    state
-        .audit
-        .record(&ctx, &auth, Action::ProjectRestore, 0, details, vec![])
-        .await?;
-    state.store.set_project_deleted(&id, None).await?;
-    let p = live_project(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(ProjectView::of(&p, grace)))
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let view = projects::restore(&super::grants::admin(&state), by, &id).await?;
+    Ok(HttpResponse::Ok().json(view))
 }

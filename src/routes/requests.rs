@@ -3,32 +3,16 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::pages::body;
-use crate::access::{AccessRequest, Principal, RequestStatus, approvals_needed, check_ask, perm};
+use crate::access::Principal;
 use crate::admin::Administrator;
-use crate::admin::requests::{self, AccessRequestView, request_json};
+use crate::admin::requests::{self, AccessRequestView, NewRequest};
 use crate::audit::RequestContext;
-use crate::domain::{ProjectId, Timestamp};
+use crate::domain::ProjectId;
 use crate::error::AppError;
-use crate::ledger::entry::{Action, Outcome};
-use crate::signin::caller::{Person, role_book};
+use crate::signin::caller::Person;
 use crate::state::AppState;
-
-/// A request for access.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewRequest {
-    /// The project.
-    project: String,
-    /// The role.
-    role: String,
-    /// Why (an incident or ticket).
-    reason: String,
-    /// For how long once granted (at most `access.request_max_days`).
-    duration_hours: i64,
-}
 
 /// Asks for a role on a project for a while.
 #[utoipa::path(post, path = "/api/v1/access-requests", tag = "access", request_body = NewRequest,
@@ -41,51 +25,8 @@ pub async fn ask(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let b: NewRequest = body(&req, &bytes)?;
-    let access = &state.settings.access;
-    let duration_ms = b.duration_hours.saturating_mul(3_600_000);
-    let roles = role_book(&state).await?;
-    check_ask(
-        &roles,
-        &b.role,
-        &b.project,
-        duration_ms,
-        access.request_max_days * 86_400_000,
-    )
-    .map_err(AppError::Unprocessable)?;
-    crate::domain::FreeText::required("reason", &b.reason)?;
-    let now = state.clock.now();
-    let r = AccessRequest {
-        id: uuid::Uuid::new_v4().to_string(),
-        requester: person.user.id.clone(),
-        project: b.project,
-        approvals_needed: approvals_needed(
-            &roles,
-            &b.role,
-            access.request_approvals.get(&b.role).copied(),
-            access.powerful_grants_need_approval,
-        ),
-        role: b.role,
-        reason: b.reason,
-        duration_ms,
-        created_at: now,
-        lapses_at: Timestamp::from_millis(now.millis() + access.request_lapse_minutes * 60_000),
-        status: RequestStatus::Pending,
-        grant_id: None,
-        decided_at: None,
-    };
-    let json = request_json(&r, &[], now);
-    state
-        .audit
-        .account(
-            &ctx,
-            person.actor(),
-            Action::AccessRequest,
-            Outcome::Allowed,
-            json!({"request": r.id, "before": null, "after": json}),
-        )
-        .await?;
-    state.store.create_request(&r).await?;
-    Ok(HttpResponse::Created().json(json))
+    let asked = requests::ask(&super::grants::admin(&state), &ctx, person.actor(), b).await?;
+    Ok(HttpResponse::Created().json(asked))
 }
 
 /// My access requests, newest first.
@@ -93,7 +34,7 @@ pub async fn ask(
     responses((status = 200, body = AccessRequestList, description = "My requests"), (status = 401)))]
 pub async fn mine(person: Person, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let list = state.store.requests(Some(&person.user.id)).await?;
+    let list = requests::of_person(&super::grants::admin(&state), &person.user.id).await?;
     Ok(HttpResponse::Ok().json(AccessRequestList {
         requests: list
             .iter()
@@ -119,29 +60,20 @@ pub async fn pending(
     q: web::Query<PendingParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    match &q.project {
-        Some(p) => {
-            let project = ProjectId::parse(p).map_err(|e| AppError::BadRequest(e.0))?;
-            state
-                .audit
-                .authorize::<perm::RolesAssign>(&ctx, &principal, &project, Action::AccessRequest)
-                .await?;
-        }
-        None => {
-            state
-                .audit
-                .authorize_global::<perm::RolesAssign>(&ctx, &principal, Action::AccessRequest)
-                .await?;
-        }
-    }
+    let project = q
+        .project
+        .as_deref()
+        .map(ProjectId::parse)
+        .transpose()
+        .map_err(|e| AppError::BadRequest(e.0))?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
     let now = state.clock.now();
-    let requests = state
-        .store
-        .requests(None)
+    let requests = requests::pending(&super::grants::admin(&state), by, project.as_ref())
         .await?
         .iter()
-        .filter(|r| q.project.as_deref().is_none_or(|p| p == r.project))
-        .filter(|r| r.state_at(now) == "pending")
         .map(|r| AccessRequestView::of(r, &[], now))
         .collect();
     Ok(HttpResponse::Ok().json(AccessRequestList { requests }))

@@ -704,7 +704,9 @@ pub async fn regenerate_recovery_codes(
     Ok(codes)
 }
 
-/// Ends the caller's session; returns the provider to sign out of too, if any.
+/// Ends the caller's session; returns the provider to sign out of too, if any. Unlike other
+/// changes, the session ends before its entry is written: a person leaving a shared computer
+/// must be signed out even while the log cannot be written (they then see the 503).
 pub async fn sign_out(
     state: &AppState,
     caller: &SessionCaller,
@@ -806,10 +808,6 @@ pub async fn create_personal_token(
         last_used_at: None,
     };
     state
-        .store
-        .create_personal_token(&token, &secret.hash_hex())
-        .await?;
-    state
         .audit
         .account(
             ctx,
@@ -818,6 +816,10 @@ pub async fn create_personal_token(
             Outcome::Allowed,
             json!({"kind": "personal", "token": token.id, "name": token.name, "expires_at": token.expires_at.to_rfc3339()}),
         )
+        .await?;
+    state
+        .store
+        .create_personal_token(&token, &secret.hash_hex())
         .await?;
     Ok((token, secret))
 }

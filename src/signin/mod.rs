@@ -3,6 +3,7 @@
 //! flows. Above the shared state, which they read; the credential machinery they use
 //! (providers, sessions, TOTP, tokens, sealing) is `auth`, below it.
 
+pub mod account;
 pub mod caller;
 pub mod flows;
 pub mod principal;

@@ -1584,3 +1584,93 @@ fn lists_are_tables_with_headers_empty_ones_say_so_and_shells_get_completions() 
         );
     }
 }
+
+#[test]
+fn a_project_is_configured_deleted_and_restored_from_the_command_line_as_over_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    run_json(dir.path(), &["project", "create", "shop"]);
+    // Without changes it shows the settings; with them it changes only those given.
+    let shown = run_json(dir.path(), &["project", "settings", "shop"]);
+    assert_eq!(shown["retention_days"], 1825);
+    let changed = run_json(
+        dir.path(),
+        &[
+            "project",
+            "settings",
+            "shop",
+            "--retention-days",
+            "30",
+            "--allowed-origin",
+            "https://shop.example",
+        ],
+    );
+    assert_eq!(changed["retention_days"], 30);
+    assert_eq!(
+        changed["allowed_origins"],
+        serde_json::json!(["https://shop.example"])
+    );
+    assert_eq!(changed["consent_required"], false);
+    // The API's rules hold here too, and a refusal changes nothing.
+    let refused = auditgate(dir.path())
+        .args(["project", "settings", "shop", "--retention-days", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("between 1 and 36500"));
+    let text = text_of(dir.path(), &["project", "settings", "shop"]);
+    assert!(
+        text.contains("30 days") && text.contains("https://shop.example"),
+        "{text}"
+    );
+    // Deleting asks first; a project that is not there is named before anything is asked.
+    let asked = auditgate(dir.path())
+        .args(["project", "delete", "shop"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&asked.stderr).contains("add --yes"));
+    let missing = auditgate(dir.path())
+        .args(["--yes", "project", "delete", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("project nowhere does not exist"));
+    let deleted = run_json(dir.path(), &["--yes", "project", "delete", "shop"]);
+    assert!(deleted["restorable_until"].is_string(), "{deleted}");
+    let again = auditgate(dir.path())
+        .args(["--yes", "project", "delete", "shop"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let restored = run_json(dir.path(), &["project", "restore", "shop"]);
+    assert!(restored.get("deleted_at").is_none(), "{restored}");
+    let not_deleted = auditgate(dir.path())
+        .args(["project", "restore", "shop"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&not_deleted.stderr).contains("is not deleted"));
+    // Each change is in the log once, as the operator's, in the API's shape.
+    let bundle = dir.path().join("log.bundle");
+    run_json(
+        dir.path(),
+        &["log", "export", "--out", bundle.to_str().unwrap()],
+    );
+    use auditgate::ledger::entry::{Action, AuthMethod};
+    let entries = entries_of(&bundle);
+    let of = |action| -> Vec<&auditgate::ledger::entry::Entry> {
+        entries.iter().filter(|e| e.action == action).collect()
+    };
+    let (update, delete, restore) = (
+        of(Action::ProjectUpdate),
+        of(Action::ProjectDelete),
+        of(Action::ProjectRestore),
+    );
+    assert_eq!((update.len(), delete.len(), restore.len()), (1, 1, 1));
+    for e in [update[0], delete[0], restore[0]] {
+        assert_eq!(e.actor.method, AuthMethod::Cli);
+        assert_eq!(e.project.as_deref(), Some("shop"));
+    }
+    let details: Value = serde_json::from_str(&update[0].details).unwrap();
+    assert_eq!(details["before"]["retention_days"], 1825);
+    assert_eq!(details["after"]["retention_days"], 30);
+    let details: Value = serde_json::from_str(&delete[0].details).unwrap();
+    assert!(details["after"]["deleted_at"].is_string());
+}

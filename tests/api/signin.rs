@@ -441,6 +441,57 @@ async fn sensitive_actions_need_a_recent_step_up() {
 }
 
 #[tokio::test]
+async fn account_changes_are_logged_before_they_are_made() {
+    let (app, _idp) = app_with_idp(|_| {}).await;
+    let (b, _secret) = signed_in(&app).await;
+    let created: Value = b
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "nb", "expires_in_days": 2}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    // An id that is not one of mine: 404, and no entry says it was ended or revoked.
+    assert_problem(b.delete("/api/v1/tokens/nope").await, 404).await;
+    assert_problem(b.delete("/api/v1/sessions/nope").await, 404).await;
+    let log = entries(&app).await;
+    assert!(find(&log, Action::TokenRevoke, Outcome::Allowed).is_empty());
+    assert!(find(&log, Action::SessionEnd, Outcome::Allowed).is_empty());
+    // While the log cannot be written, nothing changes: no token is made and none revoked.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&app._db.url).await.unwrap();
+    let trigger = "CREATE TRIGGER fail_closed_test BEFORE INSERT ON audit_entries \
+                   BEGIN SELECT RAISE(ABORT, 'disk full'); END";
+    sqlx::query(trigger).execute(&mut conn).await.unwrap();
+    let asked = b
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "nb2", "expires_in_days": 2}),
+        )
+        .await;
+    assert_problem(asked, 503).await;
+    assert_problem(b.delete(&format!("/api/v1/tokens/{id}")).await, 503).await;
+    sqlx::query("DROP TRIGGER fail_closed_test")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let list: Value = b.get("/api/v1/tokens").await.json().await.unwrap();
+    let tokens = list["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 1, "{list}");
+    assert!(tokens[0]["revoked_at"].is_null(), "{list}");
+    // Once it can, the revocation goes through and is logged.
+    assert_eq!(
+        b.delete(&format!("/api/v1/tokens/{id}")).await.status(),
+        204
+    );
+    let log = entries(&app).await;
+    assert_eq!(find(&log, Action::TokenRevoke, Outcome::Allowed).len(), 1);
+}
+
+#[tokio::test]
 async fn personal_tokens_act_for_their_owner_until_revoked_or_expired() {
     let (app, _idp) = app_with_idp(|_| {}).await;
     let (b, secret) = signed_in(&app).await;
