@@ -166,6 +166,18 @@ impl From<crate::access::Denied> for AppError {
     }
 }
 
+/// Why an audit entry could not be written: the request must fail closed. (The appender in
+/// `audit/` raises it; it is defined here so every conversion to an answer is in this file.)
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit log cannot be written: {0}")]
+pub struct AuditUnavailable(pub String);
+
+impl From<AuditUnavailable> for AppError {
+    fn from(e: AuditUnavailable) -> Self {
+        AppError::Unavailable(format!("{e}; nothing was returned or changed"))
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -17,10 +17,7 @@ use crate::ledger::entry::{Action, Outcome};
 use crate::ledger::note::SignerKey;
 use crate::store::{SharedStore, StoreError};
 
-/// Why an entry could not be written: the request must fail closed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the audit log cannot be written: {0}")]
-pub struct AuditUnavailable(pub String);
+pub use crate::error::AuditUnavailable;
 
 struct Pending {
     draft: Draft,

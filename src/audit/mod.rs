@@ -38,12 +38,6 @@ use keys::PseudonymKey;
 
 pub use appender::AuditUnavailable as Unavailable;
 
-impl From<AuditUnavailable> for AppError {
-    fn from(e: AuditUnavailable) -> Self {
-        AppError::Unavailable(format!("{e}; nothing was returned or changed"))
-    }
-}
-
 /// Where a request came from, as the log records it.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {

@@ -119,147 +119,162 @@ impl FromRequest for Principal {
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no state in app data")))?;
             if !req.headers().contains_key(AUTHORIZATION) {
-                let Access::Requires(permission) = access else {
-                    return Err(AppError::Internal(anyhow::anyhow!(
-                        "a route without a permission asked for a principal"
-                    )));
-                };
-                let Some(caller) = caller::session_of(&req).await? else {
-                    return Err(AppError::Unauthorized(NEEDS_CREDENTIALS.into()));
-                };
-                let ctx = RequestContext::of(&req);
-                if let Err(e) = caller::check_csrf(&req, &caller) {
-                    state
-                        .audit
-                        .refused(&ctx, caller.actor(), &e.to_string())
-                        .await?;
-                    return Err(e);
-                }
-                if !caller.complete() {
-                    let enrolled = state
-                        .store
-                        .totp(&caller.user.id)
-                        .await?
-                        .is_some_and(|t| t.activated_at.is_some());
-                    let e = caller::second_factor_required(enrolled);
-                    state
-                        .audit
-                        .refused(&ctx, caller.actor(), &e.to_string())
-                        .await?;
-                    return Err(e);
-                }
-                let now = state.clock.now();
-                if permission.needs_step_up() && !state.auth.rules.stepped_up(&caller.session, now)
-                {
-                    let e = caller::step_up_required(state.settings.auth.step_up_minutes);
-                    state
-                        .audit
-                        .refused(&ctx, caller.actor(), &e.to_string())
-                        .await?;
-                    return Err(e);
-                }
-                let subject = Subject::User {
-                    id: caller.user.id.clone(),
-                    method: caller.method(),
-                    credential: caller.session.public_id.clone(),
-                    second_factor: caller.second_factor_passed(),
-                    grants: caller.grants.clone(),
-                };
-                return principal(subject, access);
+                return of_session(&req, state, access).await;
             }
-            let credentials = credentials(&req)?;
-            if let Credentials::Bearer(secret) = &credentials
-                && secret.is_personal()
-            {
-                let (user, grants, token) = caller::personal_token_of(&req, secret).await?;
-                if let Access::Requires(permission) = access
-                    && !permission.personal_tokens_may()
-                {
-                    let e = AppError::Forbidden(format!(
-                        "a personal token cannot use {permission}: sign in, and verify again if asked"
-                    ));
-                    let actor = caller::user_actor(&user.id, AuthMethod::PersonalToken, false);
-                    state
-                        .audit
-                        .refused(&RequestContext::of(&req), actor, &e.to_string())
-                        .await?;
-                    return Err(e);
+            match credentials(&req)? {
+                Credentials::Bearer(secret) if secret.is_personal() => {
+                    of_personal_token(&req, state, access, &secret).await
                 }
-                let subject = Subject::User {
-                    id: user.id,
-                    method: AuthMethod::PersonalToken,
-                    credential: token.id,
-                    second_factor: false,
-                    grants,
-                };
-                return principal(subject, access);
+                credentials => of_service_token(&req, state, access, credentials).await,
             }
-            let store: &dyn ProjectStore = state.store.as_ref();
-            let result = match credentials {
-                Credentials::Bearer(secret) => {
-                    let touch = Some(state.store.clone());
-                    tokens::authenticate(store, &secret, None, state.clock.now(), touch).await
-                }
-                Credentials::Basic { user, secret } => {
-                    let touch = Some(state.store.clone());
-                    tokens::authenticate(store, &secret, Some(&user), state.clock.now(), touch)
-                        .await
-                }
-            };
-            if let (Ok(subject @ Subject::ServiceAccount { .. }), Access::Requires(permission)) =
-                (&result, access)
-                && !permission.service_tokens_may()
-            {
-                let e = AppError::Forbidden(format!(
-                    "a service account cannot use {permission}: administration is for people"
-                ));
-                let actor = crate::audit::actor_of(subject);
-                state
-                    .audit
-                    .refused(&RequestContext::of(&req), actor, &e.to_string())
-                    .await?;
-                return Err(e);
-            }
-            let subject = match result {
-                Ok(Subject::ServiceAccount {
-                    id,
-                    name,
-                    project,
-                    token_id,
-                    grants,
-                }) => {
-                    let stored = state
-                        .store
-                        .active_grants(SubjectKind::ServiceAccount, std::slice::from_ref(&id))
-                        .await?;
-                    let lapse = state.settings.access.lapse_overdue_grants;
-                    // Custom roles matter only when the account holds stored grants.
-                    let roles = if stored.is_empty() {
-                        RoleBook::default()
-                    } else {
-                        caller::role_book(state).await?
-                    };
-                    let grants = grants.with_stored(&stored, &roles, state.clock.now(), lapse);
-                    Subject::ServiceAccount {
-                        id,
-                        name,
-                        project,
-                        token_id,
-                        grants,
-                    }
-                }
-                Ok(subject) => subject,
-                Err(AppError::Unauthorized(reason)) => {
-                    // Presented credentials that fail are an authentication failure: logged.
-                    state
-                        .audit
-                        .rejected(&RequestContext::of(&req), &reason)
-                        .await?;
-                    return Err(AppError::Unauthorized(reason));
-                }
-                Err(e) => return Err(e),
-            };
-            principal(subject, access)
         })
     }
+}
+
+/// Logs a refusal of an identified caller and returns it.
+async fn refuse(
+    state: &AppState,
+    req: &HttpRequest,
+    actor: crate::ledger::entry::Actor,
+    e: AppError,
+) -> Result<Principal, AppError> {
+    state
+        .audit
+        .refused(&RequestContext::of(req), actor, &e.to_string())
+        .await?;
+    Err(e)
+}
+
+/// A person by their session cookie: a state change must prove it came from our own pages,
+/// 2-step verification must be complete, and some permissions need it recent.
+async fn of_session(
+    req: &HttpRequest,
+    state: &AppState,
+    access: Access,
+) -> Result<Principal, AppError> {
+    let Access::Requires(permission) = access else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "a route without a permission asked for a principal"
+        )));
+    };
+    let Some(caller) = caller::session_of(req).await? else {
+        return Err(AppError::Unauthorized(NEEDS_CREDENTIALS.into()));
+    };
+    if let Err(e) = caller::check_csrf(req, &caller) {
+        return refuse(state, req, caller.actor(), e).await;
+    }
+    if !caller.complete() {
+        let enrolled = state
+            .store
+            .totp(&caller.user.id)
+            .await?
+            .is_some_and(|t| t.activated_at.is_some());
+        let e = caller::second_factor_required(enrolled);
+        return refuse(state, req, caller.actor(), e).await;
+    }
+    let now = state.clock.now();
+    if permission.needs_step_up() && !state.auth.rules.stepped_up(&caller.session, now) {
+        let e = caller::step_up_required(state.settings.auth.step_up_minutes);
+        return refuse(state, req, caller.actor(), e).await;
+    }
+    let subject = Subject::User {
+        id: caller.user.id.clone(),
+        method: caller.method(),
+        credential: caller.session.public_id.clone(),
+        second_factor: caller.second_factor_passed(),
+        grants: caller.grants.clone(),
+    };
+    principal(subject, access)
+}
+
+/// A person by one of their personal tokens, for the permissions such tokens may use.
+async fn of_personal_token(
+    req: &HttpRequest,
+    state: &AppState,
+    access: Access,
+    secret: &ApiSecret,
+) -> Result<Principal, AppError> {
+    let (user, grants, token) = caller::personal_token_of(req, secret).await?;
+    if let Access::Requires(permission) = access
+        && !permission.personal_tokens_may()
+    {
+        let e = AppError::Forbidden(format!(
+            "a personal token cannot use {permission}: sign in, and verify again if asked"
+        ));
+        let actor = caller::user_actor(&user.id, AuthMethod::PersonalToken, false);
+        return refuse(state, req, actor, e).await;
+    }
+    let subject = Subject::User {
+        id: user.id,
+        method: AuthMethod::PersonalToken,
+        credential: token.id,
+        second_factor: false,
+        grants,
+    };
+    principal(subject, access)
+}
+
+/// A service account (or a project's public token) by its secret, with the grants stored for
+/// it; a secret that fails is an authentication failure, logged.
+async fn of_service_token(
+    req: &HttpRequest,
+    state: &AppState,
+    access: Access,
+    credentials: Credentials,
+) -> Result<Principal, AppError> {
+    let store: &dyn ProjectStore = state.store.as_ref();
+    let (secret, user) = match &credentials {
+        Credentials::Bearer(secret) => (secret, None),
+        Credentials::Basic { user, secret } => (secret, Some(user.as_str())),
+    };
+    let touch = Some(state.store.clone());
+    let result = tokens::authenticate(store, secret, user, state.clock.now(), touch).await;
+    if let (Ok(subject @ Subject::ServiceAccount { .. }), Access::Requires(permission)) =
+        (&result, access)
+        && !permission.service_tokens_may()
+    {
+        let e = AppError::Forbidden(format!(
+            "a service account cannot use {permission}: administration is for people"
+        ));
+        return refuse(state, req, crate::audit::actor_of(subject), e).await;
+    }
+    let subject = match result {
+        Ok(Subject::ServiceAccount {
+            id,
+            name,
+            project,
+            token_id,
+            grants,
+        }) => {
+            let stored = state
+                .store
+                .active_grants(SubjectKind::ServiceAccount, std::slice::from_ref(&id))
+                .await?;
+            let lapse = state.settings.access.lapse_overdue_grants;
+            // Custom roles matter only when the account holds stored grants.
+            let roles = if stored.is_empty() {
+                RoleBook::default()
+            } else {
+                caller::role_book(state).await?
+            };
+            let grants = grants.with_stored(&stored, &roles, state.clock.now(), lapse);
+            Subject::ServiceAccount {
+                id,
+                name,
+                project,
+                token_id,
+                grants,
+            }
+        }
+        Ok(subject) => subject,
+        Err(AppError::Unauthorized(reason)) => {
+            state
+                .audit
+                .rejected(&RequestContext::of(req), &reason)
+                .await?;
+            return Err(AppError::Unauthorized(reason));
+        }
+        Err(e) => return Err(e),
+    };
+    principal(subject, access)
 }
