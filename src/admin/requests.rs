@@ -97,15 +97,22 @@ pub async fn pending(
     let scope = project.map_or("*", |p| p.as_str());
     by.may::<perm::RolesAssign>(admin.audit, Action::AccessRequest, scope)
         .await?;
-    let now = admin.clock.now();
-    Ok(admin
-        .store
-        .requests(None)
-        .await?
+    let all = admin.store.requests(None).await?;
+    Ok(still_pending(all, project, admin.clock.now()))
+}
+
+/// Those of `requests` (on `project`, or on any) still pending at `now`: not decided, not
+/// lapsed.
+pub fn still_pending(
+    requests: Vec<AccessRequest>,
+    project: Option<&ProjectId>,
+    now: Timestamp,
+) -> Vec<AccessRequest> {
+    requests
         .into_iter()
         .filter(|r| project.is_none_or(|p| p.as_str() == r.project))
         .filter(|r| r.state_at(now) == "pending")
-        .collect())
+        .collect()
 }
 
 /// A request as the API shows it and the log records it.
