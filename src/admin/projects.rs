@@ -42,15 +42,18 @@ async fn any(admin: &Admin<'_>, id: &ProjectId) -> Result<Project, AppError> {
         .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))
 }
 
-/// Changes a live project's settings: the entry names them before and after.
+/// Changes a live project's settings: the entry names them before and after. `change` is
+/// the change as a request's body parsed: a malformed one is answered only after the caller's
+/// right is checked, so a refusal is logged whatever the body.
 pub async fn update_settings(
     admin: &Admin<'_>,
     by: Administrator<'_>,
     id: &ProjectId,
-    change: &SettingsChange,
+    change: Result<SettingsChange, AppError>,
 ) -> Result<ProjectView, AppError> {
     by.may::<perm::ProjectAdmin>(admin.audit, Action::ProjectUpdate, id.as_str())
         .await?;
+    let change = change?;
     let p = live(admin, id).await?;
     let before = ProjectView::of(&p, admin.project_grace_days);
     let after = ProjectSettings {

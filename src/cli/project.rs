@@ -200,7 +200,7 @@ pub(super) async fn project_command(
                     settings.retention.project_grace_days,
                 )
             } else {
-                admin_projects::update_settings(&admin, Administrator::Operator, &id, &change)
+                admin_projects::update_settings(&admin, Administrator::Operator, &id, Ok(change))
                     .await?
             };
             print(as_json, json!(view), &settings_text(&view));

@@ -290,12 +290,12 @@ pub async fn update_project(
     body: web::Json<serde_json::Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let change: SettingsChange = super::subjects::body_of(body)?;
+    let change = super::subjects::body_of::<SettingsChange>(body);
     let by = Administrator::Person {
         ctx: &ctx,
         principal: &principal,
     };
-    let view = projects::update_settings(&super::grants::admin(&state), by, &id, &change).await?;
+    let view = projects::update_settings(&super::grants::admin(&state), by, &id, change).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 

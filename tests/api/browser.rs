@@ -483,6 +483,23 @@ async fn administrators_list_origins_and_opt_into_client_addresses_and_both_are_
         json!(["http://localhost:3000", SHOP])
     );
     assert_eq!(details["after"]["record_client_ip"], true);
+    // Someone without project:admin is refused (and logged) whatever the body says.
+    let (nobody, _) = person(&app, &idp, "nora", &[]).await;
+    let r = nobody
+        .client
+        .patch(format!("{}/api/v1/projects/shop", nobody.base))
+        .header("x-csrf-token", nobody.csrf.clone().unwrap())
+        .json(&json!({"record_client_ip": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 403).await;
+    let denied = log(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == Action::ProjectUpdate && e.outcome == Outcome::Denied)
+        .count();
+    assert_eq!(denied, 1);
 }
 
 #[tokio::test]
