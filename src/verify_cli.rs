@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::ledger::bundle::{BundleError, Report, Verifier};
+use crate::ledger::entry::{Action, Entry};
 use crate::ledger::note::VerifierKey;
+use crate::ledger::show;
 
 /// Verify an auditgate audit-log bundle offline.
 #[derive(Debug, Parser)]
@@ -28,6 +30,16 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Once the bundle verifies, print its entries decoded: a table, or one JSON object a
+    /// line with --json (then the report). Nothing is printed from a bundle that fails.
+    #[arg(long)]
+    pub show: bool,
+    /// With --show: only entries of this action, such as `events.query`.
+    #[arg(long, requires = "show")]
+    pub action: Option<String>,
+    /// With --show: only entries of this actor id (a person's id, a service account's name).
+    #[arg(long, requires = "show")]
+    pub actor: Option<String>,
 }
 
 /// Bundles larger than this get a progress bar on a terminal.
@@ -54,10 +66,24 @@ pub fn verify(args: &VerifyArgs) -> Result<Report, BundleError> {
                 .map_err(|e| BundleError::Unusable(format!("--checkpoint {}: {e}", p.display())))
         })
         .transpose()?;
+    let mut verifier = Verifier::new(vec![key], saved.as_deref())?;
+    each_line(args, true, |text| {
+        verifier.feed(text).map(|_| verifier.entries_checked())
+    })?;
+    verifier.finish()
+}
+
+/// Feeds each line of the bundle to `f`, which answers how many entries it has seen (for the
+/// progress bar on a terminal, when `progress`).
+fn each_line(
+    args: &VerifyArgs,
+    progress: bool,
+    mut f: impl FnMut(&str) -> Result<u64, BundleError>,
+) -> Result<(), BundleError> {
     let file = std::fs::File::open(&args.bundle)
         .map_err(|e| BundleError::Unusable(format!("{}: {e}", args.bundle.display())))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = (size > PROGRESS_BYTES && std::io::stderr().is_terminal()).then(|| {
+    let bar = (progress && size > PROGRESS_BYTES && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(size);
         bar.set_style(
             ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
@@ -65,7 +91,6 @@ pub fn verify(args: &VerifyArgs) -> Result<Report, BundleError> {
         );
         bar
     });
-    let mut verifier = Verifier::new(vec![key], saved.as_deref())?;
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
     loop {
@@ -84,23 +109,66 @@ pub fn verify(args: &VerifyArgs) -> Result<Report, BundleError> {
         };
         let text = std::str::from_utf8(body)
             .map_err(|_| BundleError::Unusable("the bundle is not UTF-8".into()))?;
-        verifier.feed(text)?;
+        let seen = f(text)?;
         if let Some(bar) = &bar {
             bar.inc(n as u64);
-            if verifier.entries_checked() % 10_000 == 0 {
-                bar.set_message(format!("{} entries", verifier.entries_checked()));
+            if seen % 10_000 == 0 {
+                bar.set_message(format!("{seen} entries"));
             }
         }
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    verifier.finish()
+    Ok(())
+}
+
+/// The action `--action` names, checked before the bundle is read.
+fn wanted_action(args: &VerifyArgs) -> Result<Option<Action>, BundleError> {
+    args.action
+        .as_deref()
+        .map(|a| {
+            Action::parse(a).ok_or_else(|| {
+                BundleError::Unusable(format!("--action {a:?} is not an action of the format"))
+            })
+        })
+        .transpose()
+}
+
+/// Prints the entries of a bundle that verified, those `--action` and `--actor` select.
+fn show_entries(args: &VerifyArgs, action: Option<Action>) -> Result<(), BundleError> {
+    let wanted = |e: &Entry| {
+        action.is_none_or(|a| e.action == a) && args.actor.as_ref().is_none_or(|x| &e.actor.id == x)
+    };
+    if !args.json {
+        println!("{}", show::TABLE_HEADER);
+    }
+    let mut shown = 0;
+    each_line(args, false, |text| {
+        if let Some(e) = show::entry_of_line(text)?
+            && wanted(&e)
+        {
+            shown += 1;
+            if args.json {
+                println!("{}", show::entry_json(&e));
+            } else {
+                println!("{}", show::table_row(&e));
+            }
+        }
+        Ok(shown)
+    })
 }
 
 /// Runs the command and returns the process exit status.
 pub fn run(args: &VerifyArgs) -> i32 {
-    match verify(args) {
+    let verified = wanted_action(args).and_then(|action| {
+        let report = verify(args)?;
+        if args.show {
+            show_entries(args, action)?;
+        }
+        Ok(report)
+    });
+    match verified {
         Ok(report) => {
             if args.json {
                 println!("{}", json!({"ok": true, "report": report}));

@@ -115,6 +115,24 @@ pub(super) enum LogCommand {
         #[arg(long)]
         all_checkpoints: bool,
     },
+    /// Verify an exported bundle offline, then print its entries decoded: a table, or one JSON
+    /// object a line with --json (as `auditgate-verify --show`; needs no configuration).
+    Show {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// The log's public key, or a file holding it.
+        #[arg(long)]
+        key: String,
+        /// A signed checkpoint saved earlier: the bundle must extend it.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// Only entries of this action, such as `events.query`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries of this actor id (a person's id, a service account's name).
+        #[arg(long)]
+        actor: Option<String>,
+    },
 }
 
 /// Runs a log command.
@@ -195,6 +213,7 @@ pub(super) async fn log_command(
                 ),
             );
         }
+        LogCommand::Show { .. } => unreachable!("handled before configuration is loaded"),
     }
     Ok(())
 }

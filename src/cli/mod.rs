@@ -131,23 +131,48 @@ enum Command {
         /// A signed checkpoint saved earlier.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// Once it verifies, print the entries decoded (a table, or JSON lines with --json).
+        #[arg(long)]
+        show: bool,
+        /// With --show: only entries of this action, such as `events.query`.
+        #[arg(long, requires = "show")]
+        action: Option<String>,
+        /// With --show: only entries of this actor id.
+        #[arg(long, requires = "show")]
+        actor: Option<String>,
     },
 }
 
 /// Parses the command line and runs the command.
 pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    if let Command::Verify {
-        bundle,
-        key,
-        checkpoint,
-    } = &cli.command
-    {
+    let offline = match &cli.command {
+        Command::Verify {
+            bundle,
+            key,
+            checkpoint,
+            show,
+            action,
+            actor,
+        } => Some((bundle, key, checkpoint, *show, action, actor)),
+        Command::Log(LogCommand::Show {
+            bundle,
+            key,
+            checkpoint,
+            action,
+            actor,
+        }) => Some((bundle, key, checkpoint, true, action, actor)),
+        _ => None,
+    };
+    if let Some((bundle, key, checkpoint, show, action, actor)) = offline {
         let args = VerifyArgs {
             bundle: bundle.clone(),
             key: key.clone(),
             checkpoint: checkpoint.clone(),
             json: cli.json,
+            show,
+            action: action.clone(),
+            actor: actor.clone(),
         };
         return Ok(std::process::ExitCode::from(verify_cli::run(&args) as u8));
     }
