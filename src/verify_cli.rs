@@ -18,6 +18,24 @@ use crate::ledger::show;
 #[derive(Debug, Parser)]
 #[command(name = "auditgate-verify", version)]
 pub struct VerifyArgs {
+    /// The bundle and what it is checked against.
+    #[command(flatten)]
+    pub source: Bundle,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Once the bundle verifies, print its entries decoded: a table, or one JSON object a
+    /// line with --json (then the report). Nothing is printed from a bundle that fails.
+    #[arg(long)]
+    pub show: bool,
+    /// Which entries --show prints.
+    #[command(flatten)]
+    pub select: Selection,
+}
+
+/// A bundle and what it is checked against (shared with the server's `verify` and `log show`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Bundle {
     /// The bundle file (`auditgate log export` or `GET /api/v1/audit/export`).
     pub bundle: PathBuf,
     /// The log's public key (`name+keyid+base64`, as `auditgate keys show` prints it), or a file holding it.
@@ -27,18 +45,16 @@ pub struct VerifyArgs {
     /// must extend it, which exposes truncation and rewritten history.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
-    /// Print the report as JSON.
+}
+
+/// Which entries are shown.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Selection {
+    /// Only entries of this action, such as `events.query` (with --show).
     #[arg(long)]
-    pub json: bool,
-    /// Once the bundle verifies, print its entries decoded: a table, or one JSON object a
-    /// line with --json (then the report). Nothing is printed from a bundle that fails.
-    #[arg(long)]
-    pub show: bool,
-    /// With --show: only entries of this action, such as `events.query`.
-    #[arg(long, requires = "show")]
     pub action: Option<String>,
-    /// With --show: only entries of this actor id (a person's id, a service account's name).
-    #[arg(long, requires = "show")]
+    /// Only entries of this actor id: a person's id, a service account's name (with --show).
+    #[arg(long)]
     pub actor: Option<String>,
 }
 
@@ -57,8 +73,9 @@ fn read_key(arg: &str) -> Result<VerifierKey, BundleError> {
 
 /// Verifies the bundle named in `args`.
 pub fn verify(args: &VerifyArgs) -> Result<Report, BundleError> {
-    let key = read_key(&args.key)?;
+    let key = read_key(&args.source.key)?;
     let saved = args
+        .source
         .checkpoint
         .as_ref()
         .map(|p| {
@@ -80,8 +97,8 @@ fn each_line(
     progress: bool,
     mut f: impl FnMut(&str) -> Result<u64, BundleError>,
 ) -> Result<(), BundleError> {
-    let file = std::fs::File::open(&args.bundle)
-        .map_err(|e| BundleError::Unusable(format!("{}: {e}", args.bundle.display())))?;
+    let file = std::fs::File::open(&args.source.bundle)
+        .map_err(|e| BundleError::Unusable(format!("{}: {e}", args.source.bundle.display())))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = (progress && size > PROGRESS_BYTES && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(size);
@@ -125,7 +142,13 @@ fn each_line(
 
 /// The action `--action` names, checked before the bundle is read.
 fn wanted_action(args: &VerifyArgs) -> Result<Option<Action>, BundleError> {
-    args.action
+    if !args.show && (args.select.action.is_some() || args.select.actor.is_some()) {
+        return Err(BundleError::Unusable(
+            "--action and --actor choose what --show prints: add --show".into(),
+        ));
+    }
+    args.select
+        .action
         .as_deref()
         .map(|a| {
             Action::parse(a).ok_or_else(|| {
@@ -138,7 +161,8 @@ fn wanted_action(args: &VerifyArgs) -> Result<Option<Action>, BundleError> {
 /// Prints the entries of a bundle that verified, those `--action` and `--actor` select.
 fn show_entries(args: &VerifyArgs, action: Option<Action>) -> Result<(), BundleError> {
     let wanted = |e: &Entry| {
-        action.is_none_or(|a| e.action == a) && args.actor.as_ref().is_none_or(|x| &e.actor.id == x)
+        action.is_none_or(|a| e.action == a)
+            && args.select.actor.as_ref().is_none_or(|x| &e.actor.id == x)
     };
     if !args.json {
         println!("{}", show::TABLE_HEADER);

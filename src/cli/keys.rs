@@ -118,20 +118,12 @@ pub(super) enum LogCommand {
     /// Verify an exported bundle offline, then print its entries decoded: a table, or one JSON
     /// object a line with --json (as `auditgate-verify --show`; needs no configuration).
     Show {
-        /// The bundle file.
-        bundle: PathBuf,
-        /// The log's public key, or a file holding it.
-        #[arg(long)]
-        key: String,
-        /// A signed checkpoint saved earlier: the bundle must extend it.
-        #[arg(long, value_name = "FILE")]
-        checkpoint: Option<PathBuf>,
-        /// Only entries of this action, such as `events.query`.
-        #[arg(long)]
-        action: Option<String>,
-        /// Only entries of this actor id (a person's id, a service account's name).
-        #[arg(long)]
-        actor: Option<String>,
+        /// The bundle and what it is checked against.
+        #[command(flatten)]
+        source: crate::verify_cli::Bundle,
+        /// Which entries to print.
+        #[command(flatten)]
+        select: crate::verify_cli::Selection,
     },
 }
 

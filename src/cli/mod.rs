@@ -123,23 +123,15 @@ enum Command {
     },
     /// Verify an exported bundle offline (needs no configuration, network or database).
     Verify {
-        /// The bundle file.
-        bundle: PathBuf,
-        /// The log's public key, or a file holding it.
-        #[arg(long)]
-        key: String,
-        /// A signed checkpoint saved earlier.
-        #[arg(long, value_name = "FILE")]
-        checkpoint: Option<PathBuf>,
+        /// The bundle and what it is checked against.
+        #[command(flatten)]
+        source: verify_cli::Bundle,
         /// Once it verifies, print the entries decoded (a table, or JSON lines with --json).
         #[arg(long)]
         show: bool,
-        /// With --show: only entries of this action, such as `events.query`.
-        #[arg(long, requires = "show")]
-        action: Option<String>,
-        /// With --show: only entries of this actor id.
-        #[arg(long, requires = "show")]
-        actor: Option<String>,
+        /// Which entries --show prints.
+        #[command(flatten)]
+        select: verify_cli::Selection,
     },
 }
 
@@ -148,31 +140,19 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let offline = match &cli.command {
         Command::Verify {
-            bundle,
-            key,
-            checkpoint,
+            source,
             show,
-            action,
-            actor,
-        } => Some((bundle, key, checkpoint, *show, action, actor)),
-        Command::Log(LogCommand::Show {
-            bundle,
-            key,
-            checkpoint,
-            action,
-            actor,
-        }) => Some((bundle, key, checkpoint, true, action, actor)),
+            select,
+        } => Some((source, *show, select)),
+        Command::Log(LogCommand::Show { source, select }) => Some((source, true, select)),
         _ => None,
     };
-    if let Some((bundle, key, checkpoint, show, action, actor)) = offline {
+    if let Some((source, show, select)) = offline {
         let args = VerifyArgs {
-            bundle: bundle.clone(),
-            key: key.clone(),
-            checkpoint: checkpoint.clone(),
+            source: source.clone(),
             json: cli.json,
             show,
-            action: action.clone(),
-            actor: actor.clone(),
+            select: select.clone(),
         };
         return Ok(std::process::ExitCode::from(verify_cli::run(&args) as u8));
     }

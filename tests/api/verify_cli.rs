@@ -17,6 +17,30 @@ fn verify(args: &[&str]) -> (i32, String) {
     )
 }
 
+/// `bundle` with one character of entry `seq`'s base64 changed, as someone with a text editor
+/// would, written to `dir/bad.bundle`.
+fn with_a_changed_character(bundle: &str, seq: u64, dir: &std::path::Path) -> std::path::PathBuf {
+    let mut lines: Vec<String> = bundle.lines().map(str::to_owned).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(&format!("\"seq\":{seq},")))
+        .unwrap();
+    let pos = lines[at].find("\"bytes\":\"").unwrap() + 9 + 40;
+    let flipped = if lines[at].as_bytes()[pos] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    lines[at].replace_range(pos..pos + 1, flipped);
+    let bad = dir.join("bad.bundle");
+    std::fs::write(
+        &bad,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    bad
+}
+
 #[tokio::test]
 async fn the_verifier_reports_and_exits_0_1_or_2() {
     let app = spawn_app().await;
@@ -56,22 +80,7 @@ async fn the_verifier_reports_and_exits_0_1_or_2() {
     assert_eq!(report["report"]["entries"], 3);
 
     // One changed character in an entry: exit 1 naming the entry.
-    let mut lines: Vec<String> = bundle.lines().map(str::to_owned).collect();
-    let at = lines.iter().position(|l| l.contains("\"seq\":1,")).unwrap();
-    // Edit the base64 in place, as someone with a text editor would.
-    let pos = lines[at].find("\"bytes\":\"").unwrap() + 9 + 40;
-    let flipped = if lines[at].as_bytes()[pos] == b'A' {
-        "B"
-    } else {
-        "A"
-    };
-    lines[at].replace_range(pos..pos + 1, flipped);
-    let bad = dir.path().join("bad.bundle");
-    std::fs::write(
-        &bad,
-        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
-    )
-    .unwrap();
+    let bad = with_a_changed_character(&bundle, 1, dir.path());
     let (code, out) = verify(&[bad.to_str().unwrap(), "--key", &key, "--json"]);
     assert_eq!(code, 1, "{out}");
     let report: Value = serde_json::from_str(&out).unwrap();
@@ -190,21 +199,7 @@ async fn a_verified_bundle_is_shown_decoded_and_a_failing_one_shows_nothing() {
     assert_eq!(code, 2, "a filter without --show");
 
     // A bundle that fails verification shows no entry at all.
-    let mut lines: Vec<String> = bundle.lines().map(str::to_owned).collect();
-    let at = lines.iter().position(|l| l.contains("\"seq\":2,")).unwrap();
-    let pos = lines[at].find("\"bytes\":\"").unwrap() + 9 + 40;
-    let flipped = if lines[at].as_bytes()[pos] == b'A' {
-        "B"
-    } else {
-        "A"
-    };
-    lines[at].replace_range(pos..pos + 1, flipped);
-    let bad = dir.path().join("bad.bundle");
-    std::fs::write(
-        &bad,
-        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
-    )
-    .unwrap();
+    let bad = with_a_changed_character(&bundle, 2, dir.path());
     let (code, out) = verify(&[bad.to_str().unwrap(), "--key", &key, "--show", "--json"]);
     assert_eq!(code, 1);
     assert_eq!(out.lines().count(), 1, "the failure only: {out}");
