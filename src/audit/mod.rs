@@ -8,6 +8,7 @@ pub mod keys;
 pub mod memory;
 pub mod metrics;
 pub mod proofs;
+pub mod read;
 pub mod refusals;
 pub mod salts;
 

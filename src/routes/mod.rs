@@ -122,6 +122,12 @@ pub fn registry() -> Vec<RouteDef> {
         ),
         def(
             Method::GET,
+            "/api/v1/audit/entries",
+            Requires(AuditRead),
+            || web::get().to(audit::entries),
+        ),
+        def(
+            Method::GET,
             "/auth/login",
             Public("starts a sign-in at a provider; no data"),
             || web::get().to(auth::login),

@@ -228,7 +228,7 @@ impl Modify for UniqueOperationIds {
         ingest::track, ingest::engage, ingest::groups, ingest::import,
         cors::preflight, cors::decide, cors::flags,
         query::events, query::count, query::profile, query::group,
-        audit::checkpoint, audit::inclusion, audit::consistency, audit::export,
+        audit::checkpoint, audit::inclusion, audit::consistency, audit::export, audit::entries,
         auth::login, auth::callback, auth::password, auth::backchannel_logout,
         auth::enroll_page, auth::enroll_confirm, auth::verify_page, auth::verify,
         auth::recovery_codes, auth::logout,

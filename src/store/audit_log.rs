@@ -251,14 +251,7 @@ portable_impl!(AuditStore {
         .bind(to.min(i64::MAX as u64) as i64)
         .fetch_all(&self.reads)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredEntry {
-                    seq: r.try_get::<i64, _>(0)? as u64,
-                    bytes: r.try_get(1)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_entry::<DB>).collect()
     }
 
     async fn project_audit_entries(
@@ -359,14 +352,50 @@ portable_impl!(AuditStore {
                 .bind(action.to_owned())
                 .fetch_all(&self.reads)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredEntry {
-                    seq: r.try_get::<i64, _>(0)? as u64,
-                    bytes: r.try_get(1)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_entry::<DB>).collect()
+    }
+
+    async fn audit_entries_page(
+        &self,
+        filter: &EntryFilter,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEntry>> {
+        // Conditions on the indexed columns only, numbered as they are bound.
+        let mut sql = String::from("SELECT seq, bytes FROM audit_entries WHERE 1 = 1");
+        let mut n = 0;
+        let mut cond = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&format!(" AND {clause} ${n}"));
+        };
+        if filter.project.is_some() {
+            cond(&mut sql, "project_id =");
+        }
+        if filter.action.is_some() {
+            cond(&mut sql, "action =");
+        }
+        if filter.from_ms.is_some() {
+            cond(&mut sql, "time_ms >=");
+        }
+        if filter.to_ms.is_some() {
+            cond(&mut sql, "time_ms <");
+        }
+        if before.is_some() {
+            cond(&mut sql, "seq <");
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for text in [&filter.project, &filter.action].into_iter().flatten() {
+            q = q.bind(text.clone());
+        }
+        for ms in [filter.from_ms, filter.to_ms].into_iter().flatten() {
+            q = q.bind(ms);
+        }
+        if let Some(seq) = before {
+            q = q.bind(seq.min(i64::MAX as u64) as i64);
+        }
+        let rows = q.fetch_all(&self.reads).await?;
+        rows.iter().map(stored_entry::<DB>).collect()
     }
 
     async fn checkpoint_covering(&self, seq: u64) -> StoreResult<Option<(u64, String)>> {
@@ -445,5 +474,19 @@ where
         last_link: hash_of(r.try_get(1)?)?,
         range: CompactRange::from_parts(size, peaks).map_err(|e| StoreError::Other(e.into()))?,
         last_time: r.try_get(3)?,
+    })
+}
+
+/// A `(seq, bytes)` row as an entry.
+fn stored_entry<DB>(r: &DB::Row) -> StoreResult<StoredEntry>
+where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Vec<u8>: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    Ok(StoredEntry {
+        seq: r.try_get::<i64, _>(0)? as u64,
+        bytes: r.try_get(1)?,
     })
 }

@@ -421,6 +421,19 @@ pub struct StoredEntry {
     pub bytes: Vec<u8>,
 }
 
+/// What the log's own columns can select entries by (the rest of an entry is in its bytes).
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    /// Only this project's entries.
+    pub project: Option<String>,
+    /// Only this action's (its wire name).
+    pub action: Option<String>,
+    /// From this time, inclusive, in milliseconds.
+    pub from_ms: Option<i64>,
+    /// To this time, exclusive, in milliseconds.
+    pub to_ms: Option<i64>,
+}
+
 /// The audit log's tables. Nothing here updates or deletes an entry or a checkpoint.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -472,6 +485,14 @@ pub trait AuditStore: Send + Sync {
     async fn insert_audit_nodes(&self, nodes: &[crate::ledger::merkle::Node]) -> StoreResult<()>;
     /// Every entry recording `action`, in order (key rotations, for hand-over lines).
     async fn audit_entries_with_action(&self, action: &str) -> StoreResult<Vec<StoredEntry>>;
+    /// Entries newest first, each older than `before` when given, that `filter` selects: at
+    /// most `limit`.
+    async fn audit_entries_page(
+        &self,
+        filter: &EntryFilter,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEntry>>;
     /// The smallest checkpoint covering entry `seq` (of size above `seq`).
     async fn checkpoint_covering(&self, seq: u64) -> StoreResult<Option<(u64, String)>>;
     /// Records a public key that signs checkpoints.

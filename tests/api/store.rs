@@ -1477,6 +1477,49 @@ async fn audit_tree_suite(store: SharedStore) {
             .len() as u64,
         size
     );
+    // Pages of entries, newest first, selected by the log's own columns.
+    use auditgate::store::EntryFilter;
+    let seqs = |page: Vec<auditgate::store::StoredEntry>| -> Vec<u64> {
+        page.into_iter().map(|e| e.seq).collect()
+    };
+    let all = EntryFilter::default();
+    let newest = seqs(store.audit_entries_page(&all, None, 3).await.unwrap());
+    assert_eq!(newest, [size - 1, size - 2, size - 3]);
+    let older = seqs(store.audit_entries_page(&all, Some(3), 10).await.unwrap());
+    assert_eq!(older, [2, 1, 0]);
+    let queries = EntryFilter {
+        action: Some(Action::EventsQuery.as_str().into()),
+        from_ms: Some(T0),
+        ..Default::default()
+    };
+    let page = store
+        .audit_entries_page(&queries, None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(page.len() as u64, size);
+    for nothing in [
+        EntryFilter {
+            action: Some(Action::SignIn.as_str().into()),
+            ..Default::default()
+        },
+        EntryFilter {
+            project: Some("shop".into()),
+            ..Default::default()
+        },
+        EntryFilter {
+            to_ms: Some(T0),
+            ..Default::default()
+        },
+    ] {
+        assert!(
+            store
+                .audit_entries_page(&nothing, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{nothing:?}"
+        );
+    }
     store.probe_write(now).await.unwrap();
 }
 
