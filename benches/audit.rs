@@ -5,7 +5,8 @@
 //! AUDITGATE_TEST_POSTGRES_URL) PostgreSQL; time from an append to a stored signed checkpoint;
 //! the latency one append adds to a request; offline verification speed against hashing
 //! the same bytes alone; and inclusion and consistency proof latency at 10k, 100k and 1M
-//! entries beside a one-row lookup of the same store.
+//! entries beside a one-row lookup of the same store, with the latency of a page of decoded
+//! entries (`GET /api/v1/audit/entries`) at the same sizes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -245,7 +246,49 @@ async fn proof_latency(store: &SharedStore) {
             pct(&consistency, 0.99),
             pct(&lookup, 0.5),
         );
+        entry_pages(store, size, pct(&lookup, 0.5)).await;
     }
+}
+
+/// What `GET /api/v1/audit/entries` reads: a page of 100 of a project's entries, newest and
+/// from a cursor half-way down, and a page whose filter matches nothing (it looks at the most
+/// entries a page may, then answers with a cursor).
+async fn entry_pages(store: &SharedStore, size: u64, lookup_ms: f64) {
+    use auditgate::audit::read::{EntryQuery, page};
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    let newest = EntryQuery {
+        project: Some(shop.clone()),
+        limit: 100,
+        ..Default::default()
+    };
+    let deep = EntryQuery {
+        before: Some(size / 2),
+        ..newest.clone()
+    };
+    let nothing = EntryQuery {
+        actor: Some("nobody".into()),
+        ..newest.clone()
+    };
+    let mut line = format!("sqlite   entry pages at {size:>7} entries:");
+    for (name, q, runs) in [
+        ("newest 100", &newest, 100),
+        ("100 from half-way", &deep, 100),
+        ("no match", &nothing, 10),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            std::hint::black_box(page(store.as_ref(), q).await.unwrap());
+            times.push(t.elapsed());
+        }
+        times.sort();
+        line.push_str(&format!(
+            " {name} p50 {:.2} ms p99 {:.2} ms,",
+            pct(&times, 0.5),
+            pct(&times, 0.99)
+        ));
+    }
+    println!("{line} | one-row lookup p50 {lookup_ms:.2} ms");
 }
 
 async fn run(label: &str, url: String, dir: &std::path::Path) {

@@ -361,38 +361,61 @@ portable_impl!(AuditStore {
         before: Option<u64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredEntry>> {
-        // Conditions on the indexed columns only, numbered as they are bound.
+        // Conditions on the log's own columns, each bound in the order it is written.
+        enum Arg {
+            Text(String),
+            Int(i64),
+        }
         let mut sql = String::from("SELECT seq, bytes FROM audit_entries WHERE 1 = 1");
-        let mut n = 0;
-        let mut cond = |sql: &mut String, clause: &str| {
-            n += 1;
-            sql.push_str(&format!(" AND {clause} ${n}"));
+        let mut args: Vec<Arg> = Vec::new();
+        let mut cond = |sql: &mut String, clause: &str, arg: Arg| {
+            args.push(arg);
+            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
         };
-        if filter.project.is_some() {
-            cond(&mut sql, "project_id =");
+        let before = before.map(|b| b.min(i64::MAX as u64) as i64);
+        if let Some(p) = &filter.project {
+            cond(&mut sql, " AND project_id = ?", Arg::Text(p.clone()));
         }
-        if filter.action.is_some() {
-            cond(&mut sql, "action =");
+        if let Some(a) = &filter.action {
+            cond(&mut sql, " AND action = ?", Arg::Text(a.clone()));
         }
-        if filter.from_ms.is_some() {
-            cond(&mut sql, "time_ms >=");
+        if let Some(ms) = filter.from_ms {
+            cond(&mut sql, " AND time_ms >= ?", Arg::Int(ms));
         }
-        if filter.to_ms.is_some() {
-            cond(&mut sql, "time_ms <");
+        if let Some(ms) = filter.to_ms {
+            cond(&mut sql, " AND time_ms < ?", Arg::Int(ms));
         }
-        if before.is_some() {
-            cond(&mut sql, "seq <");
+        if let Some(b) = before {
+            cond(&mut sql, " AND seq < ?", Arg::Int(b));
         }
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
+        match (&filter.project, before) {
+            // A project's entries come newest first from its (project_id, project_seq) index,
+            // which orders them as seq does; a cursor from the same project starts the index
+            // range at once (another cursor only costs a longer walk, never an entry).
+            (Some(p), Some(b)) => {
+                cond(
+                    &mut sql,
+                    " AND project_seq < COALESCE((SELECT c.project_seq FROM audit_entries c \
+                     WHERE c.seq = ?",
+                    Arg::Int(b),
+                );
+                cond(
+                    &mut sql,
+                    " AND c.project_id = ?), 9223372036854775807)",
+                    Arg::Text(p.clone()),
+                );
+                sql.push_str(" ORDER BY project_seq DESC");
+            }
+            (Some(_), None) => sql.push_str(" ORDER BY project_seq DESC"),
+            (None, _) => sql.push_str(" ORDER BY seq DESC"),
+        }
+        sql.push_str(&format!(" LIMIT {limit}"));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for text in [&filter.project, &filter.action].into_iter().flatten() {
-            q = q.bind(text.clone());
-        }
-        for ms in [filter.from_ms, filter.to_ms].into_iter().flatten() {
-            q = q.bind(ms);
-        }
-        if let Some(seq) = before {
-            q = q.bind(seq.min(i64::MAX as u64) as i64);
+        for arg in args {
+            q = match arg {
+                Arg::Text(t) => q.bind(t),
+                Arg::Int(i) => q.bind(i),
+            };
         }
         let rows = q.fetch_all(&self.reads).await?;
         rows.iter().map(stored_entry::<DB>).collect()

@@ -1520,6 +1520,55 @@ async fn audit_tree_suite(store: SharedStore) {
             "{nothing:?}"
         );
     }
+
+    // A project's pages follow its own index; a cursor from another project still finds
+    // every older entry of this one.
+    let mut at = size;
+    let mut shop = Vec::new();
+    let mut bank = Vec::new();
+    for i in 0..9u64 {
+        let mut d = system_draft(Action::EventsQuery, serde_json::json!({"i": i}));
+        d.project = Some(if i % 3 == 2 { "bank" } else { "shop" }.into());
+        if i % 3 == 2 {
+            bank.push(at)
+        } else {
+            shop.push(at)
+        }
+        store
+            .append_audit(vec![d], vec![[3; 16]], now, None, &[])
+            .await
+            .unwrap();
+        at += 1;
+    }
+    let of_shop = EntryFilter {
+        project: Some("shop".into()),
+        ..Default::default()
+    };
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = seqs(store.audit_entries_page(&of_shop, cursor, 2).await.unwrap());
+        cursor = page.last().copied();
+        pages.extend(page.iter().copied());
+        if page.len() < 2 {
+            break;
+        }
+    }
+    shop.reverse();
+    assert_eq!(pages, shop);
+    let below_bank = seqs(
+        store
+            .audit_entries_page(&of_shop, Some(bank[1]), 10)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        below_bank,
+        shop.iter()
+            .copied()
+            .filter(|s| *s < bank[1])
+            .collect::<Vec<_>>()
+    );
     store.probe_write(now).await.unwrap();
 }
 
