@@ -1523,10 +1523,9 @@ async fn audit_tree_suite(store: SharedStore) {
 
     // A project's pages follow its own index; a cursor from another project still finds
     // every older entry of this one.
-    let mut at = size;
     let mut shop = Vec::new();
     let mut bank = Vec::new();
-    for i in 0..9u64 {
+    for (at, i) in (size..).zip(0..9u64) {
         let mut d = system_draft(Action::EventsQuery, serde_json::json!({"i": i}));
         d.project = Some(if i % 3 == 2 { "bank" } else { "shop" }.into());
         if i % 3 == 2 {
@@ -1538,7 +1537,6 @@ async fn audit_tree_suite(store: SharedStore) {
             .append_audit(vec![d], vec![[3; 16]], now, None, &[])
             .await
             .unwrap();
-        at += 1;
     }
     let of_shop = EntryFilter {
         project: Some("shop".into()),
