@@ -302,35 +302,41 @@ pub async fn entries(
         "project": q.project, "action": q.action, "outcome": q.outcome, "actor": q.actor,
         "from": q.from, "to": q.to, "cursor": q.cursor, "limit": query.limit,
     });
-    let page = match &query.project {
-        Some(project) => {
-            let auth = state
+    // The right is checked before anything is read; the read is logged before it is answered.
+    enum Scope {
+        Project(crate::access::Authorized<perm::AuditRead>),
+        Log(crate::access::AuthorizedGlobal<perm::AuditRead>),
+    }
+    let scope = match &query.project {
+        Some(project) => Scope::Project(
+            state
                 .audit
                 .authorize::<perm::AuditRead>(&ctx, &principal, project, Action::AuditRead)
-                .await?;
-            let page = read::page(state.store.as_ref(), &query).await?;
-            let details =
-                json!({"filters": filters, "entries": page.entries.len(), "scanned": page.scanned});
-            let n = page.entries.len() as u64;
+                .await?,
+        ),
+        None => Scope::Log(
             state
-                .audit
-                .record(&ctx, &auth, Action::AuditRead, n, details, vec![])
-                .await?;
-            page
-        }
-        None => {
-            let auth = state
                 .audit
                 .authorize_global::<perm::AuditRead>(&ctx, &principal, Action::AuditRead)
-                .await?;
-            let page = read::page(state.store.as_ref(), &query).await?;
-            let details =
-                json!({"filters": filters, "entries": page.entries.len(), "scanned": page.scanned});
+                .await?,
+        ),
+    };
+    let page = read::page(state.store.as_ref(), &query).await?;
+    let n = page.entries.len();
+    let details = json!({"filters": filters, "entries": n, "scanned": page.scanned});
+    match &scope {
+        Scope::Project(auth) => {
+            let records = n as u64;
             state
                 .audit
-                .record_global(&ctx, &auth, Action::AuditRead, details)
-                .await?;
-            page
+                .record(&ctx, auth, Action::AuditRead, records, details, vec![])
+                .await?
+        }
+        Scope::Log(global) => {
+            state
+                .audit
+                .record_global(&ctx, global, Action::AuditRead, details)
+                .await?
         }
     };
     Ok(HttpResponse::Ok().json(EntryPageView {
