@@ -247,7 +247,69 @@ async fn proof_latency(store: &SharedStore) {
             pct(&lookup, 0.5),
         );
         entry_pages(store, size, pct(&lookup, 0.5)).await;
+        subject_reports(store, size, pct(&lookup, 0.5)).await;
     }
+}
+
+/// What `POST /api/v1/audit/subject-report` reads: every entry here names one of 256
+/// pseudonyms, so one person is named in 1 of 256 entries (about 3,900 at 1M, a heavy case).
+/// A page of 100, every entry naming them decoded, and their whole bundle with proofs.
+async fn subject_reports(store: &SharedStore, size: u64, lookup_ms: f64) {
+    use auditgate::audit::report::naming;
+    let subject = [7u8; 32];
+    let (mut page, mut whole, mut bundle) = (Vec::new(), Vec::new(), Vec::new());
+    let mut named = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        std::hint::black_box(naming(store.as_ref(), &subject, None, 100).await.unwrap());
+        page.push(t.elapsed());
+        let t = Instant::now();
+        let mut before = None;
+        named = 0;
+        loop {
+            let p = naming(store.as_ref(), &subject, before, 500).await.unwrap();
+            named += p.entries.len();
+            match p.next_cursor {
+                Some(c) => before = Some(c),
+                None => break,
+            }
+        }
+        whole.push(t.elapsed());
+    }
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut lines = 0;
+        let mut next = 0;
+        // The bundle's reads, as `Export::subject` makes them: entries in chunks, then proofs.
+        loop {
+            let chunk = store
+                .entries_naming(&subject, next..size, false, 2000)
+                .await
+                .unwrap();
+            let seqs: Vec<u64> = chunk.iter().map(|e| e.seq).collect();
+            let proofs = auditgate::audit::proofs::inclusion_proofs(store.as_ref(), &seqs, size)
+                .await
+                .unwrap();
+            lines += proofs.len();
+            match chunk.last() {
+                Some(e) if chunk.len() == 2000 => next = e.seq + 1,
+                _ => break,
+            }
+        }
+        std::hint::black_box(lines);
+        bundle.push(t.elapsed());
+    }
+    for v in [&mut page, &mut whole, &mut bundle] {
+        v.sort();
+    }
+    println!(
+        "sqlite   subject report at {size:>7} entries ({named} name the person): newest 100 p50 {:.2} ms p99 {:.2} ms, all {named} decoded p50 {:.1} ms p99 {:.1} ms, bundle with proofs p50 {:.1} ms | one-row lookup p50 {lookup_ms:.2} ms",
+        pct(&page, 0.5),
+        pct(&page, 0.99),
+        pct(&whole, 0.5),
+        pct(&whole, 0.99),
+        pct(&bundle, 0.5),
+    );
 }
 
 /// What `GET /api/v1/audit/entries` reads: a page of 100 of a project's entries, newest and

@@ -268,7 +268,8 @@ async fn not_found() -> HttpResponse {
     AppError::NotFound("no such route (or not with this method)".into()).error_response()
 }
 
-/// Headers on every response: a strict Content-Security-Policy (no scripts at all; forms
+/// Headers on every response: a strict Content-Security-Policy (scripts only from our own
+/// files, never inline; forms
 /// post only here or, on sign-out, to a provider), no framing, and HSTS behind TLS.
 fn security_headers(settings: &Settings) -> DefaultHeaders {
     let providers: Vec<&str> = settings
@@ -278,7 +279,8 @@ fn security_headers(settings: &Settings) -> DefaultHeaders {
         .map(|p| crate::config::origin_of(&p.issuer))
         .collect();
     let csp = format!(
-        "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'{}{}; \
+        "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+         connect-src 'self'; form-action 'self'{}{}; \
          frame-ancestors 'none'; base-uri 'none'",
         if providers.is_empty() { "" } else { " " },
         providers.join(" ")
@@ -326,6 +328,15 @@ pub(crate) fn tls_config(
     Ok(Some(config))
 }
 
+/// The headers of a response whose body is being replaced (all but its type and length).
+fn kept_headers<B>(resp: &HttpResponse<B>) -> Vec<(header::HeaderName, HeaderValue)> {
+    resp.headers()
+        .iter()
+        .filter(|(k, _)| *k != header::CONTENT_TYPE && *k != header::CONTENT_LENGTH)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Adds `x-request-id` to every response, and rewrites any error body that is not yet a
 /// problem (actix's own payload or routing errors) into one, so clients see one error format.
 async fn problems_and_request_id(
@@ -339,6 +350,7 @@ async fn problems_and_request_id(
         || req.path().starts_with("/api/v1/me")
         || req.path().starts_with("/api/v1/tokens")
         || req.path().starts_with("/api/v1/sessions");
+    let browser = crate::routes::pages::wants_html(req.request());
     let res = next.call(req).await?;
     let is_problem = res
         .headers()
@@ -354,12 +366,7 @@ async fn problems_and_request_id(
         if (status.is_client_error() || status.is_server_error()) && !is_problem && !deliberate {
             let (req, resp) = res.into_parts();
             // Headers set on the way out (CORS, Retry-After) stay; the body becomes a problem.
-            let kept: Vec<_> = resp
-                .headers()
-                .iter()
-                .filter(|(k, _)| *k != header::CONTENT_TYPE && *k != header::CONTENT_LENGTH)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let kept = kept_headers(&resp);
             let text = to_bytes(resp.into_body())
                 .await
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -383,6 +390,33 @@ async fn problems_and_request_id(
         } else {
             res.map_into_boxed_body()
         };
+    // A browser that navigated here reads the problem as a page (same status and headers).
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if browser && is_problem {
+        let (req, resp) = res.into_parts();
+        let status = resp.status();
+        let kept = kept_headers(&resp);
+        let problem: serde_json::Value = to_bytes(resp.into_body())
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let retry_after = kept
+            .iter()
+            .find(|(k, _)| *k == header::RETRY_AFTER)
+            .and_then(|(_, v)| v.to_str().ok())
+            .map(str::to_owned);
+        let mut page = crate::routes::pages::problem_page(status, &problem, retry_after.as_deref());
+        for (k, v) in kept {
+            if k != header::CACHE_CONTROL {
+                page.headers_mut().append(k, v);
+            }
+        }
+        res = ServiceResponse::new(req, page.map_into_boxed_body());
+    }
     if private {
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

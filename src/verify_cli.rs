@@ -56,6 +56,10 @@ pub struct Selection {
     /// Only entries of this actor id: a person's id, a service account's name (with --show).
     #[arg(long)]
     pub actor: Option<String>,
+    /// Only entries naming this pseudonym (64 hex digits, as a subject report shows it), to
+    /// check a subject report against the project's own bundle (with --show).
+    #[arg(long, value_name = "HEX")]
+    pub subject: Option<String>,
 }
 
 /// Bundles larger than this get a progress bar on a terminal.
@@ -140,14 +144,32 @@ fn each_line(
     Ok(())
 }
 
-/// The action `--action` names, checked before the bundle is read.
-fn wanted_action(args: &VerifyArgs) -> Result<Option<Action>, BundleError> {
-    if !args.show && (args.select.action.is_some() || args.select.actor.is_some()) {
+/// What `--action` and `--subject` name, checked before the bundle is read.
+struct Wanted {
+    action: Option<Action>,
+    subject: Option<[u8; 32]>,
+}
+
+fn wanted(args: &VerifyArgs) -> Result<Wanted, BundleError> {
+    let s = &args.select;
+    if !args.show && (s.action.is_some() || s.actor.is_some() || s.subject.is_some()) {
         return Err(BundleError::Unusable(
-            "--action and --actor choose what --show prints: add --show".into(),
+            "--action, --actor and --subject choose what --show prints: add --show".into(),
         ));
     }
-    args.select
+    let subject = s
+        .subject
+        .as_deref()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    BundleError::Unusable(format!("--subject {h:?} is not 64 hex digits"))
+                })
+        })
+        .transpose()?;
+    let action = s
         .action
         .as_deref()
         .map(|a| {
@@ -155,14 +177,17 @@ fn wanted_action(args: &VerifyArgs) -> Result<Option<Action>, BundleError> {
                 BundleError::Unusable(format!("--action {a:?} is not an action of the format"))
             })
         })
-        .transpose()
+        .transpose()?;
+    Ok(Wanted { action, subject })
 }
 
-/// Prints the entries of a bundle that verified, those `--action` and `--actor` select.
-fn show_entries(args: &VerifyArgs, action: Option<Action>) -> Result<(), BundleError> {
+/// Prints the entries of a bundle that verified, those `--action`, `--actor` and
+/// `--subject` select.
+fn show_entries(args: &VerifyArgs, w: Wanted) -> Result<(), BundleError> {
     let wanted = |e: &Entry| {
-        action.is_none_or(|a| e.action == a)
+        w.action.is_none_or(|a| e.action == a)
             && args.select.actor.as_ref().is_none_or(|x| &e.actor.id == x)
+            && w.subject.is_none_or(|s| e.subjects.contains(&s))
     };
     if !args.json {
         println!("{}", show::TABLE_HEADER);
@@ -185,10 +210,10 @@ fn show_entries(args: &VerifyArgs, action: Option<Action>) -> Result<(), BundleE
 
 /// Runs the command and returns the process exit status.
 pub fn run(args: &VerifyArgs) -> i32 {
-    let verified = wanted_action(args).and_then(|action| {
+    let verified = wanted(args).and_then(|w| {
         let report = verify(args)?;
         if args.show {
-            show_entries(args, action)?;
+            show_entries(args, w)?;
         }
         Ok(report)
     });
@@ -197,12 +222,16 @@ pub fn run(args: &VerifyArgs) -> i32 {
             if args.json {
                 println!("{}", json!({"ok": true, "report": report}));
             } else {
-                let what = match &report.project {
-                    Some(p) => format!(
+                let what = match (&report.subject, &report.project) {
+                    (Some(s), Some(p)) => format!(
+                        "{} entries of project {p} naming subject {s}, each proven included in",
+                        report.entries
+                    ),
+                    (None, Some(p)) => format!(
                         "{} entries of project {p}, each proven included in",
                         report.entries
                     ),
-                    None => format!(
+                    (_, None) => format!(
                         "entries {}..{} ({}), chained and hashed into",
                         report.from, report.to, report.entries
                     ),

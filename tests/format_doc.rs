@@ -95,6 +95,7 @@ fn the_worked_example_in_the_format_document_is_what_the_code_computes() {
             origin: ORIGIN.into(),
             scope: Scope::Log,
             project: None,
+            subject: None,
             from: 0,
             to: 3,
         },

@@ -283,9 +283,12 @@ async fn forget_conflicting(config: &AppenderConfig, keys: &[crate::store::NewSu
 
 /// A project export's own entry ends its commit group, so a checkpoint is signed at exactly
 /// its size: the project bundle then ends at the tree's last leaf, which proves it complete.
+/// A subject report's entry likewise, so its bundle ends at the report.
 fn ends_group(draft: &Draft) -> bool {
-    draft.action == Action::AuditExport
-        && draft.outcome == Outcome::Allowed
+    matches!(
+        draft.action,
+        Action::AuditExport | Action::AuditSubjectReport
+    ) && draft.outcome == Outcome::Allowed
         && draft.project.is_some()
 }
 

@@ -12,6 +12,7 @@ use super::proofs;
 use crate::domain::ProjectId;
 use crate::ledger::bundle::{FORMAT, Line, Scope};
 use crate::ledger::entry::{Action, Entry, Outcome, chain_link};
+use crate::ledger::merkle::Hash;
 use crate::store::{SharedStore, Store};
 
 fn b64(h: &[u8]) -> String {
@@ -73,6 +74,49 @@ async fn signed_size(store: &dyn Store, to: Option<u64>) -> anyhow::Result<u64> 
     Ok(size)
 }
 
+/// The opening lines of a bundle whose entries carry proofs (project or subject): header,
+/// keys, hand-overs and the checkpoint of exactly `size`, whose last entry `closes` accepts.
+async fn proved_opening(
+    store: &dyn Store,
+    origin: &str,
+    project: &ProjectId,
+    subject: Option<&Hash>,
+    size: u64,
+    closes: impl FnOnce(&Entry) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Line>> {
+    let note = store
+        .checkpoints(size, size)
+        .await?
+        .pop()
+        .with_context(|| format!("no checkpoint of exactly {size} entries"))?
+        .1;
+    let last = store
+        .audit_entries(size.saturating_sub(1), size)
+        .await?
+        .pop()
+        .map(|e| Entry::decode(&e.bytes))
+        .transpose()?
+        .context("the bundle's last entry is missing")?;
+    closes(&last)?;
+    let mut lines = vec![Line::Header {
+        format: FORMAT.into(),
+        origin: origin.into(),
+        scope: if subject.is_some() {
+            Scope::Subject
+        } else {
+            Scope::Project
+        },
+        project: Some(project.to_string()),
+        subject: subject.map(hex::encode),
+        from: 0,
+        to: size,
+    }];
+    lines.extend(key_lines(store).await?);
+    lines.extend(handover_lines(store).await?);
+    lines.push(Line::Checkpoint { note });
+    Ok(lines)
+}
+
 /// Entries read, proved and written per step: an export's memory does not grow with the log.
 const CHUNK: u64 = 2000;
 
@@ -95,6 +139,9 @@ enum Part {
         project: ProjectId,
         next_in_project: u64,
     },
+    /// The entries naming one pseudonym below `to`, each with an inclusion proof (`next` is
+    /// where the next chunk's index range starts).
+    Subject { subject: Hash },
 }
 
 impl Export {
@@ -118,6 +165,7 @@ impl Export {
             origin: origin.into(),
             scope: Scope::Log,
             project: None,
+            subject: None,
             from,
             to,
         }];
@@ -160,34 +208,15 @@ impl Export {
         project: &ProjectId,
         size: u64,
     ) -> anyhow::Result<Self> {
-        let note = store
-            .checkpoints(size, size)
-            .await?
-            .pop()
-            .with_context(|| format!("no checkpoint of exactly {size} entries"))?
-            .1;
-        let last = store
-            .audit_entries(size.saturating_sub(1), size)
-            .await?
-            .pop()
-            .map(|e| Entry::decode(&e.bytes))
-            .transpose()?;
-        anyhow::ensure!(
-            last.is_some_and(|e| e.project.as_deref() == Some(project.as_str())),
-            "entry {} is not an entry of project {project}: a project bundle ends at the project's own entry",
-            size.saturating_sub(1)
-        );
-        let mut lines = vec![Line::Header {
-            format: FORMAT.into(),
-            origin: origin.into(),
-            scope: Scope::Project,
-            project: Some(project.to_string()),
-            from: 0,
-            to: size,
-        }];
-        lines.extend(key_lines(store.as_ref()).await?);
-        lines.extend(handover_lines(store.as_ref()).await?);
-        lines.push(Line::Checkpoint { note });
+        let lines = proved_opening(store.as_ref(), origin, project, None, size, |last| {
+            anyhow::ensure!(
+                last.project.as_deref() == Some(project.as_str()),
+                "entry {} is not an entry of project {project}: a project bundle ends at the project's own entry",
+                last.seq
+            );
+            Ok(())
+        })
+        .await?;
         Ok(Self {
             store,
             opening: Some(lines),
@@ -200,11 +229,40 @@ impl Export {
         })
     }
 
+    /// The entries naming `subject` (a pseudonym in `project`) in the tree of size `size`,
+    /// each with an inclusion proof. The tree's last entry must name them too (the report's
+    /// own entry, which closes its commit group), so the checkpoint is the log as it stood
+    /// when the report was made.
+    pub async fn subject(
+        store: SharedStore,
+        origin: &str,
+        project: &ProjectId,
+        subject: &Hash,
+        size: u64,
+    ) -> anyhow::Result<Self> {
+        let lines = proved_opening(store.as_ref(), origin, project, Some(subject), size, |last| {
+            anyhow::ensure!(
+                last.subjects.contains(subject),
+                "entry {} does not name the subject: a subject bundle ends at the report's own entry",
+                last.seq
+            );
+            Ok(())
+        })
+        .await?;
+        Ok(Self {
+            store,
+            opening: Some(lines),
+            scope: Part::Subject { subject: *subject },
+            next: 0,
+            to: size,
+        })
+    }
+
     /// How many entries a whole-log export holds (known before it is written).
     pub fn log_entries(&self) -> Option<u64> {
         match self.scope {
             Part::Log { .. } => Some(self.to - self.next),
-            Part::Project { .. } => None,
+            Part::Project { .. } | Part::Subject { .. } => None,
         }
     }
 
@@ -262,6 +320,24 @@ impl Export {
                     Some((n, _)) if entries.len() as u64 == CHUNK => *next_in_project = n + 1,
                     _ => self.next = self.to,
                 }
+            }
+            Part::Subject { subject } => {
+                let entries = store
+                    .entries_naming(subject, self.next..self.to, false, CHUNK as u32)
+                    .await?;
+                let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+                let proofs = proofs::inclusion_proofs(store, &seqs, self.to).await?;
+                for (e, proof) in entries.iter().zip(proofs) {
+                    lines.push(Line::Entry {
+                        seq: e.seq,
+                        bytes: b64(&e.bytes),
+                        proof: Some(proof.iter().map(|h| b64(h)).collect()),
+                    });
+                }
+                self.next = match entries.last() {
+                    Some(e) if entries.len() as u64 == CHUNK => e.seq + 1,
+                    _ => self.to,
+                };
             }
         }
         Ok(Some(lines))

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod proofs;
 pub mod read;
 pub mod refusals;
+pub mod report;
 pub mod salts;
 
 use std::future::{Ready, ready};
@@ -124,6 +125,17 @@ pub fn actor_of(subject: &Subject) -> Actor {
     }
 }
 
+/// Whether the log can still tie a person to their entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Their entries carry this pseudonym.
+    Named(Hash),
+    /// An erasure deleted their salt at this time: no one can link them to entries again.
+    Erased(crate::domain::Timestamp),
+    /// No entry has named them.
+    NeverNamed,
+}
+
 /// The service's audit log.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -173,6 +185,7 @@ impl AuditLog {
             .add_audit_key(&verifier.to_string(), clock.now())
             .await?;
         proofs::fill_in(store.as_ref()).await?;
+        report::index_backlog(store.as_ref()).await?;
         let mut memory = memory::SignedMemory::load(&settings.signing_key_file)?;
         let head = store.audit_head().await?;
         // Refuse to start on a database that does not extend what this key signed: an old
@@ -345,6 +358,28 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// The pseudonym this person's entries carry, without making one: `Named` if their salt
+    /// is stored (or waiting for the next commit), `Erased` if an erasure deleted it, and
+    /// `NeverNamed` if no entry has named them.
+    pub async fn existing_pseudonym(
+        &self,
+        project: &ProjectId,
+        person: &DistinctId,
+    ) -> Result<Standing, AppError> {
+        let lookup = self.pseudonyms.lookup(project, person);
+        if let Some(salt) = self.salt_of(project, &lookup).await? {
+            return Ok(Standing::Named(
+                self.pseudonyms.pseudonym(&salt, project, person),
+            ));
+        }
+        Ok(
+            match self.store.subject_erased_at(project, &lookup).await? {
+                Some(at) => Standing::Erased(at),
+                None => Standing::NeverNamed,
+            },
+        )
+    }
+
     /// The keyed lookup of one person in one project: how their salt, opt-out and consent are
     /// found without storing the distinct_id. Not a pseudonym: it is never written to the log.
     pub fn subject_lookup(&self, project: &ProjectId, person: &DistinctId) -> Hash {
@@ -362,7 +397,12 @@ impl AuditLog {
     ) -> Result<bool, AppError> {
         let lookup = self.pseudonyms.lookup(project, person);
         self.new_salts.remove(project.as_str(), &lookup);
-        Ok(self.store.forget_subject(project, &lookup).await?.is_some())
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .forget_subject(project, &lookup, now)
+            .await?
+            .is_some())
     }
 
     /// `access::authorize_global`, recording a denial entry when refused.

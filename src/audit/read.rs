@@ -2,6 +2,10 @@
 //! and time select on the log's own indexed columns; actor and outcome are read from each
 //! entry's bytes, so a page scans a bounded number of entries and says where to go on.
 
+use serde_json::{Value, json};
+
+use super::{AuditLog, RequestContext};
+use crate::access::{Principal, perm};
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Entry, Outcome};
@@ -90,4 +94,105 @@ pub async fn page(store: &dyn Store, q: &EntryQuery) -> Result<EntryPage, AppErr
             return Ok(page);
         }
     }
+}
+
+/// The right `q` needs, checked before anything is read: `audit:read` on its project, or on
+/// every project for entries without one.
+enum Scope {
+    Project(crate::access::Authorized<perm::AuditRead>),
+    Log(crate::access::AuthorizedGlobal<perm::AuditRead>),
+}
+
+async fn scope_of(
+    audit: &AuditLog,
+    ctx: &RequestContext,
+    principal: &Principal,
+    project: Option<&ProjectId>,
+) -> Result<Scope, AppError> {
+    Ok(match project {
+        Some(p) => Scope::Project(
+            audit
+                .authorize::<perm::AuditRead>(ctx, principal, p, Action::AuditRead)
+                .await?,
+        ),
+        None => Scope::Log(
+            audit
+                .authorize_global::<perm::AuditRead>(ctx, principal, Action::AuditRead)
+                .await?,
+        ),
+    })
+}
+
+/// Logs a read of the log (`audit.read`, with what was read) before it is answered.
+async fn logged(
+    audit: &AuditLog,
+    ctx: &RequestContext,
+    scope: &Scope,
+    records: u64,
+    details: Value,
+) -> Result<(), AppError> {
+    match scope {
+        Scope::Project(auth) => {
+            audit
+                .record(ctx, auth, Action::AuditRead, records, details, vec![])
+                .await?
+        }
+        Scope::Log(global) => {
+            audit
+                .record_global(ctx, global, Action::AuditRead, details)
+                .await?
+        }
+    };
+    Ok(())
+}
+
+/// A page of entries for `principal`, as the API and the console read it: the right checked
+/// first, the read logged (with `filters`) before it is answered.
+pub async fn read_page(
+    audit: &AuditLog,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    principal: &Principal,
+    q: &EntryQuery,
+    filters: Value,
+) -> Result<EntryPage, AppError> {
+    let scope = scope_of(audit, ctx, principal, q.project.as_ref()).await?;
+    let found = page(store, q).await?;
+    let n = found.entries.len();
+    let details = json!({"filters": filters, "entries": n, "scanned": found.scanned});
+    logged(audit, ctx, &scope, n as u64, details).await?;
+    Ok(found)
+}
+
+/// One entry and its inclusion proof in the latest checkpoint, for `principal`: `audit:read`
+/// on the entry's project (or on every project for an entry without one); the read is logged.
+pub async fn read_one(
+    audit: &AuditLog,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    principal: &Principal,
+    seq: u64,
+) -> Result<(Entry, super::proofs::Inclusion), AppError> {
+    let Some(stored) = store.audit_entries(seq, seq.saturating_add(1)).await?.pop() else {
+        return Err(AppError::NotFound(format!("the log has no entry {seq}")));
+    };
+    let entry = Entry::decode(&stored.bytes).map_err(|e| {
+        AppError::Internal(anyhow::anyhow!("stored entry {seq} is unreadable: {e}"))
+    })?;
+    let project = entry
+        .project
+        .as_deref()
+        .map(ProjectId::parse)
+        .transpose()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("entry {seq}: {}", e.0)))?;
+    let scope = scope_of(audit, ctx, principal, project.as_ref()).await?;
+    // A fresh entry may not be under a checkpoint yet: then it is shown without a proof.
+    let proof = super::proofs::inclusion(store, seq, None).await;
+    logged(audit, ctx, &scope, 1, json!({"seq": seq})).await?;
+    let proof = proof.unwrap_or(super::proofs::Inclusion {
+        size: 0,
+        leaf: [0; 32],
+        proof: vec![],
+    });
+    Ok((entry, proof))
 }

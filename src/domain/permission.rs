@@ -41,6 +41,9 @@ pub enum Permission {
     /// Export the audit log.
     #[serde(rename = "audit:export")]
     AuditExport,
+    /// Report who accessed one person's data (derives their pseudonym from a distinct_id).
+    #[serde(rename = "audit:investigate")]
+    AuditInvestigate,
     /// Rotate the log's signing key.
     #[serde(rename = "keys:rotate")]
     KeysRotate,
@@ -57,7 +60,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in catalogue order.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Self::EventsIngest,
         Self::EventsRead,
         Self::EventsReadSensitive,
@@ -69,6 +72,7 @@ impl Permission {
         Self::RolesAssign,
         Self::AuditRead,
         Self::AuditExport,
+        Self::AuditInvestigate,
         Self::KeysRotate,
         Self::UsersAdmin,
         Self::PropertiesClassify,
@@ -149,6 +153,7 @@ impl Permission {
             Self::RolesAssign => "roles:assign",
             Self::AuditRead => "audit:read",
             Self::AuditExport => "audit:export",
+            Self::AuditInvestigate => "audit:investigate",
             Self::KeysRotate => "keys:rotate",
             Self::UsersAdmin => "users:admin",
             Self::PropertiesClassify => "properties:classify",
@@ -195,6 +200,7 @@ pub mod perm {
         RolesAssign,
         AuditRead,
         AuditExport,
+        AuditInvestigate,
         KeysRotate,
         UsersAdmin,
         PropertiesClassify,

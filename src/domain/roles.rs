@@ -34,6 +34,7 @@ pub const BUILTIN: &[Role] = &[
             P::RolesAssign,
             P::AuditRead,
             P::AuditExport,
+            P::AuditInvestigate,
             P::KeysRotate,
             P::UsersAdmin,
             P::PropertiesClassify,
@@ -65,7 +66,7 @@ pub const BUILTIN: &[Role] = &[
     },
     Role {
         name: "auditor",
-        permissions: &[P::AuditRead, P::AuditExport],
+        permissions: &[P::AuditRead, P::AuditExport, P::AuditInvestigate],
     },
     Role {
         name: "data_protection_officer",
@@ -74,6 +75,7 @@ pub const BUILTIN: &[Role] = &[
             P::SubjectsErase,
             P::SubjectsConsent,
             P::AuditRead,
+            P::AuditInvestigate,
         ],
     },
     Role {

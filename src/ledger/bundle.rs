@@ -31,6 +31,9 @@ pub enum Scope {
     Log,
     /// One project's entries below `to`, each with an inclusion proof.
     Project,
+    /// The entries below `to` that name one person (one pseudonym of one project), each with
+    /// an inclusion proof: a subject report.
+    Subject,
 }
 
 /// One line of a bundle.
@@ -45,8 +48,11 @@ pub enum Line {
         origin: String,
         /// What the bundle covers.
         scope: Scope,
-        /// The project, for a project bundle.
+        /// The project, for a project or subject bundle.
         project: Option<String>,
+        /// Subject bundles only: the hex pseudonym every entry names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
         /// The first sequence number covered.
         from: u64,
         /// One past the last sequence number covered: the size of the final checkpoint.
@@ -129,8 +135,11 @@ pub struct Report {
     pub origin: String,
     /// What the bundle covers.
     pub scope: Scope,
-    /// The project, for a project bundle.
+    /// The project, for a project or subject bundle.
     pub project: Option<String>,
+    /// The hex pseudonym, for a subject bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// First sequence number covered.
     pub from: u64,
     /// One past the last sequence number covered.
@@ -143,6 +152,12 @@ pub struct Report {
     pub root: String,
     /// The size of the saved checkpoint that was shown consistent, if one was given.
     pub saved_checkpoint: Option<u64>,
+}
+
+/// A hash in lowercase hex (the only spelling a canonical line has).
+fn hex_hash(s: &str) -> Option<Hash> {
+    let h: Hash = hex::decode(s).ok()?.try_into().ok()?;
+    (hex::encode(h) == s).then_some(h)
 }
 
 fn b64_hash(s: &str) -> Option<Hash> {
@@ -188,6 +203,8 @@ pub struct Verifier {
     stage: Stage,
     line: usize,
     header: Option<(String, Scope, Option<String>, u64, u64)>,
+    /// A subject bundle's pseudonym.
+    subject: Option<Hash>,
     keys: Vec<VerifierKey>,
     handovers: Vec<Handover>,
     range: CompactRange,
@@ -225,6 +242,7 @@ impl Verifier {
             stage: Stage::Header,
             line: 0,
             header: None,
+            subject: None,
             keys: Vec::new(),
             handovers: Vec::new(),
             range: CompactRange::new(),
@@ -302,6 +320,7 @@ impl Verifier {
                     origin,
                     scope,
                     project,
+                    subject,
                     from,
                     to,
                 },
@@ -311,9 +330,18 @@ impl Verifier {
                         "unknown bundle format {format:?}"
                     )));
                 }
-                if (scope == Scope::Project) != project.is_some()
+                let subject = match subject.as_deref().map(hex_hash) {
+                    Some(Some(h)) => Some(h),
+                    Some(None) => {
+                        return Err(self.invalid(None, "the header's subject is not 64 hex digits"));
+                    }
+                    None => None,
+                };
+                let proved = scope != Scope::Log;
+                if proved != project.is_some()
+                    || (scope == Scope::Subject) != subject.is_some()
                     || from > to
-                    || (scope == Scope::Project && from != 0)
+                    || (proved && from != 0)
                 {
                     return Err(self.invalid(
                         None,
@@ -321,6 +349,7 @@ impl Verifier {
                     ));
                 }
                 self.next = from;
+                self.subject = subject;
                 self.header = Some((origin, scope, project, from, to));
                 self.stage = Stage::Keys;
                 Ok(())
@@ -424,9 +453,12 @@ impl Verifier {
                 }
                 Ok(())
             }
-            (Scope::Project, Line::Checkpoint { note }) => {
+            (Scope::Project | Scope::Subject, Line::Checkpoint { note }) => {
                 if self.checkpoint.is_some() {
-                    return Err(self.invalid(None, "a project bundle has exactly one checkpoint"));
+                    return Err(self.invalid(
+                        None,
+                        "a project or subject bundle has exactly one checkpoint",
+                    ));
                 }
                 let cp = self.checkpoint(&note, &origin)?;
                 if cp.size != to {
@@ -510,7 +542,7 @@ impl Verifier {
                 self.next += 1;
                 self.check_rotation(&entry, &leaf)?;
             }
-            Scope::Project => {
+            Scope::Project | Scope::Subject => {
                 let cp = self
                     .checkpoint
                     .clone()
@@ -533,7 +565,18 @@ impl Verifier {
                         self.invalid(Some(seq), "its time is earlier than the entry before it")
                     );
                 }
-                self.project_order(&entry, true)?;
+                match self.subject {
+                    // A person's entries are not consecutive in their project: only that each
+                    // names them is checked here.
+                    Some(subject) => {
+                        if !entry.subjects.chunks_exact(32).any(|s| s == subject) {
+                            return Err(
+                                self.invalid(Some(seq), "an entry that does not name the subject")
+                            );
+                        }
+                    }
+                    None => self.project_order(&entry, true)?,
+                }
                 let proof = proof.ok_or_else(|| {
                     self.invalid(Some(seq), "a project entry needs an inclusion proof")
                 })?;
@@ -811,12 +854,19 @@ impl Verifier {
         }
         // The project's last entry must be the checkpoint's last leaf: with project_seq
         // running from 0 without gaps, that proves no entry of the project is missing.
-        if scope == Scope::Project && self.last_seq.map(|s| s + 1) != Some(to) {
+        // A subject bundle ends at the report's own entry, which names the person: the
+        // checkpoint is the log as it stood when the report was made.
+        if scope != Scope::Log && self.last_seq.map(|s| s + 1) != Some(to) {
+            let whose = if scope == Scope::Project {
+                "project"
+            } else {
+                "subject"
+            };
             return Err(self.invalid(
                 self.last_seq.map(|s| s + 1),
                 format!(
-                    "the project's entries end before entry {} of the checkpoint's {to}: later entries of the project were removed",
-                    to.saturating_sub(1)
+                    "the {whose}'s entries end before entry {} of the checkpoint's {to}: later entries of the {whose} were removed",
+                    to.saturating_sub(1),
                 ),
             ));
         }
@@ -828,7 +878,7 @@ impl Verifier {
                     format!("the log now ends at {} entries but you saved a checkpoint of {}: truncated or rewritten", cp.size, saved.size),
                 ));
             }
-            if scope == Scope::Project && saved.size == cp.size {
+            if scope != Scope::Log && saved.size == cp.size {
                 if saved.root != cp.root {
                     return Err(self.invalid(
                         None,
@@ -847,6 +897,7 @@ impl Verifier {
             origin,
             scope,
             project,
+            subject: self.subject.map(hex::encode),
             from,
             to,
             entries: self.entries,

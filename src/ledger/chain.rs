@@ -194,7 +194,7 @@ mod tests {
                 .sign(&[&key])
                 .unwrap();
             let bundle = [
-                Line::Header { format: FORMAT.into(), origin: "example.com/log".into(), scope: Scope::Log, project: None, from: 0, to: 1 },
+                Line::Header { format: FORMAT.into(), origin: "example.com/log".into(), scope: Scope::Log, project: None, subject: None, from: 0, to: 1 },
                 Line::Key { vkey: key.verifier().to_string() },
                 Line::Entry { seq: 0, bytes: b64(&sealed.bytes), proof: None },
                 Line::Checkpoint { note },

@@ -166,6 +166,7 @@ names!(
         UserChange = "access.user_change",
         AuditRead = "audit.read",
         AuditExport = "audit.export",
+        AuditSubjectReport = "audit.subject_report",
         KeyRotate = "keys.rotate",
         SubjectsRequest = "subjects.request",
         SubjectsAnonymize = "subjects.anonymize",

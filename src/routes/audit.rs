@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use super::pages;
 use crate::access::{Principal, perm};
-use crate::audit::{RequestContext, export, proofs, read};
+use crate::audit::{RequestContext, Standing, export, proofs, read, report};
 use crate::domain::ProjectId;
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Outcome};
@@ -114,6 +115,15 @@ fn stream_error(chunk: anyhow::Result<web::Bytes>) -> Result<web::Bytes, AppErro
     })
 }
 
+/// A proved bundle that cannot be started: the store's own error, or (the checkpoint it
+/// waited for missing) the service's condition, never the caller's.
+fn export_failed(e: anyhow::Error) -> AppError {
+    match e.downcast::<crate::store::StoreError>() {
+        Ok(store) => AppError::from(store),
+        Err(e) => AppError::Unavailable(e.to_string()),
+    }
+}
+
 /// What to export: one project's entries, or a range of the whole log.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -200,40 +210,49 @@ pub async fn export(
         seq + 1,
     )
     .await
-    .map_err(|e| match e.downcast::<crate::store::StoreError>() {
-        Ok(store) => AppError::from(store),
-        Err(e) => AppError::Unavailable(e.to_string()),
-    })?;
+    .map_err(export_failed)?;
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(bundle.stream().map(stream_error)))
 }
 
 /// Which entries to read.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Deserialize, Serialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EntryParams {
     /// Only this project's entries (needs `audit:read` there). Without it, every entry, which
     /// needs `audit:read` on every project.
-    project: Option<String>,
+    pub project: Option<String>,
     /// Only this action, such as `events.query`.
-    action: Option<String>,
+    pub action: Option<String>,
     /// Only this outcome: `allowed`, `denied` or `failed`.
-    outcome: Option<String>,
+    pub outcome: Option<String>,
     /// Only this actor id (a person's id, a service account's name).
-    actor: Option<String>,
+    pub actor: Option<String>,
     /// From this time, inclusive: RFC 3339 or epoch milliseconds.
-    from: Option<String>,
+    pub from: Option<String>,
     /// To this time, exclusive: RFC 3339 or epoch milliseconds.
-    to: Option<String>,
+    pub to: Option<String>,
     /// The `next_cursor` of the previous page.
-    cursor: Option<u64>,
+    pub cursor: Option<u64>,
     /// Entries per page, 1 to 500 (default 100).
-    limit: Option<u32>,
+    pub limit: Option<u32>,
 }
 
 impl EntryParams {
-    fn parse(&self) -> Result<read::EntryQuery, AppError> {
+    /// The filters as the `audit.read` entry records them.
+    pub fn filters(&self, limit: u32) -> serde_json::Value {
+        json!({
+            "project": self.project, "action": self.action, "outcome": self.outcome,
+            "actor": self.actor, "from": self.from, "to": self.to, "cursor": self.cursor,
+            "limit": limit,
+        })
+    }
+}
+
+impl EntryParams {
+    /// The query these parameters ask for; a 400 naming the first bad one.
+    pub fn parse(&self) -> Result<read::EntryQuery, AppError> {
         let bad = |what: &str, v: &str| AppError::BadRequest(format!("{what} {v:?} is not known"));
         let time = |name: &str, v: &Option<String>| {
             v.as_deref()
@@ -298,49 +317,133 @@ pub async fn entries(
     q: web::Query<EntryParams>,
 ) -> Result<HttpResponse, AppError> {
     let query = q.parse()?;
-    let filters = json!({
-        "project": q.project, "action": q.action, "outcome": q.outcome, "actor": q.actor,
-        "from": q.from, "to": q.to, "cursor": q.cursor, "limit": query.limit,
-    });
+    let filters = q.filters(query.limit);
     // The right is checked before anything is read; the read is logged before it is answered.
-    enum Scope {
-        Project(crate::access::Authorized<perm::AuditRead>),
-        Log(crate::access::AuthorizedGlobal<perm::AuditRead>),
-    }
-    let scope = match &query.project {
-        Some(project) => Scope::Project(
-            state
-                .audit
-                .authorize::<perm::AuditRead>(&ctx, &principal, project, Action::AuditRead)
-                .await?,
-        ),
-        None => Scope::Log(
-            state
-                .audit
-                .authorize_global::<perm::AuditRead>(&ctx, &principal, Action::AuditRead)
-                .await?,
-        ),
-    };
-    let page = read::page(state.store.as_ref(), &query).await?;
-    let n = page.entries.len();
-    let details = json!({"filters": filters, "entries": n, "scanned": page.scanned});
-    match &scope {
-        Scope::Project(auth) => {
-            let records = n as u64;
-            state
-                .audit
-                .record(&ctx, auth, Action::AuditRead, records, details, vec![])
-                .await?
-        }
-        Scope::Log(global) => {
-            state
-                .audit
-                .record_global(&ctx, global, Action::AuditRead, details)
-                .await?
-        }
-    };
+    let page = read::read_page(
+        &state.audit,
+        state.store.as_ref(),
+        &ctx,
+        &principal,
+        &query,
+        filters,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(EntryPageView {
         entries: page.entries.iter().map(show::entry_json).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Whose report: a person of a project, named by their distinct_id (in the body, so it never
+/// lands in a URL, a proxy's log or the browser's history).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectReportRequest {
+    /// The project.
+    project: String,
+    /// The person's distinct_id in that project.
+    distinct_id: String,
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    cursor: Option<u64>,
+    /// Entries per page, 1 to 500 (default 100).
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// Who accessed one person's data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectReport {
+    project: String,
+    /// `named` (the entries below name them), `erased` (their salt was deleted: no entry can
+    /// be tied to them any more) or `never_named` (no entry names them).
+    standing: &'static str,
+    /// The pseudonym their entries carry (hex), when named: the value of
+    /// `auditgate-verify --show --subject` on the project's bundle.
+    subject: Option<String>,
+    /// When they were erased, for `erased`.
+    erased_at: Option<String>,
+    /// The answer in a sentence.
+    message: String,
+    /// The entries naming them, newest first, decoded as in `GET /api/v1/audit/entries`.
+    #[schema(value_type = Vec<Object>)]
+    entries: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next page; absent when there is no more.
+    next_cursor: Option<u64>,
+}
+
+/// Every audit entry naming one person of a project: who read, exported, changed or erased
+/// their data, when and from where (GDPR article 15's recipients). The report is itself
+/// logged (`audit.subject_report`, naming the person's pseudonym, never their id).
+#[utoipa::path(post, path = "/api/v1/audit/subject-report", tag = "audit", request_body = SubjectReportRequest,
+    responses((status = 200, body = SubjectReport), (status = 400), (status = 401), (status = 403), (status = 422)))]
+pub async fn subject_report(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let q: SubjectReportRequest = pages::body(&req, &body)?;
+    let asked = report::Asked::parse(&q.project, &q.distinct_id, q.cursor, q.limit)?;
+    let found =
+        report::subject_report(&state.audit, state.store.as_ref(), &ctx, &principal, &asked)
+            .await?;
+    Ok(HttpResponse::Ok().json(SubjectReport {
+        project: found.project.to_string(),
+        standing: found.standing_name(),
+        subject: found.subject_hex(),
+        erased_at: match found.standing {
+            Standing::Erased(at) => Some(at.to_rfc3339()),
+            _ => None,
+        },
+        message: found.message(),
+        entries: found.page.entries.iter().map(show::entry_json).collect(),
+        next_cursor: found.page.next_cursor,
+    }))
+}
+
+/// Whose report to download as a bundle.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectBundleRequest {
+    /// The project.
+    project: String,
+    /// The person's distinct_id in that project.
+    distinct_id: String,
+}
+
+/// The subject report as a bundle: every entry naming the person, each with an inclusion
+/// proof in the checkpoint signed at the report's own entry, to verify offline with
+/// `auditgate-verify`. Someone erased or never named gets a 404 saying which.
+#[utoipa::path(post, path = "/api/v1/audit/subject-report/bundle", tag = "audit", request_body = SubjectBundleRequest,
+    responses((status = 200, description = "A subject bundle: one JSON object per line (docs/audit-log-format.md 6.3)", content((String = "application/x-ndjson"))), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn subject_bundle(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let q: SubjectBundleRequest = pages::body(&req, &body)?;
+    let asked = report::Asked::parse(&q.project, &q.distinct_id, None, None)?;
+    let (project, subject, seq) =
+        report::subject_bundle_at(&state.audit, state.store.as_ref(), &ctx, &principal, &asked)
+            .await?;
+    let bundle = export::Export::subject(
+        state.store.clone(),
+        &state.settings.audit.origin,
+        &project,
+        &subject,
+        seq,
+    )
+    .await
+    .map_err(export_failed)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"subject-report-{project}.bundle\""),
+        ))
+        .streaming(bundle.stream().map(stream_error)))
 }

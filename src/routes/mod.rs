@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 pub mod bodies;
 mod classify;
+mod console;
 pub mod cors;
 pub mod extract;
 mod grants;
@@ -16,7 +17,7 @@ mod health;
 mod ingest;
 pub mod limits;
 pub mod openapi;
-mod pages;
+pub mod pages;
 mod privacy;
 mod query;
 mod requests;
@@ -125,6 +126,54 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/audit/entries",
             Requires(AuditRead),
             || web::get().to(audit::entries),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/audit/subject-report",
+            Requires(AuditInvestigate),
+            || web::post().to(audit::subject_report),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/audit/subject-report/bundle",
+            Requires(AuditInvestigate),
+            || web::post().to(audit::subject_bundle),
+        ),
+        def(
+            Method::GET,
+            "/assets/console.css",
+            Public("the console's stylesheet: no data"),
+            || web::get().to(console::stylesheet),
+        ),
+        def(
+            Method::GET,
+            "/assets/console.js",
+            Public("the console's script: no data"),
+            || web::get().to(console::script),
+        ),
+        def(Method::GET, "/console", Account(Verified), || {
+            web::get().to(console::home)
+        }),
+        def(Method::GET, "/console/audit", Requires(AuditRead), || {
+            web::get().to(console::audit_log)
+        }),
+        def(
+            Method::GET,
+            "/console/audit/entries/{seq}",
+            Requires(AuditRead),
+            || web::get().to(console::audit_entry),
+        ),
+        def(
+            Method::GET,
+            "/console/audit/subject-report",
+            Requires(AuditInvestigate),
+            || web::get().to(console::subject_report_form),
+        ),
+        def(
+            Method::POST,
+            "/console/audit/subject-report",
+            Requires(AuditInvestigate),
+            || web::post().to(console::subject_report_run),
         ),
         def(
             Method::GET,

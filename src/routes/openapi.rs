@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use crate::access::{Access, AccountNeed};
 
 use super::{
-    account, admin, audit, auth, classify, cors, grants, health, ingest, privacy, query, requests,
-    review, subjects,
+    account, admin, audit, auth, classify, console, cors, grants, health, ingest, privacy, query,
+    requests, review, subjects,
 };
 
 struct SecuritySchemes;
@@ -228,7 +228,9 @@ impl Modify for UniqueOperationIds {
         ingest::track, ingest::engage, ingest::groups, ingest::import,
         cors::preflight, cors::decide, cors::flags,
         query::events, query::count, query::profile, query::group,
-        audit::checkpoint, audit::inclusion, audit::consistency, audit::export, audit::entries,
+        audit::checkpoint, audit::inclusion, audit::consistency, audit::export, audit::entries, audit::subject_report, audit::subject_bundle,
+        console::stylesheet, console::script, console::home, console::audit_log, console::audit_entry,
+        console::subject_report_form, console::subject_report_run,
         auth::login, auth::callback, auth::password, auth::backchannel_logout,
         auth::enroll_page, auth::enroll_confirm, auth::verify_page, auth::verify,
         auth::recovery_codes, auth::logout,

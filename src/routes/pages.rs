@@ -1,6 +1,7 @@
 //! Small server-rendered pages (maud escapes everything it prints) and the content
 //! negotiation that lets the same routes answer JSON.
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse};
 use maud::{DOCTYPE, Markup, html};
@@ -37,28 +38,128 @@ pub fn body<T: DeserializeOwned>(req: &HttpRequest, bytes: &[u8]) -> Result<T, A
     }
 }
 
-/// A whole page; never cached, since every page here is about one person's account.
-pub fn page(title: &str, content: Markup) -> HttpResponse {
-    let markup = html! {
+/// Links a signed-in person is shown: only to pages their grants reach.
+#[derive(Debug, Clone, Default)]
+pub struct Nav {
+    /// (label, path), in order.
+    pub links: Vec<(String, String)>,
+}
+
+/// The shell every page shares: the stylesheet, the header with `nav`, the title.
+fn shell(title: &str, nav: Option<&Nav>, content: Markup) -> Markup {
+    html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
                 title { (title) " · auditgate" }
+                link rel="stylesheet" href="/assets/console.css";
+                script src="/assets/console.js" defer {}
             }
             body {
+                header class="top" {
+                    a class="brand" href="/console" { "auditgate" }
+                    @if let Some(nav) = nav {
+                        nav aria-label="Main" {
+                            ul id="nav" {
+                                @for (label, path) in &nav.links {
+                                    li { a href=(path) { (label) } }
+                                }
+                            }
+                        }
+                    }
+                }
                 main {
                     h1 { (title) }
                     (content)
                 }
             }
         }
-    };
-    HttpResponse::Ok()
+    }
+}
+
+/// A whole page; never cached, since every page here is about one person's account.
+pub fn page(title: &str, content: Markup) -> HttpResponse {
+    respond(StatusCode::OK, shell(title, None, content))
+}
+
+/// A console page, with the links its viewer may follow.
+pub fn console_page(nav: &Nav, title: &str, content: Markup) -> HttpResponse {
+    respond(StatusCode::OK, shell(title, Some(nav), content))
+}
+
+fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type(ContentType::html())
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(markup.into_string())
+}
+
+/// A problem (RFC 9457) as a page, for a browser that navigated to it: the same status, a
+/// plain title, what went wrong and what to do about it.
+pub fn problem_page(
+    status: StatusCode,
+    problem: &serde_json::Value,
+    retry_after: Option<&str>,
+) -> HttpResponse {
+    let detail = problem["detail"].as_str().unwrap_or("");
+    // The policy's one wording of a refusal: "missing permission P on ...".
+    let missing = detail
+        .strip_prefix("missing permission ")
+        .and_then(|rest| rest.split_whitespace().next());
+    let (title, advice): (&str, Markup) = match status.as_u16() {
+        401 => (
+            "Please sign in",
+            html! { p { "This page needs you to be signed in. " a href="/auth/login" { "Sign in" } } },
+        ),
+        403 => (
+            "Not allowed",
+            html! {
+                @if let Some(p) = missing {
+                    p id="missing-permission" { "You need the permission " code { (p) } " for this. Ask an administrator for a role that carries it, or " a href="/console" { "request access" } "." }
+                } @else {
+                    p { "Your roles do not allow this. " a href="/console" { "Back to the console" } }
+                }
+            },
+        ),
+        404 => (
+            "Not found",
+            html! { p { a href="/console" { "Back to the console" } } },
+        ),
+        429 => (
+            "Too many attempts",
+            html! {
+                p id="retry-after" {
+                    @match retry_after {
+                        Some(secs) => { "Please wait " (secs) " seconds, then try again." }
+                        None => { "Please wait a moment, then try again." }
+                    }
+                }
+            },
+        ),
+        s if s >= 500 => (
+            "The service cannot answer now",
+            html! { p { "Nothing was changed. Please try again in a moment." } },
+        ),
+        _ => (
+            "That did not work",
+            html! { p { "Check what you entered and try again." } },
+        ),
+    };
+    let markup = shell(
+        title,
+        None,
+        html! {
+            div class="problem" role="alert" {
+                p { strong { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) } }
+                p id="problem-detail" { (detail) }
+            }
+            (advice)
+        },
+    );
+    respond(status, markup)
 }
 
 /// A 303 to a local path (after a form post), never cached.

@@ -34,6 +34,31 @@ where
     Ok(())
 }
 
+/// Indexes which entries name which pseudonym (`audit_subjects`); a row already there is
+/// skipped, so indexing an entry twice (the start-up backfill meeting a fresh append) is harmless.
+pub(super) async fn insert_subject_rows<DB>(
+    conn: &mut DB::Connection,
+    rows: &[(Hash, u64)],
+) -> StoreResult<()>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+{
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut qb: QueryBuilder<DB> =
+            QueryBuilder::new("INSERT INTO audit_subjects (subject, seq) ");
+        qb.push_values(chunk, |mut row, (subject, seq)| {
+            row.push_bind(subject.to_vec()).push_bind(*seq as i64);
+        });
+        qb.push(" ON CONFLICT (subject, seq) DO NOTHING");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Stores new salts; one already stored with another value (made by another process at the
 /// same moment) fails the transaction, since entries were sealed with the salt given.
 pub(super) async fn store_subject_keys<DB>(
@@ -170,6 +195,11 @@ portable_impl!(AuditStore {
             .flat_map(|s| s.nodes.iter().copied())
             .collect();
         insert_nodes(&mut *tx, &nodes).await?;
+        let named: Vec<(Hash, u64)> = sealed
+            .iter()
+            .flat_map(|s| s.entry.subjects.iter().map(|h| (*h, s.entry.seq)))
+            .collect();
+        insert_subject_rows(&mut *tx, &named).await?;
         sqlx::query("UPDATE audit_head SET size = $1, last_link = $2, peaks = $3, last_time = $4 WHERE id = 1")
             .bind(head.size() as i64)
             .bind(head.last_link.to_vec())
@@ -452,16 +482,98 @@ portable_impl!(AuditStore {
         &self,
         project: &ProjectId,
         lookup: &Hash,
+        at: Timestamp,
     ) -> StoreResult<Option<Vec<u8>>> {
         let _stale = self.cache.invalidate_on_return();
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "DELETE FROM subject_keys WHERE project_id = $1 AND lookup = $2 RETURNING salt",
         )
         .bind(project.as_str().to_owned())
         .bind(lookup.to_vec())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        sqlx::query(
+            "INSERT INTO erased_subjects (project_id, lookup, erased_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, lookup) DO NOTHING",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(lookup.to_vec())
+        .bind(at.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn subject_erased_at(
+        &self,
+        project: &ProjectId,
+        lookup: &Hash,
+    ) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT erased_at FROM erased_subjects WHERE project_id = $1 AND lookup = $2",
+        )
+        .bind(project.as_str().to_owned())
+        .bind(lookup.to_vec())
+        .fetch_optional(&self.reads)
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .map(Timestamp::from_millis))
+    }
+
+    async fn entries_naming(
+        &self,
+        subject: &Hash,
+        seqs: std::ops::Range<u64>,
+        newest_first: bool,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEntry>> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT e.seq, e.bytes FROM audit_subjects s JOIN audit_entries e ON e.seq = s.seq \
+             WHERE s.subject = $1 AND s.seq >= $2 AND s.seq < $3 ORDER BY s.seq {order} LIMIT {limit}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(subject.to_vec())
+            .bind(seqs.start.min(i64::MAX as u64) as i64)
+            .bind(seqs.end.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.reads)
+            .await?;
+        rows.iter().map(stored_entry::<DB>).collect()
+    }
+
+    async fn index_subjects_backlog(&self, batch: u64) -> StoreResult<u64> {
+        let row = sqlx::query("SELECT next, upto FROM audit_subjects_backfill WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(0) };
+        let (next, upto) = (
+            row.try_get::<i64, _>(0)? as u64,
+            row.try_get::<i64, _>(1)? as u64,
+        );
+        if next >= upto {
+            return Ok(0);
+        }
+        let end = upto.min(next + batch);
+        let mut named = Vec::new();
+        for e in self.audit_entries(next, end).await? {
+            let view = crate::ledger::entry::EntryView::parse(&e.bytes)
+                .map_err(|err| anyhow::anyhow!("stored entry {} is unreadable: {err}", e.seq))?;
+            for s in view.subjects.chunks_exact(32) {
+                named.push((hash_of(s.to_vec())?, e.seq));
+            }
+        }
+        let mut tx = self.begin_write().await?;
+        insert_subject_rows(&mut *tx, &named).await?;
+        sqlx::query("UPDATE audit_subjects_backfill SET next = $1 WHERE id = 1")
+            .bind(end as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(upto - end)
     }
 
     async fn subject_salt(&self, project: &str, lookup: &Hash) -> StoreResult<Option<Vec<u8>>> {

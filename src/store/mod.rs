@@ -500,11 +500,32 @@ pub trait AuditStore: Send + Sync {
     /// Every public key that ever signed checkpoints, oldest first.
     async fn audit_keys(&self) -> StoreResult<Vec<String>>;
     /// Deletes a person's salt, returning it: their entries can then be linked to no one.
+    /// Their keyed lookup is kept as erased at `at`, so a report on them can say why it finds
+    /// nothing.
     async fn forget_subject(
         &self,
         project: &ProjectId,
         lookup: &Hash,
+        at: Timestamp,
     ) -> StoreResult<Option<Vec<u8>>>;
+    /// When this person's salt was deleted by an erasure, if it was.
+    async fn subject_erased_at(
+        &self,
+        project: &ProjectId,
+        lookup: &Hash,
+    ) -> StoreResult<Option<Timestamp>>;
+    /// Up to `limit` entries with `seq` in `seqs` whose subjects include `subject`, by
+    /// sequence number (newest first when asked).
+    async fn entries_naming(
+        &self,
+        subject: &Hash,
+        seqs: std::ops::Range<u64>,
+        newest_first: bool,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEntry>>;
+    /// Indexes the subjects of up to `batch` entries written before the index existed;
+    /// answers how many are left.
+    async fn index_subjects_backlog(&self, batch: u64) -> StoreResult<u64>;
     /// The stored salt for a person's pseudonym, if they have one.
     async fn subject_salt(&self, project: &str, lookup: &Hash) -> StoreResult<Option<Vec<u8>>>;
 }

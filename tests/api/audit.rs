@@ -363,7 +363,11 @@ async fn forgetting_a_persons_salt_unlinks_them_while_the_log_still_verifies() {
     let alice = auditgate::domain::DistinctId::parse("alice").unwrap();
     let salt = app
         .store
-        .forget_subject(&shop, &keys.lookup(&shop, &alice))
+        .forget_subject(
+            &shop,
+            &keys.lookup(&shop, &alice),
+            auditgate::domain::Timestamp::from_millis(0),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -374,7 +378,11 @@ async fn forgetting_a_persons_salt_unlinks_them_while_the_log_still_verifies() {
     );
     assert!(
         app.store
-            .forget_subject(&shop, &keys.lookup(&shop, &alice))
+            .forget_subject(
+                &shop,
+                &keys.lookup(&shop, &alice),
+                auditgate::domain::Timestamp::from_millis(0)
+            )
             .await
             .unwrap()
             .is_none()

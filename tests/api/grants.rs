@@ -354,6 +354,8 @@ pub(crate) async fn call(b: &Browser, method: &str, path: &str) -> reqwest::Resp
         _ => {
             let body = if path == "/api/v1/admin/grants" {
                 json!({"subject_kind": "user", "subject": "someone-else", "role": "consumer", "project": "shop", "reason": "matrix"})
+            } else if path.contains("/audit/subject-report") {
+                json!({"project": "shop", "distinct_id": "matrix-person"})
             } else if path.starts_with("/import") {
                 json!([{"event": "e", "properties": {"distinct_id": "u", "time": 1_700_000_000, "$insert_id": "m"}}])
             } else {
@@ -369,6 +371,7 @@ pub(crate) fn concrete(path: &str, project: &str) -> String {
         .replace("{project}", project)
         .replace("{distinct_id}", "alice")
         .replace("{id}", "nobody")
+        .replace("{seq}", "0")
         .replace("{kind}", "event")
         .replace("{name}", "plan");
     if p == "/import" {

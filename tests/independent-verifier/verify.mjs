@@ -29,7 +29,7 @@ const NAMES = {
     "token.revoke auth.rejected auth.signin auth.signin_failed auth.second_factor auth.second_factor_failed " +
     "auth.lockout auth.signout auth.break_glass auth.second_factor_enroll auth.second_factor_reset " +
     "auth.recovery_codes auth.session_end auth.provider_logout access.role_change access.grant_change " +
-    "access.user_change access.properties_classify access.request audit.read audit.export keys.rotate " +
+    "access.user_change access.properties_classify access.request audit.read audit.export audit.subject_report keys.rotate " +
     "subjects.request subjects.anonymize subjects.opt_out subjects.consent project.restore project.purge").split(" "),
 };
 function parseEntry(b) {
@@ -52,7 +52,7 @@ function parseEntry(b) {
   const sf = u8(); if (sf > 1) throw new Invalid("bad second_factor");
   e.action = name(NAMES.action); e.outcome = name(NAMES.outcome); e.records = u64();
   e.clientIp = opt(4096); e.userAgent = opt(4096); e.requestId = opt(4096);
-  const n = u32(); if (n * 32 > b.length - p) throw new Invalid("more subjects than bytes"); take(n * 32);
+  const n = u32(); if (n * 32 > b.length - p) throw new Invalid("more subjects than bytes"); e.subjects = []; for (let k = 0; k < n; k++) e.subjects.push(Buffer.from(take(32)).toString("hex"));
   e.details = str(1 << 20);
   if (p !== b.length) throw new Invalid("bytes after the last field");
   if (e.project === null && e.projectSeq !== 0n) throw new Invalid("project_seq without a project");
@@ -111,6 +111,7 @@ function openNote(note, keys) {
 // Section 6: bundles.
 const ORDER = {
   header: ["type", "format", "origin", "scope", "project", "from", "to"],
+  headerSubject: ["type", "format", "origin", "scope", "project", "subject", "from", "to"],
   key: ["type", "vkey"], handover: ["type", "seq", "bytes", "proof", "note"],
   prefix: ["type", "size", "peaks", "last_link", "last_time"],
   entry: ["type", "seq", "bytes"], entryProof: ["type", "seq", "bytes", "proof"], checkpoint: ["type", "note"],
@@ -118,7 +119,7 @@ const ORDER = {
 function parseLine(text, n) {
   let v;
   try { v = JSON.parse(text); } catch { if (n === 1) throw new Unusable("line 1 is not a header"); throw new Invalid(`line ${n} is not JSON`); }
-  const want = v.type === "entry" && "proof" in v ? ORDER.entryProof : ORDER[v.type];
+  const want = v.type === "entry" && "proof" in v ? ORDER.entryProof : v.type === "header" && "subject" in v ? ORDER.headerSubject : ORDER[v.type];
   if (!want) throw new Invalid(`line ${n}: unknown line type`);
   if (JSON.stringify(Object.keys(v)) !== JSON.stringify(want) || JSON.stringify(v) !== text) throw new Invalid(`line ${n} is not canonical`);
   return v;
@@ -203,8 +204,10 @@ function verifyBundle(text, trustedText) {
       } else throw new Invalid(`a ${l.type} line out of place`);
     }
     if (!endedOnCp || lastCp !== to) throw new Invalid("truncated");
-  } else if (h.scope === "project") {
-    if (from !== 0n || h.project === null) throw new Invalid("bad project header");
+  } else if (h.scope === "project" || h.scope === "subject") {
+    const subject = h.scope === "subject";
+    if (from !== 0n || h.project === null || subject !== ("subject" in h)) throw new Invalid("bad project header");
+    if (subject && !/^[0-9a-f]{64}$/.test(h.subject)) throw new Invalid("bad subject");
     const c = parseLine(lines[i], i + 1); i++;
     if (c.type !== "checkpoint") throw new Invalid("the checkpoint must come first");
     const cp = checkpoint(c.note);
@@ -217,12 +220,14 @@ function verifyBundle(text, trustedText) {
       if (e.seq !== big(l.seq) || (last !== null && e.seq <= last) || e.project !== h.project) throw new Invalid("entry out of place");
       if (last !== null && last + 1n === e.seq && !e.prev.equals(link)) throw new Invalid("chain broken");
       if (e.time < time) throw new Invalid("time goes back");
-      projectOrder(e, true);
+      if (subject) { if (!e.subjects.includes(h.subject)) throw new Invalid("an entry that does not name the subject"); }
+      else projectOrder(e, true);
       verifyInclusion(leafHash(bytes), e.seq, cp.size, l.proof.map((p) => hash32(p, "proof")), cp.root);
       last = e.seq; link = chainLink(bytes); time = e.time;
     }
     if (last === null || last + 1n !== to) throw new Invalid("the project's newest entries are missing");
   } else throw new Invalid("unknown scope");
+  if (h.scope !== "subject" && "subject" in h) throw new Invalid("a subject outside a subject bundle");
   return { scope: h.scope, from: h.from, to: h.to };
 }
 

@@ -1,0 +1,416 @@
+//! The console: server-rendered pages over the same services and the same policy as the API.
+//! A page shows only what its viewer's grants reach (links included), and reads exactly as
+//! the API call it stands for, audit entry included.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::audit::EntryParams;
+use super::pages::{Nav, console_page};
+use crate::access::{Principal, Subject, decide};
+use crate::audit::{RequestContext, Standing, read, report};
+use crate::domain::{Permission, ProjectId};
+use crate::error::AppError;
+use crate::ledger::entry::{Action, Entry, Outcome};
+use crate::ledger::show::{entry_json, rfc3339};
+use crate::signin::caller::Person;
+use crate::state::AppState;
+
+/// The stylesheet every page links.
+#[utoipa::path(get, path = "/assets/console.css", tag = "console",
+    responses((status = 200, description = "The console's stylesheet", content((String = "text/css")))))]
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("cache-control", "public, max-age=3600"))
+        .body(include_str!("assets/console.css"))
+}
+
+/// The console's only script: copy buttons.
+#[utoipa::path(get, path = "/assets/console.js", tag = "console",
+    responses((status = 200, description = "The console's script (copy buttons)", content((String = "text/javascript")))))]
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("cache-control", "public, max-age=3600"))
+        .body(include_str!("assets/console.js"))
+}
+
+/// The projects on which `grants` of `subject` allow `permission`, by the one policy.
+async fn reach(
+    state: &AppState,
+    subject: &Subject,
+    permission: Permission,
+) -> Result<Vec<ProjectId>, AppError> {
+    Ok(state
+        .store
+        .list_projects()
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .filter(|p| decide(subject, permission, p) == crate::access::Decision::Allow)
+        .collect())
+}
+
+/// Whether `permission` is held on every project.
+fn everywhere(subject: &Subject, permission: Permission) -> bool {
+    crate::access::decide_global(subject, permission) == crate::access::Decision::Allow
+}
+
+/// The links `subject` may follow.
+async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, AppError> {
+    let mut links = vec![("Home".to_owned(), "/console".to_owned())];
+    if !reach(state, subject, Permission::AuditRead)
+        .await?
+        .is_empty()
+        || everywhere(subject, Permission::AuditRead)
+    {
+        links.push(("Audit log".into(), "/console/audit".into()));
+    }
+    if !reach(state, subject, Permission::AuditInvestigate)
+        .await?
+        .is_empty()
+    {
+        links.push((
+            "Who accessed a person".into(),
+            "/console/audit/subject-report".into(),
+        ));
+    }
+    links.push(("Account".into(), "/account".into()));
+    Ok(Nav { links })
+}
+
+fn person_subject(person: &Person) -> Subject {
+    Subject::User {
+        id: person.user.id.clone(),
+        method: person.actor().method,
+        credential: String::new(),
+        second_factor: person.actor().second_factor,
+        grants: person.grants.clone(),
+    }
+}
+
+/// The home page after sign-in: what this person can do, by their roles.
+#[utoipa::path(get, path = "/console", tag = "console",
+    responses((status = 200, description = "The home page", content((String = "text/html"))), (status = 401)))]
+pub async fn home(person: Person, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let subject = person_subject(&person);
+    let nav = nav_of(&state, &subject).await?;
+    let audit_projects = reach(&state, &subject, Permission::AuditRead).await?;
+    let investigate = reach(&state, &subject, Permission::AuditInvestigate).await?;
+    Ok(console_page(
+        &nav,
+        "Home",
+        html! {
+            p id="who" { "Signed in as " strong { (person.user.email) } "." }
+            ul class="cards" id="can-do" {
+                @if !audit_projects.is_empty() || everywhere(&subject, Permission::AuditRead) {
+                    li id="card-audit" {
+                        h2 { a href="/console/audit" { "Audit log" } }
+                        p class="muted" { "Who did what, when: filter the log, open an entry and its proof, download bundles to verify offline." }
+                    }
+                }
+                @if !investigate.is_empty() {
+                    li id="card-subject-report" {
+                        h2 { a href="/console/audit/subject-report" { "Who accessed a person" } }
+                        p class="muted" { "Every read, export, change or erasure of one person's data." }
+                    }
+                }
+                li id="card-account" {
+                    h2 { a href="/account" { "Your account" } }
+                    p class="muted" { "Your roles, sessions and security notices." }
+                }
+            }
+            @if person.grants.list().is_empty() {
+                p id="no-roles" { "You hold no role yet. An administrator can grant you one." }
+            }
+        },
+    ))
+}
+
+/// The principal's subject, with the nav its grants allow.
+async fn viewer(state: &AppState, principal: &Principal) -> Result<Nav, AppError> {
+    nav_of(state, principal.subject()).await
+}
+
+fn select(name: &str, label: &str, options: &[String], chosen: Option<&str>, any: &str) -> Markup {
+    html! {
+        label {
+            (label)
+            select name=(name) {
+                option value="" selected[chosen.is_none()] { (any) }
+                @for o in options {
+                    option value=(o) selected[chosen == Some(o.as_str())] { (o) }
+                }
+            }
+        }
+    }
+}
+
+fn text_input(name: &str, label: &str, value: Option<&str>, placeholder: &str) -> Markup {
+    html! {
+        label { (label) input type="text" name=(name) value=[value] placeholder=(placeholder); }
+    }
+}
+
+fn entries_table(entries: &[Entry]) -> Markup {
+    html! {
+        div class="table-wrap" {
+            table id="entries" {
+                thead { tr { th { "#" } th { "time (UTC)" } th { "actor" } th { "action" } th { "outcome" } th { "project" } th { "records" } } }
+                tbody {
+                    @for e in entries {
+                        tr {
+                            td { a href={"/console/audit/entries/" (e.seq)} { (e.seq) } }
+                            td { (rfc3339(e.time_ms)) }
+                            td { (e.actor.kind.as_str()) ":" (e.actor.id) }
+                            td { (e.action.as_str()) }
+                            td { (e.outcome.as_str()) }
+                            td { (e.project.as_deref().unwrap_or("—")) }
+                            td { (e.records) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The audit log viewer: the filters of `GET /api/v1/audit/entries`, a page of entries, the
+/// latest checkpoint and key, and the bundles this viewer may download.
+#[utoipa::path(get, path = "/console/audit", tag = "console", params(EntryParams),
+    responses((status = 200, description = "The audit log viewer", content((String = "text/html"))), (status = 400), (status = 401), (status = 403)))]
+pub async fn audit_log(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    q: web::Query<EntryParams>,
+) -> Result<HttpResponse, AppError> {
+    let mut params = q.into_inner();
+    let subject = principal.subject().clone();
+    let readable = reach(&state, &subject, Permission::AuditRead).await?;
+    let whole_log = everywhere(&subject, Permission::AuditRead);
+    // Someone who reads one project's entries lands on that project rather than a refusal.
+    if params.project.is_none()
+        && !whole_log
+        && let Some(first) = readable.first()
+    {
+        params.project = Some(first.to_string());
+    }
+    let query = params.parse()?;
+    let page = read::read_page(
+        &state.audit,
+        state.store.as_ref(),
+        &ctx,
+        &principal,
+        &query,
+        params.filters(query.limit),
+    )
+    .await?;
+    let nav = viewer(&state, &principal).await?;
+    let exportable = reach(&state, &subject, Permission::AuditExport).await?;
+    let export_all = everywhere(&subject, Permission::AuditExport);
+    let checkpoint = state.store.latest_checkpoint().await?;
+    let key = state.audit.verifier_key().to_string();
+    let projects: Vec<String> = readable.iter().map(ToString::to_string).collect();
+    let actions: Vec<String> = Action::ALL.iter().map(|a| a.as_str().to_owned()).collect();
+    let outcomes: Vec<String> = Outcome::ALL.iter().map(|o| o.as_str().to_owned()).collect();
+    let next = page.next_cursor.map(|c| {
+        let mut p = params.clone();
+        p.cursor = Some(c);
+        format!(
+            "/console/audit?{}",
+            serde_urlencoded::to_string(&p).unwrap_or_default()
+        )
+    });
+    Ok(console_page(
+        &nav,
+        "Audit log",
+        html! {
+            form class="filters" method="get" action="/console/audit" id="filters" {
+                @if whole_log {
+                    (select("project", "Project", &projects, params.project.as_deref(), "every entry"))
+                } @else {
+                    (select("project", "Project", &projects, params.project.as_deref(), "choose"))
+                }
+                (select("action", "Action", &actions, params.action.as_deref(), "any"))
+                (select("outcome", "Outcome", &outcomes, params.outcome.as_deref(), "any"))
+                (text_input("actor", "Actor id", params.actor.as_deref(), "a person's id"))
+                (text_input("from", "From", params.from.as_deref(), "2026-01-31T00:00:00Z"))
+                (text_input("to", "To", params.to.as_deref(), "RFC 3339 or ms"))
+                button type="submit" { "Filter" }
+            }
+            p class="muted" id="page-summary" {
+                (page.entries.len()) " entries, newest first (" (page.scanned) " looked at). This read is itself in the log."
+            }
+            (entries_table(&page.entries))
+            @if let Some(next) = &next {
+                p class="pager" { a id="older" href=(next) { "Older entries" } }
+            }
+            h2 { "Verify it yourself" }
+            @if let Some((size, note)) = &checkpoint {
+                p { "The latest signed checkpoint covers " (size) " entries:" }
+                pre id="checkpoint" { (note) }
+                button type="button" class="copy" data-copy="checkpoint" { "Copy" }
+            }
+            p { "The log's public key:" }
+            pre id="public-key" { (key) }
+            button type="button" class="copy" data-copy="public-key" { "Copy" }
+            @if export_all || !exportable.is_empty() {
+                h2 { "Download a bundle" }
+                ul id="bundles" {
+                    @if export_all {
+                        li { a href="/api/v1/audit/export" download="auditgate-log.bundle" { "The whole log" } }
+                    }
+                    @for p in &exportable {
+                        li { a href={"/api/v1/audit/export?project=" (p)} download={(p) ".bundle"} { "Project " (p) } }
+                    }
+                }
+                p { "Then, on your own machine, with no network or database:" }
+                pre id="verify-command" { "auditgate-verify FILE.bundle --key '" (key) "' --show" }
+                button type="button" class="copy" data-copy="verify-command" { "Copy" }
+            }
+        },
+    ))
+}
+
+/// One entry, every field decoded, with its inclusion proof in the latest checkpoint.
+#[utoipa::path(get, path = "/console/audit/entries/{seq}", tag = "console",
+    params(("seq" = String, Path, description = "The entry's sequence number")),
+    responses((status = 200, description = "The entry", content((String = "text/html"))), (status = 401), (status = 403), (status = 404)))]
+pub async fn audit_entry(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let seq: u64 = path
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("there is no entry {:?}", path.as_str())))?;
+    let (entry, inclusion) =
+        read::read_one(&state.audit, state.store.as_ref(), &ctx, &principal, seq).await?;
+    let nav = viewer(&state, &principal).await?;
+    let json = entry_json(&entry);
+    let fields = json.as_object().cloned().unwrap_or_default();
+    let b64 = |h: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(h)
+    };
+    Ok(console_page(
+        &nav,
+        &format!("Entry {seq}"),
+        html! {
+            dl class="fields" id="entry-fields" {
+                @for (name, value) in &fields {
+                    @if name != "details" {
+                        dt { (name) }
+                        dd { code { @match value { serde_json::Value::String(s) => (s), other => (other.to_string()) } } }
+                    }
+                }
+            }
+            h2 { "Details" }
+            pre id="entry-details" { (serde_json::to_string_pretty(&json["details"]).unwrap_or_default()) }
+            h2 { "Inclusion proof" }
+            @if inclusion.size == 0 {
+                p id="no-proof" { "No signed checkpoint covers this entry yet; reload in a moment." }
+            } @else {
+                p { "Leaf " code { (b64(&inclusion.leaf)) } " is entry " (seq) " of the tree of " (inclusion.size) " entries, by these hashes (leaf to root):" }
+                ol id="proof" { @for h in &inclusion.proof { li { code { (b64(h)) } } } }
+                p class="muted" { "The same proof, for scripts: " code { "GET /api/v1/audit/proof/inclusion?seq=" (seq) "&size=" (inclusion.size) } }
+            }
+            p { a href="/console/audit" { "Back to the log" } }
+        },
+    ))
+}
+
+/// The subject report's form, as a form post sends it.
+#[derive(Debug, Deserialize)]
+pub struct ReportForm {
+    project: String,
+    distinct_id: String,
+}
+
+fn report_form(projects: &[ProjectId], chosen: Option<&str>, who: Option<&str>) -> Markup {
+    let names: Vec<String> = projects.iter().map(ToString::to_string).collect();
+    html! {
+        form class="stack" method="post" action="/console/audit/subject-report" id="report-form" {
+            (select("project", "Project", &names, chosen.or(names.first().map(String::as_str)), "choose"))
+            label { "The person's distinct_id" input type="text" name="distinct_id" required value=[who] autocomplete="off"; }
+            button type="submit" { "Report" }
+        }
+        p class="muted" { "The id is sent in the request body only, and the log records the person's pseudonym, never the id." }
+    }
+}
+
+/// "Who accessed this person's data?": the form.
+#[utoipa::path(get, path = "/console/audit/subject-report", tag = "console",
+    responses((status = 200, description = "The form", content((String = "text/html"))), (status = 401), (status = 403)))]
+pub async fn subject_report_form(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+) -> Result<HttpResponse, AppError> {
+    let projects = reach(&state, principal.subject(), Permission::AuditInvestigate).await?;
+    if projects.is_empty() {
+        // Refused (and logged) as the API refuses it.
+        state
+            .audit
+            .authorize_global::<crate::access::perm::AuditInvestigate>(
+                &ctx,
+                &principal,
+                Action::AuditSubjectReport,
+            )
+            .await?;
+    }
+    let nav = viewer(&state, &principal).await?;
+    Ok(console_page(
+        &nav,
+        "Who accessed a person",
+        report_form(&projects, None, None),
+    ))
+}
+
+/// "Who accessed this person's data?": the answer, from the same service as the API.
+#[utoipa::path(post, path = "/console/audit/subject-report", tag = "console",
+    responses((status = 200, description = "The report", content((String = "text/html"))), (status = 400), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn subject_report_run(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let form: ReportForm = super::pages::body(&req, &body)?;
+    let asked = report::Asked::parse(&form.project, &form.distinct_id, None, Some(500))?;
+    let found =
+        report::subject_report(&state.audit, state.store.as_ref(), &ctx, &principal, &asked)
+            .await?;
+    let projects = reach(&state, principal.subject(), Permission::AuditInvestigate).await?;
+    let nav = viewer(&state, &principal).await?;
+    Ok(console_page(
+        &nav,
+        "Who accessed a person",
+        html! {
+            (report_form(&projects, Some(&form.project), Some(&form.distinct_id)))
+            section id="report" data-standing=(found.standing_name()) {
+                h2 { "In project " (found.project) }
+                p id="report-message" { (found.message()) }
+                @if let Standing::Named(_) = found.standing {
+                    p { "Pseudonym " code id="pseudonym" { (found.subject_hex().unwrap_or_default()) } }
+                    (entries_table(&found.page.entries))
+                    @if found.page.next_cursor.is_some() {
+                        p class="muted" { "Only the newest 500 are shown; the API pages through the rest." }
+                    }
+                    form method="post" action="/api/v1/audit/subject-report/bundle" id="report-bundle" {
+                        input type="hidden" name="project" value=(form.project);
+                        input type="hidden" name="distinct_id" value=(form.distinct_id);
+                        button type="submit" { "Download as a verifiable bundle" }
+                    }
+                    p { "Verify it offline:" }
+                    pre id="verify-command" { "auditgate-verify subject-report-" (found.project) ".bundle --key '" (state.audit.verifier_key().to_string()) "' --show" }
+                }
+            }
+        },
+    ))
+}

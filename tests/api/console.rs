@@ -1,0 +1,290 @@
+//! The console's pages over HTTP: each shows only what its viewer's API calls would allow
+//! (links included, walked for every built-in role), reads as the API does (audit entries
+//! too), and every problem a browser meets is a page with the same status.
+
+use std::collections::BTreeSet;
+
+use auditgate::config::GroupRoleSettings;
+use auditgate::domain::BUILTIN;
+use auditgate::ledger::entry::{Action, Outcome};
+use serde_json::json;
+
+use crate::grants::{app, grant, log, person, to_user};
+use crate::signin::Browser;
+
+/// A page as a browser asks for it.
+async fn page(b: &Browser, path: &str) -> (u16, String) {
+    let r = b
+        .client
+        .get(format!("{}{path}", b.base))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = r.text().await.unwrap();
+    if path.starts_with("/console") || status >= 400 {
+        assert!(ct.starts_with("text/html"), "{path}: {status} {ct}");
+    }
+    (status, body)
+}
+
+/// A form post as a browser sends it (same-origin, urlencoded).
+async fn post_form(b: &Browser, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let r = b
+        .client
+        .post(format!("{}{path}", b.base))
+        .header("accept", "text/html")
+        .header("origin", b.base.trim_end_matches('/'))
+        .header("sec-fetch-site", "same-origin")
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The local links of a page (`href="/..."`), without fragments.
+fn links(html: &str) -> BTreeSet<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|h| h.starts_with('/') && !h.starts_with("//"))
+        .map(|h| h.replace("&amp;", "&"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_auditor_reads_the_log_an_entry_and_a_subject_report_in_pages() {
+    let (app, idp) = app(|_| {}).await;
+    let (owner, _) = person(&app, &idp, "olga", &["owners"]).await;
+    let (auditor, auditor_id) = person(&app, &idp, "abe", &[]).await;
+    let (consumer, consumer_id) = person(&app, &idp, "cora", &[]).await;
+    assert_eq!(
+        grant(&owner, to_user(&auditor_id, "auditor", "shop"))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        grant(&owner, to_user(&consumer_id, "consumer", "shop"))
+            .await
+            .status(),
+        201
+    );
+    app.import(&json!([app.event("Buy", "cust-p", "p1")])).await;
+    app.get("/api/v1/projects/shop/events?distinct_id=cust-p")
+        .await;
+    app.settle().await;
+
+    // Home: the auditor sees the audit cards; the consumer does not.
+    let (status, home) = page(&auditor, "/console").await;
+    assert_eq!(status, 200);
+    assert!(home.contains("id=\"card-audit\""), "{home}");
+    assert!(home.contains("id=\"card-subject-report\""));
+    assert!(home.contains("/assets/console.css"));
+    let (_, home) = page(&consumer, "/console").await;
+    assert!(!home.contains("card-audit") && !home.contains("/console/audit"));
+
+    // The log viewer: the auditor of shop lands on shop's entries, newest first.
+    let (status, log_page) = page(&auditor, "/console/audit").await;
+    assert_eq!(status, 200, "{log_page}");
+    assert!(log_page.contains("<td>events.query</td>"), "{log_page}");
+    assert!(log_page.contains("id=\"public-key\""));
+    assert!(log_page.contains("id=\"checkpoint\""));
+    assert!(log_page.contains("/api/v1/audit/export?project=shop"));
+    assert!(!log_page.contains("cust-p"), "no end-user id in clear");
+    let (_, filtered) = page(&auditor, "/console/audit?project=shop&action=events.ingest").await;
+    assert!(filtered.contains("events.ingest") && !filtered.contains("<td>events.query</td>"));
+    // An entry: every field, its details, its proof.
+    let entry_link = links(&log_page)
+        .into_iter()
+        .find(|l| l.starts_with("/console/audit/entries/"))
+        .unwrap();
+    let (status, entry) = page(&auditor, &entry_link).await;
+    assert_eq!(status, 200, "{entry}");
+    assert!(entry.contains("id=\"entry-fields\"") && entry.contains("id=\"proof\""));
+    // Entry 0 (log.init) has no project: only whole-log auditors read it.
+    let (status, refused) = page(&auditor, "/console/audit/entries/0").await;
+    assert_eq!(status, 403);
+    assert!(refused.contains("audit:read"), "{refused}");
+    let (status, _) = page(&owner, "/console/audit/entries/0").await;
+    assert_eq!(status, 200);
+    assert_eq!(page(&auditor, "/console/audit/entries/x9").await.0, 404);
+
+    // The subject report, as a form: the same answer and entry as the API.
+    let (status, form) = page(&auditor, "/console/audit/subject-report").await;
+    assert_eq!(status, 200);
+    assert!(form.contains("id=\"report-form\""));
+    let (status, answer) = post_form(
+        &auditor,
+        "/console/audit/subject-report",
+        &[("project", "shop"), ("distinct_id", "cust-p")],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("data-standing=\"named\""), "{answer}");
+    assert!(answer.contains("events.query"));
+    assert!(answer.contains("action=\"/api/v1/audit/subject-report/bundle\""));
+
+    // The consumer is refused every audit page, each as a page naming what is missing.
+    for path in ["/console/audit", "/console/audit/subject-report"] {
+        let (status, body) = page(&consumer, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(body.contains("id=\"missing-permission\""), "{path}: {body}");
+    }
+
+    // Each page read is logged as its API read is.
+    let entries = log(&app).await;
+    let reads: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == Action::AuditRead && e.actor.id == auditor_id)
+        .collect();
+    assert!(
+        reads
+            .iter()
+            .any(|e| e.details.contains("events.ingest") && e.outcome == Outcome::Allowed)
+    );
+    assert!(reads.iter().any(|e| e.details.contains("\"seq\"")));
+    assert!(reads.iter().any(|e| e.outcome == Outcome::Denied));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == Action::AuditSubjectReport
+                && e.actor.id == auditor_id
+                && e.subjects.len() == 1)
+    );
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.actor.id == consumer_id)
+            .any(|e| e.outcome == Outcome::Denied)
+    );
+}
+
+#[tokio::test]
+async fn a_browser_meets_every_problem_as_a_page_with_the_same_status() {
+    let (app, idp) = app(|_| {}).await;
+    let anonymous = Browser::new(&app);
+    let (status, body) = page(&anonymous, "/console").await;
+    assert_eq!(status, 401);
+    assert!(body.contains("/auth/login"), "{body}");
+    let (status, body) = page(&anonymous, "/no/such/page").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("class=\"problem\""));
+    // Scripts still get problem+json from the same routes.
+    let r = anonymous.get("/no/such/page").await;
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // A cross-site form post is refused with a page that says where pages must come from.
+    let (b, _) = person(&app, &idp, "olga", &["owners"]).await;
+    let r = b
+        .client
+        .post(format!("{}/console/audit/subject-report", b.base))
+        .header("accept", "text/html")
+        .header("origin", "https://evil.example")
+        .form(&[("project", "shop"), ("distinct_id", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("cross-site request refused"), "{text}");
+    // Too many attempts: the page says how long to wait, and Retry-After stays.
+    let (limited, _) = crate::grants::app(|s| {
+        s.server.rate_limit.public_per_second = 1;
+        s.server.rate_limit.public_burst = 1;
+    })
+    .await;
+    let anonymous = Browser::new(&limited);
+    let mut last = None;
+    for _ in 0..10 {
+        let r = anonymous
+            .client
+            .get(format!("{}/api/v1/audit/checkpoint", anonymous.base))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            last = Some(r);
+            break;
+        }
+    }
+    let r = last.expect("the sign-in page is rate limited");
+    let wait = r.headers()["retry-after"].to_str().unwrap().to_owned();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(&format!("Please wait {wait} seconds")),
+        "{text}"
+    );
+    // Pages load no inline script: the policy allows our own files only.
+    let r = anonymous.get("/assets/console.css").await;
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+}
+
+#[tokio::test]
+async fn every_builtin_role_sees_only_links_its_api_calls_allow() {
+    let mappings: Vec<GroupRoleSettings> = BUILTIN
+        .iter()
+        .map(|r| GroupRoleSettings {
+            group: format!("role-{}", r.name),
+            role: r.name.into(),
+            project: "shop".into(),
+            review_by: None,
+        })
+        .collect();
+    let (app, idp) = app(|s| s.access.group_roles.extend(mappings)).await;
+    app.import(&json!([app.event("Buy", "cust-w", "w1")])).await;
+    app.settle().await;
+    for role in BUILTIN {
+        let group = format!("role-{}", role.name);
+        let (b, _) = person(&app, &idp, role.name, &[group.as_str()]).await;
+        // Walk the console from home, two links deep; no link may lead to a refusal.
+        let mut seen = BTreeSet::new();
+        let mut frontier = vec!["/console".to_owned()];
+        for _depth in 0..3 {
+            let mut next = Vec::new();
+            for path in frontier {
+                if !seen.insert(path.clone()) || path.starts_with("/auth/") {
+                    continue;
+                }
+                let (status, body) = page(&b, &path).await;
+                assert!(
+                    status < 400,
+                    "{}: the link {path} answers {status}: {body}",
+                    role.name
+                );
+                if path.starts_with("/console") {
+                    next.extend(
+                        links(&body)
+                            .into_iter()
+                            .filter(|l| !l.starts_with("/assets/")),
+                    );
+                }
+            }
+            frontier = next;
+        }
+        let reads_audit = role
+            .permissions
+            .contains(&auditgate::domain::Permission::AuditRead);
+        assert_eq!(
+            seen.contains("/console/audit"),
+            reads_audit,
+            "{}: {seen:?}",
+            role.name
+        );
+        assert_eq!(
+            seen.contains("/console/audit/subject-report"),
+            role.permissions
+                .contains(&auditgate::domain::Permission::AuditInvestigate),
+            "{}",
+            role.name
+        );
+    }
+}
