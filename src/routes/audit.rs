@@ -240,6 +240,20 @@ pub struct EntryParams {
 }
 
 impl EntryParams {
+    /// The same with empty fields as absent: a form sends every field, filled or not.
+    pub fn without_empty(self) -> Self {
+        let some = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        Self {
+            project: some(self.project),
+            action: some(self.action),
+            outcome: some(self.outcome),
+            actor: some(self.actor),
+            from: some(self.from),
+            to: some(self.to),
+            ..self
+        }
+    }
+
     /// The filters as the `audit.read` entry records them.
     pub fn filters(&self, limit: u32) -> serde_json::Value {
         json!({
@@ -316,6 +330,7 @@ pub async fn entries(
     principal: Principal,
     q: web::Query<EntryParams>,
 ) -> Result<HttpResponse, AppError> {
+    let q = q.into_inner().without_empty();
     let query = q.parse()?;
     let filters = q.filters(query.limit);
     // The right is checked before anything is read; the read is logged before it is answered.

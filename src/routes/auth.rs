@@ -422,7 +422,7 @@ pub async fn enroll_confirm(
             html! {
                 p { "Keep these recovery codes somewhere safe. Each works once; they are not shown again." }
                 ul id="recovery-codes" { @for c in &codes { li { code { (c) } } } }
-                p { a href="/account" { "Continue" } }
+                p { a href="/console" { "Continue" } }
             },
         )
     } else {

@@ -99,6 +99,9 @@ pub async fn home(person: Person, state: web::Data<AppState>) -> Result<HttpResp
     let nav = nav_of(&state, &subject).await?;
     let audit_projects = reach(&state, &subject, Permission::AuditRead).await?;
     let investigate = reach(&state, &subject, Permission::AuditInvestigate).await?;
+    let notices = crate::signin::account::standing(&state, &person)
+        .await?
+        .notices;
     Ok(console_page(
         &nav,
         "Home",
@@ -122,8 +125,24 @@ pub async fn home(person: Person, state: web::Data<AppState>) -> Result<HttpResp
                     p class="muted" { "Your roles, sessions and security notices." }
                 }
             }
+            @if !notices.is_empty() {
+                section id="notices" {
+                    h2 { "Security notices" }
+                    ul { @for n in &notices { li { (n.at.to_rfc3339()) ": " (n.detail) } } }
+                }
+            }
+            h2 { "Your roles" }
             @if person.grants.list().is_empty() {
                 p id="no-roles" { "You hold no role yet. An administrator can grant you one." }
+            } @else {
+                ul id="roles" {
+                    @for g in person.grants.list() {
+                        li {
+                            @if let Some(role) = &g.role { (role) } @else { "denied " (g.deny.map(|p| p.as_str()).unwrap_or("")) }
+                            " on " (g.project)
+                        }
+                    }
+                }
             }
         },
     ))
@@ -187,7 +206,7 @@ pub async fn audit_log(
     principal: Principal,
     q: web::Query<EntryParams>,
 ) -> Result<HttpResponse, AppError> {
-    let mut params = q.into_inner();
+    let mut params = q.into_inner().without_empty();
     let subject = principal.subject().clone();
     let readable = reach(&state, &subject, Permission::AuditRead).await?;
     let whole_log = everywhere(&subject, Permission::AuditRead);

@@ -181,7 +181,7 @@ pub fn local_path(return_to: Option<&str>) -> String {
         {
             p.to_owned()
         }
-        _ => "/account".to_owned(),
+        _ => "/console".to_owned(),
     }
 }
 
@@ -210,8 +210,8 @@ mod tests {
             "/a\nb",
             "",
         ] {
-            assert_eq!(local_path(Some(bad)), "/account", "{bad:?}");
+            assert_eq!(local_path(Some(bad)), "/console", "{bad:?}");
         }
-        assert_eq!(local_path(None), "/account");
+        assert_eq!(local_path(None), "/console");
     }
 }

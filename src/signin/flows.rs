@@ -35,7 +35,7 @@ impl Next {
         match self {
             Self::Enroll => "/auth/2fa/enroll",
             Self::Verify => "/auth/2fa/verify",
-            Self::Done => "/account",
+            Self::Done => "/console",
         }
     }
 }

@@ -96,6 +96,14 @@ pub async fn app_with_node(alg: &str, groups: &str) -> (TestApp, NodeProvider) {
     );
     s.server.bind = format!("127.0.0.1:{port}");
     s.auth.public_url = format!("http://127.0.0.1:{port}");
+    s.access
+        .group_roles
+        .push(auditgate::config::GroupRoleSettings {
+            group: "dpos".into(),
+            role: "data_protection_officer".into(),
+            project: "shop".into(),
+            review_by: None,
+        });
     (spawn_with(s, db).await, provider)
 }
 
@@ -319,5 +327,166 @@ async fn a_browser_walks_the_sign_in_pages() {
     assert_eq!(count(Action::SecondFactor, Outcome::Allowed), 1);
     assert_eq!(count(Action::SignOut, Outcome::Allowed), 1);
     assert_eq!(count(Action::EventsQuery, Outcome::Allowed), 1);
+    drop(op);
+}
+
+#[tokio::test]
+async fn an_auditor_walks_the_console_in_chromium_and_verifies_what_it_downloads() {
+    let test = "an_auditor_walks_the_console_in_chromium_and_verifies_what_it_downloads";
+    if !node_ready(test) {
+        return;
+    }
+    let Some(chromium) = chromium() else {
+        if std::env::var("AUDITGATE_REQUIRE_BROWSER").is_ok() {
+            panic!("{test}: /usr/bin/chromium is missing but AUDITGATE_REQUIRE_BROWSER is set");
+        }
+        eprintln!("SKIPPED {test}: install Debian's chromium (apt-get install chromium)");
+        return;
+    };
+    let (app, op) = app_with_node("RS256", "id_token").await;
+    for who in ["cust-named", "cust-erased"] {
+        let r = app
+            .import(&json!([app.event("Buy", who, &format!("{who}-1"))]))
+            .await;
+        assert_eq!(r.status(), 200);
+        let r = app
+            .get(&format!("/api/v1/projects/shop/events?distinct_id={who}"))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    // The data-protection officer erases one of them (through the API: the console's
+    // subject-request pages are not built yet).
+    let mut dora = Browser::new(&app);
+    sign_in_as(&mut dora, "dora").await;
+    dora.enroll(app.clock.now()).await;
+    let r = dora
+        .post(
+            "/api/v1/projects/shop/subject-requests/deletions",
+            json!({"distinct_ids": ["cust-erased"], "reason": "DSR-7"}),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut done = false;
+    for _ in 0..300 {
+        let s: Value = dora
+            .get(&format!(
+                "/api/v1/projects/shop/subject-requests/deletions/{id}"
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if s["status"] == "SUCCESS" {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(done, "the erasure finished");
+    app.settle().await;
+
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-output/console");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let (address, time, dir) = (
+        app.address.clone(),
+        app.clock.now().millis().to_string(),
+        out.clone(),
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("console.mjs")
+            .current_dir(oidc_dir())
+            .env("APP", address)
+            .env("APP_TIME_MS", time)
+            .env("CHROMIUM", chromium)
+            .env("OUT", dir)
+            .env("NAMED", "cust-named")
+            .env("ERASED", "cust-erased")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let seen: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(
+        seen["home_path"], "/console",
+        "sign-in lands on the home page"
+    );
+    assert_eq!(seen["home_cards"], 3, "{seen}");
+    assert!(seen["filtered_rows"].as_u64().unwrap() >= 2, "{seen}");
+    assert_eq!(seen["filtered_all_queries"], true);
+    assert_eq!(seen["entry_action"], "events.query");
+    assert!(seen["proof_hashes"].as_u64().unwrap() >= 1, "{seen}");
+    assert_eq!(seen["named_standing"], "named");
+    assert!(seen["named_rows"].as_u64().unwrap() >= 1);
+    assert_eq!(seen["erased_standing"], "erased");
+    assert!(
+        seen["erased_message"]
+            .as_str()
+            .unwrap()
+            .contains("no report can be made"),
+        "{seen}"
+    );
+    assert_eq!(seen["error_status"], 404);
+    assert_eq!(seen["csp_violations"], json!([]), "{seen}");
+    let pages = seen["pages"].as_object().unwrap();
+    assert_eq!(pages.len(), 8, "{seen}");
+    for (name, p) in pages {
+        assert_eq!(p["axe"], json!([]), "axe-core on {name}: {p}");
+        assert!(
+            p["overflow_at_360"].as_i64().unwrap() <= 0,
+            "{name} at 360 px: {p}"
+        );
+        assert_ne!(
+            p["dark_background"], "rgb(255, 255, 255)",
+            "{name} follows a dark scheme"
+        );
+        for variant in ["", "-dark", "-360"] {
+            assert!(out.join(format!("{name}{variant}.png")).exists());
+        }
+    }
+
+    // What the auditor downloaded verifies offline, with the command the page showed.
+    let key = app.verifier_key().to_string();
+    assert!(seen["verify_command"].as_str().unwrap().contains(&key));
+    for (file, says) in [
+        ("shop.bundle", "entries of project shop"),
+        ("subject.bundle", "naming subject"),
+    ] {
+        let verified = Command::new(env!("CARGO_BIN_EXE_auditgate-verify"))
+            .arg(out.join(file))
+            .args(["--key", &key])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&verified.stdout);
+        assert_eq!(verified.status.code(), Some(0), "{file}: {text}");
+        assert!(text.contains(says), "{file}: {text}");
+    }
+
+    // And every page's read is in the log, as its API call's would be.
+    app.settle().await;
+    let (_, log) = app.export_log().await;
+    let by_bob = |a: Action| {
+        log.iter()
+            .filter(|e| {
+                e.action == a && e.actor.method == AuthMethod::Oidc && e.outcome == Outcome::Allowed
+            })
+            .count()
+    };
+    assert!(by_bob(Action::AuditRead) >= 4, "log pages and the entry");
+    assert_eq!(by_bob(Action::AuditExport), 1);
+    assert_eq!(
+        by_bob(Action::AuditSubjectReport),
+        3,
+        "two reports and a bundle"
+    );
     drop(op);
 }

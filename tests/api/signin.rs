@@ -920,7 +920,7 @@ async fn return_to_never_leaves_the_site_and_provider_mfa_is_accepted_only_when_
     let resp = b.sign_in_raw("&return_to=https://evil.example/").await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["second_factor"], "done");
-    assert_eq!(body["next"], "/account");
+    assert_eq!(body["next"], "/console");
     let me: Value = b.get("/api/v1/me").await.json().await.unwrap();
     assert_eq!(me["authentication"]["second_factor"], true);
     // Without the setting the same `amr` exempts nobody.
@@ -953,7 +953,12 @@ async fn pages_carry_strict_security_headers() {
     let h = resp.headers();
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
-    assert!(!csp.contains("script-src"), "no scripts at all");
+    // Scripts only from our own files (the console's copy buttons), never inline or eval.
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "no-store");
     let html = resp.text().await.unwrap();

@@ -16,6 +16,7 @@ const groupsIn = process.env.OP_GROUPS || 'id_token';
 const accounts = {
   alice: { name: 'Alice Analyst', groups: ['analysts'] },
   bob: { name: 'Bob Auditor', groups: ['auditors'] },
+  dora: { name: 'Dora Data-Protection', groups: ['dpos'] },
 };
 
 function signingKey() {
