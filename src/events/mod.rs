@@ -3,6 +3,7 @@
 pub mod identity;
 pub mod metrics;
 pub mod mixpanel;
+pub mod reads;
 pub use crate::domain::profile;
 
 use base64::Engine;

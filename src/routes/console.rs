@@ -77,6 +77,12 @@ async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, AppError> {
             "/console/audit/subject-report".into(),
         ));
     }
+    for p in reach(state, subject, Permission::EventsRead).await? {
+        links.push((
+            format!("Events: {p}"),
+            format!("/console/projects/{p}/events"),
+        ));
+    }
     links.push(("Account".into(), "/account".into()));
     Ok(Nav { links })
 }
@@ -99,6 +105,7 @@ pub async fn home(person: Person, state: web::Data<AppState>) -> Result<HttpResp
     let nav = nav_of(&state, &subject).await?;
     let audit_projects = reach(&state, &subject, Permission::AuditRead).await?;
     let investigate = reach(&state, &subject, Permission::AuditInvestigate).await?;
+    let readable = reach(&state, &subject, Permission::EventsRead).await?;
     let notices = crate::signin::account::standing(&state, &person)
         .await?
         .notices;
@@ -118,6 +125,12 @@ pub async fn home(person: Person, state: web::Data<AppState>) -> Result<HttpResp
                     li id="card-subject-report" {
                         h2 { a href="/console/audit/subject-report" { "Who accessed a person" } }
                         p class="muted" { "Every read, export, change or erasure of one person's data." }
+                    }
+                }
+                @for p in &readable {
+                    li class="card-events" {
+                        h2 { a href={"/console/projects/" (p) "/events"} { "Events in " (p) } }
+                        p class="muted" { "Explore events and people, sensitive values redacted." }
                     }
                 }
                 li id="card-account" {
@@ -430,6 +443,183 @@ pub async fn subject_report_run(
                     pre id="verify-command" { "auditgate-verify subject-report-" (found.project) ".bundle --key '" (state.audit.verifier_key().to_string()) "' --show" }
                 }
             }
+        },
+    ))
+}
+
+/// Counts by day as a bar chart drawn on the server: an SVG the page's colours fill.
+fn day_chart(rows: &[(String, i64)]) -> Markup {
+    let max = rows.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let (width, height) = (600.0_f64, 120.0_f64);
+    let slot = width / rows.len().max(1) as f64;
+    let total: i64 = rows.iter().map(|(_, n)| n).sum();
+    html! {
+        figure id="counts-by-day" {
+            svg viewBox={"0 0 " (width) " " (height + 20.0)} width="100%" height="140" role="img"
+                aria-label={(total) " events over " (rows.len()) " days"} {
+                @for (i, (day, n)) in rows.iter().enumerate() {
+                    @let h = (*n as f64 / max as f64) * height;
+                    rect x=(format!("{:.1}", i as f64 * slot + 1.0)) y=(format!("{:.1}", height - h))
+                        width=(format!("{:.1}", (slot - 2.0).max(1.0))) height=(format!("{:.1}", h))
+                        fill="currentColor" class="bar" {
+                        title { (day) ": " (n) }
+                    }
+                }
+                @if let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) {
+                    text x="0" y=(height + 16.0) font-size="12" fill="currentColor" { (first) }
+                    text x=(width) y=(height + 16.0) font-size="12" fill="currentColor" text-anchor="end" { (last) }
+                }
+            }
+            figcaption class="muted" { (total) " events by day (UTC)" }
+        }
+    }
+}
+
+/// A property value as text, sensitive values marked as hidden.
+fn value_text(v: &serde_json::Value) -> Markup {
+    match v {
+        serde_json::Value::String(s) if s == crate::events::REDACTED => {
+            html! { span class="redacted" title="sensitive: your roles do not reveal it" { (s) } }
+        }
+        serde_json::Value::String(s) => html! { (s) },
+        other => html! { (other.to_string()) },
+    }
+}
+
+/// The event explorer of one project: the filters of `GET .../events`, a page of events
+/// (sensitive values redacted as the API redacts them) and counts by day, each read logged
+/// as its API call is.
+#[utoipa::path(get, path = "/console/projects/{project}/events", tag = "console",
+    params(("project" = String, Path, description = "Project id"), super::query::Filters),
+    responses((status = 200, description = "The event explorer", content((String = "text/html"))), (status = 400), (status = 401), (status = 403), (status = 404)))]
+pub async fn explorer(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    super::extract::ProjectPath(project): super::extract::ProjectPath,
+    filters: web::Query<super::query::Filters>,
+    cursor: web::Query<ExplorerPage>,
+) -> Result<HttpResponse, AppError> {
+    use crate::events::reads::{self, Reader};
+    let filters = filters.into_inner().without_empty();
+    let after = cursor
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(crate::events::Cursor::parse)
+        .transpose()?;
+    let reader = Reader {
+        audit: &state.audit,
+        store: &state.store,
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let page = reads::events_page(&reader, &project, filters.parse()?, after, 50).await?;
+    let days = reads::counts(
+        &reader,
+        &project,
+        filters.parse()?,
+        crate::store::CountGroup::Day,
+        "day",
+    )
+    .await?;
+    let nav = viewer(&state, &principal).await?;
+    let profiles = crate::access::holds(&principal, Permission::ProfilesRead, &project);
+    let base = format!("/console/projects/{project}/events");
+    let next = page.next_cursor.as_ref().map(|c| {
+        let q = serde_urlencoded::to_string(&filters).unwrap_or_default();
+        format!("{base}?{q}&cursor={c}")
+    });
+    Ok(console_page(
+        &nav,
+        &format!("Events in {project}"),
+        html! {
+            form class="filters" method="get" action=(base) id="filters" {
+                (text_input("event", "Event", filters.event.as_deref(), "e.g. Purchase"))
+                (text_input("distinct_id", "Person (distinct_id)", filters.distinct_id.as_deref(), "one person"))
+                (text_input("from", "From", filters.from.as_deref(), "2026-01-31T00:00:00Z"))
+                (text_input("to", "To", filters.to.as_deref(), "RFC 3339 or ms"))
+                button type="submit" { "Filter" }
+            }
+            (day_chart(&days))
+            p class="muted" { "Values of sensitive properties show as " code { (crate::events::REDACTED) } " unless your roles reveal them. Every view here is in the audit log." }
+            div class="table-wrap" {
+                table id="events" {
+                    thead { tr { th { "time (UTC)" } th { "event" } th { "person" } th { "properties" } } }
+                    tbody {
+                        @for e in &page.events {
+                            tr {
+                                td { (e.time) }
+                                td { (e.event) }
+                                td {
+                                    @if profiles {
+                                        a href={"/console/projects/" (project) "/profiles/" (urlencoding(&e.distinct_id))} { (e.distinct_id) }
+                                    } @else { (e.distinct_id) }
+                                }
+                                td {
+                                    dl class="fields" {
+                                        @for (k, v) in &e.properties {
+                                            dt { (k) } dd { (value_text(v)) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = &next {
+                p class="pager" { a id="next-page" href=(next) { "Next page" } }
+            }
+        },
+    ))
+}
+
+/// Where the explorer's page starts.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExplorerPage {
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A path segment, percent-encoded.
+fn urlencoding(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .unwrap_or_default()
+        .trim_start_matches('=')
+        .replace('+', "%20")
+}
+
+/// One person's profile, redacted as the API redacts it; the read is logged as its API
+/// call's is.
+#[utoipa::path(get, path = "/console/projects/{project}/profiles/{distinct_id}", tag = "console",
+    params(("project" = String, Path, description = "Project id"), ("distinct_id" = String, Path, description = "The person")),
+    responses((status = 200, description = "The profile", content((String = "text/html"))), (status = 401), (status = 403), (status = 404)))]
+pub async fn profile(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    super::extract::ProjectPath(project): super::extract::ProjectPath,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (_, who) = path.into_inner();
+    let reader = crate::events::reads::Reader {
+        audit: &state.audit,
+        store: &state.store,
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let p = crate::events::reads::profile(&reader, &project, &who).await?;
+    let nav = viewer(&state, &principal).await?;
+    Ok(console_page(
+        &nav,
+        &format!("Profile of {}", p.distinct_id),
+        html! {
+            p class="muted" { "In project " (project) ", last changed " (p.updated_at.to_rfc3339()) "." }
+            dl class="fields" id="profile" {
+                @for (k, v) in &p.properties { dt { (k) } dd { (value_text(v)) } }
+            }
+            p { a href={"/console/projects/" (project) "/events?distinct_id=" (urlencoding(&p.distinct_id))} { "Their events" } }
         },
     ))
 }

@@ -154,6 +154,18 @@ pub fn registry() -> Vec<RouteDef> {
         def(Method::GET, "/console", Account(Verified), || {
             web::get().to(console::home)
         }),
+        def(
+            Method::GET,
+            "/console/projects/{project}/events",
+            Requires(EventsRead),
+            || web::get().to(console::explorer),
+        ),
+        def(
+            Method::GET,
+            "/console/projects/{project}/profiles/{distinct_id}",
+            Requires(ProfilesRead),
+            || web::get().to(console::profile),
+        ),
         def(Method::GET, "/console/audit", Requires(AuditRead), || {
             web::get().to(console::audit_log)
         }),

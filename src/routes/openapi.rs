@@ -230,7 +230,7 @@ impl Modify for UniqueOperationIds {
         query::events, query::count, query::profile, query::group,
         audit::checkpoint, audit::inclusion, audit::consistency, audit::export, audit::entries, audit::subject_report, audit::subject_bundle,
         console::stylesheet, console::script, console::home, console::audit_log, console::audit_entry,
-        console::subject_report_form, console::subject_report_run,
+        console::subject_report_form, console::subject_report_run, console::explorer, console::profile,
         auth::login, auth::callback, auth::password, auth::backchannel_logout,
         auth::enroll_page, auth::enroll_confirm, auth::verify_page, auth::verify,
         auth::recovery_codes, auth::logout,

@@ -1,40 +1,50 @@
 //! The read API: events, counts and profiles, for service accounts with a bearer token.
 
-use std::collections::BTreeSet;
-
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::access::{self, Permission, Principal, perm};
+use crate::access::{Principal, perm};
 use crate::audit::RequestContext;
-use crate::domain::{DistinctId, ProjectId, Timestamp};
+use crate::domain::{DistinctId, Timestamp};
 use crate::error::AppError;
 use crate::events::profile::GroupRef;
-use crate::events::{self, Cursor, EventPage, EventQuery, MAX_PAGE};
+use crate::events::reads::{self, Reader};
+use crate::events::{self, Cursor, EventPage, EventQuery};
 use crate::ledger::entry::Action;
-use crate::ledger::merkle::Hash;
 use crate::routes::extract::ProjectPath;
 use crate::state::AppState;
-use crate::store::{CountGroup, PropertyKind};
+use crate::store::CountGroup;
 
 /// Filters shared by event reads and counts.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Filters {
     /// Only this end user.
-    distinct_id: Option<String>,
+    pub distinct_id: Option<String>,
     /// Only events with this name.
-    event: Option<String>,
+    pub event: Option<String>,
     /// From this time, inclusive: RFC 3339 or epoch milliseconds.
-    from: Option<String>,
+    pub from: Option<String>,
     /// To this time, exclusive: RFC 3339 or epoch milliseconds.
-    to: Option<String>,
+    pub to: Option<String>,
 }
 
 impl Filters {
-    fn parse(&self) -> Result<EventQuery, AppError> {
+    /// The same with empty fields as absent: a form sends every field, filled or not.
+    pub fn without_empty(self) -> Self {
+        let some = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        Self {
+            distinct_id: some(self.distinct_id),
+            event: some(self.event),
+            from: some(self.from),
+            to: some(self.to),
+        }
+    }
+
+    /// The query these filters ask for; a 400 naming the first bad one.
+    pub fn parse(&self) -> Result<EventQuery, AppError> {
         let time = |name: &str, v: &Option<String>| {
             v.as_deref()
                 .map(Timestamp::parse)
@@ -72,25 +82,6 @@ pub struct Paging {
     cursor: Option<String>,
 }
 
-/// What the log records of a read's filters: never the end user's id, only its pseudonym.
-async fn filter_record(
-    state: &AppState,
-    project: &ProjectId,
-    q: &EventQuery,
-) -> Result<(Value, Vec<Hash>), AppError> {
-    // Everyone whose events the read covered: the asked id and the ids merged into it.
-    let people: Vec<DistinctId> = q.distinct_id.iter().chain(&q.merged).cloned().collect();
-    let subjects = state.audit.pseudonyms(project, &people).await?;
-    let details = json!({
-        "event": q.event,
-        "from": q.from.map(|t| t.millis()),
-        "to": q.to.map(|t| t.millis()),
-        "distinct_id": q.distinct_id.is_some().then_some("pseudonymised in subjects"),
-        "merged_ids": q.distinct_id.is_some().then_some(q.merged.len()),
-    });
-    Ok((details, subjects))
-}
-
 #[utoipa::path(get, path = "/api/v1/projects/{project}/events", tag = "read",
     params(("project" = String, Path, description = "Project id"), Filters, Paging),
     responses((status = 200, body = EventPage), (status = 400), (status = 401), (status = 403), (status = 404)),
@@ -103,44 +94,15 @@ pub async fn events(
     filters: web::Query<Filters>,
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize::<perm::EventsRead>(&ctx, &principal, &project, Action::EventsQuery)
-        .await?;
-    let q = events::with_merged_ids(&state.store, &auth, filters.parse()?).await?;
-    let limit = paging.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::BadRequest(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
     let after = paging.cursor.as_deref().map(Cursor::parse).transpose()?;
-    let mut page = events::query(&state.store, &auth, &q, after, limit).await?;
-    let sensitive = state
-        .store
-        .sensitive_properties(&project, PropertyKind::Event)
-        .await?;
-    let reveal = access::holds(&principal, Permission::EventsReadSensitive, &project);
-    let (mut returned, mut redacted) = (BTreeSet::new(), BTreeSet::new());
-    for e in &mut page.events {
-        events::redact(
-            &mut e.properties,
-            &sensitive,
-            reveal,
-            &mut returned,
-            &mut redacted,
-        );
-    }
-    let (mut details, subjects) = filter_record(&state, &project, &q).await?;
-    details["sensitive_returned"] = json!(returned);
-    details["sensitive_redacted"] = json!(redacted);
-    details["limit"] = json!(limit);
-    details["page_after_cursor"] = json!(after.is_some());
-    let n = page.events.len() as u64;
-    state
-        .audit
-        .record(&ctx, &auth, Action::EventsQuery, n, details, subjects)
-        .await?;
+    let reader = Reader {
+        audit: &state.audit,
+        store: &state.store,
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let limit = paging.limit.unwrap_or(100);
+    let page = reads::events_page(&reader, &project, filters.parse()?, after, limit).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -190,10 +152,6 @@ pub async fn count(
     filters: web::Query<Filters>,
     grouping: web::Query<Grouping>,
 ) -> Result<HttpResponse, AppError> {
-    let auth = state
-        .audit
-        .authorize::<perm::EventsRead>(&ctx, &principal, &project, Action::EventsCount)
-        .await?;
     let (group, name) = match grouping.group_by.as_deref() {
         None => (CountGroup::Total, "total"),
         Some("event") => (CountGroup::Event, "event"),
@@ -205,22 +163,14 @@ pub async fn count(
             )));
         }
     };
-    let q = events::with_merged_ids(&state.store, &auth, filters.parse()?).await?;
-    let rows = events::count(&state.store, &auth, &q, group).await?;
+    let reader = Reader {
+        audit: &state.audit,
+        store: &state.store,
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let rows = reads::counts(&reader, &project, filters.parse()?, group, name).await?;
     let total: i64 = rows.iter().map(|(_, n)| n).sum();
-    let (mut details, subjects) = filter_record(&state, &project, &q).await?;
-    details["group_by"] = json!(name);
-    state
-        .audit
-        .record(
-            &ctx,
-            &auth,
-            Action::EventsCount,
-            total.max(0) as u64,
-            details,
-            subjects,
-        )
-        .await?;
     let counts = rows
         .into_iter()
         .map(|(key, count)| {
@@ -244,24 +194,6 @@ pub async fn count(
         counts,
         total,
     }))
-}
-
-/// Hides a profile's sensitive properties from a reader who may not see them; returns the
-/// sensitive names returned and redacted, for the log.
-async fn redact_profile(
-    state: &AppState,
-    principal: &Principal,
-    project: &ProjectId,
-    properties: &mut Map<String, Value>,
-) -> Result<(BTreeSet<String>, BTreeSet<String>), AppError> {
-    let sensitive = state
-        .store
-        .sensitive_properties(project, PropertyKind::Profile)
-        .await?;
-    let reveal = access::holds(principal, Permission::EventsReadSensitive, project);
-    let (mut returned, mut redacted) = (BTreeSet::new(), BTreeSet::new());
-    events::redact(properties, &sensitive, reveal, &mut returned, &mut redacted);
-    Ok((returned, redacted))
 }
 
 /// A person's profile.
@@ -288,47 +220,13 @@ pub async fn profile(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (_, distinct_path) = path.into_inner();
-    let auth = state
-        .audit
-        .authorize::<perm::ProfilesRead>(&ctx, &principal, &project, Action::ProfilesRead)
-        .await?;
-    let distinct_id = DistinctId::parse(&distinct_path).map_err(|e| AppError::BadRequest(e.0))?;
-    let Some(mut p) = events::profile(&state.store, &auth, &distinct_id).await? else {
-        // Whether someone has a profile is itself something learnt about them: logged too.
-        let subject = state.audit.pseudonym(&project, &distinct_id).await?;
-        state
-            .audit
-            .record(
-                &ctx,
-                &auth,
-                Action::ProfilesRead,
-                0,
-                json!({"found": false}),
-                vec![subject],
-            )
-            .await?;
-        return Err(AppError::NotFound("no profile for that distinct_id".into()));
+    let reader = Reader {
+        audit: &state.audit,
+        store: &state.store,
+        ctx: &ctx,
+        principal: &principal,
     };
-    let (returned, redacted) =
-        redact_profile(&state, &principal, &project, &mut p.properties).await?;
-    // Asked by an id merged into another person's: both are named.
-    let mut people = vec![distinct_id.clone()];
-    people.extend(
-        DistinctId::parse(&p.distinct_id)
-            .ok()
-            .filter(|d| *d != distinct_id),
-    );
-    let subjects = state.audit.pseudonyms(&project, &people).await?;
-    let details = json!({
-        "found": true,
-        "properties": p.properties.len(),
-        "sensitive_returned": returned,
-        "sensitive_redacted": redacted,
-    });
-    state
-        .audit
-        .record(&ctx, &auth, Action::ProfilesRead, 1, details, subjects)
-        .await?;
+    let p = reads::profile(&reader, &project, &distinct_path).await?;
     Ok(HttpResponse::Ok().json(ProfileView {
         distinct_id: p.distinct_id,
         properties: p.properties,
@@ -386,7 +284,7 @@ pub async fn group(
         return Err(AppError::NotFound("no profile for that group".into()));
     };
     let (returned, redacted) =
-        redact_profile(&state, &principal, &project, &mut g.properties).await?;
+        reads::redact_profile(&state.store, &principal, &project, &mut g.properties).await?;
     let details = json!({
         "group_key": group.key,
         "found": true,

@@ -354,6 +354,27 @@ async fn an_auditor_walks_the_console_in_chromium_and_verifies_what_it_downloads
             .await;
         assert_eq!(r.status(), 200);
     }
+    // What the analyst explores: a sign-up carrying an e-mail marked sensitive, a profile.
+    let t = app.now_secs();
+    let r = app
+        .import(&json!([{"event": "Signup", "properties": {"distinct_id": "cust-named", "time": t - 86_400, "$insert_id": "su-1", "email": "hidden@example.com"}}]))
+        .await;
+    assert_eq!(r.status(), 200);
+    app.post_form(
+        "/engage",
+        &json!([{"$token": app.token(), "$distinct_id": "cust-named", "$set": {"$email": "hidden@example.com", "tier": "gold"}}]),
+    )
+    .await;
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    for (kind, name) in [
+        (auditgate::store::PropertyKind::Event, "email"),
+        (auditgate::store::PropertyKind::Profile, "$email"),
+    ] {
+        app.store
+            .classify(&shop, kind, name, "test", app.clock.now())
+            .await
+            .unwrap();
+    }
     // The data-protection officer erases one of them (through the API: the console's
     // subject-request pages are not built yet).
     let mut dora = Browser::new(&app);
@@ -437,8 +458,17 @@ async fn an_auditor_walks_the_console_in_chromium_and_verifies_what_it_downloads
     );
     assert_eq!(seen["error_status"], 404);
     assert_eq!(seen["csp_violations"], json!([]), "{seen}");
+    assert_eq!(seen["analyst_has_audit"], false);
+    assert_eq!(
+        seen["explorer_rows"], 2,
+        "the erased person's event is gone: {seen}"
+    );
+    assert!(seen["explorer_redacted"].as_u64().unwrap() >= 1, "{seen}");
+    assert!(seen["explorer_bars"].as_u64().unwrap() >= 2, "{seen}");
+    assert_eq!(seen["explorer_filtered_rows"], 1);
+    assert!(seen["profile_redacted"].as_u64().unwrap() >= 1, "{seen}");
     let pages = seen["pages"].as_object().unwrap();
-    assert_eq!(pages.len(), 8, "{seen}");
+    assert_eq!(pages.len(), 10, "{seen}");
     for (name, p) in pages {
         assert_eq!(p["axe"], json!([]), "axe-core on {name}: {p}");
         assert!(

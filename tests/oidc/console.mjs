@@ -1,7 +1,8 @@
 // Walks the console in headless Chromium as an auditor signed in through the real provider:
 // the home page, the log filtered, an entry with its proof, a project bundle downloaded, a
 // subject report on a person still named and on one erased (a bundle downloaded for the
-// first), and an error page. Every page is screenshot (light, dark, and 360 px wide) and
+// first), and an error page; then an analyst explores events and a profile, sensitive values
+// redacted. Every page is screenshot (light, dark, and 360 px wide) and
 // checked with axe-core; a Content-Security-Policy violation anywhere fails the walk.
 // Environment: APP, APP_TIME_MS (as browser.mjs), OUT (a folder for screenshots and
 // downloads), NAMED and ERASED (distinct_ids in project shop).
@@ -65,6 +66,20 @@ async function check(page, name) {
   seen.pages[name] = { axe: found, dark_background: dark, overflow_at_360: overflow };
 }
 
+// Signs `account` in at the provider, enrolls an authenticator, and lands on the home page.
+async function signIn(page, account) {
+  await page.goto(`${app}/auth/login`);
+  await page.click('text=Sign in with Corp SSO');
+  await page.waitForSelector('#op-login');
+  await page.fill('#login', account);
+  await Promise.all([page.waitForURL(/\/auth\/2fa\/enroll$/), page.click('#op-login button')]);
+  const secret = (await page.textContent('#secret')).trim();
+  await page.fill('input[name=code]', totp(secret, appTime));
+  await Promise.all([page.waitForSelector('#recovery-codes'), page.click('#enroll-form button')]);
+  await page.click('text=Continue');
+  await page.waitForSelector('#can-do');
+}
+
 try {
   const context = await browser.newContext({ acceptDownloads: true });
   const page = await context.newPage();
@@ -73,16 +88,7 @@ try {
   });
 
   // Sign in as bob (auditor on every project) at the provider; enroll; land on the home page.
-  await page.goto(`${app}/auth/login`);
-  await page.click('text=Sign in with Corp SSO');
-  await page.waitForSelector('#op-login');
-  await page.fill('#login', 'bob');
-  await Promise.all([page.waitForURL(/\/auth\/2fa\/enroll$/), page.click('#op-login button')]);
-  const secret = (await page.textContent('#secret')).trim();
-  await page.fill('input[name=code]', totp(secret, appTime));
-  await Promise.all([page.waitForSelector('#recovery-codes'), page.click('#enroll-form button')]);
-  await page.click('text=Continue');
-  await page.waitForSelector('#can-do');
+  await signIn(page, 'bob');
   seen.home_path = new URL(page.url()).pathname;
   seen.home_cards = await page.locator('#can-do > li').count();
   await check(page, 'home');
@@ -145,6 +151,26 @@ try {
   seen.error_status = missing.status();
   seen.error_text = (await page.textContent('#problem-detail')).trim();
   await check(page, 'error-404');
+
+  // An analyst (alice, analyst on shop) explores events and sees a sensitive value redacted.
+  const analyst = await (await browser.newContext()).newPage();
+  analyst.on('console', (m) => {
+    if (m.text().includes('Content Security Policy')) seen.csp_violations.push(m.text());
+  });
+  await signIn(analyst, 'alice');
+  seen.analyst_has_audit = (await analyst.locator('#nav >> text=Audit log').count()) > 0;
+  await analyst.click('#can-do >> text=Events in shop');
+  await analyst.waitForSelector('#events');
+  seen.explorer_rows = await analyst.locator('#events tbody tr').count();
+  seen.explorer_redacted = await analyst.locator('#events .redacted').count();
+  seen.explorer_bars = await analyst.locator('#counts-by-day rect').count();
+  await check(analyst, 'explorer');
+  await analyst.fill('#filters input[name=event]', 'Signup');
+  await Promise.all([analyst.waitForURL(/event=Signup/), analyst.click('#filters button')]);
+  seen.explorer_filtered_rows = await analyst.locator('#events tbody tr').count();
+  await Promise.all([analyst.waitForURL(/\/profiles\//), analyst.click('#events tbody tr >> nth=0 >> a')]);
+  seen.profile_redacted = await analyst.locator('#profile .redacted').count();
+  await check(analyst, 'profile');
   seen.ok = true;
 } catch (e) {
   seen.error = String(e);
