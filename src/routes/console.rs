@@ -38,7 +38,7 @@ pub async fn script() -> HttpResponse {
 }
 
 /// The projects on which `grants` of `subject` allow `permission`, by the one policy.
-async fn reach(
+pub(super) async fn reach(
     state: &AppState,
     subject: &Subject,
     permission: Permission,
@@ -54,12 +54,12 @@ async fn reach(
 }
 
 /// Whether `permission` is held on every project.
-fn everywhere(subject: &Subject, permission: Permission) -> bool {
+pub(super) fn everywhere(subject: &Subject, permission: Permission) -> bool {
     crate::access::decide_global(subject, permission) == crate::access::Decision::Allow
 }
 
 /// The links `subject` may follow.
-async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, AppError> {
+pub(super) async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, AppError> {
     let mut links = vec![("Home".to_owned(), "/console".to_owned())];
     if !reach(state, subject, Permission::AuditRead)
         .await?
@@ -87,7 +87,7 @@ async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, AppError> {
     Ok(Nav { links })
 }
 
-fn person_subject(person: &Person) -> Subject {
+pub(super) fn person_subject(person: &Person) -> Subject {
     Subject::User {
         id: person.user.id.clone(),
         method: person.actor().method,
@@ -162,11 +162,17 @@ pub async fn home(person: Person, state: web::Data<AppState>) -> Result<HttpResp
 }
 
 /// The principal's subject, with the nav its grants allow.
-async fn viewer(state: &AppState, principal: &Principal) -> Result<Nav, AppError> {
+pub(super) async fn viewer(state: &AppState, principal: &Principal) -> Result<Nav, AppError> {
     nav_of(state, principal.subject()).await
 }
 
-fn select(name: &str, label: &str, options: &[String], chosen: Option<&str>, any: &str) -> Markup {
+pub(super) fn select(
+    name: &str,
+    label: &str,
+    options: &[String],
+    chosen: Option<&str>,
+    any: &str,
+) -> Markup {
     html! {
         label {
             (label)
@@ -180,7 +186,12 @@ fn select(name: &str, label: &str, options: &[String], chosen: Option<&str>, any
     }
 }
 
-fn text_input(name: &str, label: &str, value: Option<&str>, placeholder: &str) -> Markup {
+pub(super) fn text_input(
+    name: &str,
+    label: &str,
+    value: Option<&str>,
+    placeholder: &str,
+) -> Markup {
     html! {
         label { (label) input type="text" name=(name) value=[value] placeholder=(placeholder); }
     }
@@ -375,6 +386,24 @@ fn report_form(projects: &[ProjectId], chosen: Option<&str>, who: Option<&str>) 
     }
 }
 
+/// Refuses (and logs the refusal as `action`) a caller who holds `P` on no project at all,
+/// before a form's body is judged: someone without the right learns nothing from its errors.
+pub(super) async fn holds_somewhere<P: crate::access::Requirement>(
+    state: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    action: Action,
+) -> Result<Vec<ProjectId>, AppError> {
+    let projects = reach(state, principal.subject(), P::PERMISSION).await?;
+    if projects.is_empty() && !everywhere(principal.subject(), P::PERMISSION) {
+        state
+            .audit
+            .authorize_global::<P>(ctx, principal, action)
+            .await?;
+    }
+    Ok(projects)
+}
+
 /// "Who accessed this person's data?": the form.
 #[utoipa::path(get, path = "/console/audit/subject-report", tag = "console",
     responses((status = 200, description = "The form", content((String = "text/html"))), (status = 401), (status = 403)))]
@@ -383,18 +412,13 @@ pub async fn subject_report_form(
     ctx: RequestContext,
     principal: Principal,
 ) -> Result<HttpResponse, AppError> {
-    let projects = reach(&state, principal.subject(), Permission::AuditInvestigate).await?;
-    if projects.is_empty() {
-        // Refused (and logged) as the API refuses it.
-        state
-            .audit
-            .authorize_global::<crate::access::perm::AuditInvestigate>(
-                &ctx,
-                &principal,
-                Action::AuditSubjectReport,
-            )
-            .await?;
-    }
+    let projects = holds_somewhere::<crate::access::perm::AuditInvestigate>(
+        &state,
+        &ctx,
+        &principal,
+        Action::AuditSubjectReport,
+    )
+    .await?;
     let nav = viewer(&state, &principal).await?;
     Ok(console_page(
         &nav,
@@ -413,12 +437,18 @@ pub async fn subject_report_run(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    let projects = holds_somewhere::<crate::access::perm::AuditInvestigate>(
+        &state,
+        &ctx,
+        &principal,
+        Action::AuditSubjectReport,
+    )
+    .await?;
     let form: ReportForm = super::pages::body(&req, &body)?;
     let asked = report::Asked::parse(&form.project, &form.distinct_id, None, Some(500))?;
     let found =
         report::subject_report(&state.audit, state.store.as_ref(), &ctx, &principal, &asked)
             .await?;
-    let projects = reach(&state, principal.subject(), Permission::AuditInvestigate).await?;
     let nav = viewer(&state, &principal).await?;
     Ok(console_page(
         &nav,

@@ -10,6 +10,7 @@ mod auth;
 pub mod bodies;
 mod classify;
 mod console;
+mod console_access;
 pub mod cors;
 pub mod extract;
 mod grants;
@@ -165,6 +166,36 @@ pub fn registry() -> Vec<RouteDef> {
             "/console/projects/{project}/profiles/{distinct_id}",
             Requires(ProfilesRead),
             || web::get().to(console::profile),
+        ),
+        def(Method::GET, "/console/access", Account(Verified), || {
+            web::get().to(console_access::access_page)
+        }),
+        def(Method::POST, "/console/access", Account(Verified), || {
+            web::post().to(console_access::ask)
+        }),
+        def(
+            Method::GET,
+            "/console/admin/grants",
+            Requires(RolesAssign),
+            || web::get().to(console_access::grants_page),
+        ),
+        def(
+            Method::POST,
+            "/console/admin/grants",
+            Requires(RolesAssign),
+            || web::post().to(console_access::grant),
+        ),
+        def(
+            Method::POST,
+            "/console/admin/grants/decision",
+            Requires(RolesAssign),
+            || web::post().to(console_access::decide_grant),
+        ),
+        def(
+            Method::POST,
+            "/console/admin/access-requests/decision",
+            Requires(RolesAssign),
+            || web::post().to(console_access::decide_request),
         ),
         def(Method::GET, "/console/audit", Requires(AuditRead), || {
             web::get().to(console::audit_log)

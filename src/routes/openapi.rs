@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use crate::access::{Access, AccountNeed};
 
 use super::{
-    account, admin, audit, auth, classify, console, cors, grants, health, ingest, privacy, query,
-    requests, review, subjects,
+    account, admin, audit, auth, classify, console, console_access, cors, grants, health, ingest,
+    privacy, query, requests, review, subjects,
 };
 
 struct SecuritySchemes;
@@ -231,6 +231,8 @@ impl Modify for UniqueOperationIds {
         audit::checkpoint, audit::inclusion, audit::consistency, audit::export, audit::entries, audit::subject_report, audit::subject_bundle,
         console::stylesheet, console::script, console::home, console::audit_log, console::audit_entry,
         console::subject_report_form, console::subject_report_run, console::explorer, console::profile,
+        console_access::access_page, console_access::ask, console_access::grants_page, console_access::grant,
+        console_access::decide_grant, console_access::decide_request,
         auth::login, auth::callback, auth::password, auth::backchannel_logout,
         auth::enroll_page, auth::enroll_confirm, auth::verify_page, auth::verify,
         auth::recovery_codes, auth::logout,

@@ -110,10 +110,20 @@ pub fn problem_page(
         .strip_prefix("missing permission ")
         .and_then(|rest| rest.split_whitespace().next());
     let (title, advice): (&str, Markup) = match status.as_u16() {
-        401 => (
-            "Please sign in",
-            html! { p { "This page needs you to be signed in. " a href="/auth/login" { "Sign in" } } },
-        ),
+        401 => match problem["next"]
+            .as_str()
+            .filter(|n| n.starts_with("/auth/2fa/"))
+        {
+            // A step-up, or 2-step verification still to do: one click to the code prompt.
+            Some(next) => (
+                "Enter a fresh code",
+                html! { p id="step-up" { "This needs a code from your authenticator app. " a href=(next) { "Enter a code" } ", then try again." } },
+            ),
+            None => (
+                "Please sign in",
+                html! { p { "This page needs you to be signed in. " a href="/auth/login" { "Sign in" } } },
+            ),
+        },
         403 => (
             "Not allowed",
             html! {

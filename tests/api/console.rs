@@ -408,3 +408,157 @@ async fn employees_explore_events_and_profiles_with_sensitive_values_redacted() 
     assert_eq!(profiles[0].subjects.len(), 1);
     assert!(entries.iter().all(|e| !e.details.contains("cust e/1")));
 }
+
+/// A form post from a page, following the 303 back: the status and the page it lands on.
+async fn submit(b: &Browser, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let r = b
+        .client
+        .post(format!("{}{path}", b.base))
+        .header("accept", "text/html")
+        .header("origin", b.base.trim_end_matches('/'))
+        .header("sec-fetch-site", "same-origin")
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    if status == 303 {
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        return (status, page(b, &to).await.1);
+    }
+    (status, r.text().await.unwrap())
+}
+
+/// The id in the first `data-{attr}="..."` of a table.
+fn first_id(html: &str, table: &str, attr: &str) -> Option<String> {
+    let t = html.split(&format!("id=\"{table}\"")).nth(1)?;
+    let rest = t.split(&format!("data-{attr}=\"")).nth(1)?;
+    rest.split('"').next().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn admins_grant_and_approve_and_people_ask_for_access_in_pages() {
+    let (app, idp) = app(|_| {}).await;
+    let (olga, _) = person(&app, &idp, "olga", &["owners"]).await;
+    let (oscar, _) = person(&app, &idp, "oscar", &["owners"]).await;
+    let (emma, emma_id) = person(&app, &idp, "emma", &[]).await;
+    let (_, nina_id) = person(&app, &idp, "nina", &[]).await;
+
+    // An owner grants a powerful role: it waits for another administrator.
+    let (status, grants_page) = submit(
+        &olga,
+        "/console/admin/grants",
+        &[
+            ("subject_kind", "user"),
+            ("subject", &nina_id),
+            ("role", "admin"),
+            ("project", "shop"),
+            ("reason", "TICKET-9"),
+            ("expires_in_days", ""),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{grants_page}");
+    let grant_id = first_id(&grants_page, "pending-grants", "grant").expect("pending");
+    // The granter sees why they cannot approve it; the other owner approves it.
+    assert!(grants_page.contains("You granted it: another administrator must approve it"));
+    let (status, refused) = submit(
+        &olga,
+        "/console/admin/grants/decision",
+        &[("id", &grant_id), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    let (_, seen_by_oscar) = page(&oscar, "/console/admin/grants").await;
+    assert!(seen_by_oscar.contains("data-decision=\"approve\""));
+    let (status, after) = submit(
+        &oscar,
+        "/console/admin/grants/decision",
+        &[("id", &grant_id), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(after.contains("id=\"queue-empty\""), "{after}");
+
+    // An employee asks for access; an owner approves it; the role works at once.
+    let (_, access) = page(&emma, "/console/access").await;
+    assert!(access.contains("id=\"no-requests\""));
+    assert_eq!(page(&emma, "/console/projects/shop/events").await.0, 403);
+    let (status, asked) = submit(
+        &emma,
+        "/console/access",
+        &[
+            ("project", "shop"),
+            ("role", "analyst"),
+            ("reason", "INC-7"),
+            ("duration_hours", "4"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{asked}");
+    assert!(
+        asked.contains("<td class=\"state\">pending</td>"),
+        "{asked}"
+    );
+    let (_, queue) = page(&olga, "/console/admin/grants").await;
+    let request_id = first_id(&queue, "pending-requests", "request").expect("the request");
+    let (status, _) = submit(
+        &olga,
+        "/console/admin/access-requests/decision",
+        &[("id", &request_id), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, asked) = page(&emma, "/console/access").await;
+    assert!(
+        asked.contains("<td class=\"state\">granted</td>"),
+        "{asked}"
+    );
+    assert_eq!(page(&emma, "/console/projects/shop/events").await.0, 200);
+    // Her own requests cannot be approved by her, and she sees no administration.
+    let (_, home) = page(&emma, "/console").await;
+    assert!(!home.contains("/console/admin/grants"));
+    assert_eq!(page(&emma, "/console/admin/grants").await.0, 403);
+    // Bad forms are clear errors.
+    let (status, _) = submit(
+        &emma,
+        "/console/access",
+        &[
+            ("project", "shop"),
+            ("role", "analyst"),
+            ("reason", "x"),
+            ("duration_hours", "soon"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = submit(
+        &olga,
+        "/console/admin/grants/decision",
+        &[("id", &grant_id), ("decision", "maybe")],
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    // Every change went through the admin services: logged with before and after.
+    let entries = log(&app).await;
+    let changes: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == Action::GrantChange && e.outcome == Outcome::Allowed)
+        .collect();
+    assert!(
+        changes.len() >= 3,
+        "create, approve, and the request's grant"
+    );
+    assert!(changes.iter().all(|e| e.details.contains("\"before\"")));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == Action::AccessRequest && e.actor.id == emma_id)
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == Action::GrantChange && e.outcome == Outcome::Denied)
+    );
+}

@@ -1,0 +1,401 @@
+//! The console's access pages: asking for access just in time, and the administrators' grants
+//! and approvals queue. Every form posts to a page route that calls the same admin service as
+//! the API (so the same rights, separation of duties and audit entries apply), then goes back
+//! to the page it came from.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::console::{
+    holds_somewhere, nav_of, person_subject, reach, select, text_input, viewer,
+};
+use super::grants::admin;
+use super::pages::{body, console_page, see_other};
+use crate::access::{GrantStatus, Principal, Subject, perm};
+use crate::ledger::entry::Action;
+use crate::admin::Administrator;
+use crate::admin::grants::{self, NewGrant};
+use crate::admin::requests::{self, NewRequest};
+use crate::audit::RequestContext;
+use crate::domain::{BUILTIN, Permission};
+use crate::error::AppError;
+use crate::signin::caller::Person;
+use crate::state::AppState;
+
+/// Role names a form offers: the built-in ones and the custom ones.
+async fn role_names(state: &AppState) -> Result<Vec<String>, AppError> {
+    let mut names: Vec<String> = BUILTIN.iter().map(|r| r.name.to_owned()).collect();
+    names.extend(
+        state
+            .store
+            .custom_roles()
+            .await?
+            .into_iter()
+            .map(|r| r.name),
+    );
+    Ok(names)
+}
+
+/// Just-in-time access: ask for a role on a project for a while, and follow the requests.
+#[utoipa::path(get, path = "/console/access", tag = "console",
+    responses((status = 200, description = "The person's access requests and the form to ask", content((String = "text/html"))), (status = 401)))]
+pub async fn access_page(
+    person: Person,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let subject = person_subject(&person);
+    let nav = nav_of(&state, &subject).await?;
+    let now = state.clock.now();
+    let mine = requests::of_person(&admin(&state), &person.user.id).await?;
+    let roles = role_names(&state).await?;
+    Ok(console_page(
+        &nav,
+        "Request access",
+        html! {
+            p class="muted" { "Ask for a role on a project for a few hours. Other administrators approve it; once approved it works at once and lapses by itself." }
+            form class="stack" method="post" action="/console/access" id="request-form" {
+                (text_input("project", "Project id", None, "e.g. shop"))
+                (select("role", "Role", &roles, Some("analyst"), "choose"))
+                label { "Why (a ticket or an incident)" input type="text" name="reason" required; }
+                label { "For how many hours" input type="number" name="duration_hours" value="4" min="1" required; }
+                button type="submit" { "Ask" }
+            }
+            h2 { "Your requests" }
+            @if mine.is_empty() {
+                p id="no-requests" { "You have asked for nothing yet." }
+            } @else {
+                div class="table-wrap" {
+                    table id="my-requests" {
+                        thead { tr { th { "asked (UTC)" } th { "role" } th { "project" } th { "why" } th { "state" } } }
+                        tbody {
+                            @for r in &mine {
+                                tr {
+                                    td { (r.created_at.to_rfc3339()) }
+                                    td { (r.role) }
+                                    td { (r.project) }
+                                    td { (r.reason) }
+                                    td class="state" { (r.state_at(now)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// What the request form sends.
+#[derive(Debug, Deserialize)]
+struct RequestForm {
+    project: String,
+    role: String,
+    reason: String,
+    duration_hours: String,
+}
+
+/// Asks for access (the same service as `POST /api/v1/access-requests`).
+#[utoipa::path(post, path = "/console/access", tag = "console",
+    responses((status = 303, description = "Back to the requests"), (status = 401), (status = 422)))]
+pub async fn ask(
+    req: HttpRequest,
+    ctx: RequestContext,
+    person: Person,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let f: RequestForm = body(&req, &bytes)?;
+    let duration_hours = f.duration_hours.trim().parse().map_err(|_| {
+        AppError::Unprocessable("duration_hours must be a whole number of hours".into())
+    })?;
+    let asked = NewRequest {
+        project: f.project,
+        role: f.role,
+        reason: f.reason,
+        duration_hours,
+    };
+    requests::ask(&admin(&state), &ctx, person.actor(), asked).await?;
+    Ok(see_other("/console/access"))
+}
+
+/// Whom the viewer is, for separation of duties on the page: the person's id.
+fn viewer_id(subject: &Subject) -> &str {
+    match subject {
+        Subject::User { id, .. } | Subject::ServiceAccount { id, .. } => id,
+        Subject::ProjectToken { .. } => "",
+    }
+}
+
+fn decision_form(action: &str, id: &str, choices: &[(&str, &str)]) -> Markup {
+    html! {
+        @for (value, label) in choices {
+            form method="post" action=(action) class="inline" {
+                input type="hidden" name="id" value=(id);
+                input type="hidden" name="decision" value=(value);
+                button type="submit" data-decision=(value) { (label) }
+            }
+        }
+    }
+}
+
+/// Grants and the approvals queue, for holders of `roles:assign`: pending grants and access
+/// requests to approve or reject (separation of duties explained where it applies), every
+/// grant with revoke, and the form to grant.
+#[utoipa::path(get, path = "/console/admin/grants", tag = "console",
+    responses((status = 200, description = "Grants and approvals", content((String = "text/html"))), (status = 401), (status = 403)))]
+pub async fn grants_page(
+    ctx: RequestContext,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let subject = principal.subject().clone();
+    let everywhere = crate::access::decide_global(&subject, Permission::RolesAssign)
+        == crate::access::Decision::Allow;
+    let projects = reach(&state, &subject, Permission::RolesAssign).await?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let a = admin(&state);
+    // Listed through the service, so the right is checked (and a refusal logged) as the API's.
+    let mut all = Vec::new();
+    let mut pending_requests = Vec::new();
+    if everywhere || projects.is_empty() {
+        all = grants::list(&a, by, None).await?;
+        pending_requests = requests::pending(&a, by, None).await?;
+    } else {
+        for p in &projects {
+            for g in grants::list(&a, by, Some(p.as_str())).await? {
+                if !all
+                    .iter()
+                    .any(|x: &crate::access::GrantRecord| x.id == g.id)
+                {
+                    all.push(g);
+                }
+            }
+            pending_requests.extend(requests::pending(&a, by, Some(p)).await?);
+        }
+    }
+    let me = viewer_id(&subject).to_owned();
+    let nav = viewer(&state, &principal).await?;
+    let roles = role_names(&state).await?;
+    let mut scopes: Vec<String> = projects.iter().map(ToString::to_string).collect();
+    if everywhere {
+        scopes.insert(0, "*".into());
+    }
+    let pending: Vec<_> = all
+        .iter()
+        .filter(|g| g.status == GrantStatus::Pending)
+        .collect();
+    Ok(console_page(
+        &nav,
+        "Grants and approvals",
+        html! {
+            h2 { "Waiting for approval" }
+            @if pending.is_empty() && pending_requests.is_empty() {
+                p id="queue-empty" { "Nothing is waiting." }
+            }
+            @if !pending.is_empty() {
+                div class="table-wrap" {
+                    table id="pending-grants" {
+                        thead { tr { th { "who" } th { "role" } th { "project" } th { "why" } th { "granted by" } th { "decide" } } }
+                        tbody {
+                            @for g in &pending {
+                                tr data-grant=(g.id) {
+                                    td { (g.subject) }
+                                    td { (g.role.as_deref().unwrap_or("—")) }
+                                    td { (g.project) }
+                                    td { (g.reason) }
+                                    td { (g.granted_by) }
+                                    td {
+                                        @if g.granted_by == me {
+                                            span class="duty" { "You granted it: another administrator must approve it (separation of duties)." }
+                                        } @else if g.subject == me {
+                                            span class="duty" { "It is for you: another administrator must approve it (separation of duties)." }
+                                        } @else {
+                                            (decision_form("/console/admin/grants/decision", &g.id, &[("approve", "Approve"), ("reject", "Reject")]))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !pending_requests.is_empty() {
+                h2 { "Access requests" }
+                div class="table-wrap" {
+                    table id="pending-requests" {
+                        thead { tr { th { "who" } th { "role" } th { "project" } th { "why" } th { "hours" } th { "decide" } } }
+                        tbody {
+                            @for r in &pending_requests {
+                                tr data-request=(r.id) {
+                                    td { (r.requester) }
+                                    td { (r.role) }
+                                    td { (r.project) }
+                                    td { (r.reason) }
+                                    td { (r.duration_ms / 3_600_000) }
+                                    td {
+                                        @if r.requester == me {
+                                            span class="duty" { "Your own request: others approve it (separation of duties)." }
+                                        } @else {
+                                            (decision_form("/console/admin/access-requests/decision", &r.id, &[("approve", "Approve"), ("reject", "Reject")]))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Grant a role" }
+            form class="stack" method="post" action="/console/admin/grants" id="grant-form" {
+                (select("subject_kind", "To a", &["user".to_owned(), "group".to_owned(), "service_account".to_owned()], Some("user"), "choose"))
+                (text_input("subject", "Person's id, group or service account", None, "their id"))
+                (select("role", "Role", &roles, Some("analyst"), "choose"))
+                (select("project", "Project", &scopes, scopes.first().map(String::as_str), "choose"))
+                label { "Why (a ticket)" input type="text" name="reason" required; }
+                label { "Lapses after (days, empty for never)" input type="number" name="expires_in_days" min="1"; }
+                button type="submit" { "Grant" }
+            }
+            h2 { "All grants" }
+            div class="table-wrap" {
+                table id="grants" {
+                    thead { tr { th { "who" } th { "role or denial" } th { "project" } th { "state" } th { "why" } th { "lapses" } th { "" } } }
+                    tbody {
+                        @for g in &all {
+                            tr data-grant=(g.id) {
+                                td { (g.subject_kind.as_str()) ": " (g.subject) }
+                                td { @if let Some(r) = &g.role { (r) } @else { "deny " (g.permission.map(Permission::as_str).unwrap_or("")) } }
+                                td { (g.project) }
+                                td class="state" { (g.status.as_str()) }
+                                td { (g.reason) }
+                                td { (g.expires_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())) }
+                                td {
+                                    @if g.status == GrantStatus::Active {
+                                        (decision_form("/console/admin/grants/decision", &g.id, &[("revoke", "Revoke")]))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// What the grant form sends.
+#[derive(Debug, Deserialize)]
+struct GrantForm {
+    subject_kind: String,
+    subject: String,
+    role: String,
+    project: String,
+    reason: String,
+    #[serde(default)]
+    expires_in_days: String,
+}
+
+/// Grants a role (the same service as `POST /api/v1/admin/grants`).
+#[utoipa::path(post, path = "/console/admin/grants", tag = "console",
+    responses((status = 303, description = "Back to the grants"), (status = 401), (status = 403), (status = 422)))]
+pub async fn grant(
+    req: HttpRequest,
+    ctx: RequestContext,
+    principal: Principal,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    holds_somewhere::<perm::RolesAssign>(&state, &ctx, &principal, Action::GrantChange).await?;
+    let f: GrantForm = body(&req, &bytes)?;
+    let expires_in_days = match f.expires_in_days.trim() {
+        "" => None,
+        days => Some(days.parse().map_err(|_| {
+            AppError::Unprocessable("expires_in_days must be a whole number of days".into())
+        })?),
+    };
+    let new = NewGrant::parse(
+        &f.subject_kind,
+        f.subject,
+        Some(f.role),
+        None,
+        f.project,
+        f.reason,
+        expires_in_days,
+    )?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    grants::create(&admin(&state), by, new).await?;
+    Ok(see_other("/console/admin/grants"))
+}
+
+/// A decision on a grant or a request.
+#[derive(Debug, Deserialize)]
+struct Decision {
+    id: String,
+    decision: String,
+}
+
+/// Approves, rejects or revokes a grant (the services of the API's approve, reject and
+/// revoke).
+#[utoipa::path(post, path = "/console/admin/grants/decision", tag = "console",
+    responses((status = 303, description = "Back to the grants"), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn decide_grant(
+    req: HttpRequest,
+    ctx: RequestContext,
+    principal: Principal,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    holds_somewhere::<perm::RolesAssign>(&state, &ctx, &principal, Action::GrantChange).await?;
+    let d: Decision = body(&req, &bytes)?;
+    let to = match d.decision.as_str() {
+        "approve" => GrantStatus::Active,
+        "reject" => GrantStatus::Rejected,
+        "revoke" => GrantStatus::Revoked,
+        other => {
+            return Err(AppError::Unprocessable(format!(
+                "decision must be approve, reject or revoke, not {other:?}"
+            )));
+        }
+    };
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    grants::decide(&admin(&state), by, &d.id, to).await?;
+    Ok(see_other("/console/admin/grants"))
+}
+
+/// Approves or rejects an access request (the service of the API's approve and reject).
+#[utoipa::path(post, path = "/console/admin/access-requests/decision", tag = "console",
+    responses((status = 303, description = "Back to the grants"), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn decide_request(
+    req: HttpRequest,
+    ctx: RequestContext,
+    principal: Principal,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    holds_somewhere::<perm::RolesAssign>(&state, &ctx, &principal, Action::GrantChange).await?;
+    let d: Decision = body(&req, &bytes)?;
+    let approve = match d.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err(AppError::Unprocessable(format!(
+                "decision must be approve or reject, not {other:?}"
+            )));
+        }
+    };
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    requests::decide(&admin(&state), by, &d.id, approve).await?;
+    Ok(see_other("/console/admin/grants"))
+}
