@@ -83,6 +83,19 @@ pub(super) async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, A
             format!("/console/projects/{p}/events"),
         ));
     }
+    if !reach(state, subject, Permission::RolesAssign)
+        .await?
+        .is_empty()
+        || everywhere(subject, Permission::RolesAssign)
+    {
+        links.push((
+            "Grants and approvals".into(),
+            "/console/admin/grants".into(),
+        ));
+    }
+    if matches!(subject, Subject::User { .. }) {
+        links.push(("Request access".into(), "/console/access".into()));
+    }
     links.push(("Account".into(), "/account".into()));
     Ok(Nav { links })
 }

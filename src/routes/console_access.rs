@@ -7,19 +7,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::console::{
-    holds_somewhere, nav_of, person_subject, reach, select, text_input, viewer,
-};
+use super::console::{holds_somewhere, nav_of, person_subject, reach, select, text_input, viewer};
 use super::grants::admin;
 use super::pages::{body, console_page, see_other};
 use crate::access::{GrantStatus, Principal, Subject, perm};
-use crate::ledger::entry::Action;
 use crate::admin::Administrator;
 use crate::admin::grants::{self, NewGrant};
 use crate::admin::requests::{self, NewRequest};
 use crate::audit::RequestContext;
 use crate::domain::{BUILTIN, Permission};
 use crate::error::AppError;
+use crate::ledger::entry::Action;
 use crate::signin::caller::Person;
 use crate::state::AppState;
 

@@ -291,6 +291,14 @@ async fn every_builtin_role_sees_only_links_its_api_calls_allow() {
             role.name
         );
         assert_eq!(
+            seen.contains("/console/admin/grants"),
+            role.permissions
+                .contains(&auditgate::domain::Permission::RolesAssign),
+            "{}",
+            role.name
+        );
+        assert!(seen.contains("/console/access"), "{}", role.name);
+        assert_eq!(
             seen.contains("/console/projects/shop/events"),
             role.permissions
                 .contains(&auditgate::domain::Permission::EventsRead),

@@ -104,6 +104,14 @@ pub async fn app_with_node(alg: &str, groups: &str) -> (TestApp, NodeProvider) {
             project: "shop".into(),
             review_by: None,
         });
+    s.access
+        .group_roles
+        .push(auditgate::config::GroupRoleSettings {
+            group: "owners".into(),
+            role: "owner".into(),
+            project: "*".into(),
+            review_by: None,
+        });
     (spawn_with(s, db).await, provider)
 }
 
@@ -467,8 +475,19 @@ async fn an_auditor_walks_the_console_in_chromium_and_verifies_what_it_downloads
     assert!(seen["explorer_bars"].as_u64().unwrap() >= 2, "{seen}");
     assert_eq!(seen["explorer_filtered_rows"], 1);
     assert!(seen["profile_redacted"].as_u64().unwrap() >= 1, "{seen}");
+    // An employee asked, an owner approved and granted more, a second owner approved that.
+    assert_eq!(seen["asked_state"], "pending");
+    assert_eq!(seen["granted_state"], "granted");
+    assert!(
+        seen["duty_note"]
+            .as_str()
+            .unwrap()
+            .contains("separation of duties")
+    );
+    assert_eq!(seen["emma_sees_events"], true);
+    assert_eq!(seen["emma_grants_after_second_approval"], true, "{seen}");
     let pages = seen["pages"].as_object().unwrap();
-    assert_eq!(pages.len(), 10, "{seen}");
+    assert_eq!(pages.len(), 14, "{seen}");
     for (name, p) in pages {
         assert_eq!(p["axe"], json!([]), "axe-core on {name}: {p}");
         assert!(

@@ -171,6 +171,56 @@ try {
   await Promise.all([analyst.waitForURL(/\/profiles\//), analyst.click('#events tbody tr >> nth=0 >> a')]);
   seen.profile_redacted = await analyst.locator('#profile .redacted').count();
   await check(analyst, 'profile');
+
+  // Emma asks for access; Olga approves it and grants her admin, which waits for a second
+  // owner; Oscar approves; Emma then reads events and administers grants.
+  const emma = await (await browser.newContext()).newPage();
+  await signIn(emma, 'emma');
+  await emma.click('#nav >> text=Request access');
+  await emma.waitForSelector('#request-form');
+  await emma.fill('#request-form input[name=project]', 'shop');
+  await emma.selectOption('#request-form select[name=role]', 'analyst');
+  await emma.fill('#request-form input[name=reason]', 'INC-7');
+  await Promise.all([emma.waitForSelector('#my-requests'), emma.click('#request-form button')]);
+  seen.asked_state = (await emma.textContent('#my-requests tbody tr >> nth=0 >> td.state')).trim();
+  await check(emma, 'access-requests');
+
+  const olga = await (await browser.newContext()).newPage();
+  await signIn(olga, 'olga');
+  await olga.click('#nav >> text=Grants and approvals');
+  await olga.waitForSelector('#pending-requests');
+  await check(olga, 'grants-queue');
+  const emmaId = (await olga.textContent('#pending-requests tbody tr >> nth=0 >> td >> nth=0')).trim();
+  await Promise.all([
+    olga.waitForURL(/\/console\/admin\/grants$/),
+    olga.click('#pending-requests tbody tr >> nth=0 >> button[data-decision=approve]'),
+  ]);
+  await olga.selectOption('#grant-form select[name=subject_kind]', 'user');
+  await olga.fill('#grant-form input[name=subject]', emmaId);
+  await olga.selectOption('#grant-form select[name=role]', 'admin');
+  await olga.selectOption('#grant-form select[name=project]', 'shop');
+  await olga.fill('#grant-form input[name=reason]', 'TICKET-9');
+  await Promise.all([olga.waitForSelector('#pending-grants'), olga.click('#grant-form button')]);
+  seen.duty_note = (await olga.textContent('#pending-grants .duty')).trim();
+  await check(olga, 'grants-pending');
+  await emma.reload();
+  seen.granted_state = (await emma.textContent('#my-requests tbody tr >> nth=0 >> td.state')).trim();
+  seen.emma_grants_before = (await emma.locator('#nav >> text=Grants and approvals').count()) > 0;
+
+  const oscar = await (await browser.newContext()).newPage();
+  await signIn(oscar, 'oscar');
+  await oscar.goto(`${app}/console/admin/grants`);
+  await Promise.all([
+    oscar.waitForSelector('#queue-empty'),
+    oscar.click('#pending-grants tbody tr >> nth=0 >> button[data-decision=approve]'),
+  ]);
+  await emma.goto(`${app}/console`);
+  seen.emma_sees_events = (await emma.locator('#can-do >> text=Events in shop').count()) > 0;
+  seen.emma_grants_after_second_approval =
+    !seen.emma_grants_before && (await emma.locator('#nav >> text=Grants and approvals').count()) > 0;
+  await emma.click('#can-do >> text=Events in shop');
+  await emma.waitForSelector('#events');
+  await check(emma, 'explorer-after-approval');
   seen.ok = true;
 } catch (e) {
   seen.error = String(e);

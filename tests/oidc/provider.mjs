@@ -17,6 +17,9 @@ const accounts = {
   alice: { name: 'Alice Analyst', groups: ['analysts'] },
   bob: { name: 'Bob Auditor', groups: ['auditors'] },
   dora: { name: 'Dora Data-Protection', groups: ['dpos'] },
+  olga: { name: 'Olga Owner', groups: ['owners'] },
+  oscar: { name: 'Oscar Owner', groups: ['owners'] },
+  emma: { name: 'Emma Employee', groups: [] },
 };
 
 function signingKey() {
