@@ -83,6 +83,18 @@ pub(super) async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, A
             format!("/console/projects/{p}/events"),
         ));
     }
+    for p in reach(state, subject, Permission::SubjectsErase).await? {
+        links.push((
+            format!("Erasures: {p}"),
+            format!("/console/projects/{p}/subject-requests/deletions"),
+        ));
+    }
+    for p in reach(state, subject, Permission::SubjectsExport).await? {
+        links.push((
+            format!("Exports: {p}"),
+            format!("/console/projects/{p}/subject-requests/exports"),
+        ));
+    }
     if !reach(state, subject, Permission::RolesAssign)
         .await?
         .is_empty()

@@ -11,6 +11,7 @@ pub mod bodies;
 mod classify;
 mod console;
 mod console_access;
+mod console_privacy;
 pub mod cors;
 pub mod extract;
 mod grants;
@@ -166,6 +167,42 @@ pub fn registry() -> Vec<RouteDef> {
             "/console/projects/{project}/profiles/{distinct_id}",
             Requires(ProfilesRead),
             || web::get().to(console::profile),
+        ),
+        def(
+            Method::GET,
+            "/console/projects/{project}/subject-requests/deletions",
+            Requires(SubjectsErase),
+            || web::get().to(console_privacy::deletions),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/subject-requests/deletions",
+            Requires(SubjectsErase),
+            || web::post().to(console_privacy::ask_deletion),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/subject-requests/deletions/decision",
+            Requires(SubjectsErase),
+            || web::post().to(console_privacy::decide_deletion),
+        ),
+        def(
+            Method::GET,
+            "/console/projects/{project}/subject-requests/exports",
+            Requires(SubjectsExport),
+            || web::get().to(console_privacy::exports),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/subject-requests/exports",
+            Requires(SubjectsExport),
+            || web::post().to(console_privacy::ask_export),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/subject-requests/exports/decision",
+            Requires(SubjectsExport),
+            || web::post().to(console_privacy::decide_export),
         ),
         def(Method::GET, "/console/access", Account(Verified), || {
             web::get().to(console_access::access_page)

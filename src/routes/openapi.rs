@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use crate::access::{Access, AccountNeed};
 
 use super::{
-    account, admin, audit, auth, classify, console, console_access, cors, grants, health, ingest,
-    privacy, query, requests, review, subjects,
+    account, admin, audit, auth, classify, console, console_access, console_privacy, cors, grants,
+    health, ingest, privacy, query, requests, review, subjects,
 };
 
 struct SecuritySchemes;
@@ -233,6 +233,8 @@ impl Modify for UniqueOperationIds {
         console::subject_report_form, console::subject_report_run, console::explorer, console::profile,
         console_access::access_page, console_access::ask, console_access::grants_page, console_access::grant,
         console_access::decide_grant, console_access::decide_request,
+        console_privacy::deletions, console_privacy::exports, console_privacy::ask_deletion,
+        console_privacy::ask_export, console_privacy::decide_deletion, console_privacy::decide_export,
         auth::login, auth::callback, auth::password, auth::backchannel_logout,
         auth::enroll_page, auth::enroll_confirm, auth::verify_page, auth::verify,
         auth::recovery_codes, auth::logout,

@@ -172,7 +172,7 @@ pub(super) fn body_of<T: serde::de::DeserializeOwned>(
     serde_json::from_value(body.into_inner()).map_err(|e| AppError::Unprocessable(e.to_string()))
 }
 
-async fn authorized<P: Requirement>(
+pub(super) async fn authorized<P: Requirement>(
     state: &AppState,
     ctx: &RequestContext,
     principal: &Principal,
@@ -191,7 +191,7 @@ async fn authorized<P: Requirement>(
     Ok(auth)
 }
 
-async fn make<P: Requirement>(
+pub(super) async fn make<P: Requirement>(
     state: &AppState,
     ctx: &RequestContext,
     auth: &Authorized<P>,

@@ -570,3 +570,160 @@ async fn admins_grant_and_approve_and_people_ask_for_access_in_pages() {
             .any(|e| e.action == Action::GrantChange && e.outcome == Outcome::Denied)
     );
 }
+
+/// Reloads a page until `done` holds for it (a job finishing in the background).
+async fn until(b: &Browser, path: &str, done: impl Fn(&str) -> bool) -> String {
+    for _ in 0..300 {
+        let (_, body) = page(b, path).await;
+        if done(&body) {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{path} never got there");
+}
+
+#[tokio::test]
+async fn data_protection_officers_erase_export_and_approve_in_pages() {
+    let (app, idp) = app(|s| s.privacy.approval_above_subjects = 1).await;
+    let (owner, _) = person(&app, &idp, "olga", &["owners"]).await;
+    let (dora, dora_id) = person(&app, &idp, "dora", &[]).await;
+    let (dana, dana_id) = person(&app, &idp, "dana", &[]).await;
+    for id in [&dora_id, &dana_id] {
+        assert_eq!(
+            grant(&owner, to_user(id, "data_protection_officer", "shop"))
+                .await
+                .status(),
+            201
+        );
+    }
+    for (who, id) in [("cust-a", "a1"), ("cust-b", "b1"), ("cust-c", "c1")] {
+        app.import(&json!([app.event("Buy", who, id)])).await;
+    }
+    let deletions = "/console/projects/shop/subject-requests/deletions";
+    let exports = "/console/projects/shop/subject-requests/exports";
+    let (_, home) = page(&dora, "/console").await;
+    assert!(home.contains(deletions) && home.contains(exports), "{home}");
+
+    // One person: erased at once; the page follows it to SUCCESS.
+    let (status, listed) = submit(
+        &dora,
+        deletions,
+        &[
+            ("kind", "erase"),
+            ("property", ""),
+            ("distinct_ids", "cust-a\n"),
+            ("reason", "DSR-1"),
+            ("compliance_type", "GDPR"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{listed}");
+    until(&dora, deletions, |b| {
+        b.contains("<td class=\"state\">SUCCESS</td>")
+    })
+    .await;
+    assert!(!listed.contains("cust-a"), "ids are not shown back");
+
+    // Two people: waits for a second person, who approves it from the page.
+    let (_, listed) = submit(
+        &dora,
+        deletions,
+        &[
+            ("kind", "erase"),
+            ("distinct_ids", "cust-b\ncust-c"),
+            ("reason", "DSR-2"),
+        ],
+    )
+    .await;
+    assert!(listed.contains("waits for a second person"), "{listed}");
+    assert!(listed.contains("Yours: another person approves it."));
+    // The row that waits (requests made at the same instant may list in either order).
+    let id = listed
+        .split("data-request=\"")
+        .skip(1)
+        .find(|row| {
+            row.split("</tr>")
+                .next()
+                .unwrap()
+                .contains("waits for a second person")
+        })
+        .and_then(|row| row.split('"').next())
+        .unwrap()
+        .to_owned();
+    let (status, _) = submit(
+        &dora,
+        &format!("{deletions}/decision"),
+        &[("id", &id), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, seen_by_dana) = page(&dana, deletions).await;
+    assert!(seen_by_dana.contains("data-decision=\"approve\""));
+    let (status, body) = submit(
+        &dana,
+        &format!("{deletions}/decision"),
+        &[("id", &id), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(status, 303, "{body}");
+    let done = until(&dana, deletions, |b| {
+        !b.contains(">PENDING") && !b.contains(">STARTED") && !b.contains(">STAGING")
+    })
+    .await;
+    assert!(!done.contains("waits for a second person"), "{done}");
+    let events: serde_json::Value = app
+        .get("/api/v1/projects/shop/events")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["events"], json!([]), "all three erased");
+
+    // An export: finished, with a download link that serves the document.
+    app.import(&json!([app.event("Buy", "cust-d", "d1")])).await;
+    let (status, _) = submit(
+        &dora,
+        exports,
+        &[("distinct_ids", "cust-d"), ("reason", "DSR-3")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let listed = until(&dora, exports, |b| b.contains(">Download<")).await;
+    let download = links(&listed)
+        .into_iter()
+        .find(|l| l.ends_with("/download"))
+        .unwrap();
+    let doc: serde_json::Value = dora.get(&download).await.json().await.unwrap();
+    assert!(doc.to_string().contains("cust-d"), "{doc}");
+
+    // Bad forms and outsiders.
+    let (status, _) = submit(
+        &dora,
+        deletions,
+        &[("kind", "shred"), ("distinct_ids", "x"), ("reason", "r")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = submit(
+        &dora,
+        deletions,
+        &[("distinct_ids", "\u{7}"), ("reason", "r")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (outsider, _) = person(&app, &idp, "otto", &[]).await;
+    let (status, body) = submit(&outsider, deletions, &[("nonsense", "1")]).await;
+    assert_eq!(status, 403, "refused before the form is judged: {body}");
+
+    // The requests went through the privacy services: each logged, naming pseudonyms only.
+    let entries = log(&app).await;
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.action == Action::SubjectsErase)
+            .count()
+            >= 2
+    );
+    assert!(entries.iter().all(|e| !e.details.contains("cust-")));
+}

@@ -1,9 +1,11 @@
-// Walks the console in headless Chromium as an auditor signed in through the real provider:
-// the home page, the log filtered, an entry with its proof, a project bundle downloaded, a
-// subject report on a person still named and on one erased (a bundle downloaded for the
-// first), and an error page; then an analyst explores events and a profile, sensitive values
-// redacted. Every page is screenshot (light, dark, and 360 px wide) and
-// checked with axe-core; a Content-Security-Policy violation anywhere fails the walk.
+// Walks the console in headless Chromium, each person signed in through the real provider:
+// a data-protection officer erases a person; an auditor reads the home page, the log
+// (filtered), an entry with its proof, downloads a project bundle, reports on a person still
+// named (and downloads that bundle) and on the one erased, and meets an error page; an
+// analyst explores events and a profile, sensitive values redacted; an employee asks for
+// access, an owner approves it and grants more, a second owner approves that. Every page is
+// screenshot (light, dark, and 360 px wide) and checked with axe-core; a
+// Content-Security-Policy violation anywhere fails the walk.
 // Environment: APP, APP_TIME_MS (as browser.mjs), OUT (a folder for screenshots and
 // downloads), NAMED and ERASED (distinct_ids in project shop).
 // Prints one JSON line describing what it saw; exits non-zero on any failure.
@@ -86,6 +88,22 @@ try {
   page.on('console', (m) => {
     if (m.text().includes('Content Security Policy')) seen.csp_violations.push(m.text());
   });
+
+  // Dora, data-protection officer on shop, erases one person from the erasures page.
+  const dora = await (await browser.newContext()).newPage();
+  await signIn(dora, 'dora');
+  await dora.click('#nav >> text=Erasures: shop');
+  await dora.waitForSelector('#subject-request-form');
+  await dora.fill('#subject-request-form textarea[name=distinct_ids]', process.env.ERASED);
+  await dora.fill('#subject-request-form input[name=reason]', 'DSR-7');
+  await Promise.all([dora.waitForSelector('#subject-requests'), dora.click('#subject-request-form button')]);
+  for (let i = 0; i < 100; i++) {
+    seen.erasure_state = (await dora.textContent('#subject-requests tbody tr >> nth=0 >> td.state')).trim();
+    if (seen.erasure_state === 'SUCCESS') break;
+    await new Promise((r) => setTimeout(r, 100));
+    await dora.reload();
+  }
+  await check(dora, 'erasures');
 
   // Sign in as bob (auditor on every project) at the provider; enroll; land on the home page.
   await signIn(page, 'bob');
