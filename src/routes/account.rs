@@ -6,7 +6,7 @@ use maud::html;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::pages::{body, form, page, wants_html};
+use super::pages::{body, form, wants_html};
 use crate::audit::RequestContext;
 use crate::domain::Timestamp;
 use crate::error::AppError;
@@ -251,7 +251,32 @@ pub async fn account_page(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(me));
     }
-    Ok(page(
+    let sessions = account::sessions(&state, &person).await?;
+    let current = person
+        .session
+        .as_ref()
+        .map(|s| s.session.public_id.as_str());
+    let tokens = account::tokens(&state, &person).await?;
+    let subject = super::console::person_subject(&person);
+    let nav = super::console::nav_of(&state, &subject).await?;
+    Ok(account_markup(
+        &nav, &person, &me, &sessions, current, &tokens, None,
+    ))
+}
+
+/// The account page: who, notices, roles, sessions (end one), personal tokens (make one with a
+/// fresh code, revoke one); `new_secret` is a token just made, shown this once.
+fn account_markup(
+    nav: &super::pages::Nav,
+    person: &Person,
+    me: &Me,
+    sessions: &[SessionRecord],
+    current: Option<&str>,
+    tokens: &[PersonalToken],
+    new_secret: Option<&str>,
+) -> HttpResponse {
+    super::pages::console_page(
+        nav,
         "Your account",
         html! {
             p id="who" { "Signed in as " strong { (person.user.email) } " (" (me.authentication.method) ")" }
@@ -270,8 +295,153 @@ pub async fn account_page(
                     }
                 }
             }
+            h2 { "Sessions" }
+            div class="table-wrap" {
+                table id="sessions" {
+                    thead { tr { th { "since (UTC)" } th { "last seen" } th { "how" } th { "from" } th { "" } } }
+                    tbody {
+                        @for s in sessions {
+                            tr data-session=(s.public_id) {
+                                td { (s.created_at.to_rfc3339()) }
+                                td { (s.last_seen_at.to_rfc3339()) }
+                                td { (s.method) }
+                                td { (s.client_ip.as_deref().unwrap_or("—")) " " (s.user_agent.as_deref().unwrap_or("")) }
+                                td {
+                                    @if Some(s.public_id.as_str()) == current {
+                                        "this one"
+                                    } @else {
+                                        form method="post" action="/account/sessions/end" class="inline" {
+                                            input type="hidden" name="id" value=(s.public_id);
+                                            button type="submit" { "End" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Personal tokens" }
+            @if let Some(secret) = new_secret {
+                div class="problem" id="new-token" role="status" {
+                    p { "Your new token, shown only now:" }
+                    pre id="token-secret" { (secret) }
+                    button type="button" class="copy" data-copy="token-secret" { "Copy" }
+                }
+            }
+            @if !tokens.is_empty() {
+                div class="table-wrap" {
+                    table id="tokens" {
+                        thead { tr { th { "name" } th { "made" } th { "expires" } th { "last used" } th { "" } } }
+                        tbody {
+                            @for t in tokens {
+                                tr data-token=(t.id) {
+                                    td { (t.name) }
+                                    td { (t.created_at.to_rfc3339()) }
+                                    td { (t.expires_at.to_rfc3339()) }
+                                    td { (t.last_used_at.map(Timestamp::to_rfc3339).unwrap_or_else(|| "never".into())) }
+                                    td {
+                                        @if let Some(r) = t.revoked_at { "revoked " (r.to_rfc3339()) } @else {
+                                            form method="post" action="/account/tokens/revoke" class="inline" {
+                                                input type="hidden" name="id" value=(t.id);
+                                                button type="submit" { "Revoke" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form class="stack" method="post" action="/account/tokens" id="token-form" {
+                label { "A name for a new token" input type="text" name="name" required; }
+                label { "Days until it expires" input type="number" name="expires_in_days" value="30" min="1" required; }
+                button type="submit" { "Make a token" }
+            }
+            p class="muted" { "Making a token needs a 2-step verification within the last few minutes." }
             (form("/auth/logout", "logout-form", html! {}, "Sign out"))
         },
+    )
+}
+
+/// What the session and token forms send.
+#[derive(Debug, Deserialize)]
+struct IdForm {
+    id: String,
+}
+
+/// Ends one of my sessions, from the account page.
+#[utoipa::path(post, path = "/account/sessions/end", tag = "account",
+    responses((status = 303, description = "Back to the account page"), (status = 401), (status = 403), (status = 404)))]
+pub async fn end_session_form(
+    req: HttpRequest,
+    ctx: RequestContext,
+    person: Person,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let f: IdForm = body(&req, &bytes)?;
+    account::end_session(&state, &ctx, &person, &f.id).await?;
+    Ok(super::pages::see_other("/account"))
+}
+
+/// Revokes one of my personal tokens, from the account page.
+#[utoipa::path(post, path = "/account/tokens/revoke", tag = "account",
+    responses((status = 303, description = "Back to the account page"), (status = 401), (status = 404)))]
+pub async fn revoke_token_form(
+    req: HttpRequest,
+    ctx: RequestContext,
+    person: Person,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let f: IdForm = body(&req, &bytes)?;
+    account::revoke_token(&state, &ctx, &person, &f.id).await?;
+    Ok(super::pages::see_other("/account"))
+}
+
+/// What the token form sends.
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    name: String,
+    expires_in_days: String,
+}
+
+/// Makes a personal token from the account page (a fresh code needed) and shows its secret
+/// once, on the page itself: never in a URL.
+#[utoipa::path(post, path = "/account/tokens", tag = "account",
+    responses((status = 200, description = "The account page with the new token", content((String = "text/html"))), (status = 401), (status = 422)))]
+pub async fn create_token_form(
+    req: HttpRequest,
+    ctx: RequestContext,
+    person: Person,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let caller = person.session()?;
+    let f: TokenForm = body(&req, &bytes)?;
+    crate::domain::FreeText::parse("name", &f.name)?;
+    let days = f.expires_in_days.trim().parse().map_err(|_| {
+        AppError::Unprocessable("expires_in_days must be a whole number of days".into())
+    })?;
+    let (_, secret) = flows::create_personal_token(&state, caller, &f.name, days, &ctx).await?;
+    let me = who_am_i(&person, &state).await?;
+    let sessions = account::sessions(&state, &person).await?;
+    let current = person
+        .session
+        .as_ref()
+        .map(|s| s.session.public_id.as_str());
+    let tokens = account::tokens(&state, &person).await?;
+    let nav = super::console::nav_of(&state, &super::console::person_subject(&person)).await?;
+    Ok(account_markup(
+        &nav,
+        &person,
+        &me,
+        &sessions,
+        current,
+        &tokens,
+        Some(secret.expose()),
     ))
 }
 

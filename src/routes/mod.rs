@@ -303,6 +303,21 @@ pub fn registry() -> Vec<RouteDef> {
         def(Method::GET, "/account", Account(Verified), || {
             web::get().to(account::account_page)
         }),
+        def(
+            Method::POST,
+            "/account/sessions/end",
+            Account(Verified),
+            || web::post().to(account::end_session_form),
+        ),
+        def(
+            Method::POST,
+            "/account/tokens/revoke",
+            Account(Verified),
+            || web::post().to(account::revoke_token_form),
+        ),
+        def(Method::POST, "/account/tokens", Account(StepUp), || {
+            web::post().to(account::create_token_form)
+        }),
         def(Method::GET, "/api/v1/me", Account(Verified), || {
             web::get().to(account::me)
         }),

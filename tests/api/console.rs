@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use auditgate::clock::Clock;
 use auditgate::config::GroupRoleSettings;
 use auditgate::domain::BUILTIN;
 use auditgate::ledger::entry::{Action, Outcome};
@@ -726,4 +727,88 @@ async fn data_protection_officers_erase_export_and_approve_in_pages() {
             >= 2
     );
     assert!(entries.iter().all(|e| !e.details.contains("cust-")));
+}
+
+#[tokio::test]
+async fn people_end_their_sessions_and_make_and_revoke_tokens_in_the_account_page() {
+    let (app, idp) = app(|s| s.auth.step_up_minutes = 5).await;
+    idp.set(|b| {
+        b.subject = "pia-sub".into();
+        b.email = "pia@example.com".into();
+        b.groups = vec![];
+    });
+    let mut laptop = Browser::new(&app);
+    laptop.sign_in().await;
+    let secret = laptop.enroll(app.clock.now()).await;
+    let mut phone = Browser::new(&app);
+    phone.sign_in().await;
+    app.clock.advance_millis(30_000);
+    let code = secret.code_at(app.clock.now());
+    assert_eq!(phone.verify(json!({"code": code})).await.status(), 200);
+    let (status, account) = page(&laptop, "/account").await;
+    assert_eq!(status, 200);
+    assert!(account.contains("id=\"nav\""), "the console's shell");
+    let others: Vec<&str> = account
+        .split("data-session=\"")
+        .skip(1)
+        .filter(|row| !row.split("</tr>").next().unwrap().contains("this one"))
+        .filter_map(|row| row.split('"').next())
+        .collect();
+    assert_eq!(others.len(), 1, "{account}");
+    let (status, _) = submit(&laptop, "/account/sessions/end", &[("id", others[0])]).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        page(&phone, "/account").await.0,
+        401,
+        "the phone's session ended"
+    );
+
+    // A token: made with a fresh code, its secret shown once, usable, then revoked.
+    let (status, made) = submit(
+        &laptop,
+        "/account/tokens",
+        &[("name", "laptop-cli"), ("expires_in_days", "7")],
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
+    let secret = made
+        .split("id=\"token-secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    let me = app
+        .client
+        .get(format!("{}/api/v1/me", app.address))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let (_, account) = page(&laptop, "/account").await;
+    assert!(!account.contains(&secret), "shown once only");
+    let token_id = first_id(&account, "tokens", "token").unwrap();
+    let (status, _) = submit(&laptop, "/account/tokens/revoke", &[("id", &token_id)]).await;
+    assert_eq!(status, 303);
+    let me = app
+        .client
+        .get(format!("{}/api/v1/me", app.address))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+
+    // Later, a new token needs a fresh code: the page says so and links to the prompt.
+    app.clock.advance_millis(6 * 60_000);
+    let (status, prompt) = submit(
+        &laptop,
+        "/account/tokens",
+        &[("name", "later"), ("expires_in_days", "7")],
+    )
+    .await;
+    assert_eq!(status, 401, "{prompt}");
+    assert!(prompt.contains("id=\"step-up\"") && prompt.contains("/auth/2fa/verify"));
+    let (status, _) = submit(&laptop, "/account/tokens/revoke", &[("id", "nope")]).await;
+    assert_eq!(status, 404);
 }
