@@ -105,6 +105,9 @@ pub(super) async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, A
             "/console/admin/grants".into(),
         ));
     }
+    if everywhere(subject, Permission::UsersAdmin) {
+        links.push(("People".into(), "/console/admin/people".into()));
+    }
     if matches!(subject, Subject::User { .. }) {
         links.push(("Request access".into(), "/console/access".into()));
     }

@@ -397,3 +397,105 @@ pub async fn decide_request(
     requests::decide(&admin(&state), by, &d.id, approve).await?;
     Ok(see_other("/console/admin/grants"))
 }
+
+/// People, for holders of `users:admin` (on every project): disable or enable them, reset
+/// their 2-step verification, end their sessions; and the access review to download.
+#[utoipa::path(get, path = "/console/admin/people", tag = "console",
+    responses((status = 200, description = "People", content((String = "text/html"))), (status = 401), (status = 403)))]
+pub async fn people_page(
+    ctx: RequestContext,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    // Through the service: the right is checked (and a refusal logged) as the API's.
+    let people = crate::admin::people::list(&admin(&state), by).await?;
+    let me = viewer_id(principal.subject()).to_owned();
+    let nav = viewer(&state, &principal).await?;
+    // The review's own right (audit:read on every project), so the link is never refused.
+    let review = crate::access::decide_global(principal.subject(), Permission::AuditRead)
+        == crate::access::Decision::Allow;
+    Ok(console_page(
+        &nav,
+        "People",
+        html! {
+            @if review {
+                p { "The access review, who holds what where and why: "
+                    a href="/api/v1/admin/access-review?format=csv" download="access-review.csv" { "download as CSV" } "." }
+            }
+            div class="table-wrap" {
+                table id="people" {
+                    thead { tr { th { "e-mail" } th { "id" } th { "kind" } th { "last sign-in" } th { "state" } th { "" } } }
+                    tbody {
+                        @for u in &people {
+                            tr data-person=(u.id) {
+                                td { (u.email) }
+                                td { code { (u.id) } }
+                                td { (u.kind.as_str()) }
+                                td { (u.last_signin_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())) }
+                                td class="state" { @if u.disabled_at.is_some() { "disabled" } @else { "active" } }
+                                td {
+                                    @if u.id == me {
+                                        span class="duty" { "You" }
+                                    } @else {
+                                        @if u.disabled_at.is_some() {
+                                            (decision_form("/console/admin/people/decision", &u.id, &[("enable", "Enable")]))
+                                        } @else {
+                                            (decision_form("/console/admin/people/decision", &u.id, &[("disable", "Disable"), ("end_sessions", "End sessions"), ("reset_second_factor", "Reset 2-step verification")]))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// Disables, enables, ends the sessions of, or resets the 2-step verification of a person
+/// (the services of the API's user routes).
+#[utoipa::path(post, path = "/console/admin/people/decision", tag = "console",
+    responses((status = 303, description = "Back to the people"), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn decide_person(
+    req: HttpRequest,
+    ctx: RequestContext,
+    principal: Principal,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    use crate::admin::people;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let a = admin(&state);
+    // The right first (on every project, as the API's), then the form.
+    by.may::<perm::UsersAdmin>(&state.audit, Action::UserChange, "*")
+        .await?;
+    let d: Decision = body(&req, &bytes)?;
+    match d.decision.as_str() {
+        "disable" => {
+            people::set_disabled(&a, by, &d.id, true).await?;
+        }
+        "enable" => {
+            people::set_disabled(&a, by, &d.id, false).await?;
+        }
+        "end_sessions" => {
+            people::end_sessions(&a, by, &d.id).await?;
+        }
+        "reset_second_factor" => {
+            people::reset_second_factor(&a, by, &d.id).await?;
+        }
+        other => {
+            return Err(AppError::Unprocessable(format!(
+                "decision must be disable, enable, end_sessions or reset_second_factor, not {other:?}"
+            )));
+        }
+    }
+    Ok(see_other("/console/admin/people"))
+}

@@ -212,6 +212,18 @@ pub fn registry() -> Vec<RouteDef> {
         }),
         def(
             Method::GET,
+            "/console/admin/people",
+            Requires(UsersAdmin),
+            || web::get().to(console_access::people_page),
+        ),
+        def(
+            Method::POST,
+            "/console/admin/people/decision",
+            Requires(UsersAdmin),
+            || web::post().to(console_access::decide_person),
+        ),
+        def(
+            Method::GET,
             "/console/admin/grants",
             Requires(RolesAssign),
             || web::get().to(console_access::grants_page),

@@ -812,3 +812,83 @@ async fn people_end_their_sessions_and_make_and_revoke_tokens_in_the_account_pag
     let (status, _) = submit(&laptop, "/account/tokens/revoke", &[("id", "nope")]).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn administrators_disable_people_and_reset_their_second_factor_in_pages() {
+    let (app, idp) = app(|_| {}).await;
+    let (olga, olga_id) = person(&app, &idp, "olga", &["owners"]).await;
+    let (pete, pete_id) = person(&app, &idp, "pete", &[]).await;
+    let (status, people) = page(&olga, "/console/admin/people").await;
+    assert_eq!(status, 200, "{people}");
+    assert!(people.contains("pete@example.com"));
+    assert!(people.contains("access-review?format=csv"));
+    let own_row = people
+        .split(&format!("data-person=\"{olga_id}\""))
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        !own_row.contains("data-decision"),
+        "no buttons on one's own row"
+    );
+    // The review link works for the viewer (it needs audit:read on every project).
+    let review = olga
+        .client
+        .get(format!(
+            "{}/api/v1/admin/access-review?format=csv",
+            olga.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(review.status(), 200);
+
+    let (status, _) = submit(
+        &olga,
+        "/console/admin/people/decision",
+        &[("id", &pete_id), ("decision", "disable")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(page(&pete, "/console").await.0, 401, "disabled: signed out");
+    let (_, people) = page(&olga, "/console/admin/people").await;
+    let row = people
+        .split(&format!("data-person=\"{pete_id}\""))
+        .nth(1)
+        .unwrap();
+    assert!(row.starts_with('>') && row.contains("<td class=\"state\">disabled</td>"));
+    for decision in ["enable", "reset_second_factor", "end_sessions"] {
+        let (status, body) = submit(
+            &olga,
+            "/console/admin/people/decision",
+            &[("id", &pete_id), ("decision", decision)],
+        )
+        .await;
+        assert_eq!(status, 303, "{decision}: {body}");
+    }
+    let (status, _) = submit(
+        &olga,
+        "/console/admin/people/decision",
+        &[("id", &pete_id), ("decision", "promote")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    // Someone without users:admin is refused before the form is read, and sees no link.
+    let (status, _) = submit(&pete, "/console/admin/people/decision", &[("x", "y")]).await;
+    assert!(status == 401 || status == 403, "{status}");
+    let entries = log(&app).await;
+    for a in [
+        Action::UserChange,
+        Action::SecondFactorReset,
+        Action::SessionEnd,
+    ] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.action == a && e.actor.id == olga_id && e.outcome == Outcome::Allowed),
+            "{a:?}"
+        );
+    }
+}
