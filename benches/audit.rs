@@ -196,7 +196,7 @@ async fn verification(
 }
 
 /// Proof latency as the log grows: it must stay flat (O(log n) stored hashes per proof).
-async fn proof_latency(store: &SharedStore) {
+async fn proof_latency(label: &str, store: &SharedStore) {
     let mut next = store.audit_head().await.unwrap().size() as usize;
     for target in [10_000usize, 100_000, 1_000_000] {
         while next < target {
@@ -239,22 +239,22 @@ async fn proof_latency(store: &SharedStore) {
             v.sort();
         }
         println!(
-            "sqlite   proofs at {size:>7} entries: inclusion p50 {:.2} ms p99 {:.2} ms, consistency p50 {:.2} ms p99 {:.2} ms | one-row lookup p50 {:.2} ms",
+            "{label:<8} proofs at {size:>7} entries: inclusion p50 {:.2} ms p99 {:.2} ms, consistency p50 {:.2} ms p99 {:.2} ms | one-row lookup p50 {:.2} ms",
             pct(&inclusion, 0.5),
             pct(&inclusion, 0.99),
             pct(&consistency, 0.5),
             pct(&consistency, 0.99),
             pct(&lookup, 0.5),
         );
-        entry_pages(store, size, pct(&lookup, 0.5)).await;
-        subject_reports(store, size, pct(&lookup, 0.5)).await;
+        entry_pages(label, store, size, pct(&lookup, 0.5)).await;
+        subject_reports(label, store, size, pct(&lookup, 0.5)).await;
     }
 }
 
 /// What `POST /api/v1/audit/subject-report` reads: every entry here names one of 256
 /// pseudonyms, so one person is named in 1 of 256 entries (about 3,900 at 1M, a heavy case).
 /// A page of 100, every entry naming them decoded, and their whole bundle with proofs.
-async fn subject_reports(store: &SharedStore, size: u64, lookup_ms: f64) {
+async fn subject_reports(label: &str, store: &SharedStore, size: u64, lookup_ms: f64) {
     use auditgate::audit::report::naming;
     let subject = [7u8; 32];
     let (mut page, mut whole, mut bundle) = (Vec::new(), Vec::new(), Vec::new());
@@ -303,7 +303,7 @@ async fn subject_reports(store: &SharedStore, size: u64, lookup_ms: f64) {
         v.sort();
     }
     println!(
-        "sqlite   subject report at {size:>7} entries ({named} name the person): newest 100 p50 {:.2} ms p99 {:.2} ms, all {named} decoded p50 {:.1} ms p99 {:.1} ms, bundle with proofs p50 {:.1} ms | one-row lookup p50 {lookup_ms:.2} ms",
+        "{label:<8} subject report at {size:>7} entries ({named} name the person): newest 100 p50 {:.2} ms p99 {:.2} ms, all {named} decoded p50 {:.1} ms p99 {:.1} ms, bundle with proofs p50 {:.1} ms | one-row lookup p50 {lookup_ms:.2} ms",
         pct(&page, 0.5),
         pct(&page, 0.99),
         pct(&whole, 0.5),
@@ -315,7 +315,7 @@ async fn subject_reports(store: &SharedStore, size: u64, lookup_ms: f64) {
 /// What `GET /api/v1/audit/entries` reads: a page of 100 of a project's entries, newest and
 /// from a cursor half-way down, and a page whose filter matches nothing (it looks at the most
 /// entries a page may, then answers with a cursor).
-async fn entry_pages(store: &SharedStore, size: u64, lookup_ms: f64) {
+async fn entry_pages(label: &str, store: &SharedStore, size: u64, lookup_ms: f64) {
     use auditgate::audit::read::{EntryQuery, page};
     let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
     let newest = EntryQuery {
@@ -331,7 +331,7 @@ async fn entry_pages(store: &SharedStore, size: u64, lookup_ms: f64) {
         actor: Some("nobody".into()),
         ..newest.clone()
     };
-    let mut line = format!("sqlite   entry pages at {size:>7} entries:");
+    let mut line = format!("{label:<8} entry pages at {size:>7} entries:");
     for (name, q, runs) in [
         ("newest 100", &newest, 100),
         ("100 from half-way", &deep, 100),
@@ -368,7 +368,13 @@ async fn run(label: &str, url: String, dir: &std::path::Path) {
             dir,
         )
         .await;
-        proof_latency(&store).await;
+        proof_latency("sqlite", &store).await;
+    } else if let Some(db) = common::fresh_postgres("auditgate_bench_proofs").await {
+        // The same log of exactly 10k, 100k and 1M entries, on PostgreSQL.
+        let (store, _log, _) = open("pg-proofs", db.url.clone(), dir).await;
+        proof_latency("postgres", &store).await;
+        store.close().await;
+        db.remove().await;
     }
 }
 

@@ -20,6 +20,7 @@ use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::signin::caller::Person;
 use crate::state::AppState;
+use crate::store::PropertyKind;
 
 /// Role names a form offers: the built-in ones and the custom ones.
 async fn role_names(state: &AppState) -> Result<Vec<String>, AppError> {
@@ -498,4 +499,135 @@ pub async fn decide_person(
         }
     }
     Ok(see_other("/console/admin/people"))
+}
+
+/// A project's sensitive properties, for holders of `properties:classify` there: mark one,
+/// or ask to take a mark off (a second person confirms).
+#[utoipa::path(get, path = "/console/projects/{project}/sensitive-properties", tag = "console",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Sensitive properties", content((String = "text/html"))), (status = 401), (status = 403)))]
+pub async fn sensitive_page(
+    ctx: RequestContext,
+    principal: Principal,
+    super::extract::ProjectPath(project): super::extract::ProjectPath,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    state
+        .audit
+        .authorize::<perm::PropertiesClassify>(
+            &ctx,
+            &principal,
+            &project,
+            Action::PropertiesClassify,
+        )
+        .await?;
+    let nav = viewer(&state, &principal).await?;
+    let mut marked = Vec::new();
+    for kind in [PropertyKind::Event, PropertyKind::Profile] {
+        for name in state.store.sensitive_properties(&project, kind).await? {
+            let asked = state
+                .store
+                .classification(&project, kind, &name)
+                .await?
+                .flatten();
+            marked.push((kind, name, asked));
+        }
+    }
+    let action = format!("/console/projects/{project}/sensitive-properties");
+    Ok(console_page(
+        &nav,
+        &format!("Sensitive properties in {project}"),
+        html! {
+            p class="muted" { "Values of these properties are shown as [redacted] to readers without events:read_sensitive. Taking a mark off needs a second person." }
+            div class="table-wrap" {
+                table id="sensitive" {
+                    thead { tr { th { "kind" } th { "property" } th { "" } } }
+                    tbody {
+                        @for (kind, name, asked) in &marked {
+                            tr {
+                                td { (kind.as_str()) }
+                                td { code { (name) } }
+                                td {
+                                    @if let Some(who) = asked { span class="duty" { "Removal asked by " (who) "; another person confirms it. " } }
+                                    form method="post" action=(action) class="inline" {
+                                        input type="hidden" name="kind" value=(kind.as_str());
+                                        input type="hidden" name="name" value=(name);
+                                        input type="hidden" name="sensitive" value="false";
+                                        button type="submit" data-decision="unmark" { "Take the mark off" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form class="stack" method="post" action=(action) id="mark-form" {
+                (select("kind", "Kind", &["event".to_owned(), "profile".to_owned()], Some("event"), "choose"))
+                (text_input("name", "Property", None, "e.g. email"))
+                input type="hidden" name="sensitive" value="true";
+                button type="submit" { "Mark sensitive" }
+            }
+        },
+    ))
+}
+
+/// What the classification forms send.
+#[derive(Debug, Deserialize)]
+struct ClassifyForm {
+    kind: String,
+    name: String,
+    sensitive: String,
+}
+
+/// Marks a property, or asks (or, as the second person, confirms) taking a mark off: the
+/// service of the API's PUT and DELETE.
+#[utoipa::path(post, path = "/console/projects/{project}/sensitive-properties", tag = "console",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 303, description = "Back to the properties"), (status = 400), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn classify(
+    req: HttpRequest,
+    ctx: RequestContext,
+    principal: Principal,
+    super::extract::ProjectPath(project): super::extract::ProjectPath,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    state
+        .audit
+        .authorize::<perm::PropertiesClassify>(
+            &ctx,
+            &principal,
+            &project,
+            Action::PropertiesClassify,
+        )
+        .await?;
+    let f: ClassifyForm = body(&req, &bytes)?;
+    let kind = PropertyKind::parse(&f.kind).ok_or_else(|| {
+        AppError::Unprocessable(format!("kind must be event or profile, not {:?}", f.kind))
+    })?;
+    let sensitive = match f.sensitive.as_str() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(AppError::Unprocessable(format!(
+                "sensitive must be true or false, not {other:?}"
+            )));
+        }
+    };
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    crate::admin::properties::classify(
+        &admin(&state),
+        by,
+        &project,
+        kind,
+        f.name.trim(),
+        sensitive,
+    )
+    .await?;
+    Ok(see_other(&format!(
+        "/console/projects/{project}/sensitive-properties"
+    )))
 }

@@ -212,6 +212,18 @@ pub fn registry() -> Vec<RouteDef> {
         }),
         def(
             Method::GET,
+            "/console/projects/{project}/sensitive-properties",
+            Requires(PropertiesClassify),
+            || web::get().to(console_access::sensitive_page),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/sensitive-properties",
+            Requires(PropertiesClassify),
+            || web::post().to(console_access::classify),
+        ),
+        def(
+            Method::GET,
             "/console/admin/people",
             Requires(UsersAdmin),
             || web::get().to(console_access::people_page),

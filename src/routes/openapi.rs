@@ -233,7 +233,7 @@ impl Modify for UniqueOperationIds {
         console::subject_report_form, console::subject_report_run, console::explorer, console::profile,
         console_access::access_page, console_access::ask, console_access::grants_page, console_access::grant,
         console_access::decide_grant, console_access::decide_request, console_access::people_page,
-        console_access::decide_person,
+        console_access::decide_person, console_access::sensitive_page, console_access::classify,
         console_privacy::deletions, console_privacy::exports, console_privacy::ask_deletion,
         console_privacy::ask_export, console_privacy::decide_deletion, console_privacy::decide_export,
         account::end_session_form, account::revoke_token_form, account::create_token_form,

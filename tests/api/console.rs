@@ -892,3 +892,56 @@ async fn administrators_disable_people_and_reset_their_second_factor_in_pages() 
         );
     }
 }
+
+#[tokio::test]
+async fn sensitive_properties_are_marked_and_unmarked_by_two_people_in_pages() {
+    let (app, idp) = app(|_| {}).await;
+    let (olga, _) = person(&app, &idp, "olga", &["owners"]).await;
+    let (oscar, _) = person(&app, &idp, "oscar", &["owners"]).await;
+    let (ana, ana_id) = person(&app, &idp, "ana", &[]).await;
+    assert_eq!(
+        grant(&olga, to_user(&ana_id, "analyst", "shop"))
+            .await
+            .status(),
+        201
+    );
+    let path = "/console/projects/shop/sensitive-properties";
+    let (_, home) = page(&olga, "/console").await;
+    assert!(home.contains(path), "{home}");
+    let (status, listed) = submit(
+        &olga,
+        path,
+        &[("kind", "event"), ("name", "email"), ("sensitive", "true")],
+    )
+    .await;
+    assert_eq!(status, 303, "{listed}");
+    assert!(listed.contains("<code>email</code>"));
+    // Taking it off: asked by one, still marked; confirmed by another, gone.
+    let unmark = [("kind", "event"), ("name", "email"), ("sensitive", "false")];
+    let (_, asked) = submit(&olga, path, &unmark).await;
+    assert!(asked.contains("Removal asked by"), "{asked}");
+    let (status, _) = submit(&olga, path, &unmark).await;
+    assert_eq!(status, 409, "the asker cannot confirm");
+    let (status, after) = submit(&oscar, path, &unmark).await;
+    assert_eq!(status, 303);
+    assert!(!after.contains("<code>email</code>"), "{after}");
+    // An analyst may not classify, and sees no link; a bad kind is a 422.
+    assert_eq!(page(&ana, path).await.0, 403);
+    let (status, _) = submit(&ana, path, &[("x", "y")]).await;
+    assert_eq!(status, 403);
+    let (status, _) = submit(
+        &olga,
+        path,
+        &[("kind", "column"), ("name", "x"), ("sensitive", "true")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    let entries = log(&app).await;
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.action == Action::PropertiesClassify && e.outcome == Outcome::Allowed)
+            .count()
+            >= 3
+    );
+}
