@@ -105,6 +105,12 @@ pub(super) async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, A
             "/console/admin/grants".into(),
         ));
     }
+    for p in reach(state, subject, Permission::SubjectsConsent).await? {
+        links.push((
+            format!("Consent: {p}"),
+            format!("/console/projects/{p}/preferences"),
+        ));
+    }
     for p in reach(state, subject, Permission::PropertiesClassify).await? {
         links.push((
             format!("Sensitive: {p}"),

@@ -14,6 +14,7 @@ use crate::access::{Permission, Principal, Requirement, perm};
 use crate::audit::RequestContext;
 use crate::domain::DistinctId;
 use crate::error::AppError;
+use crate::ledger::entry::Action;
 use crate::privacy::subjects::{self, ComplianceType, JobState, NewRequest, RequestKind};
 use crate::state::AppState;
 
@@ -320,4 +321,155 @@ pub async fn decide_export(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     decide::<perm::SubjectsExport>(&state, &ctx, &principal, project, &req, &bytes).await
+}
+
+/// A person's opt-out and consent, looked up and changed by a holder of `subjects:consent`.
+#[derive(Debug, Deserialize)]
+struct PreferencesForm {
+    distinct_id: String,
+    /// `read`, `opt_out`, `opt_in`, `consent` or `withdraw`.
+    change: String,
+}
+
+fn lookup_form(action: &str, who: Option<&str>) -> maud::Markup {
+    html! {
+        form class="stack" method="post" action=(action) id="preferences-form" {
+            label { "The person's distinct_id" input type="text" name="distinct_id" required value=[who] autocomplete="off"; }
+            input type="hidden" name="change" value="read";
+            button type="submit" { "Look up" }
+        }
+    }
+}
+
+/// The form to look a person up (the id goes in a form body, never in the URL).
+#[utoipa::path(get, path = "/console/projects/{project}/preferences", tag = "console",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The look-up form", content((String = "text/html"))), (status = 401), (status = 403), (status = 404)))]
+pub async fn preferences_form(
+    ctx: RequestContext,
+    principal: Principal,
+    ProjectPath(project): ProjectPath,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    state
+        .audit
+        .authorize::<perm::SubjectsConsent>(&ctx, &principal, &project, Action::SubjectsConsent)
+        .await?;
+    crate::projects::live(state.store.as_ref(), &project).await?;
+    let nav = viewer(&state, &principal).await?;
+    let action = format!("/console/projects/{project}/preferences");
+    Ok(console_page(
+        &nav,
+        &format!("Opt-outs and consent in {project}"),
+        lookup_form(&action, None),
+    ))
+}
+
+/// Reads, or records a choice for, one person's opt-out and consent: the services of the
+/// API's preferences, opt-out and consent routes (each logged, naming the pseudonym).
+#[utoipa::path(post, path = "/console/projects/{project}/preferences", tag = "console",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The person's preferences", content((String = "text/html"))), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn preferences(
+    req: HttpRequest,
+    ctx: RequestContext,
+    principal: Principal,
+    ProjectPath(project): ProjectPath,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    use crate::privacy::consent::{self, Choice};
+    let auth = state
+        .audit
+        .authorize::<perm::SubjectsConsent>(&ctx, &principal, &project, Action::SubjectsConsent)
+        .await?;
+    crate::projects::live(state.store.as_ref(), &project).await?;
+    let f: PreferencesForm = body(&req, &bytes)?;
+    let person = DistinctId::parse(&f.distinct_id).map_err(|e| AppError::Unprocessable(e.0))?;
+    let choice = match f.change.as_str() {
+        "read" => None,
+        "opt_out" => Some(Choice::OptOut),
+        "opt_in" => Some(Choice::OptIn),
+        "consent" => Some(Choice::Consent),
+        "withdraw" => Some(Choice::Withdraw),
+        other => {
+            return Err(AppError::Unprocessable(format!(
+                "change must be read, opt_out, opt_in, consent or withdraw, not {other:?}"
+            )));
+        }
+    };
+    let now = state.clock.now();
+    match choice {
+        Some(c) => {
+            consent::record(
+                &state.store,
+                &state.audit,
+                &ctx,
+                &auth,
+                &person,
+                c,
+                "console",
+                now,
+            )
+            .await?;
+        }
+        None => {
+            let subject = state.audit.pseudonym(&project, &person).await?;
+            state
+                .audit
+                .record(
+                    &ctx,
+                    &auth,
+                    Action::SubjectsConsent,
+                    0,
+                    serde_json::json!({"change": "read"}),
+                    vec![subject],
+                )
+                .await?;
+        }
+    }
+    let prefs = consent::preferences(&state.store, &state.audit, &auth, &person).await?;
+    let nav = viewer(&state, &principal).await?;
+    let action = format!("/console/projects/{project}/preferences");
+    let change = |value: &str, label: &str| {
+        html! {
+            form method="post" action=(action) class="inline" {
+                input type="hidden" name="distinct_id" value=(f.distinct_id);
+                input type="hidden" name="change" value=(value);
+                button type="submit" data-change=(value) { (label) }
+            }
+        }
+    };
+    Ok(console_page(
+        &nav,
+        &format!("Opt-outs and consent in {project}"),
+        html! {
+            (lookup_form(&action, Some(&f.distinct_id)))
+            section id="preferences" data-opted-out=(prefs.opted_out) {
+                h2 { "This person" }
+                p id="opt-out-state" {
+                    @if prefs.opted_out {
+                        "Opted out (" (prefs.opt_out_source.as_deref().unwrap_or("")) ", " (prefs.opted_out_at.as_deref().unwrap_or("")) "): nothing they send is stored. "
+                        (change("opt_in", "Undo the opt-out"))
+                    } @else {
+                        "Not opted out. " (change("opt_out", "Opt them out"))
+                    }
+                }
+                p id="consent-state" {
+                    @match prefs.consent {
+                        Some(true) => { "Consent given. " (change("withdraw", "Record a withdrawal")) }
+                        Some(false) => { "Consent withdrawn. " (change("consent", "Record consent")) }
+                        None => { "No consent recorded. " (change("consent", "Record consent")) }
+                    }
+                }
+                @if !prefs.consent_history.is_empty() {
+                    ul id="consent-history" {
+                        @for c in &prefs.consent_history {
+                            li { (c.at) ": " @if c.given { "given" } @else { "withdrawn" } " (" (c.source) ")" }
+                        }
+                    }
+                }
+            }
+        },
+    ))
 }

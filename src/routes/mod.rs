@@ -204,6 +204,18 @@ pub fn registry() -> Vec<RouteDef> {
             Requires(SubjectsExport),
             || web::post().to(console_privacy::decide_export),
         ),
+        def(
+            Method::GET,
+            "/console/projects/{project}/preferences",
+            Requires(SubjectsConsent),
+            || web::get().to(console_privacy::preferences_form),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/preferences",
+            Requires(SubjectsConsent),
+            || web::post().to(console_privacy::preferences),
+        ),
         def(Method::GET, "/console/access", Account(Verified), || {
             web::get().to(console_access::access_page)
         }),

@@ -236,6 +236,7 @@ impl Modify for UniqueOperationIds {
         console_access::decide_person, console_access::sensitive_page, console_access::classify,
         console_privacy::deletions, console_privacy::exports, console_privacy::ask_deletion,
         console_privacy::ask_export, console_privacy::decide_deletion, console_privacy::decide_export,
+        console_privacy::preferences_form, console_privacy::preferences,
         account::end_session_form, account::revoke_token_form, account::create_token_form,
         auth::login, auth::callback, auth::password, auth::backchannel_logout,
         auth::enroll_page, auth::enroll_confirm, auth::verify_page, auth::verify,

@@ -945,3 +945,75 @@ async fn sensitive_properties_are_marked_and_unmarked_by_two_people_in_pages() {
             >= 3
     );
 }
+
+#[tokio::test]
+async fn officers_read_and_record_opt_outs_and_consent_in_pages() {
+    let (app, idp) = app(|_| {}).await;
+    let (owner, _) = person(&app, &idp, "olga", &["owners"]).await;
+    let (dora, dora_id) = person(&app, &idp, "dora", &[]).await;
+    let (ana, ana_id) = person(&app, &idp, "ana", &[]).await;
+    for (id, role) in [(&dora_id, "data_protection_officer"), (&ana_id, "analyst")] {
+        assert_eq!(grant(&owner, to_user(id, role, "shop")).await.status(), 201);
+    }
+    let path = "/console/projects/shop/preferences";
+    let (_, home) = page(&dora, "/console").await;
+    assert!(home.contains(path));
+    assert_eq!(page(&dora, path).await.0, 200);
+    let (status, shown) = submit(
+        &dora,
+        path,
+        &[("distinct_id", "cust-p"), ("change", "read")],
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    assert!(shown.contains("data-opted-out=\"false\"") && shown.contains("No consent recorded"));
+    let (_, shown) = submit(
+        &dora,
+        path,
+        &[("distinct_id", "cust-p"), ("change", "opt_out")],
+    )
+    .await;
+    assert!(shown.contains("data-opted-out=\"true\""), "{shown}");
+    let (_, shown) = submit(
+        &dora,
+        path,
+        &[("distinct_id", "cust-p"), ("change", "consent")],
+    )
+    .await;
+    assert!(
+        shown.contains("Consent given") && shown.contains("(console)"),
+        "{shown}"
+    );
+    // What the page recorded is what the API reads, and an opted-out person's events are dropped.
+    let r = app.import(&json!([app.event("Buy", "cust-p", "p1")])).await;
+    assert_eq!(r.status(), 200);
+    let stored: serde_json::Value = app
+        .get("/api/v1/projects/shop/events?distinct_id=cust-p")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["events"], json!([]), "opted out: not stored");
+    let (status, _) = submit(
+        &dora,
+        path,
+        &[("distinct_id", "cust-p"), ("change", "forget")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(page(&ana, path).await.0, 403);
+    let (status, _) = submit(&ana, path, &[("x", "y")]).await;
+    assert_eq!(status, 403, "refused before the form is read");
+    let entries = log(&app).await;
+    let consent: Vec<_> = entries
+        .iter()
+        .filter(|e| {
+            matches!(e.action, Action::SubjectsConsent | Action::SubjectsOptOut)
+                && e.actor.id == dora_id
+                && e.outcome == Outcome::Allowed
+        })
+        .collect();
+    assert!(consent.len() >= 3 && consent.iter().all(|e| e.subjects.len() == 1));
+    assert!(entries.iter().any(|e| e.action == Action::SubjectsOptOut));
+    assert!(entries.iter().all(|e| !e.details.contains("cust-p")));
+}
