@@ -182,6 +182,29 @@ pub struct ConsentView {
     pub at: String,
 }
 
+/// Reads one person's preferences for someone who asked (`subjects:consent`): the read is
+/// logged first, naming the person's pseudonym.
+pub async fn read(
+    store: &SharedStore,
+    audit: &AuditLog,
+    ctx: &RequestContext,
+    auth: &Authorized<perm::SubjectsConsent>,
+    person: &DistinctId,
+) -> Result<Preferences, AppError> {
+    let subject = audit.pseudonym(auth.project(), person).await?;
+    audit
+        .record(
+            ctx,
+            auth,
+            Action::SubjectsConsent,
+            0,
+            json!({"change": "read"}),
+            vec![subject],
+        )
+        .await?;
+    preferences(store, audit, auth, person).await
+}
+
 /// Reads one person's preferences.
 pub async fn preferences(
     store: &SharedStore,

@@ -398,9 +398,9 @@ pub async fn preferences(
             )));
         }
     };
-    let now = state.clock.now();
-    match choice {
+    let prefs = match choice {
         Some(c) => {
+            let now = state.clock.now();
             consent::record(
                 &state.store,
                 &state.audit,
@@ -412,23 +412,10 @@ pub async fn preferences(
                 now,
             )
             .await?;
+            consent::preferences(&state.store, &state.audit, &auth, &person).await?
         }
-        None => {
-            let subject = state.audit.pseudonym(&project, &person).await?;
-            state
-                .audit
-                .record(
-                    &ctx,
-                    &auth,
-                    Action::SubjectsConsent,
-                    0,
-                    serde_json::json!({"change": "read"}),
-                    vec![subject],
-                )
-                .await?;
-        }
-    }
-    let prefs = consent::preferences(&state.store, &state.audit, &auth, &person).await?;
+        None => consent::read(&state.store, &state.audit, &ctx, &auth, &person).await?,
+    };
     let nav = viewer(&state, &principal).await?;
     let action = format!("/console/projects/{project}/preferences");
     let change = |value: &str, label: &str| {

@@ -3,7 +3,6 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::access::{Principal, perm};
 use crate::admin::Administrator;
@@ -242,19 +241,7 @@ pub async fn preferences(
         .authorize::<perm::SubjectsConsent>(&ctx, &principal, &project, Action::SubjectsConsent)
         .await?;
     live_project(&state, &project).await?;
-    let prefs = consent::preferences(&state.store, &state.audit, &auth, &person).await?;
-    let subject = state.audit.pseudonym(&project, &person).await?;
-    state
-        .audit
-        .record(
-            &ctx,
-            &auth,
-            Action::SubjectsConsent,
-            0,
-            json!({"change": "read"}),
-            vec![subject],
-        )
-        .await?;
+    let prefs = consent::read(&state.store, &state.audit, &ctx, &auth, &person).await?;
     Ok(HttpResponse::Ok().json(prefs))
 }
 
