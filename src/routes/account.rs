@@ -251,32 +251,26 @@ pub async fn account_page(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(me));
     }
-    let sessions = account::sessions(&state, &person).await?;
-    let current = person
-        .session
-        .as_ref()
-        .map(|s| s.session.public_id.as_str());
-    let tokens = account::tokens(&state, &person).await?;
-    let subject = super::console::person_subject(&person);
-    let nav = super::console::nav_of(&state, &subject).await?;
-    Ok(account_markup(
-        &nav, &person, &me, &sessions, current, &tokens, None,
-    ))
+    account_markup(&state, &person, &me, None).await
 }
 
 /// The account page: who, notices, roles, sessions (end one), personal tokens (make one with a
 /// fresh code, revoke one); `new_secret` is a token just made, shown this once.
-fn account_markup(
-    nav: &super::pages::Nav,
+async fn account_markup(
+    state: &AppState,
     person: &Person,
     me: &Me,
-    sessions: &[SessionRecord],
-    current: Option<&str>,
-    tokens: &[PersonalToken],
     new_secret: Option<&str>,
-) -> HttpResponse {
-    super::pages::console_page(
-        nav,
+) -> Result<HttpResponse, AppError> {
+    let sessions = account::sessions(state, person).await?;
+    let current = person
+        .session
+        .as_ref()
+        .map(|s| s.session.public_id.as_str());
+    let tokens = account::tokens(state, person).await?;
+    let nav = super::console::nav_of(state, &super::console::person_subject(person)).await?;
+    Ok(super::pages::console_page(
+        &nav,
         "Your account",
         html! {
             p id="who" { "Signed in as " strong { (person.user.email) } " (" (me.authentication.method) ")" }
@@ -300,7 +294,7 @@ fn account_markup(
                 table id="sessions" {
                     thead { tr { th { "since (UTC)" } th { "last seen" } th { "how" } th { "from" } th { "" } } }
                     tbody {
-                        @for s in sessions {
+                        @for s in &sessions {
                             tr data-session=(s.public_id) {
                                 td { (s.created_at.to_rfc3339()) }
                                 td { (s.last_seen_at.to_rfc3339()) }
@@ -334,7 +328,7 @@ fn account_markup(
                     table id="tokens" {
                         thead { tr { th { "name" } th { "made" } th { "expires" } th { "last used" } th { "" } } }
                         tbody {
-                            @for t in tokens {
+                            @for t in &tokens {
                                 tr data-token=(t.id) {
                                     td { (t.name) }
                                     td { (t.created_at.to_rfc3339()) }
@@ -362,7 +356,7 @@ fn account_markup(
             p class="muted" { "Making a token needs a 2-step verification within the last few minutes." }
             (form("/auth/logout", "logout-form", html! {}, "Sign out"))
         },
-    )
+    ))
 }
 
 /// What the session and token forms send.
@@ -427,22 +421,7 @@ pub async fn create_token_form(
     })?;
     let (_, secret) = flows::create_personal_token(&state, caller, &f.name, days, &ctx).await?;
     let me = who_am_i(&person, &state).await?;
-    let sessions = account::sessions(&state, &person).await?;
-    let current = person
-        .session
-        .as_ref()
-        .map(|s| s.session.public_id.as_str());
-    let tokens = account::tokens(&state, &person).await?;
-    let nav = super::console::nav_of(&state, &super::console::person_subject(&person)).await?;
-    Ok(account_markup(
-        &nav,
-        &person,
-        &me,
-        &sessions,
-        current,
-        &tokens,
-        Some(secret.expose()),
-    ))
+    account_markup(&state, &person, &me, Some(secret.expose())).await
 }
 
 /// My live sessions.

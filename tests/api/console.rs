@@ -35,21 +35,6 @@ async fn page(b: &Browser, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// A form post as a browser sends it (same-origin, urlencoded).
-async fn post_form(b: &Browser, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let r = b
-        .client
-        .post(format!("{}{path}", b.base))
-        .header("accept", "text/html")
-        .header("origin", b.base.trim_end_matches('/'))
-        .header("sec-fetch-site", "same-origin")
-        .form(fields)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 /// The local links of a page (`href="/..."`), without fragments.
 fn links(html: &str) -> BTreeSet<String> {
     html.split("href=\"")
@@ -122,7 +107,7 @@ async fn the_auditor_reads_the_log_an_entry_and_a_subject_report_in_pages() {
     let (status, form) = page(&auditor, "/console/audit/subject-report").await;
     assert_eq!(status, 200);
     assert!(form.contains("id=\"report-form\""));
-    let (status, answer) = post_form(
+    let (status, answer) = submit(
         &auditor,
         "/console/audit/subject-report",
         &[("project", "shop"), ("distinct_id", "cust-p")],
