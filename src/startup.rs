@@ -328,6 +328,19 @@ pub(crate) fn tls_config(
     Ok(Some(config))
 }
 
+/// The page a browser was on: a GET's own address, else the path of a same-origin `Referer`
+/// (a form's page). Only ever a local path.
+fn page_to_return_to(req: &actix_web::HttpRequest) -> Option<String> {
+    if req.method() == actix_web::http::Method::GET {
+        return Some(req.uri().path_and_query()?.as_str().to_owned());
+    }
+    let state = req.app_data::<actix_web::web::Data<crate::state::AppState>>()?;
+    let origin = crate::config::origin_of(state.settings.public_url());
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    let path = referer.strip_prefix(origin)?;
+    path.starts_with('/').then(|| path.to_owned())
+}
+
 /// The headers of a response whose body is being replaced (all but its type and length).
 fn kept_headers<B>(resp: &HttpResponse<B>) -> Vec<(header::HeaderName, HeaderValue)> {
     resp.headers()
@@ -409,7 +422,13 @@ async fn problems_and_request_id(
             .find(|(k, _)| *k == header::RETRY_AFTER)
             .and_then(|(_, v)| v.to_str().ok())
             .map(str::to_owned);
-        let mut page = crate::routes::pages::problem_page(status, &problem, retry_after.as_deref());
+        let back = page_to_return_to(&req);
+        let mut page = crate::routes::pages::problem_page(
+            status,
+            &problem,
+            retry_after.as_deref(),
+            back.as_deref(),
+        );
         for (k, v) in kept {
             if k != header::CACHE_CONTROL {
                 page.headers_mut().append(k, v);

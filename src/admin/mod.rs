@@ -9,6 +9,7 @@ pub mod properties;
 pub mod requests;
 pub mod review;
 pub mod roles;
+pub mod tokens;
 
 use serde_json::Value;
 

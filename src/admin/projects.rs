@@ -42,6 +42,20 @@ async fn any(admin: &Admin<'_>, id: &ProjectId) -> Result<Project, AppError> {
         .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))
 }
 
+/// A live project's settings, for those who administer it.
+pub async fn read(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+    id: &ProjectId,
+) -> Result<ProjectView, AppError> {
+    by.may::<perm::ProjectAdmin>(admin.audit, Action::ProjectUpdate, id.as_str())
+        .await?;
+    Ok(ProjectView::of(
+        &live(admin, id).await?,
+        admin.project_grace_days,
+    ))
+}
+
 /// Changes a live project's settings: the entry names them before and after. `change` is
 /// the change as a request's body parsed: a malformed one is answered only after the caller's
 /// right is checked, so a refusal is logged whatever the body.

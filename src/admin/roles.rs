@@ -10,6 +10,12 @@ use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::store::StoreError;
 
+/// The custom roles, for those who may assign roles everywhere.
+pub async fn custom(admin: &Admin<'_>, by: Administrator<'_>) -> Result<Vec<CustomRole>, AppError> {
+    by.may_assign(admin.audit, "*").await?;
+    Ok(admin.store.custom_roles().await?)
+}
+
 /// Defines a role from the permission catalogue: a new name (a-z, 0-9, `_`, `-`; never a
 /// built-in one, nor one used before), at least one permission.
 pub async fn create(

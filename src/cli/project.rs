@@ -9,8 +9,9 @@ use serde_json::json;
 use super::{Operator, open, print};
 use crate::admin::Administrator;
 use crate::admin::projects::{self as admin_projects, SettingsChange};
+use crate::admin::tokens as admin_tokens;
 use crate::audit::AuditLog;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::ProjectId;
 use crate::ledger::entry::Action;
@@ -264,24 +265,20 @@ pub(super) async fn token_command(
     settings: &Settings,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let clock = SystemClock;
     match cmd {
         TokenCommand::Create { project } => {
             let store = open(settings).await?;
             let project = ProjectId::parse(&project)?;
-            store
-                .project(&project)
+            let account = store
+                .service_accounts(&project)
                 .await?
-                .with_context(|| format!("no project {project}"))?;
-            let (id, secret) = projects::create_token(store.as_ref(), &clock, &project).await?;
-            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-            log.record_cli(
-                Action::TokenCreate,
-                Some(&project),
-                0,
-                json!({"token_id": id}),
-            )
-            .await?;
+                .into_iter()
+                .next()
+                .with_context(|| format!("no project {project} with a service account"))?;
+            let operator = Operator::start(&store, settings).await?;
+            let (_, id, secret) =
+                admin_tokens::create(&operator.admin(), Administrator::Operator, &account.id)
+                    .await?;
             print(
                 as_json,
                 json!({"id": id, "project": project, "secret": secret.expose()}),
@@ -293,14 +290,10 @@ pub(super) async fn token_command(
         }
         TokenCommand::Revoke { id } => {
             let store = open(settings).await?;
-            if !store.revoke_token(&id, clock.now()).await? {
-                anyhow::bail!("no live token with id {id}");
-            }
-            let log = AuditLog::start(store.clone(), Arc::new(clock), &settings.audit).await?;
-            let details =
-                json!({"token_id": id, "before": {"revoked": false}, "after": {"revoked": true}});
-            log.record_cli(Action::TokenRevoke, None, 0, details)
-                .await?;
+            let operator = Operator::start(&store, settings).await?;
+            let admin = operator.admin();
+            let account = admin_tokens::owner_of(&admin, &id).await?;
+            admin_tokens::revoke(&admin, Administrator::Operator, &account.id, &id).await?;
             print(
                 as_json,
                 json!({"id": id, "revoked": true}),

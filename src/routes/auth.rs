@@ -486,6 +486,20 @@ pub struct VerifyForm {
     /// One of the recovery codes.
     #[serde(default)]
     recovery_code: Option<String>,
+    /// For a page: the local page to go back to once verified (a step-up asked inline).
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `next` if it is a path on this service (never another site, never the sign-in routes).
+fn local_next(next: Option<&str>) -> Option<&str> {
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.starts_with("/auth/")
+            && !n.contains('\\')
+            && n.bytes().all(|b| b.is_ascii_graphic())
+    })
 }
 
 /// Completes 2-step verification (or a step-up): the session id changes.
@@ -516,7 +530,7 @@ pub async fn verify(
     };
     let done = flows::verify_second_factor(&state, caller, &input, &ctx).await?;
     let resp = if wants_html(&req) {
-        see_other("/account")
+        see_other(local_next(f.next.as_deref()).unwrap_or("/account"))
     } else {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

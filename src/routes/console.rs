@@ -48,6 +48,7 @@ pub(super) async fn reach(
         .list_projects()
         .await?
         .into_iter()
+        .filter(crate::store::Project::is_live)
         .map(|p| p.id)
         .filter(|p| decide(subject, permission, p) == crate::access::Decision::Allow)
         .collect())
@@ -66,6 +67,7 @@ pub(super) async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, A
         .list_projects()
         .await?
         .into_iter()
+        .filter(crate::store::Project::is_live)
         .map(|p| p.id)
         .collect();
     let reach = |permission: Permission| -> Vec<&ProjectId> {
@@ -120,8 +122,19 @@ pub(super) async fn nav_of(state: &AppState, subject: &Subject) -> Result<Nav, A
             format!("/console/projects/{p}/sensitive-properties"),
         ));
     }
+    if everywhere(subject, Permission::RolesAssign) {
+        links.push(("Roles".into(), "/console/admin/roles".into()));
+    }
     if everywhere(subject, Permission::UsersAdmin) {
         links.push(("People".into(), "/console/admin/people".into()));
+        links.push((
+            "Service accounts".into(),
+            "/console/admin/service-accounts".into(),
+        ));
+    }
+    if !reach(Permission::ProjectAdmin).is_empty() || everywhere(subject, Permission::ProjectAdmin)
+    {
+        links.push(("Projects".into(), "/console/admin/projects".into()));
     }
     if matches!(subject, Subject::User { .. }) {
         links.push(("Request access".into(), "/console/access".into()));
@@ -351,6 +364,14 @@ pub async fn audit_log(
                     }
                     @for p in &exportable {
                         li { a href={"/api/v1/audit/export?project=" (p)} download={(p) ".bundle"} { "Project " (p) } }
+                    }
+                }
+                @if export_all {
+                    // A range of the whole log: a GET form straight to the API's export.
+                    form method="get" action="/api/v1/audit/export" id="range-bundle" class="stack" {
+                        label { "From entry (sequence number)" input type="number" name="from" min="0" value="0"; }
+                        label { "To the last signed size not above" input type="number" name="to" min="1" value=(checkpoint.as_ref().map_or(1, |(size, _)| *size)); }
+                        button type="submit" { "Download this range" }
                     }
                 }
                 p { "Then, on your own machine, with no network or database:" }

@@ -15,7 +15,7 @@ use crate::admin::Administrator;
 use crate::admin::grants::{self, NewGrant};
 use crate::admin::requests::{self, NewRequest};
 use crate::audit::RequestContext;
-use crate::domain::{BUILTIN, Permission};
+use crate::domain::{BUILTIN, Permission, SubjectKind};
 use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::signin::caller::Person;
@@ -261,19 +261,34 @@ pub async fn grants_page(
             h2 { "All grants" }
             div class="table-wrap" {
                 table id="grants" {
-                    thead { tr { th { "who" } th { "role or denial" } th { "project" } th { "state" } th { "why" } th { "lapses" } th { "" } } }
+                    thead { tr { th { "who" } th { "role or denial" } th { "project" } th { "state" } th { "why" } th { "lapses" } th { "review due" } th { "" } } }
                     tbody {
                         @for g in &all {
                             tr data-grant=(g.id) {
                                 td { (g.subject_kind.as_str()) ": " (g.subject) }
                                 td { @if let Some(r) = &g.role { (r) } @else { "deny " (g.permission.map(Permission::as_str).unwrap_or("")) } }
                                 td { (g.project) }
-                                td class="state" { (g.status.as_str()) }
+                                td class="state" {
+                                    (g.status.as_str())
+                                    @if g.locked_at.is_some() { " (locked)" }
+                                }
                                 td { (g.reason) }
                                 td { (g.expires_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())) }
+                                td { (g.review_due().map(|t| t.to_rfc3339()).unwrap_or_else(|| "—".into())) }
                                 td {
                                     @if g.status == GrantStatus::Active {
-                                        (decision_form("/console/admin/grants/decision", &g.id, &[("revoke", "Revoke")]))
+                                        @if g.locked_at.is_some() {
+                                            (decision_form("/console/admin/grants/decision", &g.id, &[("revoke", "Revoke"), ("unlock", "Unlock")]))
+                                        } @else {
+                                            (decision_form("/console/admin/grants/decision", &g.id, &[("revoke", "Revoke"), ("lock", "Lock")]))
+                                        }
+                                        @if !(g.subject_kind == SubjectKind::User && g.subject == me) {
+                                            form method="post" action="/console/admin/grants/review" class="inline review" {
+                                                input type="hidden" name="id" value=(g.id);
+                                                label { "Still needed because " input type="text" name="note" required; }
+                                                button type="submit" { "Reviewed" }
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -352,21 +367,52 @@ pub async fn decide_grant(
 ) -> Result<HttpResponse, AppError> {
     holds_somewhere::<perm::RolesAssign>(&state, &ctx, &principal, Action::GrantChange).await?;
     let d: Decision = body(&req, &bytes)?;
-    let to = match d.decision.as_str() {
-        "approve" => GrantStatus::Active,
-        "reject" => GrantStatus::Rejected,
-        "revoke" => GrantStatus::Revoked,
-        other => {
-            return Err(AppError::Unprocessable(format!(
-                "decision must be approve, reject or revoke, not {other:?}"
-            )));
-        }
-    };
     let by = Administrator::Person {
         ctx: &ctx,
         principal: &principal,
     };
+    let to = match d.decision.as_str() {
+        "approve" => GrantStatus::Active,
+        "reject" => GrantStatus::Rejected,
+        "revoke" => GrantStatus::Revoked,
+        lock @ ("lock" | "unlock") => {
+            grants::lock(&admin(&state), by, &d.id, lock == "lock").await?;
+            return Ok(see_other("/console/admin/grants"));
+        }
+        other => {
+            return Err(AppError::Unprocessable(format!(
+                "decision must be approve, reject, revoke, lock or unlock, not {other:?}"
+            )));
+        }
+    };
     grants::decide(&admin(&state), by, &d.id, to).await?;
+    Ok(see_other("/console/admin/grants"))
+}
+
+/// A review of a grant: why it is still needed.
+#[derive(Debug, Deserialize)]
+struct ReviewForm {
+    id: String,
+    note: String,
+}
+
+/// Records a grant's review (the service of `POST /api/v1/admin/grants/{id}/review`).
+#[utoipa::path(post, path = "/console/admin/grants/review", tag = "console",
+    responses((status = 303, description = "Back to the grants"), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn review_grant(
+    req: HttpRequest,
+    ctx: RequestContext,
+    principal: Principal,
+    bytes: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    holds_somewhere::<perm::RolesAssign>(&state, &ctx, &principal, Action::GrantChange).await?;
+    let f: ReviewForm = body(&req, &bytes)?;
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    grants::review(&admin(&state), by, &f.id, || Ok(f.note.clone())).await?;
     Ok(see_other("/console/admin/grants"))
 }
 

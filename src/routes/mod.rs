@@ -11,6 +11,7 @@ pub mod bodies;
 mod classify;
 mod console;
 mod console_access;
+mod console_admin;
 mod console_privacy;
 pub mod cors;
 pub mod extract;
@@ -24,6 +25,7 @@ mod privacy;
 mod query;
 mod requests;
 mod review;
+mod service_tokens;
 mod subjects;
 
 use actix_web::http::Method;
@@ -266,9 +268,81 @@ pub fn registry() -> Vec<RouteDef> {
         ),
         def(
             Method::POST,
+            "/console/admin/grants/review",
+            Requires(RolesAssign),
+            || web::post().to(console_access::review_grant),
+        ),
+        def(
+            Method::POST,
             "/console/admin/access-requests/decision",
             Requires(RolesAssign),
             || web::post().to(console_access::decide_request),
+        ),
+        def(
+            Method::GET,
+            "/console/admin/roles",
+            Requires(RolesAssign),
+            || web::get().to(console_admin::roles_page),
+        ),
+        def(
+            Method::POST,
+            "/console/admin/roles",
+            Requires(RolesAssign),
+            || web::post().to(console_admin::create_role),
+        ),
+        def(
+            Method::POST,
+            "/console/admin/roles/delete",
+            Requires(RolesAssign),
+            || web::post().to(console_admin::delete_role),
+        ),
+        def(
+            Method::GET,
+            "/console/admin/service-accounts",
+            Requires(UsersAdmin),
+            || web::get().to(console_admin::service_accounts_page),
+        ),
+        def(
+            Method::POST,
+            "/console/admin/service-accounts/decision",
+            Requires(UsersAdmin),
+            || web::post().to(console_admin::decide_service_account),
+        ),
+        def(
+            Method::POST,
+            "/console/admin/service-accounts/tokens",
+            Requires(UsersAdmin),
+            || web::post().to(console_admin::make_token),
+        ),
+        def(
+            Method::GET,
+            "/console/admin/projects",
+            Requires(ProjectAdmin),
+            || web::get().to(console_admin::projects_page),
+        ),
+        def(
+            Method::GET,
+            "/console/projects/{project}/settings",
+            Requires(ProjectAdmin),
+            || web::get().to(console_admin::settings_page),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/settings",
+            Requires(ProjectAdmin),
+            || web::post().to(console_admin::save_settings),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/delete",
+            Requires(ProjectAdmin),
+            || web::post().to(console_admin::delete_project),
+        ),
+        def(
+            Method::POST,
+            "/console/projects/{project}/restore",
+            Requires(ProjectAdmin),
+            || web::post().to(console_admin::restore_project),
         ),
         def(Method::GET, "/console/audit", Requires(AuditRead), || {
             web::get().to(console::audit_log)
@@ -473,6 +547,24 @@ pub fn registry() -> Vec<RouteDef> {
             "/api/v1/admin/service-accounts/{id}/unlock",
             Requires(UsersAdmin),
             || web::post().to(grants::unlock_service_account),
+        ),
+        def(
+            Method::GET,
+            "/api/v1/admin/service-accounts/{id}/tokens",
+            Requires(UsersAdmin),
+            || web::get().to(service_tokens::list),
+        ),
+        def(
+            Method::POST,
+            "/api/v1/admin/service-accounts/{id}/tokens",
+            Requires(UsersAdmin),
+            || web::post().to(service_tokens::create),
+        ),
+        def(
+            Method::DELETE,
+            "/api/v1/admin/service-accounts/{id}/tokens/{token}",
+            Requires(UsersAdmin),
+            || web::delete().to(service_tokens::revoke),
         ),
         def(
             Method::DELETE,

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use crate::access::{Access, AccountNeed};
 
 use super::{
-    account, admin, audit, auth, classify, console, console_access, console_privacy, cors, grants,
-    health, ingest, privacy, query, requests, review, subjects,
+    account, admin, audit, auth, classify, console, console_access, console_admin, console_privacy,
+    cors, grants, health, ingest, privacy, query, requests, review, service_tokens, subjects,
 };
 
 struct SecuritySchemes;
@@ -232,7 +232,12 @@ impl Modify for UniqueOperationIds {
         console::stylesheet, console::script, console::home, console::audit_log, console::audit_entry,
         console::subject_report_form, console::subject_report_run, console::explorer, console::profile,
         console_access::access_page, console_access::ask, console_access::grants_page, console_access::grant,
-        console_access::decide_grant, console_access::decide_request, console_access::people_page,
+        console_access::decide_grant,
+        console_admin::roles_page, console_admin::create_role, console_admin::delete_role,
+        console_admin::service_accounts_page, console_admin::decide_service_account, console_admin::make_token,
+        console_admin::projects_page, console_admin::settings_page, console_admin::save_settings,
+        console_admin::delete_project, console_admin::restore_project,
+        console_access::review_grant, console_access::decide_request, console_access::people_page,
         console_access::decide_person, console_access::sensitive_page, console_access::classify,
         console_privacy::deletions, console_privacy::exports, console_privacy::ask_deletion,
         console_privacy::ask_export, console_privacy::decide_deletion, console_privacy::decide_export,
@@ -248,6 +253,7 @@ impl Modify for UniqueOperationIds {
         grants::users, grants::disable, grants::enable,
         grants::review, grants::lock, grants::unlock, grants::service_accounts,
         grants::lock_service_account, grants::unlock_service_account,
+        service_tokens::list, service_tokens::create, service_tokens::revoke,
         grants::roles, grants::create_role, grants::delete_role,
         classify::list, classify::mark, classify::unmark,
         review::review,

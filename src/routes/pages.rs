@@ -99,10 +99,13 @@ fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
 
 /// A problem (RFC 9457) as a page, for a browser that navigated to it: the same status, a
 /// plain title, what went wrong and what to do about it.
+/// `back` is the page the browser was on (a GET's own address, or a form's page from its
+/// same-origin `Referer`): a step-up asks for the code right here, then returns there.
 pub fn problem_page(
     status: StatusCode,
     problem: &serde_json::Value,
     retry_after: Option<&str>,
+    back: Option<&str>,
 ) -> HttpResponse {
     let detail = problem["detail"].as_str().unwrap_or("");
     // The policy's one wording of a refusal: "missing permission P on ...".
@@ -110,6 +113,21 @@ pub fn problem_page(
         .strip_prefix("missing permission ")
         .and_then(|rest| rest.split_whitespace().next());
     let (title, advice): (&str, Markup) = match status.as_u16() {
+        401 if problem["step_up_required"] == true => (
+            "Enter a fresh code",
+            html! {
+                p id="step-up" {
+                    "This change needs a code from your authenticator app, entered in the last few minutes. "
+                    @if back.is_some() { "Enter one here; you will return to the page to do it again." }
+                }
+                form class="stack" method="post" action="/auth/2fa/verify" id="step-up-form" {
+                    @if let Some(back) = back { input type="hidden" name="next" value=(back); }
+                    label { "Code " input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required; }
+                    button type="submit" { "Confirm" }
+                }
+                p { a href="/auth/2fa/verify" { "Use a recovery code instead" } }
+            },
+        ),
         401 => match problem["next"]
             .as_str()
             .filter(|n| n.starts_with("/auth/2fa/"))

@@ -255,15 +255,12 @@ pub async fn project(
     ProjectPath(id): ProjectPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .audit
-        .authorize::<perm::ProjectAdmin>(&ctx, &principal, &id, Action::ProjectUpdate)
-        .await?;
-    let p = live_project(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(ProjectView::of(
-        &p,
-        state.settings.retention.project_grace_days,
-    )))
+    let by = Administrator::Person {
+        ctx: &ctx,
+        principal: &principal,
+    };
+    let view = projects::read(&super::grants::admin(&state), by, &id).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Changes a project's retention window and consent rule.

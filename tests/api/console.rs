@@ -14,7 +14,7 @@ use crate::grants::{app, grant, log, person, to_user};
 use crate::signin::Browser;
 
 /// A page as a browser asks for it.
-async fn page(b: &Browser, path: &str) -> (u16, String) {
+pub(crate) async fn page(b: &Browser, path: &str) -> (u16, String) {
     let r = b
         .client
         .get(format!("{}{path}", b.base))
@@ -214,6 +214,37 @@ async fn a_browser_meets_every_problem_as_a_page_with_the_same_status() {
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
 }
 
+/// Walks the console from home, two links deep, failing on any link that leads to a
+/// refusal; answers every path seen.
+pub(crate) async fn walk(b: &Browser, who: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut frontier = vec!["/console".to_owned()];
+    for _depth in 0..3 {
+        let mut next = Vec::new();
+        for path in frontier {
+            if !seen.insert(path.clone()) || path.starts_with("/auth/") {
+                continue;
+            }
+            let (status, body) = page(b, &path).await;
+            // Refused (401, 403) or broken (5xx) never; a 404 only for a person who has
+            // events and no profile.
+            assert!(
+                status < 400 || (status == 404 && path.contains("/profiles/")),
+                "{who}: the link {path} answers {status}: {body}"
+            );
+            if path.starts_with("/console") {
+                next.extend(
+                    links(&body)
+                        .into_iter()
+                        .filter(|l| !l.starts_with("/assets/")),
+                );
+            }
+        }
+        frontier = next;
+    }
+    seen
+}
+
 #[tokio::test]
 async fn every_builtin_role_sees_only_links_its_api_calls_allow() {
     let mappings: Vec<GroupRoleSettings> = BUILTIN
@@ -240,33 +271,7 @@ async fn every_builtin_role_sees_only_links_its_api_calls_allow() {
     for role in BUILTIN {
         let group = format!("role-{}", role.name);
         let (b, _) = person(&app, &idp, role.name, &[group.as_str()]).await;
-        // Walk the console from home, two links deep; no link may lead to a refusal.
-        let mut seen = BTreeSet::new();
-        let mut frontier = vec!["/console".to_owned()];
-        for _depth in 0..3 {
-            let mut next = Vec::new();
-            for path in frontier {
-                if !seen.insert(path.clone()) || path.starts_with("/auth/") {
-                    continue;
-                }
-                let (status, body) = page(&b, &path).await;
-                // Refused (401, 403) or broken (5xx) never; a 404 only for a person who has
-                // events and no profile.
-                assert!(
-                    status < 400 || (status == 404 && path.contains("/profiles/")),
-                    "{}: the link {path} answers {status}: {body}",
-                    role.name
-                );
-                if path.starts_with("/console") {
-                    next.extend(
-                        links(&body)
-                            .into_iter()
-                            .filter(|l| !l.starts_with("/assets/")),
-                    );
-                }
-            }
-            frontier = next;
-        }
+        let seen = walk(&b, role.name).await;
         let reads_audit = role
             .permissions
             .contains(&auditgate::domain::Permission::AuditRead);
@@ -291,6 +296,25 @@ async fn every_builtin_role_sees_only_links_its_api_calls_allow() {
             "{}",
             role.name
         );
+        let administers = role
+            .permissions
+            .contains(&auditgate::domain::Permission::ProjectAdmin);
+        assert_eq!(
+            seen.contains("/console/admin/projects"),
+            administers,
+            "{}",
+            role.name
+        );
+        assert_eq!(
+            seen.contains("/console/projects/shop/settings"),
+            administers,
+            "{}",
+            role.name
+        );
+        // Held on one project only: nothing that needs a right on every project.
+        for global in ["/console/admin/roles", "/console/admin/service-accounts"] {
+            assert!(!seen.contains(global), "{}: {global}", role.name);
+        }
         assert_eq!(
             seen.contains("/console/audit/subject-report"),
             role.permissions
@@ -404,7 +428,7 @@ async fn employees_explore_events_and_profiles_with_sensitive_values_redacted() 
 }
 
 /// A form post from a page, following the 303 back: the status and the page it lands on.
-async fn submit(b: &Browser, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn submit(b: &Browser, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
     let r = b
         .client
         .post(format!("{}{path}", b.base))
@@ -424,7 +448,7 @@ async fn submit(b: &Browser, path: &str, fields: &[(&str, &str)]) -> (u16, Strin
 }
 
 /// The id in the first `data-{attr}="..."` of a table.
-fn first_id(html: &str, table: &str, attr: &str) -> Option<String> {
+pub(crate) fn first_id(html: &str, table: &str, attr: &str) -> Option<String> {
     let t = html.split(&format!("id=\"{table}\"")).nth(1)?;
     let rest = t.split(&format!("data-{attr}=\"")).nth(1)?;
     rest.split('"').next().map(str::to_owned)

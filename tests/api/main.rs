@@ -5,6 +5,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod console;
+mod console_admin;
 mod fake_idp;
 mod faults;
 mod grants;

@@ -411,6 +411,15 @@ async fn every_role_walks_the_console_in_chromium_and_what_it_downloads_verifies
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stdout)));
     assert_eq!(seen["ok"], true, "{seen}");
     assert_eq!(seen["erasure_state"], "SUCCESS", "{seen}");
+    assert_eq!(seen["custom_role"], "events:read", "{seen}");
+    assert!(
+        seen["service_token_length"].as_u64().unwrap() > 20,
+        "{seen}"
+    );
+    assert_eq!(seen["retention_after"], "120", "{seen}");
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    let stored = app.store.project(&shop).await.unwrap().unwrap();
+    assert_eq!(stored.retention_days, 120, "saved, not only typed");
     assert_eq!(
         seen["home_path"], "/console",
         "sign-in lands on the home page"
@@ -453,7 +462,7 @@ async fn every_role_walks_the_console_in_chromium_and_what_it_downloads_verifies
     assert_eq!(seen["emma_sees_events"], true);
     assert_eq!(seen["emma_grants_after_second_approval"], true, "{seen}");
     let pages = seen["pages"].as_object().unwrap();
-    assert_eq!(pages.len(), 15, "{seen}");
+    assert_eq!(pages.len(), 19, "{seen}");
     for (name, p) in pages {
         assert_eq!(p["axe"], json!([]), "axe-core on {name}: {p}");
         assert!(

@@ -239,6 +239,32 @@ try {
   await emma.click('#can-do >> text=Events in shop');
   await emma.waitForSelector('#events');
   await check(emma, 'explorer-after-approval');
+
+  // Oscar defines a custom role, makes a service token and changes a project's retention.
+  await oscar.click('#nav >> text=Roles');
+  await oscar.fill('#role-form input[name=name]', 'support-reader');
+  await oscar.fill('#role-form input[name=description]', 'Support reads events');
+  await oscar.check('#role-form input[name="permission events:read"]');
+  await Promise.all([oscar.waitForSelector('#custom-roles'), oscar.click('#role-form button[type=submit]')]);
+  seen.custom_role = (await oscar.textContent('#custom-roles tbody tr >> nth=0 >> td >> nth=2')).trim();
+  await check(oscar, 'roles');
+  await oscar.click('#nav >> text=Service accounts');
+  await oscar.waitForSelector('.service-account');
+  await Promise.all([
+    oscar.waitForSelector('#new-service-token'),
+    oscar.click('.service-account >> nth=0 >> button[data-action=make-token]'),
+  ]);
+  seen.service_token_length = (await oscar.textContent('#token-secret')).trim().length;
+  await check(oscar, 'service-accounts');
+  await oscar.click('#nav >> text=Projects');
+  await oscar.waitForSelector('#projects');
+  await check(oscar, 'projects');
+  await oscar.click('#projects >> text=Settings >> nth=0');
+  await oscar.fill('#settings-form input[name=retention_days]', '120');
+  await Promise.all([oscar.waitForNavigation(), oscar.click('#settings-form button')]);
+  await oscar.reload();
+  seen.retention_after = await oscar.inputValue('#settings-form input[name=retention_days]');
+  await check(oscar, 'project-settings');
   seen.ok = true;
 } catch (e) {
   seen.error = String(e);
