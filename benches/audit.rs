@@ -6,7 +6,8 @@
 //! the latency one append adds to a request; offline verification speed against hashing
 //! the same bytes alone; and inclusion and consistency proof latency at 10k, 100k and 1M
 //! entries beside a one-row lookup of the same store, with the latency of a page of decoded
-//! entries (`GET /api/v1/audit/entries`) at the same sizes.
+//! entries (`GET /api/v1/audit/entries`) at the same sizes, in process and (at the largest)
+//! over HTTP from 1 and 16 clients.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,14 +197,19 @@ async fn verification(
 }
 
 /// Proof latency as the log grows: it must stay flat (O(log n) stored hashes per proof).
-async fn proof_latency(label: &str, store: &SharedStore, postgres: Option<&str>) {
+async fn proof_latency(
+    label: &str,
+    store: &SharedStore,
+    postgres: Option<&str>,
+    http: Option<&Settings>,
+) {
     let mut next = store.audit_head().await.unwrap().size() as usize;
     // AUDITGATE_BENCH_LOG_SIZES (e.g. "10000,100000") measures fewer sizes, for a quick look.
     let sizes: Vec<usize> = std::env::var("AUDITGATE_BENCH_LOG_SIZES")
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
-    for target in sizes {
+    for &target in &sizes {
         while next < target {
             let n = (target - next).min(5_000);
             let drafts = (next..next + n).map(draft).collect::<Vec<_>>();
@@ -259,9 +265,103 @@ async fn proof_latency(label: &str, store: &SharedStore, postgres: Option<&str>)
             pct(&consistency, 0.99),
             pct(&lookup, 0.5),
         );
-        entry_pages(label, store, size, pct(&lookup, 0.5)).await;
+        let in_process = entry_pages(label, store, size, pct(&lookup, 0.5)).await;
         subject_reports(label, store, size, pct(&lookup, 0.5)).await;
+        // Over HTTP at the largest size only: the server's log must be the last to append.
+        if let Some(settings) = http.filter(|_| Some(&target) == sizes.last()) {
+            http_entry_pages(label, store, settings, size, in_process).await;
+        }
     }
+}
+
+/// The same page over HTTP, as an auditor's script or the console asks for it: `GET
+/// /api/v1/audit/entries?project=shop&limit=100` with a service token holding `auditor` on
+/// shop, from 1 and from 16 concurrent clients; each request also appends its own
+/// `audit.read` entry, as in production. Beside it, the in-process page of the same run.
+async fn http_entry_pages(
+    label: &str,
+    store: &SharedStore,
+    settings: &Settings,
+    size: u64,
+    in_process_p99: f64,
+) {
+    use auditgate::admin::{Admin, Administrator, grants};
+    let mut settings = settings.clone();
+    let dir = settings.audit.signing_key_file.parent().unwrap().to_owned();
+    settings.auth.secret_key_file = dir.join(format!("{label}-http-secrets.key"));
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.server.rate_limit.public_per_second = 1_000_000;
+    settings.server.rate_limit.public_burst = 1_000_000;
+    let clock = SystemClock;
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    let created = auditgate::projects::create(store.as_ref(), &clock, shop, None)
+        .await
+        .unwrap();
+    let app = auditgate::startup::Application::build_with_store(
+        settings.clone(),
+        Arc::new(clock),
+        store.clone(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let log = app.audit();
+    let admin = Admin {
+        store,
+        audit: &log,
+        clock: &clock,
+        access: &settings.access,
+        project_grace_days: settings.retention.project_grace_days,
+    };
+    let new = grants::NewGrant::parse(
+        "service_account",
+        created.service_account.id.clone(),
+        Some("auditor".into()),
+        None,
+        "shop".into(),
+        "benchmark".into(),
+        None,
+    )
+    .unwrap();
+    grants::create(&admin, Administrator::Operator, new)
+        .await
+        .unwrap();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let secret = created.secret.expose().to_owned();
+    let url = format!("{base}/api/v1/audit/entries?project=shop&limit=100");
+    let mut line = format!("{label:<8} entry pages over HTTP at {size:>7} entries:");
+    for clients in [1usize, 16] {
+        let per_client = if clients == 1 { 200 } else { 50 };
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut times = Vec::new();
+                for _ in 0..per_client {
+                    let t = Instant::now();
+                    let r = client.get(&url).bearer_auth(&secret).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    std::hint::black_box(r.bytes().await.unwrap());
+                    times.push(t.elapsed());
+                }
+                times
+            }));
+        }
+        let mut times = Vec::new();
+        for t in tasks {
+            times.extend(t.await.unwrap());
+        }
+        let rate = times.len() as f64 / start.elapsed().as_secs_f64();
+        times.sort();
+        line.push_str(&format!(
+            " {clients} client(s) p50 {:.2} ms p99 {:.2} ms ({rate:.0} pages/s),",
+            pct(&times, 0.5),
+            pct(&times, 0.99)
+        ));
+    }
+    println!("{line} | in process, newest 100 p99 {in_process_p99:.2} ms");
 }
 
 /// What `POST /api/v1/audit/subject-report` reads: every entry here names one of 256
@@ -328,7 +428,7 @@ async fn subject_reports(label: &str, store: &SharedStore, size: u64, lookup_ms:
 /// What `GET /api/v1/audit/entries` reads: a page of 100 of a project's entries, newest and
 /// from a cursor half-way down, and a page whose filter matches nothing (it looks at the most
 /// entries a page may, then answers with a cursor).
-async fn entry_pages(label: &str, store: &SharedStore, size: u64, lookup_ms: f64) {
+async fn entry_pages(label: &str, store: &SharedStore, size: u64, lookup_ms: f64) -> f64 {
     use auditgate::audit::read::{EntryQuery, page};
     let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
     let newest = EntryQuery {
@@ -344,6 +444,7 @@ async fn entry_pages(label: &str, store: &SharedStore, size: u64, lookup_ms: f64
         actor: Some("nobody".into()),
         ..newest.clone()
     };
+    let mut newest_p99 = 0.0;
     let mut line = format!("{label:<8} entry pages at {size:>7} entries:");
     for (name, q, runs) in [
         ("newest 100", &newest, 100),
@@ -357,6 +458,9 @@ async fn entry_pages(label: &str, store: &SharedStore, size: u64, lookup_ms: f64
             times.push(t.elapsed());
         }
         times.sort();
+        if name == "newest 100" {
+            newest_p99 = pct(&times, 0.99);
+        }
         line.push_str(&format!(
             " {name} p50 {:.2} ms p99 {:.2} ms,",
             pct(&times, 0.5),
@@ -364,6 +468,7 @@ async fn entry_pages(label: &str, store: &SharedStore, size: u64, lookup_ms: f64
         ));
     }
     println!("{line} | one-row lookup p50 {lookup_ms:.2} ms");
+    newest_p99
 }
 
 async fn run(label: &str, url: String, dir: &std::path::Path) {
@@ -375,17 +480,17 @@ async fn run(label: &str, url: String, dir: &std::path::Path) {
     if label == "sqlite" {
         verification(&store, &settings, log.verifier_key().clone()).await;
         // A log of its own, so the sizes are exactly 10k, 100k and 1M.
-        let (store, _log, _) = open(
+        let (store, _log, proof_settings) = open(
             "proofs",
             format!("sqlite:{}", dir.join("proofs.db").display()),
             dir,
         )
         .await;
-        proof_latency("sqlite", &store, None).await;
+        proof_latency("sqlite", &store, None, Some(&proof_settings)).await;
     } else if let Some(db) = common::fresh_postgres("auditgate_bench_proofs").await {
         // The same log of exactly 10k, 100k and 1M entries, on PostgreSQL.
-        let (store, _log, _) = open("pg-proofs", db.url.clone(), dir).await;
-        proof_latency("postgres", &store, Some(&db.url)).await;
+        let (store, _log, proof_settings) = open("pg-proofs", db.url.clone(), dir).await;
+        proof_latency("postgres", &store, Some(&db.url), Some(&proof_settings)).await;
         store.close().await;
         db.remove().await;
     }

@@ -108,6 +108,9 @@ pub struct SubjectReport {
     pub standing: Standing,
     /// The entries naming them, newest first (none unless `Named`).
     pub page: NamingPage,
+    /// When the same id was erased before it was named again: what came before then names
+    /// a pseudonym nobody can tie to them, so this report starts there.
+    pub earlier_erasure: Option<crate::domain::Timestamp>,
 }
 
 impl SubjectReport {
@@ -126,7 +129,14 @@ impl SubjectReport {
 
     /// The answer in a sentence.
     pub fn message(&self) -> String {
-        message(&self.standing)
+        match self.earlier_erasure {
+            Some(at) => format!(
+                "{} The same id was erased on {} and named again since: entries from before the erasure name a pseudonym no one can tie to this person, so they are not here.",
+                message(&self.standing),
+                at.to_rfc3339()
+            ),
+            None => message(&self.standing),
+        }
     }
 }
 
@@ -201,6 +211,14 @@ pub async fn subject_report(
         Standing::Named(h) => vec![h],
         _ => vec![],
     };
+    // An id erased and then seen again has a new salt; the erasure is still worth saying.
+    let earlier_erasure = match standing {
+        Standing::Named(_) => {
+            let lookup = audit.subject_lookup(&asked.project, &asked.person);
+            store.subject_erased_at(&asked.project, &lookup).await?
+        }
+        _ => None,
+    };
     let n = page.entries.len();
     audit
         .record(
@@ -216,6 +234,7 @@ pub async fn subject_report(
         project: asked.project.clone(),
         standing,
         page,
+        earlier_erasure,
     })
 }
 

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::pages;
 use crate::access::{Principal, perm};
 use crate::audit::{RequestContext, Standing, export, proofs, read, report};
-use crate::domain::ProjectId;
+use crate::domain::{ProjectId, Timestamp};
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Outcome};
 use crate::ledger::show;
@@ -376,7 +376,8 @@ pub struct SubjectReport {
     /// The pseudonym their entries carry (hex), when named: the value of
     /// `auditgate-verify --show --subject` on the project's bundle.
     subject: Option<String>,
-    /// When they were erased, for `erased`.
+    /// When they were erased: for `erased`, or for `named` when the same id was erased
+    /// before and named again since (entries from before then are not in the report).
     erased_at: Option<String>,
     /// The answer in a sentence.
     message: String,
@@ -410,7 +411,7 @@ pub async fn subject_report(
         subject: found.subject_hex(),
         erased_at: match found.standing {
             Standing::Erased(at) => Some(at.to_rfc3339()),
-            _ => None,
+            _ => found.earlier_erasure.map(Timestamp::to_rfc3339),
         },
         message: found.message(),
         entries: found.page.entries.iter().map(show::entry_json).collect(),

@@ -257,11 +257,24 @@ async fn every_builtin_role_sees_only_links_its_api_calls_allow() {
         })
         .collect();
     let (app, idp) = app(|s| s.access.group_roles.extend(mappings)).await;
-    app.import(&json!([
-        app.event("Buy", "cust-w", "w1"),
-        app.event("Buy", "cust-x", "x1")
-    ]))
-    .await;
+    // One sensitive value, so each page can be held to what the same role's API call shows.
+    let secret = "walk-secret@example.com";
+    let mut buy = app.event("Buy", "cust-w", "w1");
+    buy["properties"]["email"] = json!(secret);
+    app.import(&json!([buy, app.event("Buy", "cust-x", "x1")]))
+        .await;
+    let (setter, _) = person(&app, &idp, "setter", &["role-owner"]).await;
+    let r = setter
+        .client
+        .put(format!(
+            "{}/api/v1/projects/shop/sensitive-properties/event/email",
+            app.address
+        ))
+        .header("x-csrf-token", setter.csrf.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     app.post_form(
         "/engage",
         &json!([{"$token": app.token(), "$distinct_id": "cust-w", "$set": {"tier": "gold"}}]),
@@ -272,6 +285,56 @@ async fn every_builtin_role_sees_only_links_its_api_calls_allow() {
         let group = format!("role-{}", role.name);
         let (b, _) = person(&app, &idp, role.name, &[group.as_str()]).await;
         let seen = walk(&b, role.name).await;
+        // What a page shows, the role's API call shows too, and no more.
+        if seen.contains("/console/projects/shop/events") {
+            let (_, shown) = page(&b, "/console/projects/shop/events").await;
+            let api = b
+                .get("/api/v1/projects/shop/events")
+                .await
+                .text()
+                .await
+                .unwrap();
+            for value in ["cust-w", "cust-x", secret] {
+                assert_eq!(
+                    shown.contains(value),
+                    api.contains(value),
+                    "{}: {value}",
+                    role.name
+                );
+            }
+            let sensitive = role
+                .permissions
+                .contains(&auditgate::domain::Permission::EventsReadSensitive);
+            assert_eq!(shown.contains(secret), sensitive, "{}", role.name);
+            assert_eq!(
+                shown.contains("class=\"redacted\""),
+                !sensitive,
+                "{}",
+                role.name
+            );
+        }
+        if seen.contains("/console/audit") {
+            let filter = "action=events.ingest&project=shop";
+            let (_, shown) = page(&b, &format!("/console/audit?{filter}")).await;
+            let api: serde_json::Value = b
+                .get(&format!("/api/v1/audit/entries?{filter}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let from_api: BTreeSet<String> = api["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| format!("/console/audit/entries/{}", e["seq"]))
+                .collect();
+            let on_page: BTreeSet<String> = links(&shown)
+                .into_iter()
+                .filter(|l| l.starts_with("/console/audit/entries/"))
+                .collect();
+            assert!(!from_api.is_empty());
+            assert_eq!(on_page, from_api, "{}", role.name);
+        }
         let reads_audit = role
             .permissions
             .contains(&auditgate::domain::Permission::AuditRead);

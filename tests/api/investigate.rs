@@ -270,6 +270,33 @@ async fn a_subject_report_lists_who_touched_one_person_and_verifies_offline() {
         "{refused}"
     );
 
+    // Seen again after the erasure: named anew, and the report says an erasure came first
+    // (what it lists starts after it).
+    import(&app, "cust-a", "a-again").await;
+    let read = analyst
+        .get("/api/v1/projects/shop/events?distinct_id=cust-a")
+        .await;
+    assert_eq!(read.status(), 200);
+    app.settle().await;
+    let r = report(&auditor, "cust-a").await;
+    assert_eq!(r["standing"], "named", "{r}");
+    assert!(r["erased_at"].is_string(), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("The same id was erased on"),
+        "{r}"
+    );
+    let again = r["entries"].as_array().unwrap();
+    assert!(!again.is_empty(), "{r}");
+    assert!(
+        again
+            .iter()
+            .all(|e| e["action"] != "events.export" && e["action"] != "subjects.erase"),
+        "only what came after the erasure: {r}"
+    );
+
     // Only auditors and data-protection officers; bad bodies are named.
     assert_problem(
         analyst
