@@ -370,11 +370,17 @@ async fn problems_and_request_id(
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     let status = res.status();
+    // Mixpanel's own answers, and our pages (a form shown again with what was wrong), keep
+    // their bodies; only actix's plain-text errors become problems.
     let deliberate = res
         .response()
         .extensions()
         .get::<MixpanelAnswer>()
-        .is_some();
+        .is_some()
+        || res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     let mut res =
         if (status.is_client_error() || status.is_server_error()) && !is_problem && !deliberate {
             let (req, resp) = res.into_parts();

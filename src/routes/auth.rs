@@ -1,9 +1,10 @@
 //! Sign-in routes: SSO, the break-glass password, 2-step verification, sign-out and the
 //! provider's back-channel logout. Each answers a page to browsers and JSON to scripts.
 
+use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use maud::{PreEscaped, html};
+use maud::{Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
 
 use super::pages::{body, form, local_path, page, see_other, wants_html};
@@ -442,6 +443,7 @@ pub async fn enroll_confirm(
 pub async fn verify_page(
     req: HttpRequest,
     person: Person,
+    q: web::Query<NextParam>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let caller = person.session()?;
@@ -463,17 +465,7 @@ pub async fn verify_page(
     }
     Ok(page(
         "2-step verification",
-        html! {
-            (form("/auth/2fa/verify", "verify-form", html! {
-                label { "Code " input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"; }
-            }, "Verify"))
-            details {
-                summary { "Use a recovery code" }
-                (form("/auth/2fa/verify", "recovery-form", html! {
-                    label { "Recovery code " input type="text" name="recovery_code" autocomplete="off"; }
-                }, "Verify"))
-            }
-        },
+        verify_markup(local_next(q.next.as_deref()), None),
     ))
 }
 
@@ -491,15 +483,38 @@ pub struct VerifyForm {
     next: Option<String>,
 }
 
-/// `next` if it is a path on this service (never another site, never the sign-in routes).
+/// `next` if it is a page of this service (never another site, never the sign-in routes).
 fn local_next(next: Option<&str>) -> Option<&str> {
-    next.filter(|n| {
-        n.starts_with('/')
-            && !n.starts_with("//")
-            && !n.starts_with("/auth/")
-            && !n.contains('\\')
-            && n.bytes().all(|b| b.is_ascii_graphic())
-    })
+    next.filter(|n| !n.starts_with("/auth/") && local_path(Some(n)) == *n)
+}
+
+/// Where the verification prompt returns to.
+#[derive(Debug, Deserialize)]
+pub struct NextParam {
+    /// A local page.
+    next: Option<String>,
+}
+
+/// The code prompt and the recovery-code prompt, each returning to `next`; `refused` says
+/// why the last code was not taken.
+fn verify_markup(next: Option<&str>, refused: Option<&str>) -> Markup {
+    let back = html! { @if let Some(n) = next { input type="hidden" name="next" value=(n); } };
+    html! {
+        @if let Some(why) = refused {
+            div class="problem" role="alert" { p id="problem-detail" { (why) } p { "Please try again with the code your app shows now." } }
+        }
+        (form("/auth/2fa/verify", "verify-form", html! {
+            (back)
+            label { "Code " input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"; }
+        }, "Verify"))
+        details {
+            summary { "Use a recovery code" }
+            (form("/auth/2fa/verify", "recovery-form", html! {
+                (back)
+                label { "Recovery code " input type="text" name="recovery_code" autocomplete="off"; }
+            }, "Verify"))
+        }
+    }
 }
 
 /// Completes 2-step verification (or a step-up): the session id changes.
@@ -528,9 +543,21 @@ pub async fn verify(
             ));
         }
     };
-    let done = flows::verify_second_factor(&state, caller, &input, &ctx).await?;
+    let next = local_next(f.next.as_deref());
+    let done = match flows::verify_second_factor(&state, caller, &input, &ctx).await {
+        Ok(done) => done,
+        // A wrong code in a page: the prompt again, saying so, still returning to `next`.
+        Err(e) if wants_html(&req) && matches!(e, AppError::Unauthorized(_)) => {
+            return Ok(super::pages::page_with_status(
+                StatusCode::UNAUTHORIZED,
+                "That code did not work",
+                verify_markup(next, Some(&e.to_string())),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     let resp = if wants_html(&req) {
-        see_other(local_next(f.next.as_deref()).unwrap_or("/account"))
+        see_other(next.unwrap_or("/account"))
     } else {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

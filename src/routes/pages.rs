@@ -85,6 +85,11 @@ pub fn page(title: &str, content: Markup) -> HttpResponse {
     respond(StatusCode::OK, shell(title, None, content))
 }
 
+/// A whole page with a status of its own (a form refused, shown again to be corrected).
+pub fn page_with_status(status: StatusCode, title: &str, content: Markup) -> HttpResponse {
+    respond(status, shell(title, None, content))
+}
+
 /// A console page, with the links its viewer may follow.
 pub fn console_page(nav: &Nav, title: &str, content: Markup) -> HttpResponse {
     respond(StatusCode::OK, shell(title, Some(nav), content))
@@ -125,7 +130,7 @@ pub fn problem_page(
                     label { "Code " input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required; }
                     button type="submit" { "Confirm" }
                 }
-                p { a href="/auth/2fa/verify" { "Use a recovery code instead" } }
+                p { a href=(recovery_link(back)) { "Use a recovery code instead" } }
             },
         ),
         401 => match problem["next"]
@@ -188,6 +193,14 @@ pub fn problem_page(
         },
     );
     respond(status, markup)
+}
+
+/// The full verification prompt (recovery codes too), returning to `back`.
+fn recovery_link(back: Option<&str>) -> String {
+    match back.and_then(|b| serde_urlencoded::to_string([("next", b)]).ok()) {
+        Some(q) => format!("/auth/2fa/verify?{q}"),
+        None => "/auth/2fa/verify".into(),
+    }
 }
 
 /// A 303 to a local path (after a form post), never cached.

@@ -540,14 +540,23 @@ async fn a_lapsed_step_up_asks_for_the_code_inline_and_returns_to_the_page() {
         asked.contains("name=\"next\" value=\"/console/admin/grants?x=1\""),
         "{asked}"
     );
-    // A wrong code is refused as anywhere else; the right one returns to the page.
-    let (status, _) = submit(
+    assert!(asked.contains("/auth/2fa/verify?next=%2Fconsole%2Fadmin%2Fgrants%3Fx%3D1"));
+    let (_, prompt) = page(&olga, "/auth/2fa/verify?next=%2Fconsole%2Fadmin%2Fgrants").await;
+    assert!(prompt.contains("name=\"next\" value=\"/console/admin/grants\""));
+    // A wrong code: the prompt again, saying so, still returning to the page.
+    let (status, again) = submit(
         &olga,
         "/auth/2fa/verify",
         &[("code", "000000"), ("next", "/console/admin/grants")],
     )
     .await;
-    assert!(status == 401 || status == 422, "{status}");
+    assert_eq!(status, 401);
+    assert!(again.contains("That code did not work"), "{again}");
+    assert!(
+        again.contains("name=\"next\" value=\"/console/admin/grants\""),
+        "{again}"
+    );
+    assert!(again.contains("id=\"verify-form\""));
     let code = totp.code_at(app.clock.now());
     let r = olga
         .client
