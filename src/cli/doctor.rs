@@ -92,6 +92,7 @@ pub async fn checks(settings: &Settings) -> Vec<Check> {
     out.push(key_backups(settings));
     if let Some(store) = &store {
         out.push(audit_log(settings, store).await);
+        out.extend(statistics(store).await);
     }
     out.push(public_url(settings));
     out.push(tls(settings));
@@ -269,6 +270,24 @@ async fn database(settings: &Settings) -> (Check, Option<store::SharedStore>) {
     };
     let usable = verdict.verdict != Verdict::Fail;
     (verdict, usable.then_some(store))
+}
+
+/// PostgreSQL plans from statistics that autovacuum keeps: without them, queries planned for
+/// the table's size when last analysed scan it whole (a page of the audit log took 877 ms at
+/// a million entries instead of 1.3 ms in the benchmark).
+async fn statistics(store: &store::SharedStore) -> Option<Check> {
+    const NAME: &str = "database statistics";
+    Some(match store.autovacuum().await {
+        Ok(None) => return None,
+        Ok(Some(true)) => check(NAME, Verdict::Ok, "autovacuum on", None),
+        Ok(Some(false)) => check(
+            NAME,
+            Verdict::Warn,
+            "autovacuum is off: the planner's statistics go stale as the tables grow, and reads slow down by orders of magnitude",
+            Some("set autovacuum = on in postgresql.conf, or run ANALYZE after every large load (deploy/README.md)".into()),
+        ),
+        Err(e) => check(NAME, Verdict::Warn, e.to_string(), None),
+    })
 }
 
 async fn audit_log(settings: &Settings, store: &store::SharedStore) -> Check {

@@ -555,6 +555,8 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// Makes one small durable write: whether the database takes writes now.
     async fn probe_write(&self, at: Timestamp) -> StoreResult<()>;
+    /// PostgreSQL: whether autovacuum keeps the planner's statistics (None elsewhere).
+    async fn autovacuum(&self) -> StoreResult<Option<bool>>;
     /// SQLite: checkpoints the write-ahead log fully and truncates it, unless readers keep it
     /// busy for more than a moment (then false). Other backends: nothing to do (true).
     async fn truncate_wal(&self) -> StoreResult<bool>;

@@ -375,6 +375,19 @@ where
         Ok(())
     }
 
+    async fn autovacuum(&self) -> StoreResult<Option<bool>> {
+        if <DB as Backend>::NAME != "postgres" {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT (CASE WHEN setting = 'on' THEN 1 ELSE 0 END)::bigint AS on_ FROM pg_settings WHERE name = 'autovacuum'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let on: i64 = row.try_get("on_")?;
+        Ok(Some(on == 1))
+    }
+
     async fn probe_write(&self, at: Timestamp) -> StoreResult<()> {
         self.check_file()?;
         sqlx::query("UPDATE health_probe SET at = $1 WHERE id = 1")

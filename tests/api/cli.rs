@@ -1394,6 +1394,38 @@ fn discovery(n: usize) -> String {
     issuer
 }
 
+#[tokio::test]
+async fn doctor_says_whether_postgres_keeps_its_statistics() {
+    let Some(db) =
+        crate::helpers::fresh_db(crate::helpers::Backend::Postgres, "doctor_stats").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("AUDITGATE__DATABASE__URL", db.url.as_str())];
+    let out = bare(dir.path()).envs(env).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, checks) = doctor(dir.path(), &env, &[]);
+    use sqlx::{Connection, Row};
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let on: String = sqlx::query("SHOW autovacuum")
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .get(0);
+    let said = &checks["database statistics"];
+    if on == "on" {
+        assert_eq!(said["result"], "ok", "{checks:#}");
+    } else {
+        assert_eq!(said["result"], "warn", "{checks:#}");
+        assert!(said["fix"].as_str().unwrap().contains("ANALYZE"), "{said}");
+    }
+}
+
 #[test]
 fn doctor_passes_a_healthy_set_up_and_names_each_broken_part_with_a_fix() {
     let dir = tempfile::tempdir().unwrap();
@@ -1417,6 +1449,10 @@ fn doctor_passes_a_healthy_set_up_and_names_each_broken_part_with_a_fix() {
     std::fs::write(&healthy_config, config).unwrap();
     let (code, checks) = doctor(path, &[], &["--config", &healthy_config]);
     assert_eq!(code, 0, "{checks:#}");
+    assert!(
+        checks.get("database statistics").is_none(),
+        "SQLite keeps its own: {checks:#}"
+    );
     assert!(
         checks["key backups"]["found"]
             .as_str()
