@@ -30,6 +30,30 @@ pub fn rfc3339(time_ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
 }
 
+/// The names of [`entry_json`]'s fields, in the order of docs/audit-log-format.md section 1
+/// (a JSON object's keys come back sorted).
+pub const ENTRY_FIELDS: [&str; 19] = [
+    "seq",
+    "time",
+    "time_ms",
+    "prev",
+    "salt",
+    "project",
+    "project_seq",
+    "actor_kind",
+    "actor_id",
+    "auth_method",
+    "second_factor",
+    "action",
+    "outcome",
+    "records",
+    "client_ip",
+    "user_agent",
+    "request_id",
+    "subjects",
+    "details",
+];
+
 /// The entry as JSON, with the field names of the format document.
 pub fn entry_json(e: &Entry) -> Value {
     let details = serde_json::from_str::<Value>(&e.details)
@@ -104,5 +128,20 @@ mod tests {
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn the_field_order_names_every_field_once() {
+        let json = super::entry_json(&crate::ledger::entry::tests::sample(3));
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut listed = super::ENTRY_FIELDS.to_vec();
+        keys.sort();
+        listed.sort();
+        assert_eq!(keys, listed);
     }
 }

@@ -13,7 +13,7 @@ use crate::audit::{RequestContext, Standing, read, report};
 use crate::domain::{Permission, ProjectId};
 use crate::error::AppError;
 use crate::ledger::entry::{Action, Entry, Outcome};
-use crate::ledger::show::{entry_json, rfc3339};
+use crate::ledger::show::{ENTRY_FIELDS, entry_json, rfc3339};
 use crate::signin::caller::Person;
 use crate::state::AppState;
 
@@ -399,7 +399,6 @@ pub async fn audit_entry(
         read::read_one(&state.audit, state.store.as_ref(), &ctx, &principal, seq).await?;
     let nav = viewer(&state, &principal).await?;
     let json = entry_json(&entry);
-    let fields = json.as_object().cloned().unwrap_or_default();
     let b64 = |h: &[u8]| {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(h)
@@ -409,11 +408,9 @@ pub async fn audit_entry(
         &format!("Entry {seq}"),
         html! {
             dl class="fields" id="entry-fields" {
-                @for (name, value) in &fields {
-                    @if name != "details" {
-                        dt { (name) }
-                        dd { code { @match value { serde_json::Value::String(s) => (s), other => (other.to_string()) } } }
-                    }
+                @for name in ENTRY_FIELDS.iter().filter(|n| **n != "details") {
+                    dt { (name) }
+                    dd { code { @match &json[*name] { serde_json::Value::String(s) => (s), other => (other.to_string()) } } }
                 }
             }
             h2 { "Details" }
