@@ -179,23 +179,7 @@ pub async fn login(
                 break_glass: "/auth/password".into(),
             }));
         }
-        return Ok(page(
-            "Sign in",
-            html! {
-                ul {
-                    @for (n, d) in &providers {
-                        li { a href={ "/auth/login?provider=" (n) } { "Sign in with " (d) } }
-                    }
-                }
-                details {
-                    summary { "Break-glass administrator" }
-                    (form("/auth/password", "password-form", html! {
-                        label { "Email " input type="email" name="email" autocomplete="username" required; }
-                        label { "Password " input type="password" name="password" autocomplete="current-password" required; }
-                    }, "Sign in"))
-                }
-            },
-        ));
+        return Ok(page("Sign in", sign_in_markup(&state, None)));
     };
     let provider = state.auth.providers.get(name).map_err(oidc_error)?;
     let now = state.clock.now();
@@ -354,8 +338,42 @@ pub async fn password(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let f: PasswordForm = body(&req, &bytes)?;
-    let started = flows::password_sign_in(&state, &f.email, &f.password, &ctx).await?;
+    let started = match flows::password_sign_in(&state, &f.email, &f.password, &ctx).await {
+        Ok(started) => started,
+        // In a page: the form again, saying why (never which of the two was wrong).
+        Err(AppError::Unauthorized(why)) if wants_html(&req) => {
+            return Ok(super::pages::page_with_status(
+                StatusCode::UNAUTHORIZED,
+                "Sign in",
+                sign_in_markup(&state, Some(&why)),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     started_response(&req, &state, &started, "/account")
+}
+
+/// The sign-in choices: each provider, and the break-glass password form (open, saying why,
+/// when a password was just refused).
+fn sign_in_markup(state: &AppState, refused: Option<&str>) -> Markup {
+    let providers = state.auth.providers.names();
+    html! {
+        ul {
+            @for (n, d) in &providers {
+                li { a href={ "/auth/login?provider=" (n) } { "Sign in with " (d) } }
+            }
+        }
+        details open[refused.is_some()] {
+            summary { "Break-glass administrator" }
+            @if let Some(why) = refused {
+                div class="problem" role="alert" { p id="problem-detail" { (why) } }
+            }
+            (form("/auth/password", "password-form", html! {
+                label { "Email " input type="email" name="email" autocomplete="username" required; }
+                label { "Password " input type="password" name="password" autocomplete="current-password" required; }
+            }, "Sign in"))
+        }
+    }
 }
 
 /// Shows the secret to enroll in an authenticator app: QR code, `otpauth://` URI and text.

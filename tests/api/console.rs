@@ -166,6 +166,32 @@ async fn a_browser_meets_every_problem_as_a_page_with_the_same_status() {
     // Scripts still get problem+json from the same routes.
     let r = anonymous.get("/no/such/page").await;
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // A wrong password: the sign-in form again, open, saying why, with the same 401.
+    let r = anonymous
+        .client
+        .post(format!("{}/auth/password", anonymous.base))
+        .header("accept", "text/html")
+        .form(&[("email", "root@example.com"), ("password", "not it")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("id=\"password-form\"")
+            && text.contains("<details open")
+            && text.contains("id=\"problem-detail\""),
+        "{text}"
+    );
+    let r = anonymous
+        .client
+        .post(format!("{}/auth/password", anonymous.base))
+        .form(&[("email", "root@example.com"), ("password", "not it")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
     // A cross-site form post is refused with a page that says where pages must come from.
     let (b, _) = person(&app, &idp, "olga", &["owners"]).await;
     let r = b
