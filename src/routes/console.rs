@@ -222,6 +222,23 @@ pub(super) async fn viewer(state: &AppState, principal: &Principal) -> Result<Na
     nav_of(state, principal.subject()).await
 }
 
+/// A button posting `fields` to `action`, marked `data-decision` for tests and scripts.
+pub(super) fn action_form(
+    action: &str,
+    fields: &[(&str, &str)],
+    label: &str,
+    mark: &str,
+) -> Markup {
+    html! {
+        form method="post" action=(action) class="inline" {
+            @for (name, value) in fields {
+                input type="hidden" name=(name) value=(value);
+            }
+            button type="submit" data-decision=(mark) { (label) }
+        }
+    }
+}
+
 pub(super) fn select(
     name: &str,
     label: &str,

@@ -7,7 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::console::{holds_somewhere, nav_of, person_subject, reach, select, text_input, viewer};
+use super::console::{
+    action_form, holds_somewhere, nav_of, person_subject, reach, select, text_input, viewer,
+};
 use super::grants::admin;
 use super::pages::{body, console_page, see_other};
 use crate::access::{GrantStatus, Principal, Subject, perm};
@@ -129,11 +131,7 @@ fn viewer_id(subject: &Subject) -> &str {
 fn decision_form(action: &str, id: &str, choices: &[(&str, &str)]) -> Markup {
     html! {
         @for (value, label) in choices {
-            form method="post" action=(action) class="inline" {
-                input type="hidden" name="id" value=(id);
-                input type="hidden" name="decision" value=(value);
-                button type="submit" data-decision=(value) { (label) }
-            }
+            (action_form(action, &[("id", id), ("decision", value)], label, value))
         }
     }
 }

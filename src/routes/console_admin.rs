@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use maud::{Markup, html};
+use maud::html;
 use serde::Deserialize;
 
-use super::console::{everywhere, viewer};
+use super::console::{action_form, everywhere, viewer};
 use super::extract::ProjectPath;
 use super::grants::admin;
 use super::pages::{body, console_page, see_other};
@@ -24,17 +24,6 @@ use crate::state::AppState;
 
 fn by<'a>(ctx: &'a RequestContext, principal: &'a Principal) -> Administrator<'a> {
     Administrator::Person { ctx, principal }
-}
-
-fn action_form(action: &str, fields: &[(&str, &str)], label: &str, id: &str) -> Markup {
-    html! {
-        form method="post" action=(action) class="inline" {
-            @for (name, value) in fields {
-                input type="hidden" name=(name) value=(value);
-            }
-            button type="submit" data-action=(id) { (label) }
-        }
-    }
 }
 
 /// Roles: the built-in ones and what they carry, the custom ones with remove, and the form

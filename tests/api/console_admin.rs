@@ -444,7 +444,7 @@ async fn project_settings_are_changed_and_projects_deleted_and_restored_in_pages
     .await;
     assert_eq!(status, 303);
     let deleted = row(&projects, "project", "shop");
-    assert!(deleted.contains("restorable until") && deleted.contains("data-action=\"restore\""));
+    assert!(deleted.contains("restorable until") && deleted.contains("data-decision=\"restore\""));
     let (_, home) = page(&olga, "/console").await;
     assert!(!home.contains("/console/projects/shop/"), "{home}");
     assert_eq!(page(&olga, "/console/projects/shop/events").await.0, 404);

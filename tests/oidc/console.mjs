@@ -252,7 +252,7 @@ try {
   await oscar.waitForSelector('.service-account');
   await Promise.all([
     oscar.waitForSelector('#new-service-token'),
-    oscar.click('.service-account >> nth=0 >> button[data-action=make-token]'),
+    oscar.click('.service-account >> nth=0 >> button[data-decision=make-token]'),
   ]);
   seen.service_token_length = (await oscar.textContent('#token-secret')).trim().length;
   await check(oscar, 'service-accounts');
