@@ -3,12 +3,15 @@
 //! `users:admin` on every project (as locking an account) and is logged, in the account's
 //! project, before it is made.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 
 use super::people::service_account;
 use super::{Admin, Administrator};
 use crate::access::perm;
 use crate::auth::tokens::ApiSecret;
+use crate::domain::Timestamp;
 use crate::error::AppError;
 use crate::ledger::entry::Action;
 use crate::store::{ServiceAccount, TokenRecord};
@@ -32,6 +35,31 @@ pub async fn list(
         .filter(|t| t.service_account.id == account.id)
         .collect();
     Ok((account, tokens))
+}
+
+/// Every service account with when it was locked and its tokens: one check of the right,
+/// and each project's tokens read once (for the console's list).
+pub async fn every_account(
+    admin: &Admin<'_>,
+    by: Administrator<'_>,
+) -> Result<Vec<(ServiceAccount, Option<Timestamp>, Vec<TokenRecord>)>, AppError> {
+    let accounts = super::people::service_accounts(admin, by).await?;
+    let mut by_project: HashMap<String, Vec<TokenRecord>> = HashMap::new();
+    let mut out = Vec::with_capacity(accounts.len());
+    for (account, locked) in accounts {
+        let project = account.project_id.as_str().to_owned();
+        if !by_project.contains_key(&project) {
+            let found = admin.store.tokens(&account.project_id).await?;
+            by_project.insert(project.clone(), found);
+        }
+        let tokens = by_project[&project]
+            .iter()
+            .filter(|t| t.service_account.id == account.id)
+            .cloned()
+            .collect();
+        out.push((account, locked, tokens));
+    }
+    Ok(out)
 }
 
 /// Makes a new token for the account; its secret is returned once and only its hash kept.

@@ -160,12 +160,7 @@ async fn service_accounts_markup(
 ) -> Result<HttpResponse, AppError> {
     let a = admin(state);
     let by = by(ctx, principal);
-    let accounts = people::service_accounts(&a, by).await?;
-    let mut rows = Vec::new();
-    for (account, locked) in accounts {
-        let (_, toks) = tokens::list(&a, by, &account.id).await?;
-        rows.push((account, locked, toks));
-    }
+    let rows = tokens::every_account(&a, by).await?;
     let nav = viewer(state, principal).await?;
     Ok(console_page(
         &nav,
