@@ -19,6 +19,10 @@ use crate::store::{SharedStore, StoreError};
 
 pub use crate::error::AuditUnavailable;
 
+/// How long a signed checkpoint waits for the next group to ride along with before it is
+/// stored in a transaction of its own (readers of the newest checkpoints poll every 5 ms).
+const CHECKPOINT_PATIENCE: Duration = Duration::from_millis(2);
+
 struct Pending {
     draft: Draft,
     reply: oneshot::Sender<Result<u64, AuditUnavailable>>,
@@ -121,19 +125,22 @@ async fn run(
     // appended or signed until an operator has looked (and restarted the service).
     let mut refused: Option<String> = None;
     // The signed checkpoint of the last commit, not yet stored. Under load it rides along in
-    // the next group's transaction; when nothing is waiting it is stored at once. Either way
+    // the next group's transaction; when nothing comes within CHECKPOINT_PATIENCE it is
+    // stored alone. Either way
     // only this task writes, so commits never wait on each other's locks.
     let mut carried: Option<(u64, String)> = None;
     loop {
         let first = if carried.is_some() {
-            tokio::task::yield_now().await;
-            match receiver.try_recv() {
-                Ok(p) => p,
-                Err(e) => {
+            // A commit under load is followed by another within a moment: the checkpoint then
+            // rides along in its transaction instead of costing a commit of its own.
+            match tokio::time::timeout(CHECKPOINT_PATIENCE, receiver.recv()).await {
+                Ok(Some(p)) => p,
+                Ok(None) => {
                     store_checkpoint(&config, &mut carried).await;
-                    if e == mpsc::error::TryRecvError::Disconnected {
-                        return;
-                    }
+                    return;
+                }
+                Err(_) => {
+                    store_checkpoint(&config, &mut carried).await;
                     continue;
                 }
             }

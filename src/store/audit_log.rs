@@ -8,7 +8,7 @@ use sqlx::{
 
 use super::sql::*;
 use super::*;
-use crate::ledger::chain::seal;
+use crate::ledger::chain::{Sealed, seal};
 use crate::ledger::merkle::{CompactRange, Node};
 
 /// Stores perfect-subtree hashes; one already stored with the same hash is skipped.
@@ -107,6 +107,120 @@ where
     Ok(())
 }
 
+/// A sealed audit group, ready to be written by [`Backend::write_group`].
+pub struct GroupWrite<'a> {
+    /// The head the group was sealed on: the write fails if it is not the stored one.
+    pub base: &'a Head,
+    /// The head after the group.
+    pub head: &'a Head,
+    /// The entries.
+    pub sealed: &'a [Sealed],
+    /// The perfect subtrees they complete.
+    pub nodes: &'a [Node],
+    /// Which entry names which pseudonym.
+    pub named: &'a [(Hash, u64)],
+    /// Salts first used by the entries.
+    pub keys: &'a [NewSubjectKey],
+    /// The previous commit's signed checkpoint, if not stored yet.
+    pub checkpoint: Option<&'a (u64, String)>,
+    /// When.
+    pub now: Timestamp,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// Seals and writes a group on the head this process last wrote, in one statement, for
+    /// a backend that can: `None` when it cannot, when the head is not known (the first
+    /// commit), when a project's next `project_seq` is not, or when another writer moved the
+    /// head (nothing was written then; the caller reads the head under its lock instead).
+    async fn append_at_once(
+        &self,
+        drafts: &[Draft],
+        salts: &[[u8; 16]],
+        now: Timestamp,
+        checkpoint: Option<&(u64, String)>,
+        subject_keys: &[NewSubjectKey],
+    ) -> StoreResult<Option<Appended>>
+    where
+        DB: Backend,
+    {
+        if !DB::WRITES_GROUP_AT_ONCE {
+            return Ok(None);
+        }
+        let Some(base) = self.last_head.lock().expect("not poisoned").clone() else {
+            return Ok(None);
+        };
+        let mut next_project_seq: HashMap<String, u64> = Default::default();
+        {
+            let known = self.project_seqs.lock().expect("not poisoned");
+            if known.0 != base.size() {
+                return Ok(None);
+            }
+            for project in drafts.iter().filter_map(|d| d.project.as_ref()) {
+                match known.1.get(project) {
+                    Some(n) => next_project_seq.insert(project.clone(), *n),
+                    None => return Ok(None),
+                };
+            }
+        }
+        let mut head = base.clone();
+        let sealed: Vec<Sealed> = drafts
+            .iter()
+            .zip(salts)
+            .map(|(draft, salt)| {
+                let project_seq = match &draft.project {
+                    Some(p) => {
+                        let n = next_project_seq.get_mut(p).expect("looked up above");
+                        *n += 1;
+                        *n - 1
+                    }
+                    None => 0,
+                };
+                seal(&mut head, draft.clone(), *salt, now.millis(), project_seq)
+            })
+            .collect();
+        let nodes: Vec<Node> = sealed
+            .iter()
+            .flat_map(|s| s.nodes.iter().copied())
+            .collect();
+        let named: Vec<(Hash, u64)> = sealed
+            .iter()
+            .flat_map(|s| s.entry.subjects.iter().map(|h| (*h, s.entry.seq)))
+            .collect();
+        let group = GroupWrite {
+            base: &base,
+            head: &head,
+            sealed: &sealed,
+            nodes: &nodes,
+            named: &named,
+            keys: subject_keys,
+            checkpoint,
+            now,
+        };
+        let written = DB::write_group(&self.audit, &group).await;
+        if !matches!(written, Ok(true)) {
+            *self.last_head.lock().expect("not poisoned") = None;
+            return written.map(|_| None);
+        }
+        self.remember_tail(&base, &head, next_project_seq);
+        Ok(Some(Appended {
+            seqs: sealed.iter().map(|s| s.entry.seq).collect(),
+            head,
+            base,
+        }))
+    }
+
+    /// Keeps the head just written, and each project's next `project_seq` with it.
+    fn remember_tail(&self, base: &Head, head: &Head, next_project_seq: HashMap<String, u64>) {
+        let mut known = self.project_seqs.lock().expect("not poisoned");
+        if known.0 != base.size() {
+            known.1.clear();
+        }
+        known.0 = head.size();
+        known.1.extend(next_project_seq);
+        *self.last_head.lock().expect("not poisoned") = Some(head.clone());
+    }
+}
+
 pub(super) fn hash_of(bytes: Vec<u8>) -> StoreResult<Hash> {
     bytes
         .try_into()
@@ -122,6 +236,12 @@ portable_impl!(AuditStore {
         checkpoint: Option<&(u64, String)>,
         subject_keys: &[NewSubjectKey],
     ) -> StoreResult<Appended> {
+        if let Some(appended) = self
+            .append_at_once(&drafts, &salts, now, checkpoint, subject_keys)
+            .await?
+        {
+            return Ok(appended);
+        }
         let mut tx = self.begin_audit_write().await?;
         store_subject_keys(&mut *tx, subject_keys, now).await?;
         if let Some((size, note)) = checkpoint {
@@ -209,14 +329,7 @@ portable_impl!(AuditStore {
             .await?;
         self.check_file()?;
         tx.commit().await?;
-        {
-            let mut known = self.project_seqs.lock().expect("not poisoned");
-            if known.0 != base.size() {
-                known.1.clear();
-            }
-            known.0 = head.size();
-            known.1.extend(next_project_seq);
-        }
+        self.remember_tail(&base, &head, next_project_seq);
         Ok(Appended {
             seqs: sealed.iter().map(|s| s.entry.seq).collect(),
             head,

@@ -2,7 +2,7 @@
 //! Concurrent batches share one transaction, each in a savepoint of its own, and one commit:
 //! the commit's fixed cost (a flush to disk, the lock's hand-over) is paid once per group
 //! instead of once per batch, while a batch that fails is rolled back alone. PostgreSQL's
-//! writers run side by side instead, a transaction each: behind one group they lost a third
+//! writers run side by side instead, a transaction (one statement, `postgres.rs`) each: behind one group they lost a third
 //! to a half of their throughput in the benchmark.
 
 use std::collections::VecDeque;
@@ -27,19 +27,19 @@ type Deltas = std::collections::BTreeMap<(i64, String), i64>;
 
 /// An event as its row is written, serialised by the caller before any lock is taken.
 pub(super) struct EventRow {
-    event: String,
-    distinct_id: String,
-    time_ms: i64,
-    insert_id: Option<String>,
-    properties: String,
+    pub(super) event: String,
+    pub(super) distinct_id: String,
+    pub(super) time_ms: i64,
+    pub(super) insert_id: Option<String>,
+    pub(super) properties: String,
 }
 
 /// One batch, ready for the database.
-pub(super) struct ReadyBatch {
-    project: ProjectId,
-    rows: Vec<EventRow>,
-    links: Vec<IdentityLink>,
-    received_at: Timestamp,
+pub struct ReadyBatch {
+    pub(super) project: ProjectId,
+    pub(super) rows: Vec<EventRow>,
+    pub(super) links: Vec<IdentityLink>,
+    pub(super) received_at: Timestamp,
 }
 
 impl ReadyBatch {
@@ -145,7 +145,8 @@ where
         })
     }
 
-    /// Stores `batch` in a transaction of its own, for a backend whose writers run side by side.
+    /// Stores `batch` in a transaction of its own, statement by statement, for a backend whose
+    /// writers run side by side and that has no [`Backend::insert_batch`] of its own.
     pub(super) async fn alone(pool: &Pool<DB>, batch: &ReadyBatch) -> StoreResult<InsertOutcome> {
         let mut tx = begin_write_with(pool, None).await?;
         let (outcome, deltas) = Self::insert_rows(&mut tx, batch).await?;

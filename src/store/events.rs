@@ -303,7 +303,10 @@ portable_impl!(EventStore {
                 .await
             }
             // Concurrent writers (PostgreSQL): a transaction each, side by side.
-            None => super::batches::Batches::<DB>::alone(&self.pool, &batch).await,
+            None => match DB::insert_batch(self, &batch) {
+                Some(at_once) => at_once.await,
+                None => super::batches::Batches::<DB>::alone(&self.pool, &batch).await,
+            },
         }
     }
 
@@ -438,28 +441,22 @@ portable_impl!(EventStore {
         project: &ProjectId,
         id: &DistinctId,
     ) -> StoreResult<Vec<DistinctId>> {
-        let pid = project.as_str().to_owned();
-        let root: Option<String> = sqlx::query(
-            "SELECT canonical FROM identity_links WHERE project_id = $1 AND alias = $2",
+        // One round trip: the id it was merged into (or itself), then every id merged into that.
+        let rows = sqlx::query(
+            "WITH root AS (SELECT COALESCE((SELECT canonical FROM identity_links \
+                 WHERE project_id = $1 AND alias = $2), $2) AS id) \
+             SELECT 0 AS k, id FROM root \
+             UNION ALL SELECT 1, alias FROM identity_links \
+                 WHERE project_id = $1 AND canonical = (SELECT id FROM root) \
+             ORDER BY 1, 2",
         )
-        .bind(pid.clone())
+        .bind(project.as_str().to_owned())
         .bind(id.as_str().to_owned())
-        .fetch_optional(&self.reads)
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-        let root = root.unwrap_or_else(|| id.as_str().to_owned());
-        let aliases = sqlx::query(
-            "SELECT alias FROM identity_links WHERE project_id = $1 AND canonical = $2 ORDER BY alias",
-        )
-        .bind(pid)
-        .bind(root.clone())
         .fetch_all(&self.reads)
         .await?;
-        std::iter::once(Ok(root))
-            .chain(aliases.iter().map(|r| r.try_get::<String, _>(0)))
-            .map(|d| {
-                let d = d?;
+        rows.iter()
+            .map(|r| {
+                let d: String = r.try_get(1)?;
                 DistinctId::parse(&d)
                     .map_err(|e| StoreError::Other(anyhow::anyhow!("a stored id {d:?}: {}", e.0)))
             })
@@ -528,6 +525,35 @@ where
     qb
 }
 
+/// The `(alias, person)` rows a batch's links make, in order, against what is stored
+/// (`root_of`: the person each named id is an alias of; `size`: how many aliases each named id
+/// or person has) and what the batch has made so far.
+pub(super) fn links_to_make(
+    links: &[IdentityLink],
+    mut root_of: HashMap<String, String>,
+    mut size: HashMap<String, usize>,
+) -> Vec<(String, String)> {
+    let mut made: Vec<(String, String)> = Vec::new();
+    for link in links {
+        let alias = link.alias.as_str();
+        if root_of.contains_key(alias) || size.get(alias).is_some_and(|n| *n > 0) {
+            continue;
+        }
+        let root = root_of
+            .get(link.canonical.as_str())
+            .cloned()
+            .unwrap_or_else(|| link.canonical.as_str().to_owned());
+        let ids = size.entry(root.clone()).or_default();
+        if root == alias || *ids + 1 >= MAX_IDS_PER_PERSON {
+            continue;
+        }
+        *ids += 1;
+        root_of.insert(alias.to_owned(), root.clone());
+        made.push((alias.to_owned(), root));
+    }
+    made
+}
+
 /// Makes each link's alias one more id of its canonical id's person, on `conn` (in a
 /// transaction), in order: unless the alias is someone's already (as an alias or with ids of
 /// its own: two people are never joined), would be its own person's alias, or the person has
@@ -576,25 +602,7 @@ where
             size.insert(row.try_get(0)?, n.max(0) as usize);
         }
     }
-    // The links in order, against what is stored and what this batch has made so far.
-    let mut made: Vec<(String, String)> = Vec::new();
-    for link in links {
-        let alias = link.alias.as_str();
-        if root_of.contains_key(alias) || size.get(alias).is_some_and(|n| *n > 0) {
-            continue;
-        }
-        let root = root_of
-            .get(link.canonical.as_str())
-            .cloned()
-            .unwrap_or_else(|| link.canonical.as_str().to_owned());
-        let ids = size.entry(root.clone()).or_default();
-        if root == alias || *ids + 1 >= MAX_IDS_PER_PERSON {
-            continue;
-        }
-        *ids += 1;
-        root_of.insert(alias.to_owned(), root.clone());
-        made.push((alias.to_owned(), root));
-    }
+    let made = links_to_make(links, root_of, size);
     let mut linked = 0;
     for chunk in made.chunks(INSERT_CHUNK) {
         let mut qb: QueryBuilder<DB> = QueryBuilder::new(

@@ -269,6 +269,17 @@ async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere(back
         .unwrap();
     assert_eq!(plan_of(&app).await.1, json!("pro"));
 
+    // The service records its token's first use off the request's path, and that write (its
+    // own) forgets what it kept: wait for it, so it cannot land in the middle of what follows.
+    for _ in 0..200 {
+        let tokens = app.store.tokens(&shop).await.unwrap();
+        if tokens.iter().all(|t| t.last_used_at.is_some()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    plan_of(&app).await;
+
     // Through another process on the same database (the CLI opens it so): once the
     // service's copy is older than database.cache_ttl_ms, and not before.
     let other = auditgate::store::connect(&auditgate::config::DatabaseSettings {

@@ -1570,6 +1570,72 @@ async fn audit_tree_suite(store: SharedStore) {
     store.probe_write(now).await.unwrap();
 }
 
+/// Two processes appending to one log (two stores on one database): each seals onto the head
+/// it finds, even where a backend writes a group without reading the head first (PostgreSQL,
+/// which checks the head it last wrote is still the stored one): one chain, no gap, each
+/// project's entries numbered without a hole or a repeat.
+async fn two_writers_suite(one: SharedStore, other: SharedStore) {
+    use auditgate::audit::system_draft;
+    use auditgate::ledger::entry::{Action, Entry, chain_link};
+    let now = Timestamp::from_millis(T0);
+    let drafts = |n: usize| {
+        (0..n)
+            .map(|i| {
+                let mut d = system_draft(Action::EventsQuery, serde_json::json!({"i": i}));
+                d.project = Some("shop".into());
+                d
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut size = 0;
+    for (store, n) in [
+        (&one, 2),
+        (&one, 1),
+        (&other, 3),
+        (&one, 2),
+        (&one, 1),
+        (&other, 1),
+    ] {
+        let appended = store
+            .append_audit(drafts(n), vec![[3; 16]; n], now, None, &[])
+            .await
+            .unwrap();
+        assert_eq!(appended.base.size(), size, "sealed onto the stored head");
+        size += n as u64;
+        assert_eq!(appended.head, one.audit_head().await.unwrap());
+    }
+    // Every entry chains onto the one before it, whichever store wrote it, and the head's
+    // link is the last entry's.
+    let stored = one.audit_entries(0, size).await.unwrap();
+    let mut link = [0u8; 32];
+    for (i, e) in stored.iter().enumerate() {
+        let entry = Entry::decode(&e.bytes).unwrap();
+        assert_eq!(entry.seq, i as u64);
+        assert_eq!(entry.project_seq, i as u64, "project numbering in order");
+        assert_eq!(entry.prev, link, "entry {i} chains onto the one before");
+        link = chain_link(&e.bytes);
+    }
+    assert_eq!(one.audit_head().await.unwrap().last_link, link);
+}
+
+#[tokio::test]
+async fn two_writers_suite_on_sqlite() {
+    let (one, db) = open(Backend::Sqlite, "two_writers_suite_on_sqlite")
+        .await
+        .unwrap();
+    let other = store::connect(&test_settings(&db).database).await.unwrap();
+    two_writers_suite(one, other).await;
+}
+
+#[tokio::test]
+async fn two_writers_suite_on_postgres() {
+    let Some((one, db)) = open(Backend::Postgres, "two_writers_suite_on_postgres").await else {
+        return;
+    };
+    let other = store::connect(&test_settings(&db).database).await.unwrap();
+    two_writers_suite(one, other).await;
+}
+
 #[tokio::test]
 async fn audit_tree_suite_on_sqlite() {
     let (store, _db) = open(Backend::Sqlite, "audit_tree_suite_on_sqlite")
