@@ -133,30 +133,15 @@ where
                 .push_bind(*n);
         });
         qb.push(
-            " ON CONFLICT (project_id, day, event, shard) DO UPDATE SET n = event_counts.n + excluded.n",
+            " ON CONFLICT (project_id, day, event) DO UPDATE SET n = event_counts.n + excluded.n",
         );
         qb.build().execute(&mut *conn).await?;
     }
-    // A shard may be negative while its count is not (shard 0 takes the decrements): a count
-    // is gone when its shards sum to zero. Only the counts that went down can have.
-    let lowered: Vec<_> = changes.iter().filter(|(_, n)| *n < 0).collect();
-    for chunk in lowered.chunks(INSERT_CHUNK / 2) {
-        let mut qb: QueryBuilder<DB> =
-            QueryBuilder::new("DELETE FROM event_counts WHERE project_id = ");
-        qb.push_bind(project.as_str().to_owned())
-            .push(" AND (day, event) IN (SELECT day, event FROM event_counts WHERE project_id = ")
-            .push_bind(project.as_str().to_owned())
-            .push(" AND (day, event) IN (VALUES ");
-        let mut keys = qb.separated(", ");
-        for ((day, event), _) in chunk {
-            keys.push("(")
-                .push_bind_unseparated(*day)
-                .push_unseparated(", ")
-                .push_bind_unseparated(event.clone())
-                .push_unseparated(")");
-        }
-        qb.push(") GROUP BY day, event HAVING SUM(n) <= 0)");
-        qb.build().execute(&mut *conn).await?;
+    if changes.iter().any(|(_, n)| *n < 0) {
+        sqlx::query("DELETE FROM event_counts WHERE project_id = $1 AND n <= 0")
+            .bind(project.as_str().to_owned())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

@@ -263,8 +263,7 @@ SELECT canonical, NULL, count(*) FROM identity_links
 WHERE project_id = $1 AND canonical = ANY($2::text[] || ARRAY(SELECT canonical FROM roots))
 GROUP BY canonical";
 
-/// A batch's events, their per-day counts (in its connection's shard, so concurrent batches
-/// of the same day do not wait on one row; in the order every other writer of counts takes
+/// A batch's events, their per-day counts (in the order every other writer of counts takes
 /// their row locks: by day, then by name's bytes) and its links; answers how many events and
 /// links were new. A duplicate `$insert_id` is skipped and not counted.
 const INSERT_BATCH: &str = "
@@ -276,14 +275,14 @@ WITH inserted AS (
     ON CONFLICT (project_id, insert_id) DO NOTHING
     RETURNING event, time_ms
 ), counted AS (
-    INSERT INTO event_counts (project_id, day, event, shard, n)
-    SELECT $1, d.day, d.event, pg_backend_pid() % 16, count(*)
+    INSERT INTO event_counts (project_id, day, event, n)
+    SELECT $1, d.day, d.event, count(*)
     FROM (SELECT (time_ms - ((time_ms % 86400000) + 86400000) % 86400000) / 86400000 AS day,
             event
           FROM inserted) AS d
     GROUP BY d.day, d.event
     ORDER BY d.day, d.event COLLATE \"C\"
-    ON CONFLICT (project_id, day, event, shard) DO UPDATE SET n = event_counts.n + excluded.n
+    ON CONFLICT (project_id, day, event) DO UPDATE SET n = event_counts.n + excluded.n
 ), linked AS (
     INSERT INTO identity_links (project_id, alias, canonical, created_at)
     SELECT $1, l.alias, l.canonical, $2 FROM UNNEST($8::text[], $9::text[]) AS l(alias, canonical)
