@@ -107,6 +107,56 @@ where
     Ok(())
 }
 
+/// A group's entries sealed onto a head, with the rows they add besides themselves.
+struct SealedGroup {
+    sealed: Vec<Sealed>,
+    /// The perfect subtrees the entries complete.
+    nodes: Vec<Node>,
+    /// Which entry names which pseudonym.
+    named: Vec<(Hash, u64)>,
+}
+
+/// Seals `drafts` onto `head` in order, numbering each project's entries from
+/// `next_project_seq` (which holds every project the drafts name).
+fn seal_group(
+    head: &mut Head,
+    drafts: impl IntoIterator<Item = Draft>,
+    salts: &[[u8; 16]],
+    now: Timestamp,
+    next_project_seq: &mut HashMap<String, u64>,
+) -> SealedGroup {
+    let sealed: Vec<Sealed> = drafts
+        .into_iter()
+        .zip(salts)
+        .map(|(draft, salt)| {
+            let project_seq = match &draft.project {
+                Some(p) => {
+                    let n = next_project_seq
+                        .get_mut(p)
+                        .expect("looked up by the caller");
+                    *n += 1;
+                    *n - 1
+                }
+                None => 0,
+            };
+            seal(head, draft, *salt, now.millis(), project_seq)
+        })
+        .collect();
+    let nodes = sealed
+        .iter()
+        .flat_map(|s| s.nodes.iter().copied())
+        .collect();
+    let named = sealed
+        .iter()
+        .flat_map(|s| s.entry.subjects.iter().map(|h| (*h, s.entry.seq)))
+        .collect();
+    SealedGroup {
+        sealed,
+        nodes,
+        named,
+    }
+}
+
 /// A sealed audit group, ready to be written by [`Backend::write_group`].
 pub struct GroupWrite<'a> {
     /// The head the group was sealed on: the write fails if it is not the stored one.
@@ -163,29 +213,17 @@ impl<DB: Database> SqlStore<DB> {
             }
         }
         let mut head = base.clone();
-        let sealed: Vec<Sealed> = drafts
-            .iter()
-            .zip(salts)
-            .map(|(draft, salt)| {
-                let project_seq = match &draft.project {
-                    Some(p) => {
-                        let n = next_project_seq.get_mut(p).expect("looked up above");
-                        *n += 1;
-                        *n - 1
-                    }
-                    None => 0,
-                };
-                seal(&mut head, draft.clone(), *salt, now.millis(), project_seq)
-            })
-            .collect();
-        let nodes: Vec<Node> = sealed
-            .iter()
-            .flat_map(|s| s.nodes.iter().copied())
-            .collect();
-        let named: Vec<(Hash, u64)> = sealed
-            .iter()
-            .flat_map(|s| s.entry.subjects.iter().map(|h| (*h, s.entry.seq)))
-            .collect();
+        let SealedGroup {
+            sealed,
+            nodes,
+            named,
+        } = seal_group(
+            &mut head,
+            drafts.iter().cloned(),
+            salts,
+            now,
+            &mut next_project_seq,
+        );
         let group = GroupWrite {
             base: &base,
             head: &head,
@@ -282,18 +320,11 @@ portable_impl!(AuditStore {
                     .try_get(0)?;
             next_project_seq.insert(project, max.map_or(0, |m| m as u64 + 1));
         }
-        let mut sealed = Vec::with_capacity(drafts.len());
-        for (draft, salt) in drafts.into_iter().zip(salts) {
-            let project_seq = match &draft.project {
-                Some(p) => {
-                    let n = next_project_seq.get_mut(p).expect("looked up above");
-                    *n += 1;
-                    *n - 1
-                }
-                None => 0,
-            };
-            sealed.push(seal(&mut head, draft, salt, now.millis(), project_seq));
-        }
+        let SealedGroup {
+            sealed,
+            nodes,
+            named,
+        } = seal_group(&mut head, drafts, &salts, now, &mut next_project_seq);
         for chunk in sealed.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                 "INSERT INTO audit_entries (seq, project_id, project_seq, time_ms, action, leaf_hash, link, bytes) ",
@@ -310,15 +341,7 @@ portable_impl!(AuditStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        let nodes: Vec<Node> = sealed
-            .iter()
-            .flat_map(|s| s.nodes.iter().copied())
-            .collect();
         insert_nodes(&mut *tx, &nodes).await?;
-        let named: Vec<(Hash, u64)> = sealed
-            .iter()
-            .flat_map(|s| s.entry.subjects.iter().map(|h| (*h, s.entry.seq)))
-            .collect();
         insert_subject_rows(&mut *tx, &named).await?;
         sqlx::query("UPDATE audit_head SET size = $1, last_link = $2, peaks = $3, last_time = $4 WHERE id = 1")
             .bind(head.size() as i64)
