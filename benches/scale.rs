@@ -86,8 +86,9 @@ async fn raw_insert<DB: Database>(
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
 {
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
@@ -99,9 +100,28 @@ where
                     let b = next.fetch_add(1, Ordering::SeqCst);
                     let Some(batch) = rows.chunks(batch_size).nth(b) else { break };
                     let mut tx = pool.begin_with(begin).await.unwrap();
+                    // The schema's arrival bucket, found and noted as the store does (on
+                    // SQLite; PostgreSQL's events all stay in bucket 0).
+                    let mut bucket = 0i64;
+                    if DB::NAME == "SQLite" {
+                        bucket = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) / $1 FROM events")
+                            .bind(100_000i64)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .unwrap();
+                        sqlx::query(
+                            "INSERT INTO event_buckets (project_id, bucket) VALUES ($1, $2) \
+                             ON CONFLICT (project_id, bucket) DO NOTHING",
+                        )
+                        .bind("shop".to_owned())
+                        .bind(bucket)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    }
                     for chunk in batch.chunks(1000) {
                         let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-                            "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
+                            "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at, bucket) ",
                         );
                         qb.push_values(chunk, |mut q, e| {
                             let (name, who, time, id, props) = row(e);
@@ -111,7 +131,8 @@ where
                                 .push_bind(time)
                                 .push_bind(id)
                                 .push_bind(props)
-                                .push_bind(0i64);
+                                .push_bind(0i64)
+                                .push_bind(bucket);
                         });
                         qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING");
                         qb.build().execute(&mut *tx).await.unwrap();
@@ -358,11 +379,13 @@ async fn reads(t: &Target, events: usize) {
     let kinds: [(&str, &str); 5] = [
         (
             "events of one person",
-            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND distinct_id = $2 ORDER BY time_ms, id LIMIT $3",
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND bucket IN (SELECT bucket FROM event_buckets WHERE project_id = $1) AND distinct_id = $2 ORDER BY time_ms, id LIMIT $3",
         ),
         (
             "one day of events",
-            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND time_ms >= $2 AND time_ms < $3 ORDER BY time_ms, id LIMIT $4",
+            // Per bucket (run_sql writes it out as the store does): the first page of each, then
+            // the first of those.
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE project_id = $1 AND bucket = $b AND time_ms >= $2 AND time_ms < $3 ORDER BY time_ms, id LIMIT $4",
         ),
         (
             "counts by day",
@@ -509,9 +532,59 @@ async fn run_sql<DB: Database>(pool: &Pool<DB>, sql: &str, person: String, day: 
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
 {
+    // The store names buckets on SQLite only (its `Backend::BUCKETED`): the same SQL as it runs.
+    let plain;
+    let sql = if DB::NAME == "SQLite" {
+        sql
+    } else {
+        plain = sql
+            .replace(
+                " AND bucket IN (SELECT bucket FROM event_buckets WHERE project_id = $1)",
+                "",
+            )
+            .replace(" AND bucket = $b", "");
+        plain.as_str()
+    };
+    if sql.contains("bucket = $b") {
+        let buckets: Vec<i64> = sqlx::query_scalar(
+            "SELECT bucket FROM event_buckets WHERE project_id = $1 ORDER BY bucket",
+        )
+        .bind("shop".to_owned())
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events WHERE id IN (SELECT id FROM (",
+        );
+        for (i, b) in buckets.iter().enumerate() {
+            if i > 0 {
+                qb.push(" UNION ALL ");
+            }
+            qb.push("SELECT * FROM (SELECT time_ms, id FROM events WHERE project_id = ")
+                .push_bind("shop".to_owned())
+                .push(" AND bucket = ")
+                .push_bind(*b)
+                .push(" AND time_ms >= ")
+                .push_bind(day)
+                .push(" AND time_ms < ")
+                .push_bind(day + DAY_MS)
+                .push(" ORDER BY time_ms, id LIMIT ")
+                .push_bind(100i64)
+                .push(format!(") AS b{i}"));
+        }
+        qb.push(") AS firsts ORDER BY time_ms, id LIMIT ")
+            .push_bind(100i64)
+            .push(") ORDER BY time_ms, id");
+        let rows = qb.build().fetch_all(pool).await.unwrap();
+        if std::env::var("BENCH_DEBUG").is_ok() {
+            eprintln!("{} rows: {sql} over {} buckets", rows.len(), buckets.len());
+        }
+        return;
+    }
     let mut q = sqlx::query(AssertSqlSafe(sql.to_owned())).bind("shop".to_owned());
     if sql.contains("distinct_id = $2") {
         q = q.bind(person);

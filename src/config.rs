@@ -153,6 +153,8 @@ pub struct DatabaseSettings {
     pub wal_checkpoint_secs: u64,
     /// SQLite: page cache of each connection that writes, in MiB.
     pub sqlite_cache_mib: u64,
+    /// About how many events share an arrival bucket of the events' indexes (at least 1).
+    pub events_per_bucket: u64,
     /// Milliseconds a token, grants, project or salt read once is used again without reading
     /// it (0: never); changes made by this process apply at once, by others after this long.
     pub cache_ttl_ms: u64,
@@ -653,6 +655,9 @@ impl Settings {
         }
         if self.database.read_timeout_ms == 0 {
             return invalid("database.read_timeout_ms", "must be at least 1".into());
+        }
+        if !(1..=i64::MAX as u64).contains(&self.database.events_per_bucket) {
+            return invalid("database.events_per_bucket", "must be at least 1".into());
         }
         if !(1..=2000).contains(&self.ingest.max_batch) {
             return invalid("ingest.max_batch", "must be between 1 and 2000".into());

@@ -40,6 +40,8 @@ pub struct ReadyBatch {
     pub(super) rows: Vec<EventRow>,
     pub(super) links: Vec<IdentityLink>,
     pub(super) received_at: Timestamp,
+    /// About how many events share an arrival bucket (`database.events_per_bucket`).
+    pub(super) events_per_bucket: i64,
 }
 
 impl ReadyBatch {
@@ -49,6 +51,7 @@ impl ReadyBatch {
         events: &[NewEvent],
         links: &[IdentityLink],
         received_at: Timestamp,
+        events_per_bucket: i64,
     ) -> Self {
         let rows = events
             .iter()
@@ -65,6 +68,7 @@ impl ReadyBatch {
             rows,
             links: links.to_vec(),
             received_at,
+            events_per_bucket,
         }
     }
 }
@@ -246,9 +250,26 @@ where
     ) -> StoreResult<(InsertOutcome, Deltas)> {
         let mut inserted = 0;
         let mut deltas = Deltas::new();
+        // The whole batch goes to the bucket of the newest event stored (0022_event_buckets.sql).
+        let bucket: i64 = if DB::BUCKETED {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) / $1 FROM events")
+                .bind(batch.events_per_bucket)
+                .fetch_one(&mut *conn)
+                .await?
+        } else {
+            0
+        };
+        sqlx::query(
+            "INSERT INTO event_buckets (project_id, bucket) VALUES ($1, $2) \
+             ON CONFLICT (project_id, bucket) DO NOTHING",
+        )
+        .bind(batch.project.as_str().to_owned())
+        .bind(bucket)
+        .execute(&mut *conn)
+        .await?;
         for chunk in batch.rows.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-                "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) ",
+                "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at, bucket) ",
             );
             qb.push_values(chunk, |mut row, e| {
                 row.push_bind(batch.project.as_str().to_owned())
@@ -257,7 +278,8 @@ where
                     .push_bind(e.time_ms)
                     .push_bind(e.insert_id.clone())
                     .push_bind(e.properties.clone())
-                    .push_bind(batch.received_at.millis());
+                    .push_bind(batch.received_at.millis())
+                    .push_bind(bucket);
             });
             // Only the rows actually inserted come back: duplicates are not counted.
             qb.push(" ON CONFLICT (project_id, insert_id) DO NOTHING RETURNING event, time_ms");

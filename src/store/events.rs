@@ -15,7 +15,7 @@ use crate::domain::profile::{MAX_IDS_PER_PERSON, ProfileOp};
 pub(super) const DAY_MS: i64 = 86_400_000;
 
 /// Counts of the events matching `filter`, read from the events.
-pub(super) fn scan_query<DB: Database>(filter: &EventFilter, group: CountGroup) -> QueryBuilder<DB>
+pub(super) fn scan_query<DB: Backend>(filter: &EventFilter, group: CountGroup) -> QueryBuilder<DB>
 where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
@@ -24,7 +24,7 @@ where
     let mut qb = QueryBuilder::new(format!(
         "SELECT {day} AS d, {event} AS e, COUNT(*) AS n FROM events"
     ));
-    push_filter(&mut qb, filter);
+    push_filter(&mut qb, filter, Buckets::All);
     qb.push(group_by);
     qb
 }
@@ -169,14 +169,43 @@ pub(super) fn day_key(day: i64) -> String {
     Timestamp::from_millis(day * 86_400_000).to_rfc3339()[..10].to_owned()
 }
 
+/// Where a statement on the events looks: every bucket the project has events in (a seek each),
+/// or one.
+#[derive(Clone, Copy)]
+pub(super) enum Buckets {
+    All,
+    One(i64),
+}
+
+/// The events of project `$1` in every bucket it has events in, for static SQL: where the
+/// events' indexes begin with (project, bucket), a statement without it would scan the project.
+pub(super) fn in_buckets<DB: Backend>() -> &'static str {
+    if DB::BUCKETED {
+        "bucket IN (SELECT bucket FROM event_buckets WHERE project_id = $1)"
+    } else {
+        "TRUE"
+    }
+}
+
 /// Appends the WHERE clause shared by event reads and counts.
-pub(super) fn push_filter<DB: Database>(qb: &mut QueryBuilder<DB>, f: &EventFilter)
+pub(super) fn push_filter<DB: Backend>(qb: &mut QueryBuilder<DB>, f: &EventFilter, at: Buckets)
 where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
     qb.push(" WHERE project_id = ")
         .push_bind(f.project.as_str().to_owned());
+    match at {
+        Buckets::All if !DB::BUCKETED => {}
+        Buckets::All => {
+            qb.push(" AND bucket IN (SELECT bucket FROM event_buckets WHERE project_id = ")
+                .push_bind(f.project.as_str().to_owned())
+                .push(")");
+        }
+        Buckets::One(b) => {
+            qb.push(" AND bucket = ").push_bind(b);
+        }
+    }
     match &f.distinct_ids[..] {
         [] => {}
         [d] => {
@@ -253,11 +282,14 @@ portable_impl!(EventStore {
         cutoff: Timestamp,
     ) -> StoreResult<u64> {
         let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM events WHERE project_id = $1 AND time_ms < $2")
-                .bind(project.as_str().to_owned())
-                .bind(cutoff.millis())
-                .fetch_one(&self.pool)
-                .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT COUNT(*) AS n FROM events WHERE project_id = $1 AND {} AND time_ms < $2",
+                in_buckets::<DB>()
+            )))
+            .bind(project.as_str().to_owned())
+            .bind(cutoff.millis())
+            .fetch_one(&self.pool)
+            .await?;
         let n: i64 = row.try_get("n")?;
         Ok(n.max(0) as u64)
     }
@@ -269,10 +301,12 @@ portable_impl!(EventStore {
         limit: u32,
     ) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
-        let gone = sqlx::query(
-            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id = $1 AND time_ms < $2 \
-             ORDER BY time_ms, id LIMIT $3) RETURNING event, time_ms",
-        )
+        // In no particular order: ordered by time, every round would sort all that is due.
+        let gone = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id = $1 \
+             AND {} AND time_ms < $2 LIMIT $3) RETURNING event, time_ms",
+            in_buckets::<DB>()
+        )))
         .bind(project.as_str().to_owned())
         .bind(cutoff.millis())
         .bind(i64::from(limit))
@@ -290,7 +324,13 @@ portable_impl!(EventStore {
         links: &[IdentityLink],
         received_at: Timestamp,
     ) -> StoreResult<InsertOutcome> {
-        let batch = super::batches::ReadyBatch::of(project, events, links, received_at);
+        let batch = super::batches::ReadyBatch::of(
+            project,
+            events,
+            links,
+            received_at,
+            self.events_per_bucket,
+        );
         match &self.gate {
             // One write lock (SQLite): batches share its turns and their commits.
             Some(gate) => {
@@ -316,21 +356,51 @@ portable_impl!(EventStore {
         after: Option<EventCursor>,
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-            "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events",
-        );
-        push_filter(&mut qb, filter);
-        if let Some(c) = after {
-            qb.push(" AND (time_ms > ")
-                .push_bind(c.time.millis())
-                .push(" OR (time_ms = ")
-                .push_bind(c.time.millis())
-                .push(" AND id > ")
-                .push_bind(c.id)
-                .push("))");
+        const COLUMNS: &str = "SELECT id, event, distinct_id, time_ms, insert_id, properties FROM events";
+        let page = |qb: &mut QueryBuilder<DB>, at: Buckets| {
+            push_filter(qb, filter, at);
+            if let Some(c) = after {
+                qb.push(" AND (time_ms > ")
+                    .push_bind(c.time.millis())
+                    .push(" OR (time_ms = ")
+                    .push_bind(c.time.millis())
+                    .push(" AND id > ")
+                    .push_bind(c.id)
+                    .push("))");
+            }
+            qb.push(" ORDER BY time_ms, id LIMIT ")
+                .push_bind(i64::from(limit));
+        };
+        let mut qb: QueryBuilder<DB> = QueryBuilder::new(COLUMNS);
+        if !DB::BUCKETED || !filter.distinct_ids.is_empty() {
+            // A person's events are few: found in every bucket at once and sorted.
+            page(&mut qb, Buckets::All);
+        } else {
+            // A time range may hold millions: the first page of each bucket, read in index
+            // order from the index alone, then the first of those, so no page sorts more than
+            // a page per bucket, and only the page's own rows are read from the table.
+            let buckets: Vec<i64> = sqlx::query_scalar(
+                "SELECT bucket FROM event_buckets WHERE project_id = $1 ORDER BY bucket",
+            )
+            .bind(filter.project.as_str().to_owned())
+            .fetch_all(&self.reads)
+            .await?;
+            if buckets.is_empty() {
+                return Ok(Vec::new());
+            }
+            qb.push(" WHERE id IN (SELECT id FROM (");
+            for (i, b) in buckets.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                qb.push("SELECT * FROM (SELECT time_ms, id FROM events");
+                page(&mut qb, Buckets::One(*b));
+                qb.push(format!(") AS b{i}"));
+            }
+            qb.push(") AS firsts ORDER BY time_ms, id LIMIT ")
+                .push_bind(i64::from(limit))
+                .push(") ORDER BY time_ms, id");
         }
-        qb.push(" ORDER BY time_ms, id LIMIT ")
-            .push_bind(i64::from(limit));
         let rows = qb.build().fetch_all(&self.reads).await?;
         rows.iter().map(event_from_row::<DB>).collect()
     }

@@ -9,7 +9,7 @@ use sqlx::{
     AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
 };
 
-use super::events::{adjust_counts, count_deltas};
+use super::events::{adjust_counts, count_deltas, in_buckets};
 use super::sql::{Backend, SqlStore, portable_impl};
 use super::{GroupProfile, StoreError, StoreResult};
 use crate::domain::profile::{GroupRef, names, unname};
@@ -507,9 +507,11 @@ portable_impl!(PrivacyStore {
 
     async fn erase_subject(&self, project: &ProjectId, distinct_id: &str) -> StoreResult<Affected> {
         let mut tx = self.begin_write().await?;
-        let gone = sqlx::query(
-            "DELETE FROM events WHERE project_id = $1 AND distinct_id = $2 RETURNING event, time_ms",
-        )
+        let gone = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM events WHERE project_id = $1 AND {} AND distinct_id = $2 \
+             RETURNING event, time_ms",
+            in_buckets::<DB>()
+        )))
         .bind(project.as_str().to_owned())
         .bind(distinct_id.to_owned())
         .fetch_all(&mut *tx)
@@ -746,6 +748,7 @@ portable_impl!(PrivacyStore {
         let mut tx = self.begin_write().await?;
         for sql in [
             "DELETE FROM events WHERE project_id = $1",
+            "DELETE FROM event_buckets WHERE project_id = $1",
             "DELETE FROM event_counts WHERE project_id = $1",
             "DELETE FROM profiles WHERE project_id = $1",
             "DELETE FROM group_profiles WHERE project_id = $1",
@@ -867,10 +870,11 @@ where
     let mut changed = 0;
     let mut after = i64::MIN;
     loop {
-        let rows = sqlx::query(
-            "SELECT id, properties FROM events WHERE project_id = $1 AND distinct_id = $2 AND id > $3 \
-             ORDER BY id LIMIT $4",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, properties FROM events WHERE project_id = $1 AND {} \
+             AND distinct_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+            in_buckets::<DB>()
+        )))
         .bind(project.as_str().to_owned())
         .bind(distinct_id.to_owned())
         .bind(after)

@@ -32,6 +32,8 @@ impl Backend for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
     const TRUNCATE_WAL: Option<&'static str> = Some("PRAGMA wal_checkpoint(TRUNCATE)");
+
+    const BUCKETED: bool = true;
 }
 
 /// Opens (creating if needed) the SQLite file named by `sqlite:<path>`.
@@ -108,11 +110,11 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Sqlite
     };
     let file = FileIdentity::of(&path)
         .map_err(|e| StoreError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
-    Ok(
-        SqlStore::new(pools, Some(file), ReadCache::of(settings)).with_write_gate(WriteGate::new(
-            Duration::from_millis(settings.busy_timeout_ms),
-        )),
-    )
+    Ok(SqlStore::new(pools, Some(file), ReadCache::of(settings))
+        .with_events_per_bucket(settings.events_per_bucket)
+        .with_write_gate(WriteGate::new(Duration::from_millis(
+            settings.busy_timeout_ms,
+        ))))
 }
 
 /// Makes statements on `conn` fail with SQLITE_INTERRUPT once `limit` has passed from now.

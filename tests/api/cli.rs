@@ -1074,6 +1074,11 @@ fn subject_requests_from_the_command_line() {
         "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at) \
          VALUES ('shop', 'Viewed Pricing', 'cust-9', 1700000000000, 'x9', '{\"plan\":\"pro\"}', 1700000000000)",
     );
+    // Stored as the store stores it: in a bucket the project's reads look in.
+    sql(
+        dir.path(),
+        "INSERT INTO event_buckets (project_id, bucket) VALUES ('shop', 0) ON CONFLICT DO NOTHING",
+    );
     let export = run_json(
         dir.path(),
         &[

@@ -1733,10 +1733,8 @@ async fn assert_counts_agree(store: &SharedStore, project: &ProjectId, when: &st
     }
 }
 
-/// Per-day counts follow ingestion (with duplicates), retention, erasure, property
-/// deletion, anonymisation and purge.
-async fn counts_suite(store: SharedStore) {
-    const DAY: i64 = 86_400_000;
+/// A clock at T0 and two new projects, "shop" and "other".
+async fn shop_and_other(store: &SharedStore) -> (ManualClock, ProjectId, ProjectId) {
     let clock = ManualClock::new(Timestamp::from_millis(T0));
     let shop = ProjectId::parse("shop").unwrap();
     let other = ProjectId::parse("other").unwrap();
@@ -1745,6 +1743,14 @@ async fn counts_suite(store: SharedStore) {
             .await
             .unwrap();
     }
+    (clock, shop, other)
+}
+
+/// Per-day counts follow ingestion (with duplicates), retention, erasure, property
+/// deletion, anonymisation and purge.
+async fn counts_suite(store: SharedStore) {
+    const DAY: i64 = 86_400_000;
+    let (clock, shop, other) = shop_and_other(&store).await;
     let start = T0 - T0 % DAY;
     let names = ["view", "buy", "sign up"];
     let batch: Vec<NewEvent> = (0..1500i64)
@@ -1996,4 +2002,190 @@ async fn subject_index_suite_on_postgres() {
         return;
     };
     subject_index_suite(store, db).await;
+}
+
+/// A count straight from the database, for what the store does not expose.
+async fn scalar_sql(db: &crate::helpers::TestDb, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if db.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+/// Events spread over many arrival buckets read back as from one table: every page in time
+/// order, none lost or repeated across buckets, by time range and by person; counts, retention,
+/// erasure and purge reach every bucket.
+async fn buckets_suite(store: SharedStore, db: crate::helpers::TestDb) {
+    const DAY: i64 = 86_400_000;
+    let (clock, shop, other) = shop_and_other(&store).await;
+    let start = T0 - T0 % DAY;
+    // (time, insert id, person) of every event of the shop, in the order they were stored.
+    let mut stored: Vec<(i64, String, String)> = Vec::new();
+    for b in 0..40i64 {
+        let batch: Vec<NewEvent> = (0..7i64)
+            .map(|k| {
+                let i = b * 7 + k;
+                // Times in no order, some equal (the page boundary must break ties by id).
+                let t = start + (i * 7_919_113) % (4 * DAY) / 1000 * 1000;
+                let who = format!("p{}", i % 9);
+                stored.push((t, format!("i{i}"), who.clone()));
+                event(
+                    ["view", "buy"][i as usize % 2],
+                    &who,
+                    t,
+                    Some(&format!("i{i}")),
+                )
+            })
+            .collect();
+        store
+            .insert_events(&shop, &batch, &[], clock.now())
+            .await
+            .unwrap();
+        let elsewhere = [event("view", "p1", start + b, Some(&format!("o{b}")))];
+        store
+            .insert_events(&other, &elsewhere, &[], clock.now())
+            .await
+            .unwrap();
+    }
+    let buckets = scalar_sql(
+        &db,
+        "SELECT COUNT(*) FROM event_buckets WHERE project_id = 'shop'",
+    )
+    .await;
+    let used = scalar_sql(
+        &db,
+        "SELECT COUNT(DISTINCT bucket) FROM events WHERE project_id = 'shop'",
+    )
+    .await;
+    if db.url.starts_with("sqlite:") {
+        assert!(buckets >= 15, "{buckets} buckets for 280 events");
+        assert_eq!(used, buckets);
+    } else {
+        // PostgreSQL's indexes have no buckets (Backend::BUCKETED): all events in one.
+        assert_eq!(used, 1);
+    }
+
+    // Stored order breaks ties of time: the id grows with it.
+    let mut expected = stored.clone();
+    expected.sort_by_key(|(t, _, _)| *t);
+    let read_all = |f: EventFilter, limit: u32| {
+        let store = store.clone();
+        async move {
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.query_events(&f, after, limit).await.unwrap();
+                assert!(page.len() <= limit as usize);
+                all.extend(page.iter().map(|e| {
+                    (
+                        e.time.millis(),
+                        e.insert_id.clone().unwrap(),
+                        e.distinct_id.clone(),
+                    )
+                }));
+                match page.last() {
+                    Some(last) if page.len() == limit as usize => {
+                        after = Some(EventCursor {
+                            time: last.time,
+                            id: last.id,
+                        })
+                    }
+                    _ => return all,
+                }
+            }
+        }
+    };
+    assert_eq!(read_all(filter(&shop), 13).await, expected);
+    let mut day = filter(&shop);
+    day.from = Some(Timestamp::from_millis(start + DAY));
+    day.to = Some(Timestamp::from_millis(start + 2 * DAY));
+    let in_day: Vec<_> = expected
+        .iter()
+        .filter(|(t, _, _)| (start + DAY..start + 2 * DAY).contains(t))
+        .cloned()
+        .collect();
+    assert!(in_day.len() > 40);
+    assert_eq!(read_all(day, 11).await, in_day);
+    let mut person = filter(&shop);
+    person.distinct_ids = vec![DistinctId::parse("p4").unwrap()];
+    let of_p4: Vec<_> = expected.iter().filter(|e| e.2 == "p4").cloned().collect();
+    assert_eq!(read_all(person.clone(), 5).await, of_p4);
+    assert_eq!(read_all(filter(&other), 7).await.len(), 40);
+    assert_counts_agree(&store, &shop, "over many buckets").await;
+
+    // A resent batch is a duplicate, whichever bucket holds the first copy.
+    let again = [event("view", "p0", start, Some("i0"))];
+    let outcome = store
+        .insert_events(&shop, &again, &[], clock.now())
+        .await
+        .unwrap();
+    assert_eq!((outcome.inserted, outcome.duplicates), (0, 1));
+
+    let cutoff = Timestamp::from_millis(start + DAY);
+    let due = expected.iter().filter(|e| e.0 < start + DAY).count() as u64;
+    assert_eq!(store.count_events_before(&shop, cutoff).await.unwrap(), due);
+    let mut gone = 0;
+    loop {
+        let n = store.delete_events_before(&shop, cutoff, 9).await.unwrap();
+        assert!(n <= 9);
+        if n == 0 {
+            break;
+        }
+        gone += n;
+    }
+    assert_eq!(gone, due);
+    store.erase_subject(&shop, "p4").await.unwrap();
+    let left: Vec<_> = expected
+        .iter()
+        .filter(|e| e.0 >= start + DAY && e.2 != "p4")
+        .cloned()
+        .collect();
+    assert_eq!(read_all(filter(&shop), 17).await, left);
+    assert!(read_all(person, 5).await.is_empty());
+    assert_counts_agree(&store, &shop, "after retention and erasure over buckets").await;
+
+    store.purge_project(&other, clock.now()).await.unwrap();
+    assert_eq!(
+        scalar_sql(
+            &db,
+            "SELECT COUNT(*) FROM event_buckets WHERE project_id = 'other'"
+        )
+        .await,
+        0
+    );
+    assert!(read_all(filter(&other), 7).await.is_empty());
+}
+
+async fn open_bucketed(
+    backend: Backend,
+    test: &str,
+) -> Option<(SharedStore, crate::helpers::TestDb)> {
+    let db = fresh_db(backend, test).await?;
+    let mut settings = test_settings(&db).database;
+    settings.events_per_bucket = 16;
+    let store = store::connect(&settings).await.unwrap();
+    store.migrate().await.unwrap();
+    Some((store, db))
+}
+
+#[tokio::test]
+async fn buckets_suite_on_sqlite() {
+    let (store, db) = open_bucketed(Backend::Sqlite, "buckets_suite_on_sqlite")
+        .await
+        .unwrap();
+    buckets_suite(store, db).await;
+}
+
+#[tokio::test]
+async fn buckets_suite_on_postgres() {
+    let Some((store, db)) = open_bucketed(Backend::Postgres, "buckets_suite_on_postgres").await
+    else {
+        return;
+    };
+    buckets_suite(store, db).await;
 }
