@@ -109,12 +109,21 @@ where
                             .fetch_one(&mut *tx)
                             .await
                             .unwrap();
+                        let times = batch
+                            .iter()
+                            .map(|e| e["properties"]["time"].as_i64().unwrap());
                         sqlx::query(
-                            "INSERT INTO event_buckets (project_id, bucket) VALUES ($1, $2) \
-                             ON CONFLICT (project_id, bucket) DO NOTHING",
+                            "INSERT INTO event_buckets (project_id, bucket, first_ms, last_ms) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, bucket) DO UPDATE SET \
+                             first_ms = CASE WHEN excluded.first_ms < event_buckets.first_ms \
+                                 THEN excluded.first_ms ELSE event_buckets.first_ms END, \
+                             last_ms = CASE WHEN excluded.last_ms > event_buckets.last_ms \
+                                 THEN excluded.last_ms ELSE event_buckets.last_ms END",
                         )
                         .bind("shop".to_owned())
                         .bind(bucket)
+                        .bind(times.clone().min().unwrap())
+                        .bind(times.max().unwrap())
                         .execute(&mut *tx)
                         .await
                         .unwrap();
@@ -551,9 +560,12 @@ where
     };
     if sql.contains("bucket = $b") {
         let buckets: Vec<i64> = sqlx::query_scalar(
-            "SELECT bucket FROM event_buckets WHERE project_id = $1 ORDER BY bucket",
+            "SELECT bucket FROM event_buckets WHERE project_id = $1 AND last_ms >= $2 \
+             AND first_ms < $3 ORDER BY bucket",
         )
         .bind("shop".to_owned())
+        .bind(day)
+        .bind(day + DAY_MS)
         .fetch_all(pool)
         .await
         .unwrap();

@@ -9,7 +9,10 @@ ALTER TABLE events ADD COLUMN bucket BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE event_buckets (
     project_id TEXT NOT NULL,
     bucket     BIGINT NOT NULL,
+    first_ms   BIGINT NOT NULL,
+    last_ms    BIGINT NOT NULL,
     PRIMARY KEY (project_id, bucket)
 );
 
-INSERT INTO event_buckets (project_id, bucket) SELECT DISTINCT project_id, 0 FROM events;
+INSERT INTO event_buckets (project_id, bucket, first_ms, last_ms)
+SELECT project_id, 0, MIN(time_ms), MAX(time_ms) FROM events GROUP BY project_id;

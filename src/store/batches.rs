@@ -112,6 +112,14 @@ fn shared(e: &StoreError) -> StoreError {
     }
 }
 
+/// Notes that project `$1` has events in bucket `$2` at times `$3..=$4`.
+pub(super) const NOTE_BUCKET: &str = "INSERT INTO event_buckets (project_id, bucket, first_ms, last_ms) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, bucket) DO UPDATE SET \
+     first_ms = CASE WHEN excluded.first_ms < event_buckets.first_ms \
+         THEN excluded.first_ms ELSE event_buckets.first_ms END, \
+     last_ms = CASE WHEN excluded.last_ms > event_buckets.last_ms \
+         THEN excluded.last_ms ELSE event_buckets.last_ms END";
+
 /// The batch SQL, over either backend; the bounds sqlx needs are stated once, here.
 pub(super) struct Batches<DB>(std::marker::PhantomData<DB>);
 
@@ -259,14 +267,16 @@ where
         } else {
             0
         };
-        sqlx::query(
-            "INSERT INTO event_buckets (project_id, bucket) VALUES ($1, $2) \
-             ON CONFLICT (project_id, bucket) DO NOTHING",
-        )
-        .bind(batch.project.as_str().to_owned())
-        .bind(bucket)
-        .execute(&mut *conn)
-        .await?;
+        let times = batch.rows.iter().map(|e| e.time_ms);
+        if let (Some(first), Some(last)) = (times.clone().min(), times.max()) {
+            sqlx::query(NOTE_BUCKET)
+                .bind(batch.project.as_str().to_owned())
+                .bind(bucket)
+                .bind(first)
+                .bind(last)
+                .execute(&mut *conn)
+                .await?;
+        }
         for chunk in batch.rows.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                 "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at, bucket) ",

@@ -187,6 +187,23 @@ pub(super) fn in_buckets<DB: Backend>() -> &'static str {
     }
 }
 
+/// Appends the WHERE clause of the buckets that may hold events matching `f`: the project's
+/// whose times overlap `f`'s range.
+fn push_bucket_filter<DB: Database>(qb: &mut QueryBuilder<DB>, f: &EventFilter)
+where
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    qb.push(" WHERE project_id = ")
+        .push_bind(f.project.as_str().to_owned());
+    if let Some(t) = f.from {
+        qb.push(" AND last_ms >= ").push_bind(t.millis());
+    }
+    if let Some(t) = f.to {
+        qb.push(" AND first_ms < ").push_bind(t.millis());
+    }
+}
+
 /// Appends the WHERE clause shared by event reads and counts.
 pub(super) fn push_filter<DB: Backend>(qb: &mut QueryBuilder<DB>, f: &EventFilter, at: Buckets)
 where
@@ -198,9 +215,9 @@ where
     match at {
         Buckets::All if !DB::BUCKETED => {}
         Buckets::All => {
-            qb.push(" AND bucket IN (SELECT bucket FROM event_buckets WHERE project_id = ")
-                .push_bind(f.project.as_str().to_owned())
-                .push(")");
+            qb.push(" AND bucket IN (SELECT bucket FROM event_buckets");
+            push_bucket_filter(qb, f);
+            qb.push(")");
         }
         Buckets::One(b) => {
             qb.push(" AND bucket = ").push_bind(b);
@@ -379,12 +396,13 @@ portable_impl!(EventStore {
             // A time range may hold millions: the first page of each bucket, read in index
             // order from the index alone, then the first of those, so no page sorts more than
             // a page per bucket, and only the page's own rows are read from the table.
-            let buckets: Vec<i64> = sqlx::query_scalar(
-                "SELECT bucket FROM event_buckets WHERE project_id = $1 ORDER BY bucket",
-            )
-            .bind(filter.project.as_str().to_owned())
-            .fetch_all(&self.reads)
-            .await?;
+            let mut which = QueryBuilder::new("SELECT bucket FROM event_buckets");
+            push_bucket_filter(&mut which, filter);
+            let buckets: Vec<i64> = which
+                .push(" ORDER BY bucket")
+                .build_query_scalar()
+                .fetch_all(&self.reads)
+                .await?;
             if buckets.is_empty() {
                 return Ok(Vec::new());
             }

@@ -2118,6 +2118,50 @@ async fn buckets_suite(store: SharedStore, db: crate::helpers::TestDb) {
     assert_eq!(read_all(filter(&other), 7).await.len(), 40);
     assert_counts_agree(&store, &shop, "over many buckets").await;
 
+    // Events sent as they happen: each bucket holds a stretch of time of its own, and a range
+    // is read from the buckets it overlaps only, edges included.
+    let live = ProjectId::parse("live").unwrap();
+    projects::create(store.as_ref(), &clock, live.clone(), None)
+        .await
+        .unwrap();
+    let times: Vec<i64> = (0..150i64).map(|i| start + i * 100).collect();
+    for chunk in times.chunks(5) {
+        let batch: Vec<NewEvent> = chunk
+            .iter()
+            .map(|t| event("tick", "p1", *t, Some(&format!("t{t}"))))
+            .collect();
+        store
+            .insert_events(&live, &batch, &[], clock.now())
+            .await
+            .unwrap();
+    }
+    for (a, b) in [
+        (0, 150),
+        (0, 1),
+        (4, 5),
+        (5, 6),
+        (14, 31),
+        (47, 112),
+        (149, 150),
+    ] {
+        let mut range = filter(&live);
+        range.from = Some(Timestamp::from_millis(times[a]));
+        range.to = Some(Timestamp::from_millis(
+            *times.get(b).unwrap_or(&(times[149] + 1)),
+        ));
+        let got: Vec<i64> = read_all(range.clone(), 7)
+            .await
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(got, times[a..b], "events {a}..{b}");
+        assert_eq!(
+            store.count_events(&range, CountGroup::Total).await.unwrap(),
+            [("total".to_owned(), (b - a) as i64)],
+            "events {a}..{b}"
+        );
+    }
+
     // A resent batch is a duplicate, whichever bucket holds the first copy.
     let again = [event("view", "p0", start, Some("i0"))];
     let outcome = store
