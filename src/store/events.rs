@@ -169,6 +169,9 @@ pub(super) fn day_key(day: i64) -> String {
     Timestamp::from_millis(day * 86_400_000).to_rfc3339()[..10].to_owned()
 }
 
+/// The most buckets one statement reads a page of (SQLite allows 500 terms in a compound SELECT).
+pub(super) const BUCKETS_PER_STATEMENT: usize = 200;
+
 /// Where a statement on the events looks: every bucket the project has events in (a seek each),
 /// or one.
 #[derive(Clone, Copy)]
@@ -388,26 +391,30 @@ portable_impl!(EventStore {
             qb.push(" ORDER BY time_ms, id LIMIT ")
                 .push_bind(i64::from(limit));
         };
-        let mut qb: QueryBuilder<DB> = QueryBuilder::new(COLUMNS);
         if !DB::BUCKETED || !filter.distinct_ids.is_empty() {
             // A person's events are few: found in every bucket at once and sorted.
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(COLUMNS);
             page(&mut qb, Buckets::All);
-        } else {
-            // A time range may hold millions: the first page of each bucket, read in index
-            // order from the index alone, then the first of those, so no page sorts more than
-            // a page per bucket, and only the page's own rows are read from the table.
-            let mut which = QueryBuilder::new("SELECT bucket FROM event_buckets");
-            push_bucket_filter(&mut which, filter);
-            let buckets: Vec<i64> = which
-                .push(" ORDER BY bucket")
-                .build_query_scalar()
-                .fetch_all(&self.reads)
-                .await?;
-            if buckets.is_empty() {
-                return Ok(Vec::new());
-            }
+            let rows = qb.build().fetch_all(&self.reads).await?;
+            return rows.iter().map(event_from_row::<DB>).collect();
+        }
+        // A time range may hold millions: the first page of each bucket, read in index order
+        // from the index alone, then the first of those, so no page sorts more than a page per
+        // bucket, and only the page's own rows are read from the table.
+        let mut which = QueryBuilder::new("SELECT bucket FROM event_buckets");
+        push_bucket_filter(&mut which, filter);
+        let buckets: Vec<i64> = which
+            .push(" ORDER BY bucket")
+            .build_query_scalar()
+            .fetch_all(&self.reads)
+            .await?;
+        // SQLite refuses a compound SELECT of more than 500 terms: a statement per so many
+        // buckets, their pages merged here.
+        let mut found = Vec::new();
+        for group in buckets.chunks(BUCKETS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(COLUMNS);
             qb.push(" WHERE id IN (SELECT id FROM (");
-            for (i, b) in buckets.iter().enumerate() {
+            for (i, b) in group.iter().enumerate() {
                 if i > 0 {
                     qb.push(" UNION ALL ");
                 }
@@ -417,10 +424,14 @@ portable_impl!(EventStore {
             }
             qb.push(") AS firsts ORDER BY time_ms, id LIMIT ")
                 .push_bind(i64::from(limit))
-                .push(") ORDER BY time_ms, id");
+                .push(")");
+            for r in qb.build().fetch_all(&self.reads).await? {
+                found.push(event_from_row::<DB>(&r)?);
+            }
         }
-        let rows = qb.build().fetch_all(&self.reads).await?;
-        rows.iter().map(event_from_row::<DB>).collect()
+        found.sort_by_key(|e| (e.time, e.id));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 
     async fn count_events(

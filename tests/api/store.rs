@@ -2233,3 +2233,50 @@ async fn buckets_suite_on_postgres() {
     };
     buckets_suite(store, db).await;
 }
+
+/// More buckets than one statement may name (SQLite: 500 terms in a compound SELECT): a page
+/// is merged from a statement per 200 buckets, still in order, none lost or repeated.
+#[tokio::test]
+async fn pages_over_more_buckets_than_one_statement_on_sqlite() {
+    let db = fresh_db(Backend::Sqlite, "pages_over_more_buckets")
+        .await
+        .unwrap();
+    let mut settings = test_settings(&db).database;
+    settings.events_per_bucket = 1; // a bucket per batch
+    let store = store::connect(&settings).await.unwrap();
+    store.migrate().await.unwrap();
+    let (clock, shop, _) = shop_and_other(&store).await;
+    let mut times = Vec::new();
+    for i in 0..560i64 {
+        // Two events a batch, times interleaved across batches.
+        let pair = [(i * 7_919) % 3_000, (i * 104_729) % 3_000 + 1];
+        let batch: Vec<NewEvent> = pair
+            .iter()
+            .enumerate()
+            .map(|(k, t)| event("view", "p1", T0 + t, Some(&format!("e{i}-{k}"))))
+            .collect();
+        times.extend(pair.iter().map(|t| T0 + t));
+        store
+            .insert_events(&shop, &batch, &[], clock.now())
+            .await
+            .unwrap();
+    }
+    assert!(scalar_sql(&db, "SELECT COUNT(*) FROM event_buckets").await > 500);
+    times.sort();
+    let mut read = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.query_events(&filter(&shop), after, 97).await.unwrap();
+        read.extend(page.iter().map(|e| e.time.millis()));
+        match page.last() {
+            Some(last) if page.len() == 97 => {
+                after = Some(EventCursor {
+                    time: last.time,
+                    id: last.id,
+                })
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(read, times);
+}
