@@ -1077,7 +1077,8 @@ fn subject_requests_from_the_command_line() {
     // Stored as the store stores it: in a bucket the project's reads look in.
     sql(
         dir.path(),
-        "INSERT INTO event_buckets (project_id, bucket) VALUES ('shop', 0) ON CONFLICT DO NOTHING",
+        "INSERT INTO event_buckets (project_id, bucket, first_ms, last_ms) \
+         VALUES ('shop', 0, 1700000000000, 1700000000000)",
     );
     let export = run_json(
         dir.path(),
