@@ -657,7 +657,10 @@ impl Settings {
             return invalid("database.read_timeout_ms", "must be at least 1".into());
         }
         if !(1..=i64::MAX as u64).contains(&self.database.events_per_bucket) {
-            return invalid("database.events_per_bucket", "must be at least 1".into());
+            return invalid(
+                "database.events_per_bucket",
+                "must be from 1 to 2^63 - 1".into(),
+            );
         }
         if !(1..=2000).contains(&self.ingest.max_batch) {
             return invalid("ingest.max_batch", "must be between 1 and 2000".into());
@@ -927,5 +930,15 @@ mod tests {
                 .to_string()
                 .contains("server.bind")
         );
+        for n in [0, u64::MAX] {
+            let mut s = Settings::defaults();
+            s.database.events_per_bucket = n;
+            assert!(
+                s.validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("database.events_per_bucket")
+            );
+        }
     }
 }
