@@ -24,6 +24,8 @@ const GROUP_EVENTS: usize = 10_000;
 
 /// Per-day count changes, by (day, event name).
 type Deltas = std::collections::BTreeMap<(i64, String), i64>;
+/// A project's changes in a group: its count deltas and the span of its events' times.
+type Changes = (ProjectId, Deltas, Option<(i64, i64)>);
 
 /// An event as its row is written, serialised by the caller before any lock is taken.
 pub(super) struct EventRow {
@@ -45,6 +47,12 @@ pub struct ReadyBatch {
 }
 
 impl ReadyBatch {
+    /// The first and last time of its events (none when it has none).
+    fn span(&self) -> Option<(i64, i64)> {
+        let times = self.rows.iter().map(|e| e.time_ms);
+        times.clone().min().zip(times.max())
+    }
+
     /// The batch's rows, serialised here, in the caller's task, outside any lock.
     pub(super) fn of(
         project: &ProjectId,
@@ -161,7 +169,9 @@ where
     /// writers run side by side and that has no [`Backend::insert_batch`] of its own.
     pub(super) async fn alone(pool: &Pool<DB>, batch: &ReadyBatch) -> StoreResult<InsertOutcome> {
         let mut tx = begin_write_with(pool, None).await?;
-        let (outcome, deltas) = Self::insert_rows(&mut tx, batch).await?;
+        let bucket = Self::bucket_now(&mut tx, batch.events_per_bucket).await?;
+        let (outcome, deltas) = Self::insert_rows(&mut tx, batch, bucket).await?;
+        Self::note_bucket(&mut tx, &batch.project, bucket, batch.span()).await?;
         // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
         // locks are held until the commit, so concurrent batches wait on them as little as possible.
         adjust_counts(&mut *tx, &batch.project, deltas).await?;
@@ -198,20 +208,29 @@ where
             Err(e) => return all_fail(e),
         };
         let mut outcomes = Vec::with_capacity(group.len());
-        // The stored batches' count changes, merged: a day's rows are updated once per group,
-        // not once per batch.
-        let mut counts: std::collections::BTreeMap<String, (ProjectId, Deltas)> =
-            Default::default();
+        // One bucket for the group: its batches are one transaction.
+        let per_bucket = group.first().map_or(1, |j| j.batch.events_per_bucket);
+        let bucket = match Self::bucket_now(&mut tx, per_bucket).await {
+            Ok(b) => b,
+            Err(e) => return all_fail(e),
+        };
+        // The stored batches' count changes and span of times, merged: a day's rows and the
+        // bucket's are updated once per group, not once per batch.
+        let mut counts: std::collections::BTreeMap<String, Changes> = Default::default();
         for job in group {
-            match Self::in_savepoint(&mut tx, &job.batch).await {
+            match Self::in_savepoint(&mut tx, &job.batch, bucket).await {
                 Ok(Ok((outcome, deltas))) => {
                     let project = &job.batch.project;
-                    let (_, merged) = counts
+                    let (_, merged, span) = counts
                         .entry(project.as_str().to_owned())
-                        .or_insert_with(|| (project.clone(), Deltas::new()));
+                        .or_insert_with(|| (project.clone(), Deltas::new(), None));
                     for (key, n) in deltas {
                         *merged.entry(key).or_default() += n;
                     }
+                    *span = match (*span, job.batch.span()) {
+                        (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+                        (one, other) => one.or(other),
+                    };
                     outcomes.push(Ok(outcome));
                 }
                 Ok(Err(e)) => outcomes.push(Err(e)),
@@ -219,8 +238,11 @@ where
                 Err(e) => return all_fail(e),
             }
         }
-        for (project, deltas) in counts.into_values() {
+        for (project, deltas, span) in counts.into_values() {
             if let Err(e) = adjust_counts(&mut *tx, &project, deltas).await {
+                return all_fail(e);
+            }
+            if let Err(e) = Self::note_bucket(&mut tx, &project, bucket, span).await {
                 return all_fail(e);
             }
         }
@@ -235,9 +257,10 @@ where
     async fn in_savepoint(
         conn: &mut DB::Connection,
         batch: &ReadyBatch,
+        bucket: i64,
     ) -> StoreResult<StoreResult<(InsertOutcome, Deltas)>> {
         conn.execute("SAVEPOINT batch").await?;
-        match Self::insert_rows(conn, batch).await {
+        match Self::insert_rows(conn, batch, bucket).await {
             Ok(outcome) => {
                 conn.execute("RELEASE SAVEPOINT batch").await?;
                 Ok(Ok(outcome))
@@ -250,33 +273,48 @@ where
         }
     }
 
-    /// The batch's events and its identity links; its per-day count changes, for the caller to
-    /// apply.
-    async fn insert_rows(
-        conn: &mut DB::Connection,
-        batch: &ReadyBatch,
-    ) -> StoreResult<(InsertOutcome, Deltas)> {
-        let mut inserted = 0;
-        let mut deltas = Deltas::new();
-        // The whole batch goes to the bucket of the newest event stored (0022_event_buckets.sql).
-        let bucket: i64 = if DB::BUCKETED {
+    /// The arrival bucket new events go to: the newest stored event's (0022_event_buckets.sql),
+    /// or 0 where the indexes have none.
+    async fn bucket_now(conn: &mut DB::Connection, per_bucket: i64) -> StoreResult<i64> {
+        if !DB::BUCKETED {
+            return Ok(0);
+        }
+        Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) / $1 FROM events")
-                .bind(batch.events_per_bucket)
+                .bind(per_bucket)
                 .fetch_one(&mut *conn)
-                .await?
-        } else {
-            0
-        };
-        let times = batch.rows.iter().map(|e| e.time_ms);
-        if let (Some(first), Some(last)) = (times.clone().min(), times.max()) {
+                .await?,
+        )
+    }
+
+    /// Notes that `project` has events in `bucket` over `span` (first, last time), if any.
+    async fn note_bucket(
+        conn: &mut DB::Connection,
+        project: &ProjectId,
+        bucket: i64,
+        span: Option<(i64, i64)>,
+    ) -> StoreResult<()> {
+        if let Some((first, last)) = span {
             sqlx::query(NOTE_BUCKET)
-                .bind(batch.project.as_str().to_owned())
+                .bind(project.as_str().to_owned())
                 .bind(bucket)
                 .bind(first)
                 .bind(last)
                 .execute(&mut *conn)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// The batch's events, in `bucket`, and its identity links; its per-day count changes, for
+    /// the caller to apply.
+    async fn insert_rows(
+        conn: &mut DB::Connection,
+        batch: &ReadyBatch,
+        bucket: i64,
+    ) -> StoreResult<(InsertOutcome, Deltas)> {
+        let mut inserted = 0;
+        let mut deltas = Deltas::new();
         for chunk in batch.rows.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                 "INSERT INTO events (project_id, event, distinct_id, time_ms, insert_id, properties, received_at, bucket) ",
