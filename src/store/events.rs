@@ -15,7 +15,7 @@ use crate::domain::profile::{MAX_IDS_PER_PERSON, ProfileOp};
 pub(super) const DAY_MS: i64 = 86_400_000;
 
 /// Counts of the events matching `filter`, read from the events.
-pub(super) fn scan_query<DB: Backend>(filter: &EventFilter, group: CountGroup) -> QueryBuilder<DB>
+fn scan_query<DB: Backend>(filter: &EventFilter, group: CountGroup) -> QueryBuilder<DB>
 where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
@@ -170,12 +170,12 @@ pub(super) fn day_key(day: i64) -> String {
 }
 
 /// The most buckets one statement reads a page of (SQLite allows 500 terms in a compound SELECT).
-pub(super) const BUCKETS_PER_STATEMENT: usize = 200;
+const BUCKETS_PER_STATEMENT: usize = 200;
 
 /// Where a statement on the events looks: every bucket the project has events in (a seek each),
 /// or one.
 #[derive(Clone, Copy)]
-pub(super) enum Buckets {
+enum Buckets {
     All,
     One(i64),
 }
@@ -208,7 +208,7 @@ where
 }
 
 /// Appends the WHERE clause shared by event reads and counts.
-pub(super) fn push_filter<DB: Backend>(qb: &mut QueryBuilder<DB>, f: &EventFilter, at: Buckets)
+fn push_filter<DB: Backend>(qb: &mut QueryBuilder<DB>, f: &EventFilter, at: Buckets)
 where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
