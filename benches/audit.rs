@@ -496,6 +496,11 @@ async fn run(label: &str, url: String, dir: &std::path::Path) {
     }
 }
 
+/// The allocator the `auditgate` binary ships with (src/main.rs), so the service measured
+/// here is the one deployed; the raw baselines in the same process get it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     raw_baselines();

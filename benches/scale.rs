@@ -938,6 +938,11 @@ async fn run(
     }
 }
 
+/// The allocator the `auditgate` binary ships with (src/main.rs), so the service measured
+/// here is the one deployed; the raw baselines in the same process get it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     // Quiet unless asked: RUST_LOG=error shows what a failed answer's server side said.
