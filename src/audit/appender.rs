@@ -15,7 +15,7 @@ use crate::ledger::chain::Draft;
 use crate::ledger::checkpoint::Checkpoint;
 use crate::ledger::entry::{Action, Outcome};
 use crate::ledger::note::SignerKey;
-use crate::store::{SharedStore, StoreError};
+use crate::store::{EventRider, InsertOutcome, SharedStore, StoreError, StoreResult};
 
 pub use crate::error::AuditUnavailable;
 
@@ -23,9 +23,23 @@ pub use crate::error::AuditUnavailable;
 /// stored in a transaction of its own (readers of the newest checkpoints poll every 5 ms).
 const CHECKPOINT_PATIENCE: Duration = Duration::from_millis(2);
 
+/// A group stops growing at this many riding events, so one transaction never holds the write
+/// lock for long (the same bound as a group of event batches, `store/batches.rs`).
+const GROUP_EVENTS: usize = 10_000;
+
+/// An entry's sequence number and, if it carried events, what storing them did.
+type Committed = (u64, Option<StoreResult<InsertOutcome>>);
+
 struct Pending {
     draft: Draft,
-    reply: oneshot::Sender<Result<u64, AuditUnavailable>>,
+    rider: Option<EventRider>,
+    reply: oneshot::Sender<Result<Committed, AuditUnavailable>>,
+}
+
+impl Pending {
+    fn events(&self) -> usize {
+        self.rider.as_ref().map_or(0, EventRider::len)
+    }
 }
 
 /// A handle to the appender task; cheap to clone.
@@ -78,10 +92,38 @@ impl Appender {
 
     /// Appends one entry and returns its sequence number once it is durably committed.
     pub async fn append(&self, draft: Draft) -> Result<u64, AuditUnavailable> {
+        Ok(self.send(draft, None).await?.0)
+    }
+
+    /// Appends one entry and stores `rider`'s events in the same transaction (where the store
+    /// writes them together, [`crate::store::AuditStore::events_ride_with_entries`]); returns
+    /// the entry's sequence number once both are committed, and what storing the events did.
+    /// An answer that does not come in time fails closed like any other, though the commit
+    /// may still land: a client sending again is deduplicated by `$insert_id`.
+    pub async fn append_with_events(
+        &self,
+        draft: Draft,
+        rider: EventRider,
+    ) -> Result<(u64, StoreResult<InsertOutcome>), AuditUnavailable> {
+        let (seq, stored) = self.send(draft, Some(rider)).await?;
+        let stored =
+            stored.unwrap_or_else(|| Err(anyhow::anyhow!("the events were not written").into()));
+        Ok((seq, stored))
+    }
+
+    async fn send(
+        &self,
+        draft: Draft,
+        rider: Option<EventRider>,
+    ) -> Result<Committed, AuditUnavailable> {
         let (reply, answer) = oneshot::channel();
         let wait = async {
             self.sender
-                .send(Pending { draft, reply })
+                .send(Pending {
+                    draft,
+                    rider,
+                    reply,
+                })
                 .await
                 .map_err(|_| AuditUnavailable("the appender has stopped".into()))?;
             answer
@@ -129,8 +171,12 @@ async fn run(
     // stored alone. Either way
     // only this task writes, so commits never wait on each other's locks.
     let mut carried: Option<(u64, String)> = None;
+    // The entry that would have made the last group carry too many events: the next group's first.
+    let mut held: Option<Pending> = None;
     loop {
-        let first = if carried.is_some() {
+        let first = if let Some(p) = held.take() {
+            p
+        } else if carried.is_some() {
             // A commit under load is followed by another within a moment: the checkpoint then
             // rides along in its transaction instead of costing a commit of its own.
             match tokio::time::timeout(CHECKPOINT_PATIENCE, receiver.recv()).await {
@@ -150,10 +196,18 @@ async fn run(
                 None => return,
             }
         };
+        let mut events = first.events();
         let mut group = vec![first];
         while group.len() < config.max_group && !ends_group(&group[group.len() - 1].draft) {
             match receiver.try_recv() {
-                Ok(p) => group.push(p),
+                Ok(p) if events > 0 && events + p.events() > GROUP_EVENTS => {
+                    held = Some(p);
+                    break;
+                }
+                Ok(p) => {
+                    events += p.events();
+                    group.push(p);
+                }
                 Err(_) => break,
             }
         }
@@ -163,8 +217,14 @@ async fn run(
         if group.is_empty() {
             continue;
         }
-        let (drafts, replies): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|p| (p.draft, p.reply)).unzip();
+        let mut drafts = Vec::with_capacity(group.len());
+        let mut riders = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+        for p in group {
+            drafts.push(p.draft);
+            riders.push(p.rider);
+            replies.push(p.reply);
+        }
         if let Some(reason) = &refused {
             for reply in replies {
                 let _ = reply.send(Err(AuditUnavailable(reason.clone())));
@@ -184,13 +244,18 @@ async fn run(
         // or already stored.
         let subject_keys = config.new_salts.waiting();
         let kinds: Vec<(Action, Outcome)> = drafts.iter().map(|d| (d.action, d.outcome)).collect();
-        let append = config
-            .store
-            .append_audit(drafts, salts, now, carried.as_ref(), &subject_keys);
+        let append = config.store.append_audit_with_events(
+            drafts,
+            salts,
+            now,
+            carried.as_ref(),
+            &subject_keys,
+            riders,
+        );
         let started = std::time::Instant::now();
         let entries = replies.len();
         match tokio::time::timeout(config.timeout, append).await {
-            Ok(Ok(appended)) => {
+            Ok(Ok((appended, stored))) => {
                 let m = &config.metrics;
                 m.commit_seconds.observe(started.elapsed().as_secs_f64());
                 m.commits.inc();
@@ -226,8 +291,8 @@ async fn run(
                 }
                 config.new_salts.committed(&subject_keys);
                 healthy.store(true, Ordering::SeqCst);
-                for (reply, seq) in replies.into_iter().zip(&appended.seqs) {
-                    let _ = reply.send(Ok(*seq));
+                for ((reply, seq), stored) in replies.into_iter().zip(&appended.seqs).zip(stored) {
+                    let _ = reply.send(Ok((*seq, stored)));
                 }
                 // Signed only after the commit, so every checkpoint describes a committed prefix
                 // of the one chain: no two can ever be inconsistent.

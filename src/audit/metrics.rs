@@ -62,7 +62,7 @@ impl Default for LogMetrics {
             ),
             commit_seconds: histogram(
                 "commit_duration_seconds",
-                "Time to commit a group of audit entries.",
+                "Time to commit a group of audit entries (on SQLite with the events that ride with them).",
                 vec![
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                 ],

@@ -495,18 +495,23 @@ impl AuditLog {
         details: Value,
         subjects: Vec<Hash>,
     ) -> Result<u64, AppError> {
-        let actor = actor_of(auth.principal().subject());
-        let draft = draft(
-            ctx,
-            actor,
-            Some(auth.project()),
-            action,
-            Outcome::Allowed,
-            records,
-            details,
-            subjects,
-        );
+        let draft = allowed(ctx, auth, action, records, details, subjects);
         Ok(self.append(draft).await?)
+    }
+
+    /// Records an allowed ingestion batch and stores its events in the same transaction (see
+    /// [`Appender::append_with_events`]); fails closed. The inner result is the events'.
+    pub async fn record_with_events<P: Requirement>(
+        &self,
+        ctx: &RequestContext,
+        auth: &Authorized<P>,
+        action: Action,
+        records: u64,
+        details: Value,
+        rider: crate::store::EventRider,
+    ) -> Result<(u64, crate::store::StoreResult<crate::store::InsertOutcome>), AppError> {
+        let draft = allowed(ctx, auth, action, records, details, vec![]);
+        Ok(self.appender.append_with_events(draft, rider).await?)
     }
 
     /// Records an act refused by a rule beyond permissions (such as approving one's own
@@ -683,6 +688,28 @@ fn anonymous() -> Actor {
         method: AuthMethod::None,
         second_factor: false,
     }
+}
+
+/// The entry of an access `auth` allowed.
+fn allowed<P: Requirement>(
+    ctx: &RequestContext,
+    auth: &Authorized<P>,
+    action: Action,
+    records: u64,
+    details: Value,
+    subjects: Vec<Hash>,
+) -> Draft {
+    let actor = actor_of(auth.principal().subject());
+    draft(
+        ctx,
+        actor,
+        Some(auth.project()),
+        action,
+        Outcome::Allowed,
+        records,
+        details,
+        subjects,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -12,11 +12,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::access::{Authorized, perm};
+use crate::audit::{AuditLog, RequestContext};
 use crate::domain::{DistinctId, Timestamp};
 use crate::error::AppError;
+use crate::ledger::entry::Action;
 use crate::store::{
-    CountGroup, EventCursor, EventFilter, GroupProfile, InsertOutcome, NewEvent, Profile,
-    SharedStore, StoredEvent,
+    CountGroup, EventCursor, EventFilter, EventRider, GroupProfile, InsertOutcome, NewEvent,
+    Profile, SharedStore, StoredEvent,
 };
 use profile::{GroupRef, GroupUpdate, ProfileUpdate};
 
@@ -33,19 +35,54 @@ async fn live_project<P: crate::access::Requirement>(
         .map(drop)
 }
 
-/// Stores a batch of events in the authorized project, with the identity links they ask for
-/// ([`identity::links_of`]) in the same transaction.
+/// An ingestion batch's audit entry, as the route describes it.
+pub struct BatchEntry {
+    /// `EventsIngest`, or whatever the route records the batch as.
+    pub action: Action,
+    /// The entry's record count.
+    pub records: u64,
+    /// The entry's details.
+    pub details: Value,
+}
+
+/// Records an ingestion batch in the log, then stores its events in the authorized project,
+/// with the identity links they ask for ([`identity::links_of`]) in the events' transaction;
+/// fails closed. Where the store writes them together (SQLite's one write lock), the events go
+/// in the entry's own transaction: one turn at the lock, and never an event without its entry.
+/// Elsewhere the entry is committed first. `None` when there were no events to store.
 pub async fn ingest(
     store: &SharedStore,
+    audit: &AuditLog,
+    ctx: &RequestContext,
     auth: &Authorized<perm::EventsIngest>,
-    events: &[NewEvent],
-    links: &[identity::Link],
+    entry: BatchEntry,
+    (events, links): (&[NewEvent], &[identity::Link]),
     now: Timestamp,
-) -> Result<InsertOutcome, AppError> {
+) -> Result<Option<InsertOutcome>, AppError> {
     live_project(store, auth).await?;
-    Ok(store
-        .insert_events(auth.project(), events, links, now)
-        .await?)
+    let BatchEntry {
+        action,
+        records,
+        details,
+    } = entry;
+    if !events.is_empty() && store.events_ride_with_entries() {
+        let rider = EventRider::new(auth.project(), events, links, now);
+        let (_, stored) = audit
+            .record_with_events(ctx, auth, action, records, details, rider)
+            .await?;
+        return Ok(Some(stored?));
+    }
+    audit
+        .record(ctx, auth, action, records, details, vec![])
+        .await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        store
+            .insert_events(auth.project(), events, links, now)
+            .await?,
+    ))
 }
 
 /// Adds to a query for one person the other ids merged into theirs, so their events before

@@ -232,28 +232,67 @@ fn count_stored(state: &AppState, outcome: &crate::store::InsertOutcome) {
         .add(Fate::Duplicate, outcome.duplicates as usize);
 }
 
-/// Records an ingestion batch before it is written, so no write goes untraced; fails closed.
-#[allow(clippy::too_many_arguments)]
-async fn record_batch(
+/// Records a batch of profile updates before it is written, so no write goes untraced; fails
+/// closed.
+async fn record_profiles(
     state: &AppState,
     ctx: &RequestContext,
     auth: &Authorized<perm::EventsIngest>,
-    action: Action,
-    endpoint: &str,
     stored: usize,
     rejected: usize,
     dropped: Value,
-    links: Option<usize>,
 ) -> Result<u64, AppError> {
-    let mut details = json!({"endpoint": endpoint, "valid": stored, "rejected_in_request": rejected, "dropped": dropped});
-    if let Some(n) = links {
-        // Asked for, not made: the entry is written before the batch.
-        details["identity_links_asked"] = json!(n);
-    }
+    let details = json!({"endpoint": "engage", "valid": stored, "rejected_in_request": rejected, "dropped": dropped});
     state
         .audit
-        .record(ctx, auth, action, stored as u64, details, vec![])
+        .record(
+            ctx,
+            auth,
+            Action::ProfilesUpdate,
+            stored as u64,
+            details,
+            vec![],
+        )
         .await
+}
+
+/// Records an event batch and stores what screening kept of it, with the identity links the
+/// events ask for; fails closed. Counts the stored events for `/metrics`; returns how many
+/// were accepted (stored, or already stored).
+async fn store_batch(
+    state: &AppState,
+    ctx: &RequestContext,
+    auth: &Authorized<perm::EventsIngest>,
+    endpoint: &str,
+    screened: &Screen<NewEvent>,
+    rejected: usize,
+    sender: Sender,
+) -> Result<u64, AppError> {
+    let kept = &screened.kept;
+    let links = events::identity::links_of(kept, sender);
+    // Links asked for, not made: the entry is written before (or with) the batch.
+    let details = json!({"endpoint": endpoint, "valid": kept.len(), "rejected_in_request": rejected,
+        "dropped": screened.dropped(), "identity_links_asked": links.len()});
+    let entry = events::BatchEntry {
+        action: Action::EventsIngest,
+        records: kept.len() as u64,
+        details,
+    };
+    let now = state.clock.now();
+    let stored = events::ingest(
+        &state.store,
+        &state.audit,
+        ctx,
+        auth,
+        entry,
+        (kept, &links),
+        now,
+    )
+    .await?;
+    Ok(stored.map_or(0, |outcome| {
+        count_stored(state, &outcome);
+        outcome.inserted + outcome.duplicates
+    }))
 }
 
 /// Drops what opted-out (or, where required, unconsented) people sent, before it is logged
@@ -422,25 +461,16 @@ async fn track_records(
         let screened = screen(state, ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
         count_screened(state, &screened);
-        let links = events::identity::links_of(&screened.kept, Sender::PublicToken);
-        record_batch(
+        accepted += store_batch(
             state,
             ctx,
             &auth,
-            Action::EventsIngest,
             "track",
-            screened.kept.len(),
+            &screened,
             failed.len(),
-            screened.dropped(),
-            Some(links.len()),
+            Sender::PublicToken,
         )
         .await?;
-        if !screened.kept.is_empty() {
-            let outcome =
-                events::ingest(&state.store, &auth, &screened.kept, &links, rules.now).await?;
-            count_stored(state, &outcome);
-            accepted += outcome.inserted + outcome.duplicates;
-        }
     }
     state.ingested.add(Fate::Invalid, failed.len());
     BatchResult::new("track", refused, shape, accepted, failed)
@@ -492,16 +522,13 @@ async fn engage_records(
     for (auth, project, batch) in groups {
         let screened = screen(state, ctx, &auth, &project, batch).await?;
         dropped += screened.opted_out + screened.no_consent;
-        record_batch(
+        record_profiles(
             state,
             ctx,
             &auth,
-            Action::ProfilesUpdate,
-            "engage",
             screened.kept.len(),
             failed.len(),
             screened.dropped(),
-            None,
         )
         .await?;
         if !screened.kept.is_empty() {
@@ -640,25 +667,16 @@ pub async fn import(
         let screened = screen(&state, &ctx, &auth, &live, batch).await?;
         dropped = screened.opted_out + screened.no_consent;
         count_screened(&state, &screened);
-        let links = events::identity::links_of(&screened.kept, Sender::ServiceAccount);
-        record_batch(
+        accepted = store_batch(
             &state,
             &ctx,
             &auth,
-            Action::EventsIngest,
             "import",
-            screened.kept.len(),
+            &screened,
             failed.len(),
-            screened.dropped(),
-            Some(links.len()),
+            Sender::ServiceAccount,
         )
         .await?;
-        if !screened.kept.is_empty() {
-            let outcome =
-                events::ingest(&state.store, &auth, &screened.kept, &links, rules.now).await?;
-            count_stored(&state, &outcome);
-            accepted = outcome.inserted + outcome.duplicates;
-        }
     }
     state.ingested.add(Fate::Invalid, failed.len());
     BatchResult::new("import", None, shape, accepted, failed)

@@ -274,11 +274,36 @@ portable_impl!(AuditStore {
         checkpoint: Option<&(u64, String)>,
         subject_keys: &[NewSubjectKey],
     ) -> StoreResult<Appended> {
-        if let Some(appended) = self
-            .append_at_once(&drafts, &salts, now, checkpoint, subject_keys)
-            .await?
+        let (appended, _) = self
+            .append_audit_with_events(drafts, salts, now, checkpoint, subject_keys, vec![])
+            .await?;
+        Ok(appended)
+    }
+
+    fn events_ride_with_entries(&self) -> bool {
+        self.gate.is_some()
+    }
+
+    async fn append_audit_with_events(
+        &self,
+        drafts: Vec<Draft>,
+        salts: Vec<[u8; 16]>,
+        now: Timestamp,
+        checkpoint: Option<&(u64, String)>,
+        subject_keys: &[NewSubjectKey],
+        riders: Vec<Option<EventRider>>,
+    ) -> StoreResult<(Appended, RiderOutcomes)> {
+        let riding: Vec<(usize, &super::batches::ReadyBatch)> = riders
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, &r.as_ref()?.0)))
+            .collect();
+        if riding.is_empty()
+            && let Some(appended) = self
+                .append_at_once(&drafts, &salts, now, checkpoint, subject_keys)
+                .await?
         {
-            return Ok(appended);
+            return Ok((appended, riders.iter().map(|_| None).collect()));
         }
         let mut tx = self.begin_audit_write().await?;
         store_subject_keys(&mut *tx, subject_keys, now).await?;
@@ -343,6 +368,15 @@ portable_impl!(AuditStore {
         }
         insert_nodes(&mut *tx, &nodes).await?;
         insert_subject_rows(&mut *tx, &named).await?;
+        // After the entries, in their transaction: no event is stored without its entry.
+        let batches: Vec<_> = riding.iter().map(|(_, b)| *b).collect();
+        let written =
+            super::batches::Batches::<DB>::write_all(&mut tx, &batches, self.events_per_bucket)
+                .await?;
+        let mut outcomes: RiderOutcomes = riders.iter().map(|_| None).collect();
+        for ((i, _), outcome) in riding.iter().zip(written) {
+            outcomes[*i] = Some(outcome);
+        }
         sqlx::query("UPDATE audit_head SET size = $1, last_link = $2, peaks = $3, last_time = $4 WHERE id = 1")
             .bind(head.size() as i64)
             .bind(head.last_link.to_vec())
@@ -353,11 +387,12 @@ portable_impl!(AuditStore {
         self.check_file()?;
         tx.commit().await?;
         self.remember_tail(&base, &head, next_project_seq);
-        Ok(Appended {
+        let appended = Appended {
             seqs: sealed.iter().map(|s| s.entry.seq).collect(),
             head,
             base,
-        })
+        };
+        Ok((appended, outcomes))
     }
 
     async fn audit_head(&self) -> StoreResult<Head> {

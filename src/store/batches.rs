@@ -42,8 +42,6 @@ pub struct ReadyBatch {
     pub(super) rows: Vec<EventRow>,
     pub(super) links: Vec<IdentityLink>,
     pub(super) received_at: Timestamp,
-    /// About how many events share an arrival bucket (`database.events_per_bucket`).
-    pub(super) events_per_bucket: i64,
 }
 
 impl ReadyBatch {
@@ -59,7 +57,6 @@ impl ReadyBatch {
         events: &[NewEvent],
         links: &[IdentityLink],
         received_at: Timestamp,
-        events_per_bucket: i64,
     ) -> Self {
         let rows = events
             .iter()
@@ -76,7 +73,6 @@ impl ReadyBatch {
             rows,
             links: links.to_vec(),
             received_at,
-            events_per_bucket,
         }
     }
 }
@@ -142,12 +138,14 @@ where
     for<'s> &'s str: ColumnIndex<DB::Row>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// Stores `batch` in the next group commit, and answers what it stored.
+    /// Stores `batch` in the next group commit, and answers what it stored. `per_bucket` is
+    /// about how many events share an arrival bucket (`database.events_per_bucket`).
     pub(super) async fn submit(
         pool: Pool<DB>,
         gate: Option<Arc<WriteGate>>,
         queue: Arc<BatchQueue>,
         batch: ReadyBatch,
+        per_bucket: i64,
     ) -> StoreResult<InsertOutcome> {
         let (done, answer) = oneshot::channel();
         queue
@@ -157,7 +155,7 @@ where
             .push_back(Job { batch, done });
         // The group is written by a task of its own: a caller that goes away (its client hung
         // up) must not roll back the batches of the others in its group.
-        tokio::spawn(Self::lead(pool, gate, queue));
+        tokio::spawn(Self::lead(pool, gate, queue, per_bucket));
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
                 "the batch's write was abandoned; send it again".into(),
@@ -167,9 +165,13 @@ where
 
     /// Stores `batch` in a transaction of its own, statement by statement, for a backend whose
     /// writers run side by side and that has no [`Backend::insert_batch`] of its own.
-    pub(super) async fn alone(pool: &Pool<DB>, batch: &ReadyBatch) -> StoreResult<InsertOutcome> {
+    pub(super) async fn alone(
+        pool: &Pool<DB>,
+        batch: &ReadyBatch,
+        per_bucket: i64,
+    ) -> StoreResult<InsertOutcome> {
         let mut tx = begin_write_with(pool, None).await?;
-        let bucket = Self::bucket_now(&mut tx, batch.events_per_bucket).await?;
+        let bucket = Self::bucket_now(&mut tx, per_bucket).await?;
         let (outcome, deltas) = Self::insert_rows(&mut tx, batch, bucket).await?;
         Self::note_bucket(&mut tx, &batch.project, bucket, batch.span()).await?;
         // Last: every batch of a day updates the same count rows, and on PostgreSQL their row
@@ -181,14 +183,19 @@ where
 
     /// Writes groups until none is waiting. Every batch queued has a leader started after it, so
     /// none is left behind.
-    async fn lead(pool: Pool<DB>, gate: Option<Arc<WriteGate>>, queue: Arc<BatchQueue>) {
+    async fn lead(
+        pool: Pool<DB>,
+        gate: Option<Arc<WriteGate>>,
+        queue: Arc<BatchQueue>,
+        per_bucket: i64,
+    ) {
         let _turn = queue.leader.lock().await;
         loop {
             let group = queue.next_group();
             if group.is_empty() {
                 return;
             }
-            let outcomes = Self::commit_group(&pool, gate.as_deref(), &group).await;
+            let outcomes = Self::commit_group(&pool, gate.as_deref(), &group, per_bucket).await;
             for (job, outcome) in group.into_iter().zip(outcomes) {
                 // A caller that went away no longer wants its answer; its batch is stored.
                 let _ = job.done.send(outcome);
@@ -201,55 +208,62 @@ where
         pool: &Pool<DB>,
         gate: Option<&WriteGate>,
         group: &[Job],
+        per_bucket: i64,
     ) -> Vec<StoreResult<InsertOutcome>> {
         let all_fail = |e: StoreError| group.iter().map(|_| Err(shared(&e))).collect();
         let mut tx = match begin_write_with(pool, gate).await {
             Ok(tx) => tx,
             Err(e) => return all_fail(e),
         };
-        let mut outcomes = Vec::with_capacity(group.len());
-        // One bucket for the group: its batches are one transaction.
-        let per_bucket = group.first().map_or(1, |j| j.batch.events_per_bucket);
-        let bucket = match Self::bucket_now(&mut tx, per_bucket).await {
-            Ok(b) => b,
+        let batches: Vec<&ReadyBatch> = group.iter().map(|j| &j.batch).collect();
+        let outcomes = match Self::write_all(&mut tx, &batches, per_bucket).await {
+            Ok(outcomes) => outcomes,
             Err(e) => return all_fail(e),
         };
+        match tx.commit().await {
+            Ok(()) => outcomes,
+            Err(e) => all_fail(e.into()),
+        }
+    }
+
+    /// Writes `batches` in the caller's transaction, a savepoint each, with their count changes
+    /// and bucket spans; each batch's outcome, in order. The outer error leaves the transaction
+    /// in no known state: the caller must not commit it.
+    pub(super) async fn write_all(
+        conn: &mut DB::Connection,
+        batches: &[&ReadyBatch],
+        per_bucket: i64,
+    ) -> StoreResult<Vec<StoreResult<InsertOutcome>>> {
+        let mut outcomes = Vec::with_capacity(batches.len());
+        // One bucket for the group: its batches are one transaction.
+        let bucket = Self::bucket_now(conn, per_bucket).await?;
         // The stored batches' count changes and span of times, merged: a day's rows and the
         // bucket's are updated once per group, not once per batch.
         let mut counts: std::collections::BTreeMap<String, Changes> = Default::default();
-        for job in group {
-            match Self::in_savepoint(&mut tx, &job.batch, bucket).await {
-                Ok(Ok((outcome, deltas))) => {
-                    let project = &job.batch.project;
+        for batch in batches {
+            match Self::in_savepoint(conn, batch, bucket).await? {
+                Ok((outcome, deltas)) => {
+                    let project = &batch.project;
                     let (_, merged, span) = counts
                         .entry(project.as_str().to_owned())
                         .or_insert_with(|| (project.clone(), Deltas::new(), None));
                     for (key, n) in deltas {
                         *merged.entry(key).or_default() += n;
                     }
-                    *span = match (*span, job.batch.span()) {
+                    *span = match (*span, batch.span()) {
                         (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
                         (one, other) => one.or(other),
                     };
                     outcomes.push(Ok(outcome));
                 }
-                Ok(Err(e)) => outcomes.push(Err(e)),
-                // The savepoint itself failed: the transaction is in no known state; keep none.
-                Err(e) => return all_fail(e),
+                Err(e) => outcomes.push(Err(e)),
             }
         }
         for (project, deltas, span) in counts.into_values() {
-            if let Err(e) = adjust_counts(&mut *tx, &project, deltas).await {
-                return all_fail(e);
-            }
-            if let Err(e) = Self::note_bucket(&mut tx, &project, bucket, span).await {
-                return all_fail(e);
-            }
+            adjust_counts(&mut *conn, &project, deltas).await?;
+            Self::note_bucket(conn, &project, bucket, span).await?;
         }
-        match tx.commit().await {
-            Ok(()) => outcomes,
-            Err(e) => all_fail(e.into()),
-        }
+        Ok(outcomes)
     }
 
     /// The batch in a savepoint: kept if it succeeds, undone alone if it fails. The outer error is

@@ -344,13 +344,7 @@ portable_impl!(EventStore {
         links: &[IdentityLink],
         received_at: Timestamp,
     ) -> StoreResult<InsertOutcome> {
-        let batch = super::batches::ReadyBatch::of(
-            project,
-            events,
-            links,
-            received_at,
-            self.events_per_bucket,
-        );
+        let batch = super::batches::ReadyBatch::of(project, events, links, received_at);
         match &self.gate {
             // One write lock (SQLite): batches share its turns and their commits.
             Some(gate) => {
@@ -359,13 +353,17 @@ portable_impl!(EventStore {
                     Some(gate.clone()),
                     self.batches.clone(),
                     batch,
+                    self.events_per_bucket,
                 )
                 .await
             }
             // Concurrent writers (PostgreSQL): a transaction each, side by side.
             None => match DB::insert_batch(self, &batch) {
                 Some(at_once) => at_once.await,
-                None => super::batches::Batches::<DB>::alone(&self.pool, &batch).await,
+                None => {
+                    super::batches::Batches::<DB>::alone(&self.pool, &batch, self.events_per_bucket)
+                        .await
+                }
             },
         }
     }

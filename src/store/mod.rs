@@ -232,6 +232,48 @@ pub struct InsertOutcome {
     pub linked: u64,
 }
 
+/// An ingestion batch's events, to be written in the same transaction as its audit entry
+/// ([`AuditStore::append_audit_with_events`]), their rows already serialised.
+pub struct EventRider(batches::ReadyBatch);
+
+impl EventRider {
+    /// `events` for `project`, with the identity links they ask for, serialised here (in the
+    /// caller's task, not the appender's).
+    pub fn new(
+        project: &ProjectId,
+        events: &[NewEvent],
+        links: &[IdentityLink],
+        received_at: Timestamp,
+    ) -> Self {
+        Self(batches::ReadyBatch::of(project, events, links, received_at))
+    }
+
+    /// How many events it carries.
+    pub fn len(&self) -> usize {
+        self.0.rows.len()
+    }
+
+    /// Whether it carries none.
+    pub fn is_empty(&self) -> bool {
+        self.0.rows.is_empty()
+    }
+}
+
+impl std::fmt::Debug for EventRider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Events hold personal data; a rider is only ever shown by its size.
+        write!(
+            f,
+            "EventRider({} events for {})",
+            self.0.rows.len(),
+            self.0.project
+        )
+    }
+}
+
+/// Each rider's outcome, paired with the drafts: `None` where a draft had none.
+pub type RiderOutcomes = Vec<Option<StoreResult<InsertOutcome>>>;
+
 /// A position in the (time, id) order, after which a page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventCursor {
@@ -450,6 +492,22 @@ pub trait AuditStore: Send + Sync {
         checkpoint: Option<&(u64, String)>,
         subject_keys: &[NewSubjectKey],
     ) -> StoreResult<Appended>;
+    /// Whether ingested events are best written in their audit entry's transaction: where the
+    /// database has one write lock (SQLite), a batch then takes one turn at it instead of two.
+    fn events_ride_with_entries(&self) -> bool;
+    /// As [`AuditStore::append_audit`], and in the same transaction, after the entries, the
+    /// events of each draft that has a rider (paired with `drafts`), each batch in a savepoint
+    /// of its own: a batch that fails is undone alone (its entry stays, as when the entry is
+    /// written first), and no event is ever stored without its entry.
+    async fn append_audit_with_events(
+        &self,
+        drafts: Vec<Draft>,
+        salts: Vec<[u8; 16]>,
+        now: Timestamp,
+        checkpoint: Option<&(u64, String)>,
+        subject_keys: &[NewSubjectKey],
+        riders: Vec<Option<EventRider>>,
+    ) -> StoreResult<(Appended, RiderOutcomes)>;
     /// The current head.
     async fn audit_head(&self) -> StoreResult<Head>;
     /// The largest checkpoint whose size is at most `size`.

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auditgate::ledger::bundle::verify_text;
+use auditgate::ledger::entry::{Action, Outcome};
 use serde_json::json;
 use sqlx::Connection;
 
@@ -93,6 +94,7 @@ async fn a_full_disk_fails_closed_and_everything_recovers_once_space_is_freed() 
     let filler = disk.fill();
     // Enough work to need new pages in the WAL: each read appends an entry.
     let mut refused = 0;
+    let mut answered = std::collections::BTreeSet::new();
     for i in 0..40 {
         let r = app
             .import(&json!([app.event(
@@ -105,6 +107,7 @@ async fn a_full_disk_fails_closed_and_everything_recovers_once_space_is_freed() 
             refused += 1;
         } else {
             assert_eq!(r.status(), 200);
+            answered.insert(format!("u{i}"));
         }
         let r = app.get("/api/v1/projects/shop/events").await;
         if r.status() == 503 {
@@ -126,8 +129,30 @@ async fn a_full_disk_fails_closed_and_everything_recovers_once_space_is_freed() 
         200
     );
     app.settle().await;
-    let (bundle, _) = app.export_log().await;
+    let (bundle, entries) = app.export_log().await;
     verify_text(&bundle, vec![app.verifier_key()], None).unwrap();
+    // Every batch answered 200 is stored, and no stored batch lacks its entry (on SQLite the
+    // events are written in their entry's transaction, which the full disk refused whole).
+    let stored: std::collections::BTreeSet<String> = app
+        .all_events()
+        .await
+        .iter()
+        .filter_map(|e| e["distinct_id"].as_str().map(str::to_owned))
+        .collect();
+    let batches_stored = stored.iter().filter(|d| d.starts_with('u')).count();
+    assert!(
+        answered.iter().all(|d| stored.contains(d)),
+        "{answered:?} in {stored:?}"
+    );
+    let ingested = entries
+        .iter()
+        .filter(|e| e.action == Action::EventsIngest && e.outcome == Outcome::Allowed)
+        .count();
+    assert!(
+        ingested >= batches_stored + 2,
+        "{ingested} entries for {} batches stored",
+        batches_stored + 2
+    );
 }
 
 #[tokio::test]

@@ -2280,3 +2280,124 @@ async fn pages_over_more_buckets_than_one_statement_on_sqlite() {
     }
     assert_eq!(read, times);
 }
+
+/// Events that ride with their audit entries are written in the entries' transaction: each
+/// rider's outcome comes back beside its entry, duplicates are found as in any batch, counts
+/// agree, and a group that cannot be committed keeps neither its entries nor its events.
+async fn riders_suite(store: SharedStore) {
+    use auditgate::audit::system_draft;
+    use auditgate::ledger::entry::{Action, Entry};
+    use auditgate::store::{EventRider, InsertOutcome};
+    let (clock, shop, other) = shop_and_other(&store).await;
+    let now = clock.now();
+    let base = store.audit_head().await.unwrap().size();
+    let draft = |p: &ProjectId| {
+        let mut d = system_draft(Action::EventsIngest, serde_json::json!({}));
+        d.project = Some(p.as_str().into());
+        d
+    };
+    let first = [
+        event("view", "p1", T0, Some("a")),
+        event("buy", "p1", T0 + 1, Some("b")),
+        event("view", "p2", T0 + 2, None),
+    ];
+    // "a" again, and an event of another project with the same insert id (not a duplicate).
+    let again = [
+        event("view", "p1", T0 + 3, Some("a")),
+        event("view", "p3", T0 + 4, Some("c")),
+    ];
+    let elsewhere = [event("view", "p1", T0 + 5, Some("a"))];
+    let riders = vec![
+        Some(EventRider::new(&shop, &first, &[], now)),
+        None,
+        Some(EventRider::new(&shop, &again, &[], now)),
+        Some(EventRider::new(&other, &elsewhere, &[], now)),
+    ];
+    let drafts = vec![draft(&shop), draft(&shop), draft(&shop), draft(&other)];
+    let (appended, outcomes) = store
+        .append_audit_with_events(drafts, vec![[3; 16]; 4], now, None, &[], riders)
+        .await
+        .unwrap();
+    assert_eq!(appended.base.size(), base);
+    assert_eq!(appended.head.size(), base + 4);
+    let outcomes: Vec<_> = outcomes
+        .into_iter()
+        .map(|o| o.map(Result::unwrap))
+        .collect();
+    let stored = |inserted, duplicates| {
+        Some(InsertOutcome {
+            inserted,
+            duplicates,
+            linked: 0,
+        })
+    };
+    assert_eq!(
+        outcomes,
+        vec![stored(3, 0), None, stored(1, 1), stored(1, 0)]
+    );
+    let entries = store.audit_entries(base, base + 4).await.unwrap();
+    let actions: Vec<_> = entries
+        .iter()
+        .map(|e| Entry::decode(&e.bytes).unwrap().action)
+        .collect();
+    assert_eq!(actions, vec![Action::EventsIngest; 4]);
+    let shop_events = store.query_events(&filter(&shop), None, 100).await.unwrap();
+    let names: Vec<_> = shop_events
+        .iter()
+        .map(|e| (e.distinct_id.as_str(), e.time.millis()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("p1", T0), ("p1", T0 + 1), ("p2", T0 + 2), ("p3", T0 + 4)]
+    );
+    assert_counts_agree(&store, &shop, "after riders").await;
+    assert_counts_agree(&store, &other, "after riders").await;
+
+    // A group the log refuses (a salt conflicting with a stored one) writes no events either.
+    let key = |salt: u8, lookup: u8| auditgate::store::NewSubjectKey {
+        project: "shop".into(),
+        lookup: [lookup; 32],
+        salt: [salt; 32],
+    };
+    store
+        .append_audit(vec![draft(&shop)], vec![[3; 16]], now, None, &[key(1, 1)])
+        .await
+        .unwrap();
+    let late = [event("late", "p9", T0 + 9, Some("z"))];
+    let refused = store
+        .append_audit_with_events(
+            vec![draft(&shop)],
+            vec![[3; 16]],
+            now,
+            None,
+            &[key(2, 1)],
+            vec![Some(EventRider::new(&shop, &late, &[], now))],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.audit_head().await.unwrap().size(), base + 5);
+    let after = store.query_events(&filter(&shop), None, 100).await.unwrap();
+    assert_eq!(after.len(), 4, "no event of a refused group is kept");
+    assert_counts_agree(&store, &shop, "after a refused group").await;
+}
+
+#[tokio::test]
+async fn riders_suite_on_sqlite() {
+    let (store, _db) = open(Backend::Sqlite, "riders_suite_on_sqlite")
+        .await
+        .unwrap();
+    assert!(store.events_ride_with_entries(), "SQLite's one write lock");
+    riders_suite(store).await;
+}
+
+#[tokio::test]
+async fn riders_suite_on_postgres() {
+    let Some((store, _db)) = open(Backend::Postgres, "riders_suite_on_postgres").await else {
+        return;
+    };
+    assert!(!store.events_ride_with_entries(), "writers side by side");
+    riders_suite(store).await;
+}
