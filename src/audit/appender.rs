@@ -196,21 +196,8 @@ async fn run(
                 None => return,
             }
         };
-        let mut events = first.events();
-        let mut group = vec![first];
-        while group.len() < config.max_group && !ends_group(&group[group.len() - 1].draft) {
-            match receiver.try_recv() {
-                Ok(p) if events > 0 && events + p.events() > GROUP_EVENTS => {
-                    held = Some(p);
-                    break;
-                }
-                Ok(p) => {
-                    events += p.events();
-                    group.push(p);
-                }
-                Err(_) => break,
-            }
-        }
+        let (mut group, next) = gather(first, &mut receiver, config.max_group);
+        held = next;
         // A request that already gave up has answered 503 and returned nothing: do not log
         // an access that did not happen.
         group.retain(|p| !p.reply.is_closed());
@@ -343,6 +330,29 @@ async fn run(
     }
 }
 
+/// A commit group: `first`, then the entries already waiting, up to `max_group` of them and
+/// [`GROUP_EVENTS`] riding events (a first entry with more rides alone), and the entry that
+/// would have passed the bound, to start the next group.
+fn gather(
+    first: Pending,
+    receiver: &mut mpsc::Receiver<Pending>,
+    max_group: usize,
+) -> (Vec<Pending>, Option<Pending>) {
+    let mut events = first.events();
+    let mut group = vec![first];
+    while group.len() < max_group && !ends_group(&group[group.len() - 1].draft) {
+        match receiver.try_recv() {
+            Ok(p) if events > 0 && events + p.events() > GROUP_EVENTS => return (group, Some(p)),
+            Ok(p) => {
+                events += p.events();
+                group.push(p);
+            }
+            Err(_) => break,
+        }
+    }
+    (group, None)
+}
+
 async fn forget_conflicting(config: &AppenderConfig, keys: &[crate::store::NewSubjectKey]) {
     for k in keys {
         if let Ok(Some(stored)) = config.store.subject_salt(&k.project, &k.lookup).await
@@ -377,5 +387,69 @@ async fn store_checkpoint(config: &AppenderConfig, carried: &mut Option<(u64, St
             // Not lost: the next start signs any unsigned tail, and the next commit signs anew.
             tracing::error!(size, "storing a checkpoint failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DistinctId, ProjectId, Timestamp};
+    use crate::store::NewEvent;
+
+    fn pending(events: usize) -> Pending {
+        let project = ProjectId::parse("shop").unwrap();
+        let event = NewEvent {
+            event: "view".into(),
+            distinct_id: DistinctId::parse("p1").unwrap(),
+            time: Timestamp::from_millis(0),
+            insert_id: None,
+            properties: Default::default(),
+        };
+        let rider = (events > 0).then(|| {
+            EventRider::new(
+                &project,
+                &vec![event; events],
+                &[],
+                Timestamp::from_millis(0),
+            )
+        });
+        let draft = crate::audit::system_draft(Action::EventsIngest, serde_json::json!({}));
+        let (reply, _) = oneshot::channel();
+        Pending {
+            draft,
+            rider,
+            reply,
+        }
+    }
+
+    /// The sizes of the groups `waiting` is committed in.
+    fn groups(waiting: &[usize], max_group: usize) -> Vec<Vec<usize>> {
+        let (sender, mut receiver) = mpsc::channel(64);
+        for n in waiting {
+            sender.try_send(pending(*n)).unwrap();
+        }
+        let mut out = Vec::new();
+        let mut held = None;
+        while let Some(first) = held.take().or_else(|| receiver.try_recv().ok()) {
+            let (group, next) = gather(first, &mut receiver, max_group);
+            out.push(group.iter().map(Pending::events).collect());
+            held = next;
+        }
+        out
+    }
+
+    #[test]
+    fn a_group_carries_at_most_its_bound_of_events_and_the_next_entry_starts_the_next() {
+        assert_eq!(
+            groups(&[6_000, 0, 4_000, 1, 0, 9_999, 12_000, 5], 1000),
+            vec![
+                vec![6_000, 0, 4_000],
+                vec![1, 0, 9_999],
+                vec![12_000],
+                vec![5],
+            ]
+        );
+        // Entries without events are bounded by the group size alone.
+        assert_eq!(groups(&[0; 5], 2), vec![vec![0, 0], vec![0, 0], vec![0]]);
     }
 }
