@@ -35,19 +35,9 @@ async fn live_project<P: crate::access::Requirement>(
         .map(drop)
 }
 
-/// An ingestion batch's audit entry, as the route describes it.
-pub struct BatchEntry {
-    /// `EventsIngest`, or whatever the route records the batch as.
-    pub action: Action,
-    /// The entry's record count.
-    pub records: u64,
-    /// The entry's details.
-    pub details: Value,
-}
-
-/// Records an ingestion batch in the log, then stores its events in the authorized project,
-/// with the identity links they ask for ([`identity::links_of`]) in the events' transaction;
-/// fails closed. Where the store writes them together (SQLite's one write lock), the events go
+/// Records an ingestion batch in the log (`EventsIngest`, with the route's `details`), then
+/// stores its events in the authorized project, with the identity links they ask for
+/// ([`identity::links_of`]) in the events' transaction; fails closed. Where the store writes them together (SQLite's one write lock), the events go
 /// in the entry's own transaction: one turn at the lock, and never an event without its entry.
 /// Elsewhere the entry is committed first. `None` when there were no events to store.
 pub async fn ingest(
@@ -55,16 +45,12 @@ pub async fn ingest(
     audit: &AuditLog,
     ctx: &RequestContext,
     auth: &Authorized<perm::EventsIngest>,
-    entry: BatchEntry,
+    details: Value,
     (events, links): (&[NewEvent], &[identity::Link]),
     now: Timestamp,
 ) -> Result<Option<InsertOutcome>, AppError> {
     live_project(store, auth).await?;
-    let BatchEntry {
-        action,
-        records,
-        details,
-    } = entry;
+    let (action, records) = (Action::EventsIngest, events.len() as u64);
     if !events.is_empty() && store.events_ride_with_entries() {
         let rider = EventRider::new(auth.project(), events, links, now);
         let (_, stored) = audit

@@ -273,18 +273,13 @@ async fn store_batch(
     // Links asked for, not made: the entry is written before (or with) the batch.
     let details = json!({"endpoint": endpoint, "valid": kept.len(), "rejected_in_request": rejected,
         "dropped": screened.dropped(), "identity_links_asked": links.len()});
-    let entry = events::BatchEntry {
-        action: Action::EventsIngest,
-        records: kept.len() as u64,
-        details,
-    };
     let now = state.clock.now();
     let stored = events::ingest(
         &state.store,
         &state.audit,
         ctx,
         auth,
-        entry,
+        details,
         (kept, &links),
         now,
     )

@@ -369,13 +369,18 @@ portable_impl!(AuditStore {
         insert_nodes(&mut *tx, &nodes).await?;
         insert_subject_rows(&mut *tx, &named).await?;
         // After the entries, in their transaction: no event is stored without its entry.
-        let batches: Vec<_> = riding.iter().map(|(_, b)| *b).collect();
-        let written =
-            super::batches::Batches::<DB>::write_all(&mut tx, &batches, self.events_per_bucket)
-                .await?;
         let mut outcomes: RiderOutcomes = riders.iter().map(|_| None).collect();
-        for ((i, _), outcome) in riding.iter().zip(written) {
-            outcomes[*i] = Some(outcome);
+        if !riding.is_empty() {
+            let batches: Vec<_> = riding.iter().map(|(_, b)| *b).collect();
+            let written = super::batches::Batches::<DB>::write_all(
+                &mut tx,
+                &batches,
+                self.events_per_bucket,
+            )
+            .await?;
+            for ((i, _), outcome) in riding.iter().zip(written) {
+                outcomes[*i] = Some(outcome);
+            }
         }
         sqlx::query("UPDATE audit_head SET size = $1, last_link = $2, peaks = $3, last_time = $4 WHERE id = 1")
             .bind(head.size() as i64)
