@@ -15,17 +15,13 @@ use crate::ledger::chain::Draft;
 use crate::ledger::checkpoint::Checkpoint;
 use crate::ledger::entry::{Action, Outcome};
 use crate::ledger::note::SignerKey;
-use crate::store::{EventRider, InsertOutcome, SharedStore, StoreError, StoreResult};
+use crate::store::{EventRider, GROUP_EVENTS, InsertOutcome, SharedStore, StoreError, StoreResult};
 
 pub use crate::error::AuditUnavailable;
 
 /// How long a signed checkpoint waits for the next group to ride along with before it is
 /// stored in a transaction of its own (readers of the newest checkpoints poll every 5 ms).
 const CHECKPOINT_PATIENCE: Duration = Duration::from_millis(2);
-
-/// A group stops growing at this many riding events, so one transaction never holds the write
-/// lock for long (the same bound as a group of event batches, `store/batches.rs`).
-const GROUP_EVENTS: usize = 10_000;
 
 /// An entry's sequence number and, if it carried events, what storing them did.
 type Committed = (u64, Option<StoreResult<InsertOutcome>>);

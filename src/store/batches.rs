@@ -18,9 +18,10 @@ use crate::domain::profile::IdentityLink;
 
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound values; 7 per event).
 const INSERT_CHUNK: usize = 1000;
-/// A group stops growing at this many events: one transaction never holds the write lock
-/// for long, and the first batch in it never waits for many behind it.
-const GROUP_EVENTS: usize = 10_000;
+/// A group stops growing at this many events (a group of event batches here, a group of audit
+/// entries whose events ride with them in the appender): one transaction never holds the write
+/// lock for long, and the first batch in it never waits for many behind it.
+pub const GROUP_EVENTS: usize = 10_000;
 
 /// Per-day count changes, by (day, event name).
 type Deltas = std::collections::BTreeMap<(i64, String), i64>;

@@ -26,6 +26,7 @@ use crate::domain::{AllowedOrigins, DistinctId, ProjectId, Timestamp};
 use crate::ledger::chain::{Draft, Head};
 use crate::ledger::merkle::Hash;
 
+pub use batches::GROUP_EVENTS;
 pub use credentials::{CredentialStore, PersonalToken, TotpRecord};
 pub use grants::{ClassificationStore, GrantStore, PropertyKind, RequestStore, RoleStore};
 pub use people::{Claim, Factor, Notice, PeopleStore, PersonOverview, SsoProfile, User, UserKind};
