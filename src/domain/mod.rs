@@ -151,12 +151,18 @@ pub const MAX_TEXT: usize = 1000;
 pub struct FreeText(String);
 
 impl FreeText {
-    /// Accepts at most [`MAX_TEXT`] bytes; `field` names it in the error.
+    /// Accepts at most [`MAX_TEXT`] bytes, none of them NUL; `field` names it in the error.
     pub fn parse(field: &str, s: &str) -> Result<Self, ParseError> {
         if s.len() > MAX_TEXT {
             return Err(ParseError(format!(
                 "{field} is {} bytes long; at most {MAX_TEXT} are accepted",
                 s.len()
+            )));
+        }
+        // PostgreSQL refuses a NUL in text: it would fail the write, not the request.
+        if s.contains('\0') {
+            return Err(ParseError(format!(
+                "{field} must not contain a NUL character"
             )));
         }
         Ok(Self(s.to_owned()))
@@ -359,6 +365,9 @@ mod tests {
         assert!(err.0.contains("reason is 1001 bytes"));
         assert!(FreeText::required("note", "  ").is_err());
         assert_eq!(FreeText::parse("note", "").unwrap().as_str(), "");
+        let err = FreeText::parse("note", "a\0b").unwrap_err();
+        assert!(err.0.contains("note must not contain a NUL"), "{}", err.0);
+        assert!(FreeText::parse("note", "line\nand tab\t").is_ok());
     }
 
     #[test]

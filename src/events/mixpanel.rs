@@ -262,13 +262,17 @@ pub fn parse_event(
     };
     let insert_id = insert_id_of(obj.get("properties").and_then(Value::as_object));
     let name = match obj.get("event") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_NAME_LEN => s.clone(),
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.len() <= MAX_NAME_LEN && !s.contains('\0') =>
+        {
+            s.clone()
+        }
         Some(Value::String(_)) => {
             return Err(fail(
                 index,
                 &insert_id,
                 "event",
-                format!("must be 1 to {MAX_NAME_LEN} bytes"),
+                format!("must be 1 to {MAX_NAME_LEN} bytes, with no NUL character"),
             ));
         }
         Some(_) => return Err(fail(index, &insert_id, "event", "must be a string")),
@@ -461,12 +465,13 @@ pub fn parse_group_update(index: usize, record: &Value) -> Result<ParsedGroupUpd
             .get(field)
             .and_then(text)
             .ok_or_else(|| fail(index, &none, field, "is required, as text or a number"))?;
-        if value.is_empty() || value.len() > MAX_NAME_LEN {
+        // PostgreSQL refuses a NUL in text: it would fail the write, not the request.
+        if value.is_empty() || value.len() > MAX_NAME_LEN || value.contains('\0') {
             return Err(fail(
                 index,
                 &none,
                 field,
-                format!("must be 1 to {MAX_NAME_LEN} bytes"),
+                format!("must be 1 to {MAX_NAME_LEN} bytes, with no NUL character"),
             ));
         }
         Ok(value)

@@ -173,3 +173,80 @@ async fn unknown_routes_and_methods_are_404_problems() {
         .unwrap();
     assert_problem(r, 404).await;
 }
+
+/// PostgreSQL refuses a NUL character in text, SQLite stores it: each id and name the service
+/// stores as text is refused with a NUL on both, before anything is written, and the rest of
+/// the store is untouched.
+async fn nul_characters_are_refused(backend: Backend, test: &str) {
+    let Some(app) = crate::helpers::spawn_app_on(backend, test).await else {
+        return;
+    };
+    assert_eq!(
+        app.import(&json!([app.event("Buy", "u1", "ok")]))
+            .await
+            .status(),
+        200
+    );
+    let mut named = app.event("Bu\u{0}y", "u1", "i1");
+    let body = assert_problem(app.import(&json!([named.clone()])).await, 400).await;
+    assert_eq!(body["failed_records"][0]["field"], "event", "{body}");
+    named["event"] = json!("Buy");
+    named["properties"]["$insert_id"] = json!("i\u{0}1");
+    let body = assert_problem(app.import(&json!([named])).await, 400).await;
+    assert_eq!(
+        body["failed_records"][0]["field"], "properties.$insert_id",
+        "{body}"
+    );
+    // A browser's batch: its good event is stored, the other refused by name.
+    let tracked: Vec<_> = [("Buy", "t0"), ("Bu\u{0}y", "t1")]
+        .into_iter()
+        .map(|(name, id)| {
+            let mut e = app.event(name, "u1", id);
+            e["properties"]["token"] = json!(app.token());
+            e
+        })
+        .collect();
+    let body = assert_problem(app.post_form_plain("/track", &json!(tracked)).await, 400).await;
+    assert_eq!(body["failed_records"][0]["field"], "event", "{body}");
+    // Groups likewise, by key and by id.
+    let group = |key: &str, id: &str| json!({"$token": app.token(), "$group_key": key, "$group_id": id, "$set": {"a": 1}});
+    let groups = json!([
+        group("company", "acme"),
+        group("com\u{0}pany", "acme"),
+        group("company", "ac\u{0}me")
+    ]);
+    let body = assert_problem(app.post_form_plain("/groups", &groups).await, 400).await;
+    let fields: Vec<_> = body["failed_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["$group_key", "$group_id"], "{body}");
+    assert_eq!(
+        app.get("/api/v1/projects/shop/groups/company/acme")
+            .await
+            .status(),
+        200
+    );
+    // A NUL inside a property value is JSON text's escape, stored and read back as sent.
+    let mut valued = app.event("Buy", "u1", "v1");
+    valued["properties"]["note"] = json!("a\u{0}b");
+    assert_eq!(app.import(&json!([valued])).await.status(), 200);
+    let events = app.all_events().await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        events.iter().any(|e| e["properties"]["note"] == "a\u{0}b"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_on_sqlite() {
+    nul_characters_are_refused(Backend::Sqlite, "nul_characters_are_refused_on_sqlite").await;
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_on_postgres() {
+    nul_characters_are_refused(Backend::Postgres, "nul_characters_are_refused_on_postgres").await;
+}
