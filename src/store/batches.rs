@@ -1,9 +1,10 @@
-//! Event batches committed together, where the database has one write lock (SQLite).
-//! Concurrent batches share one transaction, each in a savepoint of its own, and one commit:
+//! Event batches committed together. Where the database has one write lock (SQLite),
+//! concurrent batches share one transaction, each in a savepoint of its own, and one commit:
 //! the commit's fixed cost (a flush to disk, the lock's hand-over) is paid once per group
 //! instead of once per batch, while a batch that fails is rolled back alone. PostgreSQL's
-//! writers run side by side instead, a transaction (one statement, `postgres.rs`) each: behind one group they lost a third
-//! to a half of their throughput in the benchmark.
+//! groups are one project's batches in one statement (`postgres.rs`), several groups at a time:
+//! behind one group at a time its writers lost a third to a half of their throughput in the
+//! benchmark; a group the database refuses is written again batch by batch.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -78,33 +79,119 @@ impl ReadyBatch {
     }
 }
 
+/// A group's write under way: each batch's outcome, in order.
+pub(super) type GroupWritten<'g> =
+    futures_util::future::BoxFuture<'g, Vec<StoreResult<InsertOutcome>>>;
+
 struct Job {
     batch: ReadyBatch,
     done: oneshot::Sender<StoreResult<InsertOutcome>>,
 }
 
-/// Batches waiting for the next group, and the turn to write one.
-#[derive(Default)]
+/// Batches waiting for the next group, and the turns to write one.
 pub struct BatchQueue {
     waiting: std::sync::Mutex<VecDeque<Job>>,
-    leader: tokio::sync::Mutex<()>,
+    /// One where the database has one write lock; more where writers run side by side, so a
+    /// group's statement is not the only one the database is working on.
+    turns: tokio::sync::Semaphore,
+    /// Whether a group holds one project's batches only (its statement names one project).
+    one_project: bool,
+}
+
+impl Default for BatchQueue {
+    fn default() -> Self {
+        Self::new(1, false)
+    }
 }
 
 impl BatchQueue {
-    /// The next group: the oldest batches, up to [`GROUP_EVENTS`] events (at least one).
+    /// A queue whose groups are written by at most `writers` leaders at a time.
+    pub fn new(writers: usize, one_project: bool) -> Self {
+        Self {
+            waiting: Default::default(),
+            turns: tokio::sync::Semaphore::new(writers.max(1)),
+            one_project,
+        }
+    }
+
+    /// The next group: the oldest batches (of the oldest one's project, where groups hold one),
+    /// up to [`GROUP_EVENTS`] events (at least one). Batches of other projects keep their place.
     fn next_group(&self) -> Vec<Job> {
         let mut waiting = self.waiting.lock().expect("not poisoned");
-        let mut group = Vec::new();
+        let project = waiting.front().map(|j| j.batch.project.clone());
+        let (mut group, mut passed) = (Vec::new(), Vec::new());
         let mut events = 0;
-        while let Some(job) = waiting.front() {
+        while let Some(job) = waiting.pop_front() {
+            if self.one_project && Some(&job.batch.project) != project.as_ref() {
+                passed.push(job);
+                continue;
+            }
             let n = job.batch.rows.len();
             if !group.is_empty() && events + n > GROUP_EVENTS {
+                waiting.push_front(job);
                 break;
             }
             events += n;
-            group.extend(waiting.pop_front());
+            group.push(job);
+        }
+        for job in passed.into_iter().rev() {
+            waiting.push_front(job);
         }
         group
+    }
+
+    /// Queues `batch` for a group and answers what the group's writer stored of it. Every
+    /// batch queued must have a [`BatchQueue::lead`] started after it.
+    async fn enqueue(&self, batch: ReadyBatch) -> StoreResult<InsertOutcome> {
+        let (done, answer) = oneshot::channel();
+        self.waiting
+            .lock()
+            .expect("not poisoned")
+            .push_back(Job { batch, done });
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the batch's write was abandoned; send it again".into(),
+            ))
+        })
+    }
+
+    /// Stores `batch` in a group written by `write` (each batch's outcome, in order), in a task
+    /// of its own: a caller that goes away (its client hung up) must not undo the others' batches.
+    pub(super) async fn submit<W>(
+        self: &Arc<Self>,
+        batch: ReadyBatch,
+        write: W,
+    ) -> StoreResult<InsertOutcome>
+    where
+        W: for<'g> Fn(&'g [&'g ReadyBatch]) -> GroupWritten<'g> + Send + 'static,
+    {
+        let answer = self.enqueue(batch);
+        tokio::spawn(self.clone().lead(write));
+        answer.await
+    }
+
+    /// Writes groups until none is waiting, when it is this leader's turn. Every batch queued
+    /// has a leader started after it, so none is left behind.
+    async fn lead<W>(self: Arc<Self>, write: W)
+    where
+        W: for<'g> Fn(&'g [&'g ReadyBatch]) -> GroupWritten<'g>,
+    {
+        let Ok(_turn) = self.turns.acquire().await else {
+            return;
+        };
+        loop {
+            let group = self.next_group();
+            if group.is_empty() {
+                return;
+            }
+            let batches: Vec<&ReadyBatch> = group.iter().map(|j| &j.batch).collect();
+            let outcomes = write(&batches).await;
+            drop(batches);
+            for (job, outcome) in group.into_iter().zip(outcomes) {
+                // A caller that went away no longer wants its answer; its batch is stored.
+                let _ = job.done.send(outcome);
+            }
+        }
     }
 }
 
@@ -148,20 +235,14 @@ where
         batch: ReadyBatch,
         per_bucket: i64,
     ) -> StoreResult<InsertOutcome> {
-        let (done, answer) = oneshot::channel();
         queue
-            .waiting
-            .lock()
-            .expect("not poisoned")
-            .push_back(Job { batch, done });
-        // The group is written by a task of its own: a caller that goes away (its client hung
-        // up) must not roll back the batches of the others in its group.
-        tokio::spawn(Self::lead(pool, gate, queue, per_bucket));
-        answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the batch's write was abandoned; send it again".into(),
-            ))
-        })
+            .submit(batch, move |batches| {
+                let (pool, gate) = (pool.clone(), gate.clone());
+                Box::pin(async move {
+                    Self::commit_group(&pool, gate.as_deref(), batches, per_bucket).await
+                })
+            })
+            .await
     }
 
     /// Stores `batch` in a transaction of its own, statement by statement, for a backend whose
@@ -182,42 +263,19 @@ where
         Ok(outcome)
     }
 
-    /// Writes groups until none is waiting. Every batch queued has a leader started after it, so
-    /// none is left behind.
-    async fn lead(
-        pool: Pool<DB>,
-        gate: Option<Arc<WriteGate>>,
-        queue: Arc<BatchQueue>,
-        per_bucket: i64,
-    ) {
-        let _turn = queue.leader.lock().await;
-        loop {
-            let group = queue.next_group();
-            if group.is_empty() {
-                return;
-            }
-            let outcomes = Self::commit_group(&pool, gate.as_deref(), &group, per_bucket).await;
-            for (job, outcome) in group.into_iter().zip(outcomes) {
-                // A caller that went away no longer wants its answer; its batch is stored.
-                let _ = job.done.send(outcome);
-            }
-        }
-    }
-
     /// One transaction for the group, a savepoint per batch; each batch's outcome, in order.
     async fn commit_group(
         pool: &Pool<DB>,
         gate: Option<&WriteGate>,
-        group: &[Job],
+        batches: &[&ReadyBatch],
         per_bucket: i64,
     ) -> Vec<StoreResult<InsertOutcome>> {
-        let all_fail = |e: StoreError| group.iter().map(|_| Err(shared(&e))).collect();
+        let all_fail = |e: StoreError| batches.iter().map(|_| Err(shared(&e))).collect();
         let mut tx = match begin_write_with(pool, gate).await {
             Ok(tx) => tx,
             Err(e) => return all_fail(e),
         };
-        let batches: Vec<&ReadyBatch> = group.iter().map(|j| &j.batch).collect();
-        let outcomes = match Self::write_all(&mut tx, &batches, per_bucket).await {
+        let outcomes = match Self::write_all(&mut tx, batches, per_bucket).await {
             Ok(outcomes) => outcomes,
             Err(e) => return all_fail(e),
         };

@@ -358,9 +358,9 @@ portable_impl!(EventStore {
                 .await
             }
             // Concurrent writers (PostgreSQL): a transaction each, side by side.
-            None => match DB::insert_batch(self, &batch) {
-                Some(at_once) => at_once.await,
-                None => {
+            None => match DB::insert_batch(self, batch) {
+                Ok(at_once) => at_once.await,
+                Err(batch) => {
                     super::batches::Batches::<DB>::alone(&self.pool, &batch, self.events_per_bucket)
                         .await
                 }
@@ -624,11 +624,12 @@ where
 
 /// The `(alias, person)` rows a batch's links make, in order, against what is stored
 /// (`root_of`: the person each named id is an alias of; `size`: how many aliases each named id
-/// or person has) and what the batch has made so far.
+/// or person has) and what the batch has made so far; both are updated with what it makes, so
+/// the next batch of a group sees them.
 pub(super) fn links_to_make(
     links: &[IdentityLink],
-    mut root_of: HashMap<String, String>,
-    mut size: HashMap<String, usize>,
+    root_of: &mut HashMap<String, String>,
+    size: &mut HashMap<String, usize>,
 ) -> Vec<(String, String)> {
     let mut made: Vec<(String, String)> = Vec::new();
     for link in links {
@@ -699,7 +700,7 @@ where
             size.insert(row.try_get(0)?, n.max(0) as usize);
         }
     }
-    let made = links_to_make(links, root_of, size);
+    let made = links_to_make(links, &mut root_of, &mut size);
     let mut linked = 0;
     for chunk in made.chunks(INSERT_CHUNK) {
         let mut qb: QueryBuilder<DB> = QueryBuilder::new(

@@ -74,14 +74,17 @@ pub trait Backend: Database + sqlx::database::HasStatementCache {
     ) -> futures_util::future::BoxFuture<'a, StoreResult<bool>> {
         Box::pin(async { Ok(false) })
     }
-    /// Stores a batch of events in a transaction of its own in as few round trips as the
-    /// backend allows (PostgreSQL: the links' lookup, then one statement); `None` where the
-    /// portable statements do it, one per table.
-    fn insert_batch<'a>(
-        _store: &'a SqlStore<Self>,
-        _batch: &'a super::batches::ReadyBatch,
-    ) -> Option<futures_util::future::BoxFuture<'a, StoreResult<InsertOutcome>>> {
-        None
+    /// Stores a batch of events in as few statements as the backend allows (PostgreSQL: with
+    /// the batches waiting beside it, the links' lookup and then one statement); the batch back
+    /// where the portable statements do it, one per table.
+    fn insert_batch(
+        _store: &SqlStore<Self>,
+        batch: super::batches::ReadyBatch,
+    ) -> Result<
+        futures_util::future::BoxFuture<'_, StoreResult<InsertOutcome>>,
+        super::batches::ReadyBatch,
+    > {
+        Err(batch)
     }
 }
 
@@ -273,6 +276,13 @@ impl<DB: Database> SqlStore<DB> {
             batches: Default::default(),
             events_per_bucket: 100_000,
         }
+    }
+
+    /// Writes event batches in groups of one project's, at most `writers` groups at a time, each
+    /// group one statement (a backend whose writers run side by side, PostgreSQL).
+    pub fn with_event_writers(mut self, writers: usize) -> Self {
+        self.batches = std::sync::Arc::new(super::batches::BatchQueue::new(writers, true));
+        self
     }
 
     /// Sets how many events share an arrival bucket (`database.events_per_bucket`).

@@ -2401,3 +2401,170 @@ async fn riders_suite_on_postgres() {
     assert!(!store.events_ride_with_entries(), "writers side by side");
     riders_suite(store).await;
 }
+
+type Batch = (ProjectId, Vec<NewEvent>, Vec<IdentityLink>);
+
+/// Sends `batches` at once, as concurrent callers do; checks each batch is told exactly what
+/// was new in it, as if the batches were written one after another in the order sent (a group
+/// keeps their order), against `seen` (the `(project, $insert_id)` stored so far). `refused`:
+/// the batches the database must refuse, alone. Returns the links made.
+async fn send_at_once(
+    store: &SharedStore,
+    batches: &[Batch],
+    seen: &mut std::collections::HashSet<(String, String)>,
+    refused: &[usize],
+) -> u64 {
+    let now = Timestamp::from_millis(T0);
+    let outcomes = futures_util::future::join_all(batches.iter().map(|(p, events, links)| {
+        let store = store.clone();
+        async move { store.insert_events(p, events, links, now).await }
+    }))
+    .await;
+    let mut linked = 0;
+    for (k, ((p, events, _), outcome)) in batches.iter().zip(&outcomes).enumerate() {
+        if refused.contains(&k) {
+            assert!(outcome.is_err(), "batch {k}: {outcome:?}");
+            continue;
+        }
+        let outcome = outcome
+            .as_ref()
+            .unwrap_or_else(|e| panic!("batch {k}: {e}"));
+        let new = events
+            .iter()
+            .filter(|e| match &e.insert_id {
+                Some(i) => seen.insert((p.as_str().into(), i.clone())),
+                None => true,
+            })
+            .count() as u64;
+        assert_eq!(outcome.inserted, new, "batch {k}");
+        assert_eq!(outcome.duplicates, events.len() as u64 - new, "batch {k}");
+        linked += outcome.linked;
+    }
+    linked
+}
+
+/// Event batches sent at once by concurrent callers, written together (a group): each batch is
+/// told what was new in it (an `$insert_id` in two batches of one group is stored once, for the
+/// first), a link one batch makes is seen by the next batch of its group, projects stay apart,
+/// counts agree, and a batch the database refuses fails alone.
+async fn groups_suite(store: SharedStore) {
+    use std::collections::HashSet;
+    let (_clock, shop, other) = shop_and_other(&store).await;
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let stored_before: Vec<_> = (0..10)
+        .map(|i| event("view", "p0", T0 + i, Some(&format!("x-{i}"))))
+        .collect();
+    let before = [(shop.clone(), stored_before, vec![])];
+    send_at_once(&store, &before, &mut seen, &[]).await;
+    let id = |s: &str| DistinctId::parse(s).unwrap();
+    let link = |alias: &str, canonical: &str| IdentityLink {
+        alias: id(alias),
+        canonical: id(canonical),
+    };
+    let batches: Vec<Batch> = (0..40)
+        .map(|k| {
+            let project = if k % 4 == 3 { &other } else { &shop };
+            let mut events: Vec<_> = (0..10)
+                .map(|j| event("view", "p1", T0 + j, Some(&format!("{k}-{j}"))))
+                .collect();
+            // The previous batch's first five (or events stored before), again.
+            let earlier = |j| match k {
+                0 => format!("x-{j}"),
+                _ => format!("{}-{j}", k - 1),
+            };
+            events
+                .extend((0..5).map(|j| event("buy", "p2", T0 + 86_400_000 + j, Some(&earlier(j)))));
+            events.extend((0..2).map(|j| event("tap", "p3", T0 + j, None)));
+            let mut links = vec![
+                link(&format!("dev-{k}"), &format!("u-{}", k % 3)),
+                link(&format!("dev-{k}"), &format!("u-{}", (k + 1) % 3)), // taken just before
+            ];
+            if k % 4 == 1 {
+                // The previous batch's device, made in this group: its person is joined.
+                links.push(link(&format!("anon-{k}"), &format!("dev-{}", k - 1)));
+            }
+            (project.clone(), events, links)
+        })
+        .collect();
+    let linked = send_at_once(&store, &batches, &mut seen, &[]).await;
+    // One link a device, and each anon-k through dev-(k-1) to its person.
+    assert_eq!(linked, 40 + 10);
+    let stored = |p: &ProjectId| {
+        let (store, p) = (store.clone(), p.clone());
+        async move {
+            store
+                .query_events(&filter(&p), None, 10_000)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    let none_ids = 40 * 2;
+    assert_eq!(
+        stored(&shop).await + stored(&other).await,
+        seen.len() + none_ids
+    );
+    assert_counts_agree(&store, &shop, "after a group").await;
+    assert_counts_agree(&store, &other, "after a group").await;
+    let cluster = |p: &ProjectId, who: &str| {
+        let (store, p, who) = (store.clone(), p.clone(), id(who));
+        async move {
+            let ids = store.identity_cluster(&p, &who).await.unwrap();
+            ids.iter()
+                .map(|d| d.as_str().to_owned())
+                .collect::<HashSet<_>>()
+        }
+    };
+    assert!(
+        cluster(&shop, "anon-5").await.contains("u-1"),
+        "anon-5 -> dev-4 -> u-1"
+    );
+    assert!(
+        cluster(&shop, "u-0").await.contains("anon-1"),
+        "anon-1 -> dev-0 -> u-0"
+    );
+    assert!(cluster(&other, "u-0").await.contains("dev-3"));
+    assert!(
+        !cluster(&shop, "u-0").await.contains("dev-3"),
+        "projects stay apart"
+    );
+
+    // A batch the database refuses (PostgreSQL: a NUL in text; SQLite stores it) fails alone.
+    let more: Vec<Batch> = (0..5)
+        .map(|k| {
+            let mut events = vec![event("late", "p5", T0, Some(&format!("late-{k}")))];
+            if k == 2 {
+                events.push(event("nul\0name", "p5", T0, Some("nul")));
+            }
+            (
+                shop.clone(),
+                events,
+                vec![link(&format!("late-dev-{k}"), "u-9")],
+            )
+        })
+        .collect();
+    let refused: &[usize] = if store.backend() == "postgres" {
+        &[2]
+    } else {
+        &[]
+    };
+    let linked = send_at_once(&store, &more, &mut seen, refused).await;
+    assert_eq!(linked, 5 - refused.len() as u64);
+    assert_counts_agree(&store, &shop, "after a refused batch").await;
+}
+
+#[tokio::test]
+async fn groups_suite_on_sqlite() {
+    let (store, _db) = open(Backend::Sqlite, "groups_suite_on_sqlite")
+        .await
+        .unwrap();
+    groups_suite(store).await;
+}
+
+#[tokio::test]
+async fn groups_suite_on_postgres() {
+    let Some((store, _db)) = open(Backend::Postgres, "groups_suite_on_postgres").await else {
+        return;
+    };
+    groups_suite(store).await;
+}
