@@ -140,21 +140,6 @@ impl BatchQueue {
         group
     }
 
-    /// Queues `batch` for a group and answers what the group's writer stored of it. Every
-    /// batch queued must have a [`BatchQueue::lead`] started after it.
-    async fn enqueue(&self, batch: ReadyBatch) -> StoreResult<InsertOutcome> {
-        let (done, answer) = oneshot::channel();
-        self.waiting
-            .lock()
-            .expect("not poisoned")
-            .push_back(Job { batch, done });
-        answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the batch's write was abandoned; send it again".into(),
-            ))
-        })
-    }
-
     /// Stores `batch` in a group written by `write` (each batch's outcome, in order), in a task
     /// of its own: a caller that goes away (its client hung up) must not undo the others' batches.
     pub(super) async fn submit<W>(
@@ -165,9 +150,18 @@ impl BatchQueue {
     where
         W: for<'g> Fn(&'g [&'g ReadyBatch]) -> GroupWritten<'g> + Send + 'static,
     {
-        let answer = self.enqueue(batch);
+        let (done, answer) = oneshot::channel();
+        // Queued before its leader starts: a leader that finds the queue empty stops.
+        self.waiting
+            .lock()
+            .expect("not poisoned")
+            .push_back(Job { batch, done });
         tokio::spawn(self.clone().lead(write));
-        answer.await
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the batch's write was abandoned; send it again".into(),
+            ))
+        })
     }
 
     /// Writes groups until none is waiting, when it is this leader's turn. Every batch queued
