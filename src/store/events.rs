@@ -357,7 +357,7 @@ portable_impl!(EventStore {
                 )
                 .await
             }
-            // Concurrent writers (PostgreSQL): a transaction each, side by side.
+            // Concurrent writers (PostgreSQL): groups of one project's batches, side by side.
             None => match DB::insert_batch(self, batch) {
                 Ok(at_once) => at_once.await,
                 Err(batch) => {
