@@ -169,13 +169,18 @@ async fn insert_batch(store: &SqlStore<Postgres>, batch: ReadyBatch) -> StoreRes
 }
 
 /// Writes a group of one project's batches as one statement; where the database refuses it,
-/// each batch alone, so that a batch it refuses does not fail the others.
+/// each batch alone, so that a batch it refuses does not fail the others. A database that
+/// cannot be reached fails them all at once, not once per batch after as many waits.
 async fn write_group_of_batches(
     pool: &Pool<Postgres>,
     batches: &[&ReadyBatch],
 ) -> Vec<StoreResult<InsertOutcome>> {
     match insert_group(pool, batches).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(StoreError::Unavailable(why)) => batches
+            .iter()
+            .map(|_| Err(StoreError::Unavailable(why.clone())))
+            .collect(),
         Err(e) if batches.len() == 1 => vec![Err(e)],
         Err(e) => {
             tracing::debug!(error = %e, batches = batches.len(), "a group of event batches was refused; writing each alone");
