@@ -414,3 +414,76 @@ where
         Ok((outcome, deltas))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(queue: &BatchQueue, project: &str, events: usize) {
+        let rows = (0..events)
+            .map(|i| EventRow {
+                event: "view".into(),
+                distinct_id: "p1".into(),
+                time_ms: i as i64,
+                insert_id: None,
+                properties: "{}".into(),
+            })
+            .collect();
+        let batch = ReadyBatch {
+            project: ProjectId::parse(project).unwrap(),
+            rows,
+            links: vec![],
+            received_at: Timestamp::from_millis(0),
+        };
+        let (done, _) = oneshot::channel();
+        queue.waiting.lock().unwrap().push_back(Job { batch, done });
+    }
+
+    fn taken(group: Vec<Job>) -> Vec<(String, usize)> {
+        group
+            .iter()
+            .map(|j| (j.batch.project.as_str().to_owned(), j.batch.rows.len()))
+            .collect()
+    }
+
+    #[test]
+    fn a_group_is_the_oldest_batches_up_to_its_bound() {
+        let queue = BatchQueue::new(1, false);
+        for (project, n) in [("a", 4000), ("b", 4000), ("a", 3000), ("a", 1)] {
+            queued(&queue, project, n);
+        }
+        // Projects mix where one transaction can hold them (SQLite); the third would pass
+        // GROUP_EVENTS, so it and the one behind it wait for the next group, in order.
+        assert_eq!(
+            taken(queue.next_group()),
+            [("a".into(), 4000), ("b".into(), 4000)]
+        );
+        assert_eq!(
+            taken(queue.next_group()),
+            [("a".into(), 3000), ("a".into(), 1)]
+        );
+        assert!(queue.next_group().is_empty());
+        // A batch larger than the bound is a group of its own.
+        queued(&queue, "a", GROUP_EVENTS + 1);
+        queued(&queue, "a", 1);
+        assert_eq!(taken(queue.next_group()), [("a".into(), GROUP_EVENTS + 1)]);
+    }
+
+    #[test]
+    fn a_one_project_group_leaves_other_projects_in_their_place() {
+        let queue = BatchQueue::new(4, true);
+        for (project, n) in [("a", 50), ("b", 51), ("a", 52), ("c", 53), ("b", 54)] {
+            queued(&queue, project, n);
+        }
+        assert_eq!(
+            taken(queue.next_group()),
+            [("a".into(), 50), ("a".into(), 52)]
+        );
+        assert_eq!(
+            taken(queue.next_group()),
+            [("b".into(), 51), ("b".into(), 54)]
+        );
+        assert_eq!(taken(queue.next_group()), [("c".into(), 53)]);
+        assert!(queue.next_group().is_empty());
+    }
+}
