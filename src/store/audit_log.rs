@@ -266,20 +266,6 @@ pub(super) fn hash_of(bytes: Vec<u8>) -> StoreResult<Hash> {
 }
 
 portable_impl!(AuditStore {
-    async fn append_audit(
-        &self,
-        drafts: Vec<Draft>,
-        salts: Vec<[u8; 16]>,
-        now: Timestamp,
-        checkpoint: Option<&(u64, String)>,
-        subject_keys: &[NewSubjectKey],
-    ) -> StoreResult<Appended> {
-        let (appended, _) = self
-            .append_audit_with_events(drafts, salts, now, checkpoint, subject_keys, vec![])
-            .await?;
-        Ok(appended)
-    }
-
     fn events_ride_with_entries(&self) -> bool {
         self.gate.is_some()
     }

@@ -492,7 +492,12 @@ pub trait AuditStore: Send + Sync {
         now: Timestamp,
         checkpoint: Option<&(u64, String)>,
         subject_keys: &[NewSubjectKey],
-    ) -> StoreResult<Appended>;
+    ) -> StoreResult<Appended> {
+        let (appended, _) = self
+            .append_audit_with_events(drafts, salts, now, checkpoint, subject_keys, vec![])
+            .await?;
+        Ok(appended)
+    }
     /// Whether ingested events are best written in their audit entry's transaction: where the
     /// database has one write lock (SQLite), a batch then takes one turn at it instead of two.
     fn events_ride_with_entries(&self) -> bool;
