@@ -1,5 +1,6 @@
 //! A short-lived memo of the few rows nearly every request reads again (a service account's
-//! token, grants and custom roles, a project, its sensitive properties, a person's salt).
+//! token, grants and custom roles, a project by id or by ingest token, its sensitive
+//! properties, a person's salt).
 //!
 //! Why it is safe: every write this process makes to those tables calls
 //! [`ReadCache::invalidate`] after it commits, and a value fetched before that call is never
@@ -63,6 +64,9 @@ pub struct ReadCache {
     pub(super) grants: Memo<(SubjectKind, Vec<String>), Vec<GrantRecord>>,
     pub(super) roles: Memo<(), Vec<CustomRole>>,
     pub(super) projects: Memo<String, Project>,
+    /// Projects by their public ingest token: every `/track`, `/engage` and `/groups` batch
+    /// names one.
+    pub(super) by_ingest_token: Memo<String, Project>,
     pub(super) sensitive: Memo<(String, PropertyKind), Vec<String>>,
     pub(super) salts: Memo<(String, Hash), Vec<u8>>,
 }
@@ -78,6 +82,7 @@ impl ReadCache {
             grants: Memo::new(),
             roles: Memo::new(),
             projects: Memo::new(),
+            by_ingest_token: Memo::new(),
             sensitive: Memo::new(),
             salts: Memo::new(),
         }

@@ -67,12 +67,19 @@ portable_impl!(ProjectStore {
     }
 
     async fn project_by_ingest_token(&self, token: &str) -> StoreResult<Option<Project>> {
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_token = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(token.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(project_from_row::<DB>).transpose()
+        let fetch = async {
+            let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ingest_token = $1");
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(token.to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(project_from_row::<DB>).transpose()
+        };
+        // Only tokens that name a project are kept (`through_some`): unknown ones, which any
+        // caller can send, always go to the database and cannot fill the memo.
+        self.cache
+            .through_some(&self.cache.by_ingest_token, token.to_owned(), fetch)
+            .await
     }
 
     async fn service_accounts(&self, project: &ProjectId) -> StoreResult<Vec<ServiceAccount>> {

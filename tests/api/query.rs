@@ -323,3 +323,81 @@ async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere_on_s
 async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere_on_postgres() {
     changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere(Backend::Postgres).await;
 }
+
+/// `/track` finds its project by the token each record carries, kept for a moment like the
+/// other reads every request makes: a project deleted or restored through this service is seen
+/// at the next batch, one deleted from elsewhere once the copy is older than the cache's TTL.
+async fn a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_from_elsewhere(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend, "token_ttl").await else {
+        return;
+    };
+    let ttl = auditgate::config::Settings::defaults()
+        .database
+        .cache_ttl_ms as i64;
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    async fn track(app: &TestApp, n: u32) -> reqwest::Response {
+        let e = json!({"event": "view", "properties": {"token": app.token(), "distinct_id": "u1",
+            "$insert_id": format!("t{n}")}});
+        app.post_form("/track", &e).await
+    }
+    async fn stored(r: reqwest::Response) {
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], 1);
+    }
+    stored(track(&app, 1).await).await;
+
+    // Through this service: at the very next batch, either way.
+    app.store
+        .set_project_deleted(&shop, Some(app.clock.now()))
+        .await
+        .unwrap();
+    let error = crate::helpers::assert_mixpanel_refusal(track(&app, 2).await, 401).await;
+    assert_eq!(error, "no record carries a valid project token");
+    app.store.set_project_deleted(&shop, None).await.unwrap();
+    stored(track(&app, 3).await).await;
+
+    // Through another process on the same database: once the copy is older than the TTL.
+    let other = auditgate::store::connect(&auditgate::config::DatabaseSettings {
+        url: app._db.url.clone(),
+        ..auditgate::config::Settings::defaults().database
+    })
+    .await
+    .unwrap();
+    other
+        .set_project_deleted(&shop, Some(app.clock.now()))
+        .await
+        .unwrap();
+    app.clock.advance_millis(ttl - 1);
+    stored(track(&app, 4).await).await;
+    app.clock.advance_millis(1);
+    crate::helpers::assert_mixpanel_refusal(track(&app, 5).await, 401).await;
+    other.close().await;
+    app.store.set_project_deleted(&shop, None).await.unwrap();
+    let ids: Vec<Value> = app
+        .all_events()
+        .await
+        .iter()
+        .map(|e| e["insert_id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("t1"), json!("t3"), json!("t4")]);
+}
+
+#[tokio::test]
+async fn a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_from_elsewhere_on_sqlite()
+ {
+    a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_from_elsewhere(
+        Backend::Sqlite,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_from_elsewhere_on_postgres()
+ {
+    a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_from_elsewhere(
+        Backend::Postgres,
+    )
+    .await;
+}
