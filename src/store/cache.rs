@@ -1,6 +1,6 @@
 //! A short-lived memo of the few rows nearly every request reads again (a service account's
 //! token, grants and custom roles, a project by id or by ingest token, its sensitive
-//! properties, a person's salt).
+//! properties and its opt-outs, a person's salt).
 //!
 //! Why it is safe: every write this process makes to those tables calls
 //! [`ReadCache::invalidate`] after it commits, and a value fetched before that call is never
@@ -69,6 +69,21 @@ pub struct ReadCache {
     pub(super) by_ingest_token: Memo<String, Project>,
     pub(super) sensitive: Memo<(String, PropertyKind), Vec<String>>,
     pub(super) salts: Memo<(String, Hash), Vec<u8>>,
+    /// Every ingestion batch is screened against its project's opt-outs.
+    pub(super) opt_outs: Memo<String, OptOuts>,
+}
+
+/// Most opt-outs of one project kept in the memo: past it, each batch asks the database for
+/// its own people, as it would without a memo.
+pub const OPT_OUTS_KEPT: usize = 1000;
+
+/// A project's opt-outs, as the memo keeps them.
+#[derive(Clone)]
+pub(super) enum OptOuts {
+    /// All of them: at most [`OPT_OUTS_KEPT`].
+    All(Arc<std::collections::HashSet<Hash>>),
+    /// More than that: not kept.
+    TooMany,
 }
 
 impl ReadCache {
@@ -85,6 +100,7 @@ impl ReadCache {
             by_ingest_token: Memo::new(),
             sensitive: Memo::new(),
             salts: Memo::new(),
+            opt_outs: Memo::new(),
         }
     }
 
@@ -104,6 +120,11 @@ impl ReadCache {
             .unwrap_or_else(|p| p.into_inner())
             .now()
             .millis()
+    }
+
+    /// Whether values are kept at all (a zero TTL keeps none).
+    pub(super) fn keeps(&self) -> bool {
+        !self.ttl.is_zero()
     }
 
     /// Forgets everything fetched so far.

@@ -9,6 +9,7 @@ use sqlx::{
     AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
 };
 
+use super::cache::{OPT_OUTS_KEPT, OptOuts};
 use super::events::{adjust_counts, count_deltas, in_buckets};
 use super::sql::{Backend, SqlStore, portable_impl};
 use super::{GroupProfile, StoreError, StoreResult};
@@ -575,6 +576,7 @@ portable_impl!(PrivacyStore {
         source: &str,
         at: Timestamp,
     ) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query(
             "INSERT INTO opt_outs (project_id, lookup, source, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (project_id, lookup) DO NOTHING",
@@ -589,6 +591,7 @@ portable_impl!(PrivacyStore {
     }
 
     async fn clear_opt_out(&self, project: &ProjectId, lookup: &Hash) -> StoreResult<bool> {
+        let _stale = self.cache.invalidate_on_return();
         let r = sqlx::query("DELETE FROM opt_outs WHERE project_id = $1 AND lookup = $2")
             .bind(project.as_str().to_owned())
             .bind(lookup.to_vec())
@@ -619,6 +622,34 @@ portable_impl!(PrivacyStore {
     }
 
     async fn opted_out(&self, project: &ProjectId, lookups: &[Hash]) -> StoreResult<Vec<Hash>> {
+        // Every batch asks, and most projects have few opt-outs: all of a project's, kept like
+        // the other per-request reads, spare each batch a round trip to the database.
+        if self.cache.keeps() {
+            let fetch = async {
+                let rows = sqlx::query(
+                    "SELECT lookup FROM opt_outs WHERE project_id = $1 LIMIT $2",
+                )
+                .bind(project.as_str().to_owned())
+                .bind(OPT_OUTS_KEPT as i64 + 1)
+                .fetch_all(&self.pool)
+                .await?;
+                if rows.len() > OPT_OUTS_KEPT {
+                    return Ok(OptOuts::TooMany);
+                }
+                let all = rows
+                    .iter()
+                    .map(|r| to_hash(r.try_get("lookup")?))
+                    .collect::<StoreResult<_>>()?;
+                Ok(OptOuts::All(std::sync::Arc::new(all)))
+            };
+            let kept = self
+                .cache
+                .through(&self.cache.opt_outs, project.as_str().to_owned(), fetch)
+                .await?;
+            if let OptOuts::All(all) = kept {
+                return Ok(lookups.iter().filter(|l| all.contains(*l)).copied().collect());
+            }
+        }
         let mut out = Vec::new();
         for chunk in lookups.chunks(IN_CHUNK) {
             let mut qb: QueryBuilder<DB> =

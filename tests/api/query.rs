@@ -401,3 +401,86 @@ async fn a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_fr
     )
     .await;
 }
+
+/// Each batch is screened against its project's opt-outs, kept for a moment like the other
+/// per-request reads: an opt-out recorded through this service (the API, or an SDK's
+/// `$opt_out`) drops the person's next event; one recorded by another process on the same
+/// database, once the copy is older than the cache's TTL, and not before.
+async fn an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, "opt_out_ttl").await else {
+        return;
+    };
+    let ttl = auditgate::config::Settings::defaults()
+        .database
+        .cache_ttl_ms as i64;
+    let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
+    async fn track(app: &TestApp, who: &str, n: u32) -> Value {
+        let e = json!({"event": "view", "properties": {"token": app.token(), "distinct_id": who,
+            "$insert_id": format!("{who}-{n}")}});
+        let r = app.post_form("/track", &e).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+    track(&app, "near", 1).await;
+    track(&app, "far", 1).await;
+
+    // Through this service: the very next event is dropped, and kept again once opted back in.
+    let path = "/api/v1/projects/shop/subjects/near/opt-out";
+    let put = app.client.put(format!("{}{path}", app.address));
+    let r = put
+        .bearer_auth(app.secret())
+        .json(&json!({"source": "privacy-centre"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    track(&app, "near", 2).await;
+    let r = app
+        .client
+        .delete(format!("{}{path}", app.address))
+        .bearer_auth(app.secret())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    track(&app, "near", 3).await;
+
+    // Through another process on the same database: once the copy is older than the TTL.
+    let other = auditgate::store::connect(&auditgate::config::DatabaseSettings {
+        url: app._db.url.clone(),
+        ..auditgate::config::Settings::defaults().database
+    })
+    .await
+    .unwrap();
+    let far = auditgate::domain::DistinctId::parse("far").unwrap();
+    let lookup = app.audit.subject_lookup(&shop, &far);
+    other
+        .set_opt_out(&shop, &lookup, "cli", app.clock.now())
+        .await
+        .unwrap();
+    app.clock.advance_millis(ttl - 1);
+    track(&app, "far", 2).await;
+    app.clock.advance_millis(1);
+    track(&app, "far", 3).await;
+    other.close().await;
+
+    let mut ids: Vec<String> = app
+        .all_events()
+        .await
+        .iter()
+        .map(|e| e["insert_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["far-1", "far-2", "near-1", "near-3"]);
+}
+
+#[tokio::test]
+async fn an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere_on_sqlite() {
+    an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere_on_postgres() {
+    an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere(Backend::Postgres)
+        .await;
+}

@@ -1262,6 +1262,45 @@ async fn privacy_suite(store: SharedStore) {
     assert_eq!(store.opt_out(&shop, &a).await.unwrap().unwrap().0, "api");
     assert!(store.clear_opt_out(&shop, &a).await.unwrap());
     assert!(store.opted_out(&shop, &[a, b]).await.unwrap().is_empty());
+    // A project with more opt-outs than the memo keeps is asked about each batch's people;
+    // either way a change made here is seen at the next question, and projects stay apart.
+    let kept = auditgate::store::cache::OPT_OUTS_KEPT;
+    let other = ProjectId::parse("other").unwrap();
+    projects::create(store.as_ref(), &clock, other.clone(), None)
+        .await
+        .unwrap();
+    let many: Vec<[u8; 32]> = (0..=kept)
+        .map(|i| {
+            let mut l = [7u8; 32];
+            l[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            l
+        })
+        .collect();
+    for l in &many {
+        store
+            .set_opt_out(&shop, l, "api", clock.now())
+            .await
+            .unwrap();
+    }
+    let asked = [many[0], b, many[kept]];
+    let mut found = store.opted_out(&shop, &asked).await.unwrap();
+    found.sort();
+    assert_eq!(found, [many[0], many[kept]]);
+    assert!(store.clear_opt_out(&shop, &many[kept]).await.unwrap());
+    assert_eq!(store.opted_out(&shop, &asked).await.unwrap(), [many[0]]);
+    assert!(store.opted_out(&other, &asked).await.unwrap().is_empty());
+    assert!(
+        store
+            .set_opt_out(&other, &b, "api", clock.now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.opted_out(&other, &asked).await.unwrap(), [b]);
+    for l in many.iter().take(kept) {
+        assert!(store.clear_opt_out(&shop, l).await.unwrap());
+    }
+    assert!(store.clear_opt_out(&other, &b).await.unwrap());
+    assert!(store.opted_out(&shop, &asked).await.unwrap().is_empty());
     for (given, source) in [(true, "banner"), (false, "ticket")] {
         let r = ConsentRecord {
             given,
