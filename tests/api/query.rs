@@ -241,14 +241,29 @@ async fn plan_of(app: &TestApp) -> (u16, Value) {
     (status, body["events"][0]["properties"]["plan"].clone())
 }
 
+/// How long the service keeps what it read for a request, by default.
+fn cache_ttl_ms() -> i64 {
+    auditgate::config::Settings::defaults()
+        .database
+        .cache_ttl_ms as i64
+}
+
+/// A second store on the app's database, as the CLI or another instance opens it.
+async fn another_process(app: &TestApp) -> auditgate::store::SharedStore {
+    auditgate::store::connect(&auditgate::config::DatabaseSettings {
+        url: app._db.url.clone(),
+        ..auditgate::config::Settings::defaults().database
+    })
+    .await
+    .unwrap()
+}
+
 async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere(backend: Backend) {
     use auditgate::store::PropertyKind;
     let Some(app) = spawn_app_on(backend, "cache_ttl").await else {
         return;
     };
-    let ttl = auditgate::config::Settings::defaults()
-        .database
-        .cache_ttl_ms as i64;
+    let ttl = cache_ttl_ms();
     assert!(ttl > 0, "the default keeps reads for a moment");
     let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
     let body = json!([{"event": "signup", "properties": {"distinct_id": "u1",
@@ -282,12 +297,7 @@ async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere(back
 
     // Through another process on the same database (the CLI opens it so): once the
     // service's copy is older than database.cache_ttl_ms, and not before.
-    let other = auditgate::store::connect(&auditgate::config::DatabaseSettings {
-        url: app._db.url.clone(),
-        ..auditgate::config::Settings::defaults().database
-    })
-    .await
-    .unwrap();
+    let other = another_process(&app).await;
     other
         .classify(&shop, PropertyKind::Event, "plan", "cli", now)
         .await
@@ -333,9 +343,7 @@ async fn a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_fr
     let Some(app) = spawn_app_on(backend, "token_ttl").await else {
         return;
     };
-    let ttl = auditgate::config::Settings::defaults()
-        .database
-        .cache_ttl_ms as i64;
+    let ttl = cache_ttl_ms();
     let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
     async fn track(app: &TestApp, n: u32) -> reqwest::Response {
         let e = json!({"event": "view", "properties": {"token": app.token(), "distinct_id": "u1",
@@ -359,12 +367,7 @@ async fn a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_fr
     stored(track(&app, 3).await).await;
 
     // Through another process on the same database: once the copy is older than the TTL.
-    let other = auditgate::store::connect(&auditgate::config::DatabaseSettings {
-        url: app._db.url.clone(),
-        ..auditgate::config::Settings::defaults().database
-    })
-    .await
-    .unwrap();
+    let other = another_process(&app).await;
     other
         .set_project_deleted(&shop, Some(app.clock.now()))
         .await
@@ -410,9 +413,7 @@ async fn an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere
     let Some(app) = spawn_app_on(backend, "opt_out_ttl").await else {
         return;
     };
-    let ttl = auditgate::config::Settings::defaults()
-        .database
-        .cache_ttl_ms as i64;
+    let ttl = cache_ttl_ms();
     let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
     async fn track(app: &TestApp, who: &str, n: u32) -> Value {
         let e = json!({"event": "view", "properties": {"token": app.token(), "distinct_id": who,
@@ -446,12 +447,7 @@ async fn an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere
     track(&app, "near", 3).await;
 
     // Through another process on the same database: once the copy is older than the TTL.
-    let other = auditgate::store::connect(&auditgate::config::DatabaseSettings {
-        url: app._db.url.clone(),
-        ..auditgate::config::Settings::defaults().database
-    })
-    .await
-    .unwrap();
+    let other = another_process(&app).await;
     let far = auditgate::domain::DistinctId::parse("far").unwrap();
     let lookup = app.audit.subject_lookup(&shop, &far);
     other
