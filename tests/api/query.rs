@@ -248,6 +248,19 @@ fn cache_ttl_ms() -> i64 {
         .cache_ttl_ms as i64
 }
 
+/// Waits until the service has recorded the first use of the project's tokens, a write of its
+/// own made off the request's path that forgets what the read memo kept.
+async fn wait_for_token_use(app: &TestApp, project: &auditgate::domain::ProjectId) {
+    for _ in 0..200 {
+        let tokens = app.store.tokens(project).await.unwrap();
+        if tokens.iter().all(|t| t.last_used_at.is_some()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the token's first use was not recorded within 2 s");
+}
+
 /// A second store on the app's database, as the CLI or another instance opens it.
 async fn another_process(app: &TestApp) -> auditgate::store::SharedStore {
     auditgate::store::connect(&auditgate::config::DatabaseSettings {
@@ -286,13 +299,7 @@ async fn changes_apply_at_once_here_and_within_the_cache_ttl_from_elsewhere(back
 
     // The service records its token's first use off the request's path, and that write (its
     // own) forgets what it kept: wait for it, so it cannot land in the middle of what follows.
-    for _ in 0..200 {
-        let tokens = app.store.tokens(&shop).await.unwrap();
-        if tokens.iter().all(|t| t.last_used_at.is_some()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_token_use(&app, &shop).await;
     plan_of(&app).await;
 
     // Through another process on the same database (the CLI opens it so): once the
@@ -406,45 +413,35 @@ async fn a_deleted_projects_token_stops_at_once_here_and_within_the_cache_ttl_fr
 }
 
 /// Each batch is screened against its project's opt-outs, kept for a moment like the other
-/// per-request reads: an opt-out recorded through this service (the API, or an SDK's
-/// `$opt_out`) drops the person's next event; one recorded by another process on the same
-/// database, once the copy is older than the cache's TTL, and not before.
+/// per-request reads: an opt-out recorded through this service (here an SDK's `$opt_out`)
+/// drops the person's events from then on; one recorded by another process on the same
+/// database, once the copy is older than the cache's TTL, and not before. (Only the public
+/// token is used until the end: a service token's first use is recorded off the request's path,
+/// a write of the service's own that would forget the memo at a moment the test cannot choose.)
 async fn an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere(backend: Backend) {
     let Some(app) = spawn_app_on(backend, "opt_out_ttl").await else {
         return;
     };
     let ttl = cache_ttl_ms();
     let shop = auditgate::domain::ProjectId::parse("shop").unwrap();
-    async fn track(app: &TestApp, who: &str, n: u32) -> Value {
-        let e = json!({"event": "view", "properties": {"token": app.token(), "distinct_id": who,
-            "$insert_id": format!("{who}-{n}")}});
+    async fn track(app: &TestApp, who: &str, n: u32, extra: Value) {
+        let mut properties = json!({"token": app.token(), "distinct_id": who,
+            "$insert_id": format!("{who}-{n}")});
+        properties
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let e = json!({"event": "view", "properties": properties});
         let r = app.post_form("/track", &e).await;
         assert_eq!(r.status(), 200);
-        r.json().await.unwrap()
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], 1);
     }
-    track(&app, "near", 1).await;
-    track(&app, "far", 1).await;
+    track(&app, "near", 1, json!({})).await;
+    track(&app, "far", 1, json!({})).await;
 
-    // Through this service: the very next event is dropped, and kept again once opted back in.
-    let path = "/api/v1/projects/shop/subjects/near/opt-out";
-    let put = app.client.put(format!("{}{path}", app.address));
-    let r = put
-        .bearer_auth(app.secret())
-        .json(&json!({"source": "privacy-centre"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    track(&app, "near", 2).await;
-    let r = app
-        .client
-        .delete(format!("{}{path}", app.address))
-        .bearer_auth(app.secret())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    track(&app, "near", 3).await;
+    // Through this service: the event that opts out and every later one are dropped at once.
+    track(&app, "near", 2, json!({"$opt_out": true})).await;
+    track(&app, "near", 3, json!({})).await;
 
     // Through another process on the same database: once the copy is older than the TTL.
     let other = another_process(&app).await;
@@ -455,9 +452,9 @@ async fn an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere
         .await
         .unwrap();
     app.clock.advance_millis(ttl - 1);
-    track(&app, "far", 2).await;
+    track(&app, "far", 2, json!({})).await;
     app.clock.advance_millis(1);
-    track(&app, "far", 3).await;
+    track(&app, "far", 3, json!({})).await;
     other.close().await;
 
     let mut ids: Vec<String> = app
@@ -467,7 +464,7 @@ async fn an_opt_out_applies_at_once_here_and_within_the_cache_ttl_from_elsewhere
         .map(|e| e["insert_id"].as_str().unwrap().to_owned())
         .collect();
     ids.sort();
-    assert_eq!(ids, ["far-1", "far-2", "near-1", "near-3"]);
+    assert_eq!(ids, ["far-1", "far-2", "near-1"]);
 }
 
 #[tokio::test]
