@@ -4,6 +4,8 @@
 //! as raw JSON; `data` holds one record or a list. Records are checked one by one so a bad one
 //! never costs the good ones.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde::Serialize;
@@ -53,8 +55,9 @@ struct Flags {
 }
 
 impl Flags {
-    fn read(fields: &[(String, String)]) -> Self {
-        let on = |k: &str| fields.iter().any(|(n, v)| n == k && v == "1");
+    /// The flags set in a form (a query string or a form body).
+    fn read(form: &str) -> Self {
+        let on = |k: &str| fields(form).any(|(n, v)| n == k && form_decoded(v) == "1");
         Self {
             verbose: on("verbose"),
             ip: on("ip"),
@@ -71,35 +74,73 @@ impl Flags {
     }
 }
 
-fn form_fields(text: &str, what: &str) -> Result<Vec<(String, String)>, BodyError> {
-    serde_urlencoded::from_str(text)
-        .map_err(|e| BodyError(format!("the {what} cannot be read: {e}")))
+/// A form's fields (`application/x-www-form-urlencoded`): each name, decoded, and its value as
+/// sent. Values are decoded only where they are read: a browser's whole batch is one of them.
+fn fields(form: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
+    form.split('&')
+        .filter(|f| !f.is_empty())
+        .map(|f| f.split_once('=').unwrap_or((f, "")))
+        .map(|(name, value)| (form_decoded(name), value))
+}
+
+/// The value of the form's first field called `name`, decoded.
+fn form_field<'f>(form: &'f str, name: &str) -> Option<Cow<'f, str>> {
+    fields(form)
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| form_decoded(v))
+}
+
+/// A form component decoded as browsers encode it: `+` is a space and `%XX` a byte; a `%`
+/// without two hex digits after it stands for itself, and bytes that are not UTF-8 become
+/// U+FFFD. Copied a run at a time between escapes: a browser's base64 batch is mostly runs,
+/// and decoding it byte by byte (`form_urlencoded`) cost about a tenth of the service's time
+/// on browser batches (perf, 2026-12-07).
+fn form_decoded(raw: &str) -> Cow<'_, str> {
+    let bytes = raw.as_bytes();
+    if memchr::memchr2(b'%', b'+', bytes).is_none() {
+        return Cow::Borrowed(raw);
+    }
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(found) = memchr::memchr2(b'%', b'+', &bytes[at..]) {
+        let escape = at + found;
+        out.extend_from_slice(&bytes[at..escape]);
+        at = escape + 1;
+        if bytes[escape] == b'+' {
+            out.push(b' ');
+        } else if let (Some(high), Some(low)) = (hex(bytes.get(at)), hex(bytes.get(at + 1))) {
+            out.push((high * 16 + low) as u8);
+            at += 2;
+        } else {
+            out.push(b'%');
+        }
+    }
+    out.extend_from_slice(&bytes[at..]);
+    Cow::Owned(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// Decodes a request into its records: `data` from a form body, a raw JSON body, or the
 /// query string (the GET and image-pixel shape); `verbose`, `ip` and `img` from either.
 pub fn decode_request(query: &str, body: &[u8], form: bool) -> Result<Payload, BodyError> {
-    let query = form_fields(query, "query string")?;
-    let flags = Flags::read(&query);
+    let flags = Flags::read(query);
     let text = std::str::from_utf8(body)
         .map_err(|e| BodyError(format!("the body is not valid UTF-8: {e}")))?;
     let trimmed = text.trim_start();
     let raw_json = !form && (trimmed.starts_with('[') || trimmed.starts_with('{'));
     let (data, flags, form) = if raw_json {
-        (text.to_owned(), flags, false)
+        (Cow::Borrowed(text), flags, false)
     } else if !trimmed.is_empty() {
-        let fields = form_fields(text, "form body")?;
-        let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let data = get("data").ok_or_else(|| BodyError("the form has no `data` field".into()))?;
-        (decode_data(data)?, flags.or(Flags::read(&fields)), true)
+        let data = form_field(text, "data")
+            .ok_or_else(|| BodyError("the form has no `data` field".into()))?;
+        (decode_data(data)?, flags.or(Flags::read(text)), true)
     } else {
-        let data = query
-            .iter()
-            .find(|(n, _)| n == "data")
-            .map(|(_, v)| v.as_str())
-            .ok_or_else(|| {
-                BodyError("the request has no `data`, in its body or its query string".into())
-            })?;
+        let data = form_field(query, "data").ok_or_else(|| {
+            BodyError("the request has no `data`, in its body or its query string".into())
+        })?;
         (decode_data(data)?, flags, true)
     };
     let value: Value = serde_json::from_str(&data)
@@ -123,16 +164,17 @@ pub fn decode_request(query: &str, body: &[u8], form: bool) -> Result<Payload, B
 }
 
 /// `data` is JSON, or JSON in base64 as older SDKs send it.
-fn decode_data(data: &str) -> Result<String, BodyError> {
+fn decode_data(data: Cow<'_, str>) -> Result<Cow<'_, str>, BodyError> {
     let t = data.trim_start();
     if t.starts_with('[') || t.starts_with('{') {
-        return Ok(data.to_owned());
+        return Ok(data);
     }
     STANDARD
         .decode(data.trim())
         .or_else(|_| URL_SAFE.decode(data.trim()))
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
+        .map(Cow::Owned)
         .ok_or_else(|| BodyError("`data` is neither JSON nor base64-encoded JSON".into()))
 }
 
@@ -546,6 +588,55 @@ mod tests {
 
     fn urlencode(s: &str) -> String {
         serde_urlencoded::to_string([("x", s)]).unwrap()[2..].to_owned()
+    }
+
+    /// What `form_urlencoded` (through serde_urlencoded) makes of one value.
+    fn as_the_crate_decodes(raw: &str) -> String {
+        let fields: Vec<(String, String)> =
+            serde_urlencoded::from_str(&format!("x={raw}")).unwrap();
+        fields
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn form_values_decode_as_form_urlencoded_decodes_them() {
+        for raw in [
+            "",
+            "plain",
+            "a+b%20c",
+            "%2B%2f%3D",
+            "%zz",
+            "%4",
+            "%",
+            "100%",
+            "%%41",
+            "%E2%82%AC",
+            "%FF%FEok",
+            "+++",
+            "%e2%82",
+            "é%C3%A9",
+        ] {
+            assert_eq!(form_decoded(raw), as_the_crate_decodes(raw), "{raw:?}");
+        }
+        // Names are decoded too; values only where they are read.
+        let p = decode_request(
+            "verb%6Fse=1",
+            b"d%61ta=%7B%22event%22%3A%22a+b%22%7D&ip=%31",
+            false,
+        )
+        .unwrap();
+        assert!(p.verbose && p.ip);
+        assert_eq!(p.records, vec![json!({"event": "a b"})]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_form_value_decodes_as_form_urlencoded_decodes_it(raw in "([^&]|%[0-9a-fA-F]{2})*") {
+            proptest::prop_assert_eq!(form_decoded(&raw), as_the_crate_decodes(&raw));
+        }
     }
 
     #[test]
