@@ -336,6 +336,12 @@ async fn concurrent_requests_share_commits_without_gaps() {
         "requests shared commits: {} checkpoints",
         report.checkpoints
     );
+    // Checkpoints skipped while requests waited: once they stop, the last commit is signed,
+    // and what the signer remembers beside its key is exactly the latest checkpoint stored.
+    let (size, note) = app.store.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(size, 65);
+    let memory = app._db.dir.path().join("audit-signing.checkpoint");
+    assert_eq!(std::fs::read_to_string(memory).unwrap(), note);
 }
 
 #[tokio::test]
