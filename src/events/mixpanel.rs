@@ -55,14 +55,24 @@ struct Flags {
 }
 
 impl Flags {
-    /// The flags set in a form (a query string or a form body).
-    fn read(form: &str) -> Self {
-        let on = |k: &str| fields(form).any(|(n, v)| n == k && form_decoded(v) == "1");
-        Self {
-            verbose: on("verbose"),
-            ip: on("ip"),
-            img: on("img"),
+    /// The flags set in a form (a query string or a form body), and its `data` field (the
+    /// first), decoded: one pass over a body that is mostly `data`.
+    fn read(form: &str) -> (Self, Option<Cow<'_, str>>) {
+        let (mut flags, mut data) = (Self::default(), None);
+        for (name, value) in fields(form) {
+            let flag = match name.as_ref() {
+                "data" if data.is_none() => {
+                    data = Some(form_decoded(value));
+                    continue;
+                }
+                "verbose" => &mut flags.verbose,
+                "ip" => &mut flags.ip,
+                "img" => &mut flags.img,
+                _ => continue,
+            };
+            *flag |= form_decoded(value) == "1";
         }
+        (flags, data)
     }
 
     fn or(self, other: Self) -> Self {
@@ -81,13 +91,6 @@ fn fields(form: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
         .filter(|f| !f.is_empty())
         .map(|f| f.split_once('=').unwrap_or((f, "")))
         .map(|(name, value)| (form_decoded(name), value))
-}
-
-/// The value of the form's first field called `name`, decoded.
-fn form_field<'f>(form: &'f str, name: &str) -> Option<Cow<'f, str>> {
-    fields(form)
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| form_decoded(v))
 }
 
 /// A form component decoded as browsers encode it: `+` is a space and `%XX` a byte; a `%`
@@ -126,7 +129,7 @@ fn form_decoded(raw: &str) -> Cow<'_, str> {
 /// Decodes a request into its records: `data` from a form body, a raw JSON body, or the
 /// query string (the GET and image-pixel shape); `verbose`, `ip` and `img` from either.
 pub fn decode_request(query: &str, body: &[u8], form: bool) -> Result<Payload, BodyError> {
-    let flags = Flags::read(query);
+    let (flags, query_data) = Flags::read(query);
     let text = std::str::from_utf8(body)
         .map_err(|e| BodyError(format!("the body is not valid UTF-8: {e}")))?;
     let trimmed = text.trim_start();
@@ -134,11 +137,11 @@ pub fn decode_request(query: &str, body: &[u8], form: bool) -> Result<Payload, B
     let (data, flags, form) = if raw_json {
         (Cow::Borrowed(text), flags, false)
     } else if !trimmed.is_empty() {
-        let data = form_field(text, "data")
-            .ok_or_else(|| BodyError("the form has no `data` field".into()))?;
-        (decode_data(data)?, flags.or(Flags::read(text)), true)
+        let (body_flags, data) = Flags::read(text);
+        let data = data.ok_or_else(|| BodyError("the form has no `data` field".into()))?;
+        (decode_data(data)?, flags.or(body_flags), true)
     } else {
-        let data = form_field(query, "data").ok_or_else(|| {
+        let data = query_data.ok_or_else(|| {
             BodyError("the request has no `data`, in its body or its query string".into())
         })?;
         (decode_data(data)?, flags, true)
