@@ -156,7 +156,7 @@ pub(super) const EVENT_WRITERS: usize = 4;
 
 /// Stores one batch in a group with the batches of its project waiting beside it.
 async fn insert_batch(store: &SqlStore<Postgres>, batch: ReadyBatch) -> StoreResult<InsertOutcome> {
-    let pool = store.pool.clone();
+    let pool = store.ingest.clone();
     let outcome = store
         .batches
         .submit(batch, move |batches| {
@@ -355,7 +355,10 @@ fn refresh_link_statistics(store: &SqlStore<Postgres>, linked: u64) {
 /// 40,000 links against 0.4 ms).
 ///
 /// Prepared: planning it cost more than running it (0.48 ms a lookup of four ids unprepared,
-/// 0.14 ms prepared, at 200,000 links). A prepared plan is kept until the table's statistics
+/// 0.14 ms prepared, at 200,000 links). Planned once per connection: left to choose, PostgreSQL
+/// planned it again for three calls in four (each plan about 0.18 ms: 1,256 plans in 1,650
+/// calls, 231 ms, of a browser benchmark's 6 seconds), so the writers' connections force a
+/// generic plan (`connect`). A prepared plan is kept until the table's statistics
 /// change, and one made while the table was nearly empty is a sequential scan (63 ms a lookup
 /// once it has grown to 200,000 links unanalysed); `refresh_link_statistics` analyses it
 /// whenever this process has doubled the links it made (from 1,000), which makes PostgreSQL
@@ -451,10 +454,17 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Postgr
     let timed = options
         .clone()
         .options([("statement_timeout", settings.read_timeout_ms.to_string())]);
+    // The event writers' statements have the same shape every time (arrays): planned once
+    // for each connection, not again for every group (see `LINKS_NOW`).
+    let planned_once = options
+        .clone()
+        .options([("plan_cache_mode", "force_generic_plan")]);
     let pools = Pools {
         general: pool(settings.max_connections, options.clone()).await?,
         reads: pool(settings.max_connections, timed).await?,
         audit: pool(settings.audit_connections, options).await?,
     };
-    Ok(SqlStore::new(pools, None, ReadCache::of(settings)).with_event_writers(EVENT_WRITERS))
+    let ingest = pool(EVENT_WRITERS as u32, planned_once).await?;
+    Ok(SqlStore::new(pools, None, ReadCache::of(settings))
+        .with_event_writers(EVENT_WRITERS, ingest))
 }

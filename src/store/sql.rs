@@ -88,7 +88,7 @@ pub trait Backend: Database + sqlx::database::HasStatementCache {
     }
 }
 
-/// A store over three sqlx pools to one database, so that no kind of work can take every
+/// A store over sqlx pools to one database, so that no kind of work can take every
 /// connection another needs.
 pub struct SqlStore<DB: Database> {
     /// Everything not named below: sign-in, grants, ingestion, administration.
@@ -99,6 +99,9 @@ pub struct SqlStore<DB: Database> {
     pub(super) reads: Pool<DB>,
     /// The audit appender's alone: a request's entry never waits behind a slow read.
     pub(super) audit: Pool<DB>,
+    /// The event batch groups' writers' (`batches.rs`): the general pool's, except where
+    /// [`SqlStore::with_event_writers`] gives them their own.
+    pub(super) ingest: Pool<DB>,
     /// The database file, for a backend that is one (SQLite).
     pub(super) file: Option<FileIdentity>,
     /// Each project's next `project_seq`, as of the log's size when it was known: good only
@@ -263,6 +266,7 @@ impl<DB: Database> SqlStore<DB> {
     /// Wraps connected pools, over the database file `file` for a backend that is one.
     pub fn new(pools: Pools<DB>, file: Option<FileIdentity>, cache: ReadCache) -> Self {
         Self {
+            ingest: pools.general.clone(),
             pool: pools.general,
             reads: pools.reads,
             audit: pools.audit,
@@ -279,9 +283,11 @@ impl<DB: Database> SqlStore<DB> {
     }
 
     /// Writes event batches in groups of one project's, at most `writers` groups at a time, each
-    /// group one statement (a backend whose writers run side by side, PostgreSQL).
-    pub fn with_event_writers(mut self, writers: usize) -> Self {
+    /// group one statement on a connection of `pool` (a backend whose writers run side by
+    /// side, PostgreSQL).
+    pub fn with_event_writers(mut self, writers: usize, pool: Pool<DB>) -> Self {
         self.batches = std::sync::Arc::new(super::batches::BatchQueue::new(writers, true));
+        self.ingest = pool;
         self
     }
 
@@ -473,6 +479,7 @@ where
 
     async fn close(&self) {
         self.reads.close().await;
+        self.ingest.close().await;
         self.pool.close().await;
         self.audit.close().await;
     }
