@@ -152,7 +152,7 @@ impl Backend for Postgres {
 /// Not one: a group's statement runs on one core and waits for its commit's flush. Two made
 /// bigger groups but no faster ingestion than four in the benchmark (a browser an event:
 /// 18.0-18.7k events/s against 20.1-20.6k; /import the same); eight made groups of one again.
-pub(super) const EVENT_WRITERS: usize = 4;
+pub(super) const EVENT_WRITERS: u32 = 4;
 
 /// Stores one batch in a group with the batches of its project waiting beside it.
 async fn insert_batch(store: &SqlStore<Postgres>, batch: ReadyBatch) -> StoreResult<InsertOutcome> {
@@ -464,7 +464,6 @@ pub async fn connect(settings: &DatabaseSettings) -> StoreResult<SqlStore<Postgr
         reads: pool(settings.max_connections, timed).await?,
         audit: pool(settings.audit_connections, options).await?,
     };
-    let ingest = pool(EVENT_WRITERS as u32, planned_once).await?;
-    Ok(SqlStore::new(pools, None, ReadCache::of(settings))
-        .with_event_writers(EVENT_WRITERS, ingest))
+    let writers = pool(EVENT_WRITERS, planned_once).await?;
+    Ok(SqlStore::new(pools, None, ReadCache::of(settings)).with_event_writers(writers))
 }

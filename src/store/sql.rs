@@ -282,10 +282,11 @@ impl<DB: Database> SqlStore<DB> {
         }
     }
 
-    /// Writes event batches in groups of one project's, at most `writers` groups at a time, each
-    /// group one statement on a connection of `pool` (a backend whose writers run side by
-    /// side, PostgreSQL).
-    pub fn with_event_writers(mut self, writers: usize, pool: Pool<DB>) -> Self {
+    /// Writes event batches in groups of one project's, each group one statement on a
+    /// connection of `pool`, as many groups at a time as it has connections (a backend whose
+    /// writers run side by side, PostgreSQL).
+    pub fn with_event_writers(mut self, pool: Pool<DB>) -> Self {
+        let writers = pool.options().get_max_connections() as usize;
         self.batches = std::sync::Arc::new(super::batches::BatchQueue::new(writers, true));
         self.ingest = pool;
         self
